@@ -1,0 +1,114 @@
+//! The one error type of the crate.
+
+use core::fmt;
+
+/// Everything that can go wrong when reading, writing or running a model file.
+///
+/// Each kind of corruption has its own variant, so a caller (and a test) can tell a
+/// truncated file from a flipped bit or a file written by another format version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Error {
+    /// The file does not start with [`MAGIC`](crate::MAGIC): it is not a model file.
+    BadMagic,
+    /// The file was written with a format version this build does not read.
+    UnsupportedVersion {
+        /// Version named in the file.
+        found: u16,
+        /// The one version this build reads and writes.
+        supported: u16,
+    },
+    /// The header could not be decoded (cut short or garbled).
+    MalformedHeader,
+    /// The architecture in the header is outside what this decoder supports.
+    UnsupportedArchitecture(&'static str),
+    /// The payload is shorter than the header says.
+    Truncated {
+        /// Payload bytes the header announces.
+        expected: usize,
+        /// Payload bytes actually present.
+        found: usize,
+    },
+    /// The payload length does not match the architecture, or bytes follow the payload.
+    SizeMismatch {
+        /// Bytes the architecture and precision require.
+        expected: usize,
+        /// Bytes found.
+        found: usize,
+    },
+    /// The CRC-32 stored in the header does not match the file's contents.
+    ChecksumMismatch {
+        /// Checksum stored in the header.
+        stored: u32,
+        /// Checksum computed over the header and payload.
+        computed: u32,
+    },
+    /// A caller-provided slice has the wrong length.
+    LengthMismatch {
+        /// Length required.
+        expected: usize,
+        /// Length given.
+        found: usize,
+    },
+    /// The requested digit is not one of the model's classes.
+    DigitOutOfRange {
+        /// Digit requested.
+        digit: u8,
+        /// Number of classes the model was trained on.
+        classes: u16,
+    },
+    /// A digit was requested from a model trained without labels.
+    NotConditional,
+    /// A conditional model was asked to decode without a digit.
+    DigitRequired,
+    /// The output buffer given to the writer is too small.
+    BufferTooSmall {
+        /// Bytes needed.
+        needed: usize,
+        /// Bytes available.
+        available: usize,
+    },
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match *self {
+            Error::BadMagic => f.write_str("not a VAE model file (bad magic bytes)"),
+            Error::UnsupportedVersion { found, supported } => write!(
+                f,
+                "model file format version {found} is not supported (this build reads version {supported})"
+            ),
+            Error::MalformedHeader => f.write_str("model file header is malformed or cut short"),
+            Error::UnsupportedArchitecture(why) => write!(f, "unsupported architecture: {why}"),
+            Error::Truncated { expected, found } => write!(
+                f,
+                "model file is truncated: payload has {found} of {expected} bytes"
+            ),
+            Error::SizeMismatch { expected, found } => write!(
+                f,
+                "model payload size mismatch: expected {expected} bytes, found {found}"
+            ),
+            Error::ChecksumMismatch { stored, computed } => write!(
+                f,
+                "model file is corrupt: CRC-32 stored {stored:#010x}, computed {computed:#010x}"
+            ),
+            Error::LengthMismatch { expected, found } => {
+                write!(f, "buffer length mismatch: expected {expected}, got {found}")
+            }
+            Error::DigitOutOfRange { digit, classes } => write!(
+                f,
+                "digit {digit} is out of range: the model knows {classes} classes"
+            ),
+            Error::NotConditional => {
+                f.write_str("this model was trained without labels and cannot draw a chosen digit")
+            }
+            Error::DigitRequired => f.write_str("this model draws a chosen digit: give one"),
+            Error::BufferTooSmall { needed, available } => write!(
+                f,
+                "output buffer too small: need {needed} bytes, have {available}"
+            ),
+        }
+    }
+}
+
+impl core::error::Error for Error {}

@@ -1,0 +1,72 @@
+//! The decoder half of a variational autoencoder for handwritten digits, for the host
+//! and for microcontrollers alike: `no_std`, no allocator, no panics.
+//!
+//! This crate is the one definition of
+//! - the model file format ([`format`]): a versioned, checksummed postcard header followed
+//!   by f16 or f32 weights as raw little-endian bytes, read in place from flash;
+//! - the decoder forward pass ([`Model::decode_into`]), giving 28x28 pixel probabilities;
+//! - the seeded sampler ([`Rng`]) and conditional input ("draw a 7",
+//!   [`Model::generate`]), which give the same pixels on every platform.
+//!
+//! ```
+//! use vae_core::{Model, PIXELS};
+//! # let mut buf = vec![0u8; 1 << 16];
+//! # let file: &[u8] = vae_core::example_model(vae_core::Precision::F16, &mut buf).unwrap();
+//! // `file` holds the bytes of a model file, e.g. `include_bytes!("model.vae")`.
+//! let model = Model::parse(file)?;
+//! let mut pixels = [0u8; PIXELS];
+//! model.generate(1234, Some(7), &mut pixels)?; // seed 1234, digit 7
+//! # Ok::<(), vae_core::Error>(())
+//! ```
+#![no_std]
+#![deny(missing_docs)]
+#![deny(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    clippy::unreachable,
+    clippy::todo,
+    clippy::unimplemented
+)]
+
+#[cfg(test)]
+extern crate std;
+
+mod error;
+pub mod format;
+mod model;
+mod rng;
+
+pub use error::Error;
+pub use format::{
+    encode, encoded_len, Activation, Architecture, Header, Precision, FORMAT_VERSION, IMAGE_SIDE,
+    MAGIC, MAX_HIDDEN_LAYERS, MAX_WIDTH, PIXELS,
+};
+pub use model::{to_pixel, Model};
+pub use rng::Rng;
+
+/// Writes a small conditional model with fixed, made-up weights into `out` (latent 2,
+/// 10 classes, one hidden layer of 8). For examples and tests only: it draws no digits.
+#[doc(hidden)]
+pub fn example_model(precision: Precision, out: &mut [u8]) -> Result<&[u8], Error> {
+    let mut hidden = heapless::Vec::new();
+    hidden
+        .push(8)
+        .map_err(|_| Error::UnsupportedArchitecture("too many hidden layers"))?;
+    let arch = Architecture {
+        latent: 2,
+        classes: 10,
+        hidden,
+        activation: Activation::Relu,
+        output: PIXELS as u16,
+    };
+    // A fixed pseudo-random pattern in [-0.5, 0.5).
+    let mut rng = Rng::new(0x5eed);
+    let values = (0..arch.parameter_count()).map(move |_| rng.uniform() - 0.5);
+    let len = encode(&arch, precision, values, out)?;
+    out.get(..len).ok_or(Error::BufferTooSmall {
+        needed: len,
+        available: 0,
+    })
+}

@@ -1,0 +1,277 @@
+//! A parsed model file and the decoder forward pass over its in-place weights.
+
+use crate::format::{split_and_verify, Activation, Architecture, Header, Precision};
+use crate::{Error, Rng, MAX_WIDTH, PIXELS};
+
+/// A validated model file, borrowing its weights from the bytes it was parsed from
+/// (flash on a microcontroller, a buffer on the host).
+#[derive(Debug, Clone)]
+pub struct Model<'a> {
+    header: Header,
+    payload: &'a [u8],
+}
+
+impl<'a> Model<'a> {
+    /// Parses and fully checks a model file: magic, version, architecture limits, payload
+    /// size and CRC-32. Nothing is copied; the weights stay in `bytes`.
+    ///
+    /// ```
+    /// # let mut buf = vec![0u8; 1 << 16];
+    /// # let file = vae_core::example_model(vae_core::Precision::F32, &mut buf).unwrap();
+    /// use vae_core::{Error, Model};
+    /// assert!(Model::parse(&file).is_ok());
+    /// assert_eq!(Model::parse(&file[..10]).unwrap_err(), Error::MalformedHeader);
+    /// ```
+    pub fn parse(bytes: &'a [u8]) -> Result<Self, Error> {
+        let (header, payload) = split_and_verify(bytes)?;
+        Ok(Model { header, payload })
+    }
+
+    /// The file's header.
+    pub fn header(&self) -> &Header {
+        &self.header
+    }
+
+    /// The decoder's shape.
+    pub fn architecture(&self) -> &Architecture {
+        &self.header.arch
+    }
+
+    /// How the weights are stored.
+    pub fn precision(&self) -> Precision {
+        self.header.precision
+    }
+
+    /// Whether the model draws a chosen digit (it was trained with labels).
+    pub fn is_conditional(&self) -> bool {
+        self.header.arch.classes > 0
+    }
+
+    /// Runs the decoder on a full input vector (`[z, one-hot]`, length
+    /// [`Architecture::input_len`]) and writes the 784 pixel probabilities.
+    ///
+    /// Each output is `bias + w[0]*x[0] + w[1]*x[1] + ...`, summed in that order in f32,
+    /// so every platform that follows IEEE 754 gets the same bits.
+    pub fn decode_into(&self, input: &[f32], probs: &mut [f32; PIXELS]) -> Result<(), Error> {
+        let arch = &self.header.arch;
+        let expected = arch.input_len();
+        if input.len() != expected || input.is_empty() {
+            return Err(Error::LengthMismatch {
+                expected,
+                found: input.len(),
+            });
+        }
+        let mut current = [0.0f32; MAX_WIDTH];
+        let mut next = [0.0f32; MAX_WIDTH];
+        current
+            .get_mut(..expected)
+            .ok_or(Error::UnsupportedArchitecture(
+                "decoder input wider than MAX_WIDTH",
+            ))?
+            .copy_from_slice(input);
+
+        let mut offset = 0usize;
+        let last = arch.hidden.len();
+        for (index, (n_in, n_out)) in arch.layers().enumerate() {
+            let x = current.get(..n_in).ok_or(Error::MalformedHeader)?;
+            let y: &mut [f32] = if index == last {
+                probs.as_mut_slice()
+            } else {
+                next.get_mut(..n_out).ok_or(Error::MalformedHeader)?
+            };
+            offset = self.dense(offset, x, y)?;
+            let activation = if index == last {
+                sigmoid
+            } else {
+                match arch.activation {
+                    Activation::Relu => relu,
+                    Activation::Sigmoid => sigmoid,
+                }
+            };
+            y.iter_mut().for_each(|v| *v = activation(*v));
+            core::mem::swap(&mut current, &mut next);
+        }
+        Ok(())
+    }
+
+    /// One dense layer `y = W x + b` reading `W` and `b` from the payload at `offset`;
+    /// returns the offset of the next layer.
+    fn dense(&self, offset: usize, x: &[f32], y: &mut [f32]) -> Result<usize, Error> {
+        let width = self.header.precision.bytes();
+        let weight_bytes = x.len().saturating_mul(y.len()).saturating_mul(width);
+        let bias_bytes = y.len().saturating_mul(width);
+        let weights_end = offset.saturating_add(weight_bytes);
+        let end = weights_end.saturating_add(bias_bytes);
+        let weights = self.payload.get(offset..weights_end);
+        let biases = self.payload.get(weights_end..end);
+        let (Some(weights), Some(biases)) = (weights, biases) else {
+            return Err(Error::Truncated {
+                expected: end,
+                found: self.payload.len(),
+            });
+        };
+        match self.header.precision {
+            Precision::F32 => dense::<4>(weights, biases, x, y, f32::from_le_bytes),
+            Precision::F16 => dense::<2>(weights, biases, x, y, read_f16),
+        }
+        Ok(end)
+    }
+
+    /// Builds the decoder input `[z, one-hot(digit)]` in `input` and returns its length.
+    ///
+    /// A conditional model needs a digit; an unconditional one refuses it.
+    pub fn build_input(
+        &self,
+        z: &[f32],
+        digit: Option<u8>,
+        input: &mut [f32; MAX_WIDTH],
+    ) -> Result<usize, Error> {
+        let arch = &self.header.arch;
+        let latent = usize::from(arch.latent);
+        if z.len() != latent {
+            return Err(Error::LengthMismatch {
+                expected: latent,
+                found: z.len(),
+            });
+        }
+        let len = arch.input_len();
+        let (z_part, onehot) = input
+            .get_mut(..len)
+            .ok_or(Error::UnsupportedArchitecture(
+                "decoder input wider than MAX_WIDTH",
+            ))?
+            .split_at_mut(latent);
+        z_part.copy_from_slice(z);
+        onehot.fill(0.0);
+        match (digit, arch.classes) {
+            (None, 0) => {}
+            (Some(_), 0) => return Err(Error::NotConditional),
+            (None, _) => return Err(Error::DigitRequired),
+            (Some(d), classes) => {
+                let slot = onehot
+                    .get_mut(usize::from(d))
+                    .ok_or(Error::DigitOutOfRange { digit: d, classes })?;
+                *slot = 1.0;
+            }
+        }
+        Ok(len)
+    }
+
+    /// Decodes a latent code `z`, conditioned on `digit` for a conditional model.
+    ///
+    /// ```
+    /// # let mut buf = vec![0u8; 1 << 16];
+    /// # let file = vae_core::example_model(vae_core::Precision::F16, &mut buf).unwrap();
+    /// use vae_core::{Model, PIXELS};
+    /// let model = Model::parse(&file).unwrap();
+    /// let mut probs = [0.0; PIXELS];
+    /// model.decode_latent(&[0.5, -1.0], Some(3), &mut probs).unwrap();
+    /// assert!(probs.iter().all(|p| (0.0..=1.0).contains(p)));
+    /// ```
+    pub fn decode_latent(
+        &self,
+        z: &[f32],
+        digit: Option<u8>,
+        probs: &mut [f32; PIXELS],
+    ) -> Result<(), Error> {
+        let mut input = [0.0f32; MAX_WIDTH];
+        let len = self.build_input(z, digit, &mut input)?;
+        self.decode_into(input.get(..len).unwrap_or(&[]), probs)
+    }
+
+    /// Draws one image from seed `seed`: `z ~ N(0, I)` from [`Rng::new(seed)`](Rng), then
+    /// the decoder. A conditional model draws `digit`, or a digit chosen by the same
+    /// generator when `digit` is `None`; returns the digit drawn (`None` for an
+    /// unconditional model). The same seed and digit give the same pixels everywhere.
+    ///
+    /// ```
+    /// # let mut buf = vec![0u8; 1 << 16];
+    /// # let file = vae_core::example_model(vae_core::Precision::F16, &mut buf).unwrap();
+    /// use vae_core::{Model, PIXELS};
+    /// let model = Model::parse(&file).unwrap();
+    /// let (mut a, mut b) = ([0u8; PIXELS], [0u8; PIXELS]);
+    /// assert_eq!(model.generate(42, Some(7), &mut a).unwrap(), Some(7));
+    /// model.generate(42, Some(7), &mut b).unwrap();
+    /// assert_eq!(a, b);
+    /// ```
+    pub fn generate(
+        &self,
+        seed: u64,
+        digit: Option<u8>,
+        pixels: &mut [u8; PIXELS],
+    ) -> Result<Option<u8>, Error> {
+        let arch = &self.header.arch;
+        let mut rng = Rng::new(seed);
+        let mut z = [0.0f32; MAX_WIDTH];
+        let z = z
+            .get_mut(..usize::from(arch.latent))
+            .ok_or(Error::UnsupportedArchitecture(
+                "latent wider than MAX_WIDTH",
+            ))?;
+        rng.fill_standard_normal(z);
+        let digit = match (digit, arch.classes) {
+            (None, 0) => None,
+            (Some(d), _) => Some(d),
+            (None, classes) => u8::try_from(rng.below(u32::from(classes))).ok(),
+        };
+        let mut probs = [0.0f32; PIXELS];
+        self.decode_latent(z, digit, &mut probs)?;
+        for (pixel, p) in pixels.iter_mut().zip(probs) {
+            *pixel = to_pixel(p);
+        }
+        Ok(digit)
+    }
+}
+
+/// The grey level of a pixel of probability `p` (0 = black, 255 = white), rounded to
+/// nearest; NaN maps to 0.
+///
+/// ```
+/// assert_eq!(vae_core::to_pixel(0.5), 128);
+/// assert_eq!(vae_core::to_pixel(1.2), 255);
+/// ```
+pub fn to_pixel(p: f32) -> u8 {
+    // `as` saturates: below 0 and NaN give 0, above 255 gives 255.
+    (p * 255.0 + 0.5) as u8
+}
+
+fn read_f16(bytes: [u8; 2]) -> f32 {
+    half::f16::from_le_bytes(bytes).to_f32()
+}
+
+fn relu(x: f32) -> f32 {
+    if x > 0.0 {
+        x
+    } else {
+        0.0
+    }
+}
+
+/// Logistic function through `libm::expf` (within 1 ulp, pure software: the same bits on
+/// every target).
+fn sigmoid(x: f32) -> f32 {
+    1.0 / (1.0 + libm::expf(-x))
+}
+
+/// `y = W x + b` with `W` stored row by row as `B`-byte little-endian values.
+#[inline(always)]
+fn dense<const B: usize>(
+    weights: &[u8],
+    biases: &[u8],
+    x: &[f32],
+    y: &mut [f32],
+    read: impl Fn([u8; B]) -> f32,
+) {
+    let (weights, _) = weights.as_chunks::<B>();
+    let (biases, _) = biases.as_chunks::<B>();
+    if x.is_empty() {
+        return;
+    }
+    for ((out, row), bias) in y.iter_mut().zip(weights.chunks_exact(x.len())).zip(biases) {
+        let mut acc = read(*bias);
+        for (xi, w) in x.iter().zip(row) {
+            acc += xi * read(*w);
+        }
+        *out = acc;
+    }
+}
