@@ -1,1 +1,37 @@
-//! Workspace-level tests live in `tests/tests/`.
+//! Shared helpers for the workspace-level tests in `tests/tests/`.
+
+use std::path::{Path, PathBuf};
+
+/// The repository root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// The MNIST folder the tests read (`data/mnist`, fetched by `scripts/fetch-mnist.sh`).
+pub fn mnist_dir() -> PathBuf {
+    workspace().join("data/mnist")
+}
+
+/// The committed default model's folder.
+pub fn default_model_dir() -> PathBuf {
+    workspace().join("models/default")
+}
+
+/// A fresh, empty scratch folder for one test.
+pub fn scratch_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("vae-tests-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create scratch folder");
+    dir
+}
+
+/// `count` latent codes drawn with the crate's own sampler, one per seed `0..count`.
+pub fn latents(latent: usize, count: usize) -> Vec<Vec<f32>> {
+    (0..count as u64)
+        .map(|seed| {
+            let mut z = vec![0.0f32; latent];
+            vae_core::Rng::new(seed).fill_standard_normal(&mut z);
+            z
+        })
+        .collect()
+}

@@ -1,1 +1,11 @@
+//! Training, export, sampling and inspection of VAE models on MNIST, with dfdx 0.13.
+//! The `vae` binary is a thin command-line layer over this library.
 
+pub mod adam;
+pub mod checkpoint;
+pub mod data;
+pub mod export;
+pub mod io;
+pub mod model;
+pub mod render;
+pub mod train;

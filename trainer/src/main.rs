@@ -1,1 +1,314 @@
-fn main() {}
+//! `vae`: train a VAE on MNIST, export its decoder, draw digits, inspect model files.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, Parser, Subcommand};
+use dfdx::prelude::Cpu;
+use trainer::checkpoint;
+use trainer::data::{Dataset, Split};
+use trainer::export::model_file;
+use trainer::io::write_atomic;
+use trainer::model::{Act, ModelConfig};
+use trainer::render::write_grid;
+use trainer::train::{train, RunOptions, TrainConfig};
+use vae_core::{Header, Model, Precision, PIXELS};
+
+/// Train a variational autoencoder on MNIST, shrink its decoder to f16, and draw digits.
+#[derive(Parser)]
+#[command(version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a model on MNIST; writes config.json, checkpoint.safetensors and
+    /// history.json into the run folder after every epoch.
+    Train(TrainArgs),
+    /// Write a trained decoder as model files (f16 and f32) for `sample` and the firmware.
+    Export(ExportArgs),
+    /// Draw digits from a model file into a PNG grid.
+    Sample(SampleArgs),
+    /// Print a model file's header, sizes and checksum status.
+    Inspect(InspectArgs),
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    /// Folder with the four MNIST IDX files (raw or .gz).
+    #[arg(long, default_value = "data/mnist")]
+    data_dir: PathBuf,
+    /// Run folder for the configuration, checkpoint and history.
+    #[arg(long, default_value = "runs/default")]
+    out: PathBuf,
+    /// Passes over the 60,000 training images.
+    #[arg(long, default_value_t = 30, value_parser = positive())]
+    epochs: usize,
+    /// Images per optimization step.
+    #[arg(long, default_value_t = 100, value_parser = positive())]
+    batch_size: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = 1e-3)]
+    learning_rate: f32,
+    /// Size of the latent code z.
+    #[arg(long, default_value_t = 10, value_parser = positive())]
+    latent: usize,
+    /// Encoder hidden widths, comma-separated (the encoder stays on the host).
+    #[arg(long, value_delimiter = ',', default_value = "400", value_parser = positive())]
+    encoder_hidden: Vec<usize>,
+    /// Decoder hidden widths, comma-separated (this part goes to the microcontroller).
+    #[arg(long, value_delimiter = ',', default_value = "128", value_parser = positive())]
+    decoder_hidden: Vec<usize>,
+    /// Classifier hidden widths, comma-separated (conditional models only).
+    #[arg(long, value_delimiter = ',', default_value = "256", value_parser = positive())]
+    classifier_hidden: Vec<usize>,
+    /// Train a plain VAE without labels (it cannot draw a chosen digit).
+    #[arg(long)]
+    unconditional: bool,
+    /// Feed the classifier's class probabilities to the encoder too (conditional models),
+    /// so z need not carry the digit and the decoder learns to follow the label.
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    encoder_sees_label: bool,
+    /// Hidden-layer non-linearity.
+    #[arg(long, value_enum, default_value_t = Act::Relu)]
+    activation: Act,
+    /// Weight of the classifier's cross-entropy in the loss.
+    #[arg(long, default_value_t = 10.0)]
+    class_weight: f32,
+    /// Seed for initialization, shuffling and noise.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Train on the first N training images only (quick runs).
+    #[arg(long, value_parser = positive())]
+    train_limit: Option<usize>,
+    /// Evaluate on the first N test images only (quick runs).
+    #[arg(long, value_parser = positive())]
+    test_limit: Option<usize>,
+    /// Hide the progress bars (per-epoch lines are still printed).
+    #[arg(long)]
+    no_progress: bool,
+}
+
+#[derive(Args)]
+struct ExportArgs {
+    /// Run folder written by `vae train`.
+    #[arg(long, default_value = "runs/default")]
+    run: PathBuf,
+    /// Folder for decoder-f16.vae and decoder-f32.vae (default: the run folder).
+    #[arg(long)]
+    out_dir: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct SampleArgs {
+    /// Model file to draw from.
+    #[arg(long, default_value = "models/default/decoder-f16.vae")]
+    model: PathBuf,
+    /// PNG file to write.
+    #[arg(long, default_value = "samples.png")]
+    out: PathBuf,
+    /// Draw only this digit (conditional models); without it, one row per digit 0-9.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=9))]
+    digit: Option<u8>,
+    /// Images per digit (or in all, for an unconditional model).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    count: u16,
+    /// Seed of the first column; column c uses seed + c.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Enlargement of each 28x28 image in the PNG.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=16))]
+    scale: u8,
+    /// Also write the raw pixels (784 bytes per image, grid order) to this file.
+    #[arg(long)]
+    raw: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct InspectArgs {
+    /// Model file to inspect.
+    model: PathBuf,
+}
+
+fn positive() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(args) => run_train(args),
+        Command::Export(args) => run_export(args),
+        Command::Sample(args) => run_sample(args),
+        Command::Inspect(args) => run_inspect(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run_train(args: TrainArgs) -> Result<()> {
+    let config = TrainConfig {
+        model: ModelConfig {
+            latent: args.latent,
+            encoder_hidden: args.encoder_hidden,
+            decoder_hidden: args.decoder_hidden,
+            activation: args.activation,
+            classes: if args.unconditional { 0 } else { 10 },
+            classifier_hidden: args.classifier_hidden,
+            encoder_sees_label: args.encoder_sees_label && !args.unconditional,
+        },
+        epochs: args.epochs,
+        batch_size: args.batch_size,
+        learning_rate: args.learning_rate,
+        class_weight: args.class_weight,
+        seed: args.seed,
+        train_limit: args.train_limit,
+    };
+    let mut train_set = Dataset::load(&args.data_dir, Split::Train)?;
+    let mut test_set = Dataset::load(&args.data_dir, Split::Test)?;
+    if let Some(n) = args.train_limit {
+        train_set = train_set.truncated(n);
+    }
+    if let Some(n) = args.test_limit {
+        test_set = test_set.truncated(n);
+    }
+    let dev = Cpu::seed_from_u64(args.seed);
+    let (vae, history) = train(
+        &dev,
+        &config,
+        &train_set,
+        &test_set,
+        &RunOptions {
+            out: &args.out,
+            progress: !args.no_progress,
+        },
+    )?;
+    let last = history
+        .last()
+        .map(|r| r.test.neg_elbo())
+        .unwrap_or(f32::NAN);
+    println!(
+        "trained {} epochs: test loss {last:.2} nats/image; decoder {} parameters; run folder {}",
+        history.len(),
+        vae.decoder_parameters(),
+        args.out.display()
+    );
+    Ok(())
+}
+
+fn run_export(args: ExportArgs) -> Result<()> {
+    let dev = Cpu::default();
+    let (_, vae) = checkpoint::load(&dev, &args.run)?;
+    let out_dir = args.out_dir.unwrap_or_else(|| args.run.clone());
+    std::fs::create_dir_all(&out_dir)
+        .with_context(|| format!("cannot create {}", out_dir.display()))?;
+    for (precision, name) in [
+        (Precision::F16, "decoder-f16.vae"),
+        (Precision::F32, "decoder-f32.vae"),
+    ] {
+        let bytes = model_file(&vae, precision)?;
+        let path = out_dir.join(name);
+        write_atomic(&path, &bytes)?;
+        println!("wrote {} ({} bytes)", path.display(), bytes.len());
+    }
+    Ok(())
+}
+
+fn read_model_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read model file {}", path.display()))
+}
+
+fn run_sample(args: SampleArgs) -> Result<()> {
+    let bytes = read_model_file(&args.model)?;
+    let model = Model::parse(&bytes).with_context(|| format!("{}", args.model.display()))?;
+    let count = usize::from(args.count);
+    // (seed, digit) of every tile, row by row.
+    let tiles: Vec<(u64, Option<u8>)> = match (model.is_conditional(), args.digit) {
+        (false, Some(_)) => bail!(
+            "{} was trained without labels and cannot draw a chosen digit; leave out --digit",
+            args.model.display()
+        ),
+        (true, None) => (0..10u8)
+            .flat_map(|d| (0..count).map(move |c| (args.seed + c as u64, Some(d))))
+            .collect(),
+        (_, digit) => (0..count).map(|c| (args.seed + c as u64, digit)).collect(),
+    };
+    let mut images = Vec::with_capacity(tiles.len());
+    for &(seed, digit) in &tiles {
+        let mut pixels = [0u8; PIXELS];
+        model.generate(seed, digit, &mut pixels)?;
+        images.push(pixels);
+    }
+    let cols = if model.is_conditional() && args.digit.is_none() {
+        count
+    } else {
+        count.min(10)
+    };
+    let rows = images.len().div_ceil(cols);
+    write_grid(&args.out, &images, rows, cols, usize::from(args.scale))?;
+    println!(
+        "wrote {} ({} images, {rows} x {cols})",
+        args.out.display(),
+        images.len()
+    );
+    if let Some(raw) = &args.raw {
+        write_atomic(raw, images.as_flattened())?;
+        println!("wrote {} ({} bytes)", raw.display(), images.len() * PIXELS);
+    }
+    Ok(())
+}
+
+fn run_inspect(args: InspectArgs) -> Result<()> {
+    let bytes = read_model_file(&args.model)?;
+    println!(
+        "file:        {} ({} bytes)",
+        args.model.display(),
+        bytes.len()
+    );
+    let (header, _) = Header::read(&bytes).with_context(|| format!("{}", args.model.display()))?;
+    let arch = &header.arch;
+    let act = format!("{:?}", arch.activation).to_lowercase();
+    let mut shape = format!("[z {} + one-hot {}]", arch.latent, arch.classes);
+    for h in &arch.hidden {
+        shape.push_str(&format!(" -> {h} {act}"));
+    }
+    shape.push_str(&format!(" -> {} sigmoid", arch.output));
+    println!(
+        "format:      {} version {}",
+        String::from_utf8_lossy(&header.magic),
+        header.version
+    );
+    println!(
+        "decoder:     {shape} ({})",
+        if arch.classes > 0 {
+            "conditional"
+        } else {
+            "unconditional"
+        }
+    );
+    println!("parameters:  {}", arch.parameter_count());
+    println!(
+        "precision:   {:?} ({} bytes per value), payload {} bytes",
+        header.precision,
+        header.precision.bytes(),
+        header.payload_len
+    );
+    match Model::parse(&bytes) {
+        Ok(_) => {
+            println!("checksum:    CRC-32 {:#010x} OK", header.stored_crc());
+            Ok(())
+        }
+        Err(err) => {
+            println!("checksum:    FAILED");
+            Err(err).with_context(|| format!("{}", args.model.display()))
+        }
+    }
+}

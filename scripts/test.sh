@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The project's whole test suite, as CI runs it: formatting, lints, the no_std build of
+# vae-core for the Cortex-M4F, and every test (unit, doc, workspace-level, CLI).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup.sh
+
+echo "== cargo fmt --check"
+cargo fmt --all -- --check
+echo "== cargo clippy (deny warnings)"
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== vae-core for thumbv7em-none-eabihf (no_std, no alloc)"
+cargo build -p vae-core --target thumbv7em-none-eabihf --release --locked
+echo "== cargo test"
+cargo test --workspace --locked

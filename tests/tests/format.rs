@@ -1,0 +1,261 @@
+//! The model file format: golden bytes, round trip, and one typed error per corruption.
+
+use vae_core::{
+    encode, encoded_len, Activation, Architecture, Error, Model, Precision, FORMAT_VERSION, PIXELS,
+};
+
+/// The smallest decoder the format allows: z (1 value) -> 784 outputs, no hidden layer.
+fn tiny_arch() -> Architecture {
+    Architecture {
+        latent: 1,
+        classes: 0,
+        hidden: heapless::Vec::new(),
+        activation: Activation::Relu,
+        output: PIXELS as u16,
+    }
+}
+
+/// Weights and biases exactly representable in f16: w[o] = (o % 8 - 4) / 4,
+/// b[o] = (o % 5 - 2) / 8.
+fn tiny_values() -> Vec<f32> {
+    let w = (0..PIXELS).map(|o| ((o % 8) as f32 - 4.0) / 4.0);
+    let b = (0..PIXELS).map(|o| ((o % 5) as f32 - 2.0) / 8.0);
+    w.chain(b).collect()
+}
+
+fn tiny_file(precision: Precision) -> Vec<u8> {
+    let arch = tiny_arch();
+    let mut out = vec![0u8; encoded_len(&arch, precision).unwrap()];
+    let n = encode(&arch, precision, tiny_values(), &mut out).unwrap();
+    assert_eq!(n, out.len());
+    out
+}
+
+/// Bitwise CRC-32 (reflected, polynomial 0xEDB88320, as zlib and PNG), written out here
+/// so the test does not trust the crate under test for the checksum it pins.
+fn reference_crc32(chunks: &[&[u8]]) -> u32 {
+    let mut crc = 0xFFFF_FFFFu32;
+    for &byte in chunks.iter().flat_map(|c| c.iter()) {
+        crc ^= u32::from(byte);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    !crc
+}
+
+#[test]
+fn golden_bytes_of_a_tiny_f16_model() {
+    let file = tiny_file(Precision::F16);
+    let payload_len = 2 * (PIXELS + PIXELS); // 3136 bytes
+    let header: [u8; 14] = [
+        b'V', b'A', b'E', b'D', // magic
+        0x01, // version 1 (varint)
+        0x01, // latent 1
+        0x00, // classes 0
+        0x00, // no hidden layers (sequence length 0)
+        0x00, // activation: Relu (variant 0)
+        0x90, 0x06, // output 784 (varint: 0x10 | 0x80, 6)
+        0x01, // precision: F16 (variant 1)
+        0xC0, 0x18, // payload length 3136 (varint: 0x40 | 0x80, 24)
+    ]; // then the CRC-32, 4 bytes little-endian
+    assert_eq!(file.len(), 14 + 4 + payload_len);
+    assert_eq!(&file[..14], &header);
+
+    // Payload: weights then biases, f16 little-endian. w[0] = -1.0 (0xBC00),
+    // w[1] = -0.75 (0xBA00), b[0] = -0.25 (0xB400), b[1] = -0.125 (0xB000).
+    let payload = &file[18..];
+    assert_eq!(&payload[..4], &[0x00, 0xBC, 0x00, 0xBA]);
+    assert_eq!(
+        &payload[2 * PIXELS..2 * PIXELS + 4],
+        &[0x00, 0xB4, 0x00, 0xB0]
+    );
+
+    let crc = u32::from_le_bytes(file[14..18].try_into().unwrap());
+    assert_eq!(crc, reference_crc32(&[&header, payload]));
+}
+
+#[test]
+fn round_trip_keeps_architecture_and_weights() {
+    for precision in [Precision::F16, Precision::F32] {
+        let file = tiny_file(precision);
+        let model = Model::parse(&file).unwrap();
+        assert_eq!(model.architecture(), &tiny_arch());
+        assert_eq!(model.precision(), precision);
+        assert_eq!(model.header().version, FORMAT_VERSION);
+
+        // With no hidden layer and z = [1], pixel o = sigmoid(w[o] + b[o]): every stored
+        // value shows up in the output, checked against an f64 reference.
+        let mut probs = [0.0f32; PIXELS];
+        model.decode_latent(&[1.0], None, &mut probs).unwrap();
+        let values = tiny_values();
+        for o in 0..PIXELS {
+            let logit = f64::from(values[o]) + f64::from(values[PIXELS + o]);
+            let want = 1.0 / (1.0 + (-logit).exp());
+            assert!(
+                (f64::from(probs[o]) - want).abs() < 1e-6,
+                "pixel {o}: {} vs {want}",
+                probs[o]
+            );
+        }
+    }
+}
+
+#[test]
+fn a_larger_model_round_trips_through_f32_exactly() {
+    let mut buf = vec![0u8; 1 << 16];
+    let file = vae_core::example_model(Precision::F32, &mut buf)
+        .unwrap()
+        .to_vec();
+    let model = Model::parse(&file).unwrap();
+    let arch = model.architecture().clone();
+    assert_eq!(arch.hidden.as_slice(), &[8]);
+    let mut again = vec![0u8; file.len()];
+    // Re-encoding the values read back (through the payload) gives the same bytes.
+    let payload = &file[file.len() - arch.payload_len(Precision::F32)..];
+    let values = payload
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes(b.try_into().unwrap()));
+    encode(&arch, Precision::F32, values, &mut again).unwrap();
+    assert_eq!(again, file);
+}
+
+#[test]
+fn each_corruption_has_its_own_error() {
+    let good = tiny_file(Precision::F16);
+    let header_len = 18;
+
+    // Cut inside the payload.
+    let err = Model::parse(&good[..good.len() - 1]).unwrap_err();
+    assert_eq!(
+        err,
+        Error::Truncated {
+            expected: 3136,
+            found: 3135
+        }
+    );
+    // Cut inside the header.
+    assert_eq!(
+        Model::parse(&good[..10]).unwrap_err(),
+        Error::MalformedHeader
+    );
+    // Empty file.
+    assert_eq!(Model::parse(&[]).unwrap_err(), Error::BadMagic);
+    // Bytes after the payload.
+    let mut long = good.clone();
+    long.push(0);
+    assert_eq!(
+        Model::parse(&long).unwrap_err(),
+        Error::SizeMismatch {
+            expected: 3136,
+            found: 3137
+        }
+    );
+    // A flipped byte in the payload.
+    let mut flipped = good.clone();
+    flipped[header_len + 1000] ^= 0x40;
+    assert!(matches!(
+        Model::parse(&flipped).unwrap_err(),
+        Error::ChecksumMismatch { .. }
+    ));
+    // A flipped header bit that still decodes (activation Relu -> Sigmoid) is caught too.
+    let mut act = good.clone();
+    act[8] ^= 0x01;
+    assert!(matches!(
+        Model::parse(&act).unwrap_err(),
+        Error::ChecksumMismatch { .. }
+    ));
+    // Another format version.
+    let mut v2 = good.clone();
+    v2[4] = 2;
+    assert_eq!(
+        Model::parse(&v2).unwrap_err(),
+        Error::UnsupportedVersion {
+            found: 2,
+            supported: 1
+        }
+    );
+    let message = Model::parse(&v2).unwrap_err().to_string();
+    assert!(
+        message.contains("version 2") && message.contains("version 1"),
+        "{message}"
+    );
+    // Wrong magic.
+    let mut magic = good.clone();
+    magic[0] = b'X';
+    assert_eq!(Model::parse(&magic).unwrap_err(), Error::BadMagic);
+    // The good file still parses: the corruptions above were all on copies.
+    assert!(Model::parse(&good).is_ok());
+}
+
+#[test]
+fn every_single_bit_flip_is_rejected() {
+    let good = tiny_file(Precision::F16);
+    for byte in 0..good.len() {
+        for bit in 0..8 {
+            let mut bad = good.clone();
+            bad[byte] ^= 1 << bit;
+            assert!(
+                Model::parse(&bad).is_err(),
+                "flip of bit {bit} in byte {byte} was accepted"
+            );
+        }
+    }
+}
+
+#[test]
+fn bad_requests_are_typed_errors() {
+    let file = tiny_file(Precision::F32);
+    let model = Model::parse(&file).unwrap();
+    let mut probs = [0.0f32; PIXELS];
+    assert_eq!(
+        model
+            .decode_latent(&[1.0, 2.0], None, &mut probs)
+            .unwrap_err(),
+        Error::LengthMismatch {
+            expected: 1,
+            found: 2
+        }
+    );
+    assert_eq!(
+        model
+            .decode_latent(&[1.0], Some(3), &mut probs)
+            .unwrap_err(),
+        Error::NotConditional
+    );
+
+    let mut buf = vec![0u8; 1 << 16];
+    let conditional = vae_core::example_model(Precision::F16, &mut buf).unwrap();
+    let model = Model::parse(conditional).unwrap();
+    assert_eq!(
+        model
+            .decode_latent(&[0.0, 0.0], Some(10), &mut probs)
+            .unwrap_err(),
+        Error::DigitOutOfRange {
+            digit: 10,
+            classes: 10
+        }
+    );
+    assert_eq!(
+        model
+            .decode_latent(&[0.0, 0.0], None, &mut probs)
+            .unwrap_err(),
+        Error::DigitRequired
+    );
+
+    let mut small = [0u8; 100];
+    assert!(matches!(
+        encode(&tiny_arch(), Precision::F16, tiny_values(), &mut small).unwrap_err(),
+        Error::BufferTooSmall { .. }
+    ));
+    let mut out = vec![0u8; 8192];
+    let too_few = tiny_values().into_iter().skip(1);
+    assert!(matches!(
+        encode(&tiny_arch(), Precision::F16, too_few, &mut out).unwrap_err(),
+        Error::SizeMismatch { .. }
+    ));
+}

@@ -1,0 +1,90 @@
+//! Adam (Kingma & Ba, 2015) over the run-time-shaped parameters of [`Vae`], written
+//! with dfdx tensor operations so it runs on whichever device the model lives on.
+
+use dfdx::prelude::*;
+
+use crate::model::{Matrix, Vae, Vector};
+
+/// Adam's hyper-parameters and its two moment estimates per parameter.
+pub struct Adam<D: Device<f32>> {
+    /// Learning rate.
+    pub lr: f32,
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    step: i32,
+    moments: Vec<Moments<D>>,
+}
+
+struct Moments<D: Device<f32>> {
+    weight: (Matrix<D>, Matrix<D>),
+    bias: (Vector<D>, Vector<D>),
+}
+
+impl<D: Device<f32>> Adam<D> {
+    /// PyTorch's defaults (betas 0.9 and 0.999, eps 1e-8) with learning rate `lr`.
+    pub fn new(model: &Vae<D>, lr: f32) -> Self {
+        let moments = model
+            .dense_layers()
+            .into_iter()
+            .map(|(_, l)| {
+                let dev = l.weight.device();
+                let (w, b) = (*l.weight.shape(), *l.bias.shape());
+                Moments {
+                    weight: (dev.zeros_like(&w), dev.zeros_like(&w)),
+                    bias: (dev.zeros_like(&b), dev.zeros_like(&b)),
+                }
+            })
+            .collect();
+        Adam {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            step: 0,
+            moments,
+        }
+    }
+
+    /// One update of every parameter from `grads`.
+    pub fn update(&mut self, model: &mut Vae<D>, grads: &Gradients<f32, D>) {
+        self.step += 1;
+        let c1 = 1.0 - self.beta1.powi(self.step);
+        let c2 = 1.0 - self.beta2.powi(self.step);
+        let hp = Hyper {
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps: self.eps,
+            step_size: self.lr / c1,
+            inv_c2: 1.0 / c2,
+        };
+        for (layer, m) in model.dense_layers_mut().into_iter().zip(&mut self.moments) {
+            let gw = grads.get(&layer.weight);
+            let gb = grads.get(&layer.bias);
+            layer.weight = hp.apply(layer.weight.clone(), gw, &mut m.weight);
+            layer.bias = hp.apply(layer.bias.clone(), gb, &mut m.bias);
+        }
+    }
+}
+
+struct Hyper {
+    beta1: f32,
+    beta2: f32,
+    eps: f32,
+    step_size: f32,
+    inv_c2: f32,
+}
+
+impl Hyper {
+    fn apply<S: Shape, D: Device<f32>>(
+        &self,
+        param: Tensor<S, f32, D>,
+        grad: Tensor<S, f32, D>,
+        (m, v): &mut (Tensor<S, f32, D>, Tensor<S, f32, D>),
+    ) -> Tensor<S, f32, D> {
+        *m = m.clone() * self.beta1 + grad.clone() * (1.0 - self.beta1);
+        *v = v.clone() * self.beta2 + grad.square() * (1.0 - self.beta2);
+        let denom = (v.clone() * self.inv_c2).sqrt() + self.eps;
+        param - m.clone() * self.step_size / denom
+    }
+}

@@ -1,0 +1,307 @@
+//! The training loop: shuffled mini-batches, Adam, a test-set evaluation and a
+//! checkpoint after every epoch.
+
+use std::path::Path;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use dfdx::prelude::*;
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_distr::{Distribution, StandardNormal};
+use serde::{Deserialize, Serialize};
+
+use crate::adam::Adam;
+use crate::checkpoint::{self, RunDir};
+use crate::data::Dataset;
+use crate::io::write_json;
+use crate::model::{Batch, LossTerms, Matrix, ModelConfig, Vae, PIXELS};
+
+/// Everything that decides a training run; saved as `config.json` in the run folder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Model shape.
+    pub model: ModelConfig,
+    /// Passes over the training set.
+    pub epochs: usize,
+    /// Images per step.
+    pub batch_size: usize,
+    /// Adam learning rate.
+    pub learning_rate: f32,
+    /// Weight of the classifier cross-entropy in the loss (tutorial 1 uses 10).
+    pub class_weight: f32,
+    /// Seed for initialization, shuffling and noise.
+    pub seed: u64,
+    /// Train on the first N training images only (for quick runs and tests).
+    pub train_limit: Option<usize>,
+}
+
+/// Losses of one epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct EpochRecord {
+    /// 1-based epoch number.
+    pub epoch: usize,
+    /// Mean training loss terms over the epoch's batches, in nats per image.
+    pub train: LossTerms,
+    /// Loss terms on the 10,000 test images after the epoch (one z sample each).
+    pub test: LossTerms,
+    /// Training images per second during the epoch.
+    pub images_per_second: f64,
+    /// Share of 1,000 samples (z ~ N(0, I)) that the classifier head reads as the digit
+    /// asked for; conditional models only.
+    pub label_fidelity: Option<f32>,
+}
+
+/// Where a run's output goes and how chatty it is.
+pub struct RunOptions<'a> {
+    /// The run folder (created if needed).
+    pub out: &'a Path,
+    /// Show progress bars (off for tests and non-interactive logs).
+    pub progress: bool,
+}
+
+/// Trains a model from scratch on `train`, evaluating on `test` after every epoch.
+/// Returns the model and its per-epoch history, both also written to the run folder.
+pub fn train<D: Device<f32>>(
+    dev: &D,
+    config: &TrainConfig,
+    train: &Dataset,
+    test: &Dataset,
+    opts: &RunOptions,
+) -> Result<(Vae<D>, Vec<EpochRecord>)> {
+    validate(config)?;
+    std::fs::create_dir_all(opts.out)
+        .with_context(|| format!("cannot create run folder {}", opts.out.display()))?;
+    let run = RunDir(opts.out.to_path_buf());
+    write_json(&run.config(), config)?;
+
+    let mut rng = rand::rngs::StdRng::seed_from_u64(config.seed);
+    let mut vae = Vae::new(dev, &config.model, &mut rng);
+    let mut adam = Adam::new(&vae, config.learning_rate);
+    let mut order: Vec<usize> = (0..train.len()).collect();
+    let mut history = Vec::new();
+
+    for epoch in 1..=config.epochs {
+        order.shuffle(&mut rng);
+        let bar = progress_bar(opts.progress, order.len(), epoch, config.epochs);
+        let started = Instant::now();
+        let mut sum = Totals::default();
+        for chunk in order.chunks(config.batch_size) {
+            let batch = make_batch(dev, train, chunk, &config.model, &mut rng);
+            let (loss, terms) = vae.loss(&batch, config.class_weight, OwnedTape::default());
+            let value = terms.neg_elbo() + config.class_weight * terms.classifier;
+            if !value.is_finite() {
+                bail!(
+                    "training diverged in epoch {epoch}: loss is {value}; \
+                     try a lower --learning-rate (the last checkpoint is kept)"
+                );
+            }
+            let grads = loss.backward();
+            adam.update(&mut vae, &grads);
+            sum.add(&terms, chunk.len());
+            bar.inc(chunk.len() as u64);
+            bar.set_message(format!(
+                "loss {:.2} (recon {:.2} + KL {:.2}, class {:.3})",
+                sum.mean().neg_elbo(),
+                sum.mean().reconstruction,
+                sum.mean().kl,
+                sum.mean().classifier
+            ));
+        }
+        bar.finish_and_clear();
+        let seconds = started.elapsed().as_secs_f64();
+        let test_terms = evaluate(dev, &vae, test, config.seed ^ epoch as u64);
+        let fidelity = label_fidelity(dev, &vae, 100, 1.0, config.seed);
+        let record = EpochRecord {
+            epoch,
+            train: sum.mean(),
+            test: test_terms,
+            images_per_second: order.len() as f64 / seconds,
+            label_fidelity: fidelity,
+        };
+        println!(
+            "epoch {epoch:>3}/{}  train loss {:7.2}  test loss {:7.2} (recon {:6.2} + KL {:5.2})  \
+             class CE {:.3}{}  {:>6.0} img/s",
+            config.epochs,
+            record.train.neg_elbo(),
+            record.test.neg_elbo(),
+            record.test.reconstruction,
+            record.test.kl,
+            record.test.classifier,
+            record
+                .label_fidelity
+                .map(|f| format!("  label fidelity {:.1}%", 100.0 * f))
+                .unwrap_or_default(),
+            record.images_per_second
+        );
+        history.push(record);
+        checkpoint::save(&vae, &run.checkpoint())?;
+        write_json(&run.history(), &history)?;
+    }
+    Ok((vae, history))
+}
+
+fn validate(config: &TrainConfig) -> Result<()> {
+    let m = &config.model;
+    if m.latent == 0 {
+        bail!("latent size must be at least 1");
+    }
+    if config.batch_size == 0 {
+        bail!("batch size must be at least 1");
+    }
+    if config.epochs == 0 {
+        bail!("epochs must be at least 1");
+    }
+    if !(config.learning_rate > 0.0 && config.learning_rate.is_finite()) {
+        bail!("learning rate must be a positive number");
+    }
+    if m.classes == 1 || m.classes > 10 {
+        bail!("classes must be 0 (unconditional) or 2 to 10");
+    }
+    let widths = m
+        .encoder_hidden
+        .iter()
+        .chain(&m.decoder_hidden)
+        .chain(&m.classifier_hidden);
+    if widths.clone().any(|&w| w == 0) {
+        bail!("hidden layer widths must be at least 1");
+    }
+    // The decoder must fit the model file and the microcontroller's fixed buffers.
+    m.decoder_architecture()
+        .context("the decoder does not fit the model file format")?;
+    Ok(())
+}
+
+/// Mean loss terms of `vae` on `data`, one z sample per image, noise drawn from `seed`.
+pub fn evaluate<D: Device<f32>>(dev: &D, vae: &Vae<D>, data: &Dataset, seed: u64) -> LossTerms {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let order: Vec<usize> = (0..data.len()).collect();
+    let mut sum = Totals::default();
+    for chunk in order.chunks(1000) {
+        let batch = make_batch(dev, data, chunk, &vae.config, &mut rng);
+        let (_, terms) = vae.loss(&batch, 0.0, NoneTape);
+        sum.add(&terms, chunk.len());
+    }
+    sum.mean()
+}
+
+/// Share of decoded samples that the model's own classifier head reads as the digit
+/// they were drawn for: `per_digit` samples of each class with `z ~ N(0, temperature^2 I)`.
+/// `None` for an unconditional model.
+pub fn label_fidelity<D: Device<f32>>(
+    dev: &D,
+    vae: &Vae<D>,
+    per_digit: usize,
+    temperature: f32,
+    seed: u64,
+) -> Option<f32> {
+    let classifier = vae.classifier.as_ref()?;
+    let (latent, classes) = (vae.config.latent, vae.config.classes);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let n = per_digit * classes;
+    let mut input = Vec::with_capacity(n * (latent + classes));
+    for k in 0..n {
+        let digit = k / per_digit;
+        input.extend(
+            (0..latent)
+                .map(|_| temperature * Distribution::<f32>::sample(&StandardNormal, &mut rng)),
+        );
+        input.extend((0..classes).map(|c| if c == digit { 1.0 } else { 0.0 }));
+    }
+    let images = vae.decode(dev.tensor_from_vec(input, (n, latent + classes)));
+    let logits = classifier.forward(images, false).as_vec();
+    let correct = logits
+        .chunks_exact(classes)
+        .enumerate()
+        .filter(|(k, row)| argmax(row) == k / per_digit)
+        .count();
+    Some(correct as f32 / n as f32)
+}
+
+fn argmax(row: &[f32]) -> usize {
+    row.iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
+            if v > best.1 {
+                (i, v)
+            } else {
+                best
+            }
+        })
+        .0
+}
+
+/// Copies images `indices` of `data` to the device as a batch scaled to [0, 1].
+pub fn make_batch<D: Device<f32>>(
+    dev: &D,
+    data: &Dataset,
+    indices: &[usize],
+    model: &ModelConfig,
+    rng: &mut impl rand::Rng,
+) -> Batch<D> {
+    let n = indices.len();
+    let mut pixels = Vec::with_capacity(n * PIXELS);
+    for &i in indices {
+        pixels.extend(data.image(i).iter().map(|&p| f32::from(p) / 255.0));
+    }
+    let input: Matrix<D> = dev.tensor_from_vec(pixels, (n, PIXELS));
+    let labels = (model.classes > 0).then(|| {
+        let mut onehot = vec![0.0f32; n * model.classes];
+        for (row, &i) in indices.iter().enumerate() {
+            onehot[row * model.classes + usize::from(data.labels[i])] = 1.0;
+        }
+        dev.tensor_from_vec(onehot, (n, model.classes))
+    });
+    let noise: Vec<f32> = (0..n * model.latent)
+        .map(|_| StandardNormal.sample(rng))
+        .collect();
+    Batch {
+        target: input.clone(),
+        input,
+        labels,
+        noise: dev.tensor_from_vec(noise, (n, model.latent)),
+    }
+}
+
+/// Running sums of loss terms, weighted by batch size.
+#[derive(Default)]
+struct Totals {
+    images: usize,
+    sum: LossTerms,
+}
+
+impl Totals {
+    fn add(&mut self, t: &LossTerms, n: usize) {
+        let w = n as f32;
+        self.images += n;
+        self.sum.reconstruction += t.reconstruction * w;
+        self.sum.kl += t.kl * w;
+        self.sum.classifier += t.classifier * w;
+    }
+
+    fn mean(&self) -> LossTerms {
+        let n = self.images.max(1) as f32;
+        LossTerms {
+            reconstruction: self.sum.reconstruction / n,
+            kl: self.sum.kl / n,
+            classifier: self.sum.classifier / n,
+        }
+    }
+}
+
+fn progress_bar(show: bool, len: usize, epoch: usize, epochs: usize) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "epoch {prefix} [{bar:30}] {pos}/{len} {per_sec} {msg} ({eta})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_prefix(format!("{epoch}/{epochs}"));
+    bar
+}

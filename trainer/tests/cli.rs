@@ -1,0 +1,162 @@
+//! The `vae` binary as a user runs it: good input works, bad input gets a clear message
+//! and a non-zero exit, never a panic.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn vae(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_vae"))
+        .args(args)
+        .current_dir(workspace())
+        .output()
+        .expect("the vae binary runs")
+}
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("vae-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir.join(name)
+}
+
+const MODEL: &str = "models/default/decoder-f16.vae";
+
+/// Fails with the command's output unless it exited non-zero, said `needle` on stderr
+/// and did not panic.
+fn assert_fails_with(out: &Output, needle: &str) {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "expected failure; stderr: {stderr}");
+    assert!(stderr.contains(needle), "expected {needle:?} in: {stderr}");
+    assert!(!stderr.contains("panicked"), "panic: {stderr}");
+}
+
+#[test]
+fn sample_digit_writes_a_png_and_raw_pixels() {
+    let png = scratch("sevens.png");
+    let raw = scratch("sevens.raw");
+    let out = vae(&[
+        "sample",
+        "--model",
+        MODEL,
+        "--digit",
+        "7",
+        "--count",
+        "8",
+        "--out",
+        png.to_str().unwrap(),
+        "--raw",
+        raw.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = std::fs::read(&png).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    // IHDR: width and height big-endian at bytes 16..24. 8 tiles of 56 px + 9 gutters of 2.
+    assert_eq!(
+        u32::from_be_bytes(bytes[16..20].try_into().unwrap()),
+        8 * 56 + 9 * 2
+    );
+    assert_eq!(
+        u32::from_be_bytes(bytes[20..24].try_into().unwrap()),
+        56 + 2 * 2
+    );
+    assert_eq!(std::fs::read(&raw).unwrap().len(), 8 * 784);
+}
+
+#[test]
+fn inspect_reports_a_good_file() {
+    let out = vae(&["inspect", MODEL]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("version 1"), "{stdout}");
+    assert!(stdout.contains("F16"), "{stdout}");
+    assert!(stdout.contains("OK"), "{stdout}");
+}
+
+#[test]
+fn damaged_model_files_are_refused() {
+    let good = std::fs::read(workspace().join(MODEL)).unwrap();
+    let cases: [(&str, Vec<u8>, &str); 4] = [
+        ("empty.vae", Vec::new(), "not a VAE model file"),
+        (
+            "truncated.vae",
+            good[..good.len() / 2].to_vec(),
+            "truncated",
+        ),
+        (
+            "flipped.vae",
+            {
+                let mut b = good.clone();
+                let last = b.len() - 1;
+                b[last] ^= 0x10;
+                b
+            },
+            "CRC-32",
+        ),
+        (
+            "v2.vae",
+            {
+                let mut b = good.clone();
+                b[4] = 2;
+                b
+            },
+            "version 2",
+        ),
+    ];
+    for (name, bytes, needle) in cases {
+        let path = scratch(name);
+        std::fs::write(&path, bytes).unwrap();
+        let p = path.to_str().unwrap();
+        assert_fails_with(&vae(&["inspect", p]), needle);
+        assert_fails_with(
+            &vae(&[
+                "sample",
+                "--model",
+                p,
+                "--out",
+                scratch("x.png").to_str().unwrap(),
+            ]),
+            needle,
+        );
+    }
+    assert_fails_with(
+        &vae(&["sample", "--model", "no/such/file.vae"]),
+        "cannot read model file",
+    );
+}
+
+#[test]
+fn out_of_range_arguments_are_refused() {
+    assert_fails_with(&vae(&["sample", "--model", MODEL, "--digit", "10"]), "10");
+    assert_fails_with(&vae(&["train", "--batch-size", "0"]), "0");
+    assert_fails_with(&vae(&["train", "--latent", "0"]), "0");
+    assert_fails_with(&vae(&["frobnicate"]), "unrecognized subcommand");
+}
+
+#[test]
+fn missing_data_names_the_fix() {
+    let out = vae(&[
+        "train",
+        "--data-dir",
+        "no/such/folder",
+        "--out",
+        scratch("run").to_str().unwrap(),
+    ]);
+    assert_fails_with(&out, "fetch-mnist.sh");
+}
+
+#[test]
+fn unwritable_output_is_an_error() {
+    let out = vae(&["sample", "--model", MODEL, "--out", "/proc/version/x.png"]);
+    assert_fails_with(&out, "x.png");
+}
