@@ -8,9 +8,12 @@ scripts/setup.sh
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
+(cd firmware && cargo fmt -- --check)
 echo "== cargo clippy (deny warnings)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== vae-core for thumbv7em-none-eabihf (no_std, no alloc)"
 cargo build -p vae-core --target thumbv7em-none-eabihf --release --locked
+echo "== firmware crate for thumbv7em-none-eabihf (embeds models/default)"
+(cd firmware && cargo build --release --locked && cargo clippy --release --locked -- -D warnings)
 echo "== cargo test"
 cargo test --workspace --locked
