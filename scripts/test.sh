@@ -16,4 +16,8 @@ cargo build -p vae-core --target thumbv7em-none-eabihf --release --locked
 echo "== firmware crate for thumbv7em-none-eabihf (embeds models/default)"
 (cd firmware && cargo build --release --locked && cargo clippy --release --locked -- -D warnings)
 echo "== cargo test"
-cargo test --workspace --locked
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+cargo test --workspace --locked 2>&1 | tee "$log"
+# One closing line for the whole run, summed over every test binary and doctest.
+awk '/^test result:/ { p += $4; f += $6 } END { printf "\ntests: %d passed, %d failed\n", p, f }' "$log"

@@ -172,11 +172,8 @@ fn run_train(args: TrainArgs) -> Result<()> {
         seed: args.seed,
         train_limit: args.train_limit,
     };
-    let mut train_set = Dataset::load(&args.data_dir, Split::Train)?;
+    let train_set = Dataset::load(&args.data_dir, Split::Train)?;
     let mut test_set = Dataset::load(&args.data_dir, Split::Test)?;
-    if let Some(n) = args.train_limit {
-        train_set = train_set.truncated(n);
-    }
     if let Some(n) = args.test_limit {
         test_set = test_set.truncated(n);
     }
@@ -237,9 +234,11 @@ fn run_sample(args: SampleArgs) -> Result<()> {
             args.model.display()
         ),
         (true, None) => (0..10u8)
-            .flat_map(|d| (0..count).map(move |c| (args.seed + c as u64, Some(d))))
+            .flat_map(|d| (0..count).map(move |c| (args.seed.wrapping_add(c as u64), Some(d))))
             .collect(),
-        (_, digit) => (0..count).map(|c| (args.seed + c as u64, digit)).collect(),
+        (_, digit) => (0..count)
+            .map(|c| (args.seed.wrapping_add(c as u64), digit))
+            .collect(),
     };
     let mut images = Vec::with_capacity(tiles.len());
     for &(seed, digit) in &tiles {

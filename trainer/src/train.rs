@@ -33,7 +33,7 @@ pub struct TrainConfig {
     pub class_weight: f32,
     /// Seed for initialization, shuffling and noise.
     pub seed: u64,
-    /// Train on the first N training images only (for quick runs and tests).
+    /// Train on the first N training images only (quick runs and tests).
     pub train_limit: Option<usize>,
 }
 
@@ -79,7 +79,10 @@ pub fn train<D: Device<f32>>(
     let mut rng = rand::rngs::StdRng::seed_from_u64(config.seed);
     let mut vae = Vae::new(dev, &config.model, &mut rng);
     let mut adam = Adam::new(&vae, config.learning_rate);
-    let mut order: Vec<usize> = (0..train.len()).collect();
+    let used = config
+        .train_limit
+        .map_or(train.len(), |n| n.min(train.len()));
+    let mut order: Vec<usize> = (0..used).collect();
     let mut history = Vec::new();
 
     for epoch in 1..=config.epochs {
@@ -120,19 +123,22 @@ pub fn train<D: Device<f32>>(
             images_per_second: order.len() as f64 / seconds,
             label_fidelity: fidelity,
         };
+        let class = match record.label_fidelity {
+            Some(f) => format!(
+                "  class CE {:.3}  label fidelity {:.1}%",
+                record.test.classifier,
+                100.0 * f
+            ),
+            None => String::new(),
+        };
         println!(
-            "epoch {epoch:>3}/{}  train loss {:7.2}  test loss {:7.2} (recon {:6.2} + KL {:5.2})  \
-             class CE {:.3}{}  {:>6.0} img/s",
+            "epoch {epoch:>3}/{}  train loss {:7.2}  test loss {:7.2} (recon {:6.2} + KL {:5.2}){class}  \
+             {:>6.0} img/s",
             config.epochs,
             record.train.neg_elbo(),
             record.test.neg_elbo(),
             record.test.reconstruction,
             record.test.kl,
-            record.test.classifier,
-            record
-                .label_fidelity
-                .map(|f| format!("  label fidelity {:.1}%", 100.0 * f))
-                .unwrap_or_default(),
             record.images_per_second
         );
         history.push(record);

@@ -109,11 +109,27 @@ pub struct Architecture {
 
 impl Architecture {
     /// Length of the decoder input: latent size plus classes.
+    ///
+    /// ```
+    /// # let arch = vae_core::Architecture { latent: 10, classes: 10, hidden: heapless::Vec::new(),
+    /// #     activation: vae_core::Activation::Relu, output: 784 };
+    /// assert_eq!(arch.input_len(), 20);
+    /// ```
     pub fn input_len(&self) -> usize {
         usize::from(self.latent) + usize::from(self.classes)
     }
 
     /// `(inputs, outputs)` of each dense layer, input side first.
+    ///
+    /// ```
+    /// use vae_core::{Activation, Architecture};
+    /// let arch = Architecture {
+    ///     latent: 10, classes: 10, hidden: heapless::Vec::from_slice(&[128]).unwrap(),
+    ///     activation: Activation::Relu, output: 784,
+    /// };
+    /// assert!(arch.layers().eq([(20, 128), (128, 784)]));
+    /// assert_eq!(arch.parameter_count(), 20 * 128 + 128 + 128 * 784 + 784);
+    /// ```
     pub fn layers(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
         let widths = self
             .hidden
@@ -135,6 +151,15 @@ impl Architecture {
     }
 
     /// Checks that this decoder fits the fixed-size buffers of this crate.
+    ///
+    /// ```
+    /// use vae_core::{Activation, Architecture, Error};
+    /// let arch = Architecture {
+    ///     latent: 0, classes: 10, hidden: heapless::Vec::new(),
+    ///     activation: Activation::Relu, output: 784,
+    /// };
+    /// assert!(matches!(arch.validate(), Err(Error::UnsupportedArchitecture(_))));
+    /// ```
     pub fn validate(&self) -> Result<(), Error> {
         if self.latent == 0 {
             return Err(Error::UnsupportedArchitecture("latent size is 0"));
@@ -200,6 +225,17 @@ impl Header {
     /// Decodes and checks the header at the start of `bytes`, returning it and the bytes
     /// after it. Checks magic and version, not sizes or checksum: use
     /// [`Model::parse`](crate::Model::parse) for a full check.
+    ///
+    /// ```
+    /// use vae_core::{Error, Header, Precision};
+    /// # let mut buf = vec![0u8; 1 << 16];
+    /// let file = vae_core::example_model(Precision::F16, &mut buf)?;
+    /// let (header, payload) = Header::read(file)?;
+    /// assert_eq!(header.precision, Precision::F16);
+    /// assert_eq!(payload.len(), header.payload_len as usize);
+    /// assert_eq!(Header::read(b"PNG!").unwrap_err(), Error::BadMagic);
+    /// # Ok::<(), Error>(())
+    /// ```
     pub fn read(bytes: &[u8]) -> Result<(Header, &[u8]), Error> {
         if bytes.len() < MAGIC.len() || bytes.get(..MAGIC.len()) != Some(&MAGIC[..]) {
             return Err(Error::BadMagic);
@@ -271,6 +307,16 @@ fn checksum(header_prefix: &[u8], payload: &[u8]) -> u32 {
 }
 
 /// Total file length for a decoder of shape `arch` stored at `precision`.
+///
+/// ```
+/// use vae_core::{encoded_len, Activation, Architecture, Precision};
+/// let arch = Architecture {
+///     latent: 2, classes: 0, hidden: heapless::Vec::new(),
+///     activation: Activation::Relu, output: 784,
+/// };
+/// let payload = 2 * (2 * 784 + 784);
+/// assert!(encoded_len(&arch, Precision::F16).unwrap() > payload);
+/// ```
 pub fn encoded_len(arch: &Architecture, precision: Precision) -> Result<usize, Error> {
     let header = header_for(arch, precision, 0)?;
     let mut buf = [0u8; MAX_HEADER_LEN];

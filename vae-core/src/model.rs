@@ -52,6 +52,19 @@ impl<'a> Model<'a> {
     ///
     /// Each output is `bias + w[0]*x[0] + w[1]*x[1] + ...`, summed in that order in f32,
     /// so every platform that follows IEEE 754 gets the same bits.
+    ///
+    /// ```
+    /// # let mut buf = vec![0u8; 1 << 16];
+    /// # let file = vae_core::example_model(vae_core::Precision::F32, &mut buf).unwrap();
+    /// use vae_core::{Model, MAX_WIDTH, PIXELS};
+    /// let model = Model::parse(&file)?;
+    /// let mut input = [0.0; MAX_WIDTH];
+    /// let len = model.build_input(&[0.3, -0.2], Some(4), &mut input)?; // [z, one-hot(4)]
+    /// assert_eq!(&input[..len], &[0.3, -0.2, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0]);
+    /// let mut probs = [0.0; PIXELS];
+    /// model.decode_into(&input[..len], &mut probs)?;
+    /// # Ok::<(), vae_core::Error>(())
+    /// ```
     pub fn decode_into(&self, input: &[f32], probs: &mut [f32; PIXELS]) -> Result<(), Error> {
         let arch = &self.header.arch;
         let expected = arch.input_len();

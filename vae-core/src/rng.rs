@@ -22,9 +22,8 @@ pub struct Rng {
 }
 
 const MULTIPLIER: u64 = 6_364_136_223_846_793_005;
-/// PCG's default stream selector.
+/// Stream selector giving PCG's default increment, 1442695040888963407.
 const DEFAULT_STREAM: u64 = 1_442_695_040_888_963_407 >> 1;
-// (so the increment is PCG's default, 1442695040888963407)
 
 impl Rng {
     /// A generator whose whole stream is fixed by `seed`.
@@ -61,6 +60,11 @@ impl Rng {
     }
 
     /// Uniform in `(0, 1]`, with 24 bits of resolution (never 0, so `ln` is finite).
+    ///
+    /// ```
+    /// let u = vae_core::Rng::new(5).uniform();
+    /// assert!(u > 0.0 && u <= 1.0);
+    /// ```
     pub fn uniform(&mut self) -> f32 {
         const SCALE: f32 = 1.0 / (1u32 << 24) as f32;
         ((self.next_u32() >> 8) + 1) as f32 * SCALE
@@ -68,6 +72,11 @@ impl Rng {
 
     /// Uniform integer in `0..n` (Lemire's multiply-shift; the bias is below 2^-28 for
     /// the small `n` used here). Returns 0 for `n == 0`.
+    ///
+    /// ```
+    /// let mut rng = vae_core::Rng::new(5);
+    /// assert!((0..100).all(|_| rng.below(10) < 10));
+    /// ```
     pub fn below(&mut self, n: u32) -> u32 {
         ((u64::from(self.next_u32()) * u64::from(n)) >> 32) as u32
     }
