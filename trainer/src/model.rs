@@ -188,9 +188,8 @@ pub struct Vae<D: Device<f32>> {
 pub const PIXELS: usize = vae_core::PIXELS;
 
 impl<D: Device<f32>> Vae<D> {
-    /// A freshly initialized model; the same `seed` gives the same weights.
+    /// A freshly initialized model, its weights drawn from `rng`.
     pub fn new(dev: &D, config: &ModelConfig, rng: &mut impl rand::Rng) -> Self {
-        let trunk_out = *config.encoder_hidden.last().unwrap_or(&PIXELS);
         let encoder_input = PIXELS
             + if config.encoder_sees_label {
                 config.classes
@@ -201,6 +200,7 @@ impl<D: Device<f32>> Vae<D> {
             .chain(config.encoder_hidden.iter().copied())
             .collect();
         let encoder = Mlp::new(dev, &encoder_widths, config.activation, rng);
+        let trunk_out = *encoder_widths.last().unwrap_or(&encoder_input);
         let mu = Dense::new(dev, trunk_out, config.latent, rng);
         let logvar = Dense::new(dev, trunk_out, config.latent, rng);
         let classifier = (config.classes > 0).then(|| {
