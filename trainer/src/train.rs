@@ -104,12 +104,14 @@ pub fn train<D: Device<f32>>(
             adam.update(&mut vae, &grads);
             sum.add(&terms, chunk.len());
             bar.inc(chunk.len() as u64);
+            let mean = sum.mean();
             bar.set_message(format!(
-                "loss {:.2} (recon {:.2} + KL {:.2}, class {:.3})",
-                sum.mean().neg_elbo(),
-                sum.mean().reconstruction,
-                sum.mean().kl,
-                sum.mean().classifier
+                "loss {:.2} (recon {:.2} + KL {:.2}, class {:.3})  {:.0} img/s",
+                mean.neg_elbo(),
+                mean.reconstruction,
+                mean.kl,
+                mean.classifier,
+                sum.images as f64 / started.elapsed().as_secs_f64()
             ));
         }
         bar.finish_and_clear();
@@ -302,11 +304,9 @@ fn progress_bar(show: bool, len: usize, epoch: usize, epochs: usize) -> Progress
     }
     let bar = ProgressBar::new(len as u64);
     bar.set_style(
-        ProgressStyle::with_template(
-            "epoch {prefix} [{bar:30}] {pos}/{len} {per_sec} {msg} ({eta})",
-        )
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> "),
+        ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} (eta {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
     );
     bar.set_prefix(format!("{epoch}/{epochs}"));
     bar
