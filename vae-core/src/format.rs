@@ -217,7 +217,7 @@ pub struct Header {
 /// another version is named as such instead of failing as a garbled header.
 #[derive(Deserialize)]
 struct Preamble {
-    magic: [u8; 4],
+    _magic: [u8; 4],
     version: u16,
 }
 
@@ -237,14 +237,11 @@ impl Header {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn read(bytes: &[u8]) -> Result<(Header, &[u8]), Error> {
-        if bytes.len() < MAGIC.len() || bytes.get(..MAGIC.len()) != Some(&MAGIC[..]) {
+        if bytes.get(..MAGIC.len()) != Some(&MAGIC[..]) {
             return Err(Error::BadMagic);
         }
         let (preamble, _) =
             postcard::take_from_bytes::<Preamble>(bytes).map_err(|_| Error::MalformedHeader)?;
-        if preamble.magic != MAGIC {
-            return Err(Error::BadMagic);
-        }
         if preamble.version != FORMAT_VERSION {
             return Err(Error::UnsupportedVersion {
                 found: preamble.version,
