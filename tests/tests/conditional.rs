@@ -4,6 +4,7 @@
 
 use dfdx::prelude::*;
 use trainer::checkpoint;
+use trainer::train::argmax;
 use vae_core::{Model, PIXELS};
 use vae_tests::default_model_dir;
 
@@ -38,7 +39,7 @@ fn generated_digits_are_read_as_the_digit_asked_for() {
         .as_vec();
     let mut correct = [0u64; 10];
     for (k, row) in logits.chunks_exact(10).enumerate() {
-        let best = (0..10).max_by(|&a, &b| row[a].total_cmp(&row[b])).unwrap();
+        let best = argmax(row);
         if best as u64 == k as u64 / PER_DIGIT {
             correct[best] += 1;
         }

@@ -1,7 +1,6 @@
 //! A training run's folder: its configuration (JSON), its weights (safetensors, readable
 //! from Python too) and its history of losses (JSON).
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use ::safetensors::tensor::{serialize, Dtype, SafeTensorError, SafeTensors, TensorView};
@@ -30,16 +29,23 @@ impl RunDir {
     }
 }
 
-/// Saves every parameter of `vae` to `path` (atomically).
+/// Saves every parameter of `vae` to `path` (atomically), as `<layer>.weight` with
+/// shape (inputs, outputs) and `<layer>.bias` with shape (outputs,).
 pub fn save<D: Device<f32>>(vae: &Vae<D>, path: &Path) -> Result<()> {
-    let params = vae.named_params();
-    let data: Vec<(String, Vec<usize>, Vec<u8>)> = params
-        .iter()
-        .map(|(name, p)| {
-            let bytes = p.to_vec().iter().flat_map(|v| v.to_le_bytes()).collect();
-            (name.clone(), p.dims(), bytes)
-        })
-        .collect();
+    let mut data: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    for (name, layer) in vae.dense_layers() {
+        let (inputs, outputs) = *layer.weight.shape();
+        data.push((
+            format!("{name}.weight"),
+            vec![inputs, outputs],
+            le_bytes(&layer.weight.as_vec()),
+        ));
+        data.push((
+            format!("{name}.bias"),
+            vec![outputs],
+            le_bytes(&layer.bias.as_vec()),
+        ));
+    }
     let views = data
         .iter()
         .map(|(name, dims, bytes)| {
@@ -53,6 +59,10 @@ pub fn save<D: Device<f32>>(vae: &Vae<D>, path: &Path) -> Result<()> {
     write_atomic(path, &bytes)
 }
 
+fn le_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
+}
+
 /// Loads a run folder's configuration and checkpoint onto `dev`.
 pub fn load<D: Device<f32>>(dev: &D, run: &Path) -> Result<(TrainConfig, Vae<D>)> {
     let dir = RunDir(run.to_path_buf());
@@ -62,40 +72,40 @@ pub fn load<D: Device<f32>>(dev: &D, run: &Path) -> Result<(TrainConfig, Vae<D>)
     let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
     let file = SafeTensors::deserialize(&bytes)
         .map_err(|e| anyhow::anyhow!("{} is not a valid checkpoint: {e:?}", path.display()))?;
-    let mut tensors: HashMap<String, Vec<f32>> = HashMap::new();
+    // Built from the config only for its shapes; every weight is replaced below.
     let mut vae = Vae::new(
         dev,
         &config.model,
         &mut rand::rngs::mock::StepRng::new(0, 0),
     );
-    for (name, p) in vae.named_params() {
-        let view = file
-            .tensor(&name)
-            .map_err(|_| anyhow::anyhow!("{}: tensor {name} is missing", path.display()))?;
-        if view.dtype() != Dtype::F32 || view.shape() != p.dims().as_slice() {
-            bail!(
-                "{}: tensor {name} is {:?} {:?}, expected F32 {:?} (does config.json match?)",
-                path.display(),
-                view.dtype(),
-                view.shape(),
-                p.dims()
-            );
-        }
-        let values = view
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-            .collect();
-        tensors.insert(name, values);
-    }
     let names: Vec<String> = vae.dense_layers().into_iter().map(|(n, _)| n).collect();
     for (name, layer) in names.iter().zip(vae.dense_layers_mut()) {
-        let w = tensors
-            .remove(&format!("{name}.weight"))
-            .unwrap_or_default();
-        let b = tensors.remove(&format!("{name}.bias")).unwrap_or_default();
-        layer.weight = dev.tensor_from_vec(w, *layer.weight.shape());
-        layer.bias = dev.tensor_from_vec(b, *layer.bias.shape());
+        let (inputs, outputs) = *layer.weight.shape();
+        let weight = read_tensor(&file, &format!("{name}.weight"), &[inputs, outputs])
+            .with_context(|| format!("{}", path.display()))?;
+        let bias = read_tensor(&file, &format!("{name}.bias"), &[outputs])
+            .with_context(|| format!("{}", path.display()))?;
+        layer.weight = dev.tensor_from_vec(weight, (inputs, outputs));
+        layer.bias = dev.tensor_from_vec(bias, (outputs,));
     }
     Ok((config, vae))
+}
+
+/// The values of f32 tensor `name`, which must have shape `dims`.
+fn read_tensor(file: &SafeTensors, name: &str, dims: &[usize]) -> Result<Vec<f32>> {
+    let view = file
+        .tensor(name)
+        .map_err(|_| anyhow::anyhow!("tensor {name} is missing"))?;
+    if view.dtype() != Dtype::F32 || view.shape() != dims {
+        bail!(
+            "tensor {name} is {:?} {:?}, expected F32 {dims:?} (does config.json match?)",
+            view.dtype(),
+            view.shape()
+        );
+    }
+    Ok(view
+        .data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect())
 }

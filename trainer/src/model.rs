@@ -244,19 +244,6 @@ impl<D: Device<f32>> Vae<D> {
         out
     }
 
-    /// Every parameter tensor with its name (`<layer>.weight`, `<layer>.bias`).
-    pub fn named_params(&self) -> Vec<(String, Param<'_, D>)> {
-        self.dense_layers()
-            .into_iter()
-            .flat_map(|(name, d)| {
-                [
-                    (format!("{name}.weight"), Param::Matrix(&d.weight)),
-                    (format!("{name}.bias"), Param::Vector(&d.bias)),
-                ]
-            })
-            .collect()
-    }
-
     /// Mutable access to every dense layer, in the order of [`Self::dense_layers`].
     pub fn dense_layers_mut(&mut self) -> Vec<&mut Dense<D>> {
         let mut out: Vec<&mut Dense<D>> = Vec::new();
@@ -277,32 +264,6 @@ impl<D: Device<f32>> Vae<D> {
             .iter()
             .map(|l| l.inputs() * l.outputs() + l.outputs())
             .sum()
-    }
-}
-
-/// A borrowed parameter tensor of either rank.
-pub enum Param<'a, D: Device<f32>> {
-    /// A weight matrix.
-    Matrix(&'a Matrix<D>),
-    /// A bias vector.
-    Vector(&'a Vector<D>),
-}
-
-impl<D: Device<f32>> Param<'_, D> {
-    /// Shape as a list of dimensions.
-    pub fn dims(&self) -> Vec<usize> {
-        match self {
-            Param::Matrix(t) => vec![t.shape().0, t.shape().1],
-            Param::Vector(t) => vec![t.shape().0],
-        }
-    }
-
-    /// The values, row-major.
-    pub fn to_vec(&self) -> Vec<f32> {
-        match self {
-            Param::Matrix(t) => t.as_vec(),
-            Param::Vector(t) => t.as_vec(),
-        }
     }
 }
 

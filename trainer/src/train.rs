@@ -227,7 +227,8 @@ pub fn label_fidelity<D: Device<f32>>(
     Some(correct as f32 / n as f32)
 }
 
-fn argmax(row: &[f32]) -> usize {
+/// Index of the largest value (the first one on ties; 0 for an empty row).
+pub fn argmax(row: &[f32]) -> usize {
     row.iter()
         .enumerate()
         .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {

@@ -137,9 +137,18 @@ fn damaged_model_files_are_refused() {
 
 #[test]
 fn out_of_range_arguments_are_refused() {
-    assert_fails_with(&vae(&["sample", "--model", MODEL, "--digit", "10"]), "10");
-    assert_fails_with(&vae(&["train", "--batch-size", "0"]), "0");
-    assert_fails_with(&vae(&["train", "--latent", "0"]), "0");
+    assert_fails_with(
+        &vae(&["sample", "--model", MODEL, "--digit", "10"]),
+        "10 is not in 0..=9",
+    );
+    assert_fails_with(
+        &vae(&["train", "--batch-size", "0"]),
+        "'--batch-size <BATCH_SIZE>': 0 is not in 1..",
+    );
+    assert_fails_with(
+        &vae(&["train", "--latent", "0"]),
+        "'--latent <LATENT>': 0 is not in 1..",
+    );
     assert_fails_with(&vae(&["frobnicate"]), "unrecognized subcommand");
 }
 

@@ -76,20 +76,6 @@ impl Precision {
             Precision::F16 => 2,
         }
     }
-
-    /// The value `x` becomes once stored in this precision (round to nearest even).
-    ///
-    /// ```
-    /// use vae_core::Precision;
-    /// assert_eq!(Precision::F32.round(0.1), 0.1);
-    /// assert_eq!(Precision::F16.round(0.1), 0.099975586);
-    /// ```
-    pub fn round(self, x: f32) -> f32 {
-        match self {
-            Precision::F32 => x,
-            Precision::F16 => half::f16::from_f32(x).to_f32(),
-        }
-    }
 }
 
 /// Decoder shape: `[z, one-hot(class)] -> hidden... -> output`.
@@ -257,8 +243,7 @@ impl Header {
     }
 }
 
-/// Splits a whole file into header, the bytes the checksum covers before the payload,
-/// and the payload; checks sizes and the checksum.
+/// Splits a whole file into its header and payload, checking sizes and the checksum.
 pub(crate) fn split_and_verify(bytes: &[u8]) -> Result<(Header, &[u8]), Error> {
     let (header, rest) = Header::read(bytes)?;
     header.arch.validate()?;
@@ -315,7 +300,7 @@ fn checksum(header_prefix: &[u8], payload: &[u8]) -> u32 {
 /// assert!(encoded_len(&arch, Precision::F16).unwrap() > payload);
 /// ```
 pub fn encoded_len(arch: &Architecture, precision: Precision) -> Result<usize, Error> {
-    let header = header_for(arch, precision, 0)?;
+    let header = header_for(arch, precision)?;
     let mut buf = [0u8; MAX_HEADER_LEN];
     let header_len = postcard::to_slice(&header, &mut buf)
         .map_err(|_| Error::UnsupportedArchitecture("header longer than MAX_HEADER_LEN"))?
@@ -323,7 +308,7 @@ pub fn encoded_len(arch: &Architecture, precision: Precision) -> Result<usize, E
     Ok(header_len.saturating_add(arch.payload_len(precision)))
 }
 
-fn header_for(arch: &Architecture, precision: Precision, crc: u32) -> Result<Header, Error> {
+fn header_for(arch: &Architecture, precision: Precision) -> Result<Header, Error> {
     arch.validate()?;
     let payload_len = u32::try_from(arch.payload_len(precision))
         .map_err(|_| Error::UnsupportedArchitecture("payload larger than 4 GiB"))?;
@@ -333,7 +318,7 @@ fn header_for(arch: &Architecture, precision: Precision, crc: u32) -> Result<Hea
         arch: arch.clone(),
         precision,
         payload_len,
-        crc32: crc.to_le_bytes(),
+        crc32: [0; CRC_LEN],
     })
 }
 
@@ -392,10 +377,10 @@ pub fn encode(
 
     // The header is written twice: once to learn where the CRC field sits (it is the
     // last four header bytes), once with the CRC filled in. Its length does not change.
-    let draft = header_for(arch, precision, 0)?;
-    postcard::to_slice(&draft, head).map_err(|_| Error::MalformedHeader)?;
+    let mut header = header_for(arch, precision)?;
+    postcard::to_slice(&header, head).map_err(|_| Error::MalformedHeader)?;
     let crc = checksum(head.get(..header_len - CRC_LEN).unwrap_or(&[]), payload);
-    let header = header_for(arch, precision, crc)?;
+    header.crc32 = crc.to_le_bytes();
     postcard::to_slice(&header, head).map_err(|_| Error::MalformedHeader)?;
     Ok(needed)
 }

@@ -68,7 +68,7 @@ impl<'a> Model<'a> {
     pub fn decode_into(&self, input: &[f32], probs: &mut [f32; PIXELS]) -> Result<(), Error> {
         let arch = &self.header.arch;
         let expected = arch.input_len();
-        if input.len() != expected || input.is_empty() {
+        if input.len() != expected {
             return Err(Error::LengthMismatch {
                 expected,
                 found: input.len(),
