@@ -53,6 +53,7 @@ fn committed_model_files_are_the_export_of_the_committed_checkpoint() {
     for (precision, name) in [
         (Precision::F16, "decoder-f16.vae"),
         (Precision::F32, "decoder-f32.vae"),
+        (Precision::I8, "decoder-i8.vae"),
     ] {
         let committed = std::fs::read(dir.join(name)).unwrap();
         let fresh = model_file(&vae, precision).unwrap();

@@ -54,7 +54,7 @@ fn golden_bytes_of_a_tiny_f16_model() {
     let payload_len = 2 * (PIXELS + PIXELS); // 3136 bytes
     let header: [u8; 14] = [
         b'V', b'A', b'E', b'D', // magic
-        0x01, // version 1 (varint)
+        0x02, // version 2 (varint)
         0x01, // latent 1
         0x00, // classes 0
         0x00, // no hidden layers (sequence length 0)
@@ -62,13 +62,14 @@ fn golden_bytes_of_a_tiny_f16_model() {
         0x90, 0x06, // output 784 (varint: 0x10 | 0x80, 6)
         0x01, // precision: F16 (variant 1)
         0xC0, 0x18, // payload length 3136 (varint: 0x40 | 0x80, 24)
-    ]; // then the CRC-32, 4 bytes little-endian
-    assert_eq!(file.len(), 14 + 4 + payload_len);
+    ]; // then the CRC-32, 4 bytes little-endian, then 2 zero bytes: the payload starts at 20
+    assert_eq!(file.len(), 14 + 4 + 2 + payload_len);
     assert_eq!(&file[..14], &header);
+    assert_eq!(&file[18..20], &[0, 0]);
 
     // Payload: weights then biases, f16 little-endian. w[0] = -1.0 (0xBC00),
     // w[1] = -0.75 (0xBA00), b[0] = -0.25 (0xB400), b[1] = -0.125 (0xB000).
-    let payload = &file[18..];
+    let payload = &file[20..];
     assert_eq!(&payload[..4], &[0x00, 0xBC, 0x00, 0xBA]);
     assert_eq!(
         &payload[2 * PIXELS..2 * PIXELS + 4],
@@ -76,12 +77,13 @@ fn golden_bytes_of_a_tiny_f16_model() {
     );
 
     let crc = u32::from_le_bytes(file[14..18].try_into().unwrap());
-    assert_eq!(crc, reference_crc32(&[&header, payload]));
+    // Everything but the CRC itself: header, padding, payload.
+    assert_eq!(crc, reference_crc32(&[&header, &file[18..]]));
 }
 
 #[test]
 fn round_trip_keeps_architecture_and_weights() {
-    for precision in [Precision::F16, Precision::F32] {
+    for precision in [Precision::F16, Precision::F32, Precision::I8] {
         let file = tiny_file(precision);
         let model = Model::parse(&file).unwrap();
         assert_eq!(model.architecture(), &tiny_arch());
@@ -127,7 +129,7 @@ fn a_larger_model_round_trips_through_f32_exactly() {
 #[test]
 fn each_corruption_has_its_own_error() {
     let good = tiny_file(Precision::F16);
-    let header_len = 18;
+    let payload_at = 20;
 
     // Cut inside the payload.
     let err = Model::parse(&good[..good.len() - 1]).unwrap_err();
@@ -157,7 +159,7 @@ fn each_corruption_has_its_own_error() {
     );
     // A flipped byte in the payload.
     let mut flipped = good.clone();
-    flipped[header_len + 1000] ^= 0x40;
+    flipped[payload_at + 1000] ^= 0x40;
     assert!(matches!(
         Model::parse(&flipped).unwrap_err(),
         Error::ChecksumMismatch { .. }
@@ -169,19 +171,25 @@ fn each_corruption_has_its_own_error() {
         Model::parse(&act).unwrap_err(),
         Error::ChecksumMismatch { .. }
     ));
-    // Another format version.
-    let mut v2 = good.clone();
-    v2[4] = 2;
+    // A non-zero padding byte with a matching CRC (a writer that got the padding wrong).
+    let mut padded = good.clone();
+    padded[18] = 1;
+    let crc = reference_crc32(&[&padded[..14], &padded[18..]]);
+    padded[14..18].copy_from_slice(&crc.to_le_bytes());
+    assert_eq!(Model::parse(&padded).unwrap_err(), Error::MalformedHeader);
+    // Another format version: version 1 files had no padding and no i8.
+    let mut v1 = good.clone();
+    v1[4] = 1;
     assert_eq!(
-        Model::parse(&v2).unwrap_err(),
+        Model::parse(&v1).unwrap_err(),
         Error::UnsupportedVersion {
-            found: 2,
-            supported: 1
+            found: 1,
+            supported: 2
         }
     );
-    let message = Model::parse(&v2).unwrap_err().to_string();
+    let message = Model::parse(&v1).unwrap_err().to_string();
     assert!(
-        message.contains("version 2") && message.contains("version 1"),
+        message.contains("version 1") && message.contains("version 2"),
         "{message}"
     );
     // Wrong magic.

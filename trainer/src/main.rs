@@ -97,7 +97,7 @@ struct ExportArgs {
     /// Run folder written by `vae train`.
     #[arg(long, default_value = "runs/default")]
     run: PathBuf,
-    /// Folder for decoder-f16.vae and decoder-f32.vae (default: the run folder).
+    /// Folder for decoder-f16.vae, decoder-f32.vae and decoder-i8.vae (default: the run folder).
     #[arg(long)]
     out_dir: Option<PathBuf>,
 }
@@ -207,12 +207,9 @@ fn run_export(args: ExportArgs) -> Result<()> {
     let out_dir = args.out_dir.unwrap_or_else(|| args.run.clone());
     std::fs::create_dir_all(&out_dir)
         .with_context(|| format!("cannot create {}", out_dir.display()))?;
-    for (precision, name) in [
-        (Precision::F16, "decoder-f16.vae"),
-        (Precision::F32, "decoder-f32.vae"),
-    ] {
+    for precision in [Precision::F16, Precision::F32, Precision::I8] {
         let bytes = model_file(&vae, precision)?;
-        let path = out_dir.join(name);
+        let path = out_dir.join(format!("decoder-{}.vae", precision.name()));
         write_atomic(&path, &bytes)?;
         println!("wrote {} ({} bytes)", path.display(), bytes.len());
     }
@@ -294,10 +291,14 @@ fn run_inspect(args: InspectArgs) -> Result<()> {
         }
     );
     println!("parameters:  {}", arch.parameter_count());
+    let storage = match header.precision {
+        Precision::F32 => "f32 weights and biases",
+        Precision::F16 => "f16 weights and biases",
+        Precision::I8 => "i8 weights with an f32 scale per row, f32 biases",
+    };
     println!(
-        "precision:   {:?} ({} bytes per value), payload {} bytes",
-        header.precision,
-        header.precision.bytes(),
+        "precision:   {} ({storage}), payload {} bytes",
+        header.precision.name(),
         header.payload_len
     );
     match Model::parse(&bytes) {

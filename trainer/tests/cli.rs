@@ -78,8 +78,8 @@ fn inspect_reports_a_good_file() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("version 1"), "{stdout}");
-    assert!(stdout.contains("F16"), "{stdout}");
+    assert!(stdout.contains("version 2"), "{stdout}");
+    assert!(stdout.contains("precision:   f16"), "{stdout}");
     assert!(stdout.contains("OK"), "{stdout}");
 }
 
@@ -104,13 +104,13 @@ fn damaged_model_files_are_refused() {
             "CRC-32",
         ),
         (
-            "v2.vae",
+            "v1.vae",
             {
                 let mut b = good.clone();
-                b[4] = 2;
+                b[4] = 1;
                 b
             },
-            "version 2",
+            "version 1 is not supported (this build reads version 2)",
         ),
     ];
     for (name, bytes, needle) in cases {

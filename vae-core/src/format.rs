@@ -10,14 +10,23 @@
 //! |   payload    u32      payload length in bytes (varint)       |
 //! |   crc32      [u8; 4]  CRC-32/ISO-HDLC, little-endian         |
 //! +--------------------------------------------------------------+
-//! | payload: for each layer, weights row by row ([out][in]),     |
-//! | then biases [out]; each value f16 or f32, little-endian      |
+//! | 0-3 zero bytes, so the payload starts at a multiple of 4     |
+//! +--------------------------------------------------------------+
+//! | payload, for each dense layer (input side first):            |
+//! |   F32, F16: weights row by row ([out][in]), then biases [out]|
+//! |   I8:  weights row by row as i8, then one f32 scale per row, |
+//! |        then biases [out] as f32                              |
+//! | all values little-endian                                     |
 //! +--------------------------------------------------------------+
 //! ```
 //!
-//! The CRC covers every header byte before it and the whole payload, so a flipped bit
-//! anywhere is caught, not only in the weights. The payload is read in place: values are
-//! decoded from bytes one at a time, so the file needs no particular alignment in flash.
+//! The CRC covers every byte of the file except its own four, so a flipped bit anywhere is
+//! caught, not only in the weights. The payload is read in place. Values are decoded from
+//! bytes, so no alignment is required for correctness; the padding lets a word-aligned
+//! copy of the file (as the firmware embeds it) load weights a word at a time.
+//!
+//! An `I8` row stores `q[o][i] = round(w[o][i] / s[o])` with `s[o] = max_i |w[o][i]| / 127`,
+//! so every row uses the full range -127..=127 whatever its magnitude.
 
 use crc::{Crc, CRC_32_ISO_HDLC};
 use serde::{Deserialize, Serialize};
@@ -29,7 +38,10 @@ pub const MAGIC: [u8; 4] = *b"VAED";
 
 /// The format version this build reads and writes. Bump on any layout change and record
 /// the change in CHANGELOG.md.
-pub const FORMAT_VERSION: u16 = 1;
+pub const FORMAT_VERSION: u16 = 2;
+
+/// The payload starts at a multiple of this many bytes from the start of the file.
+pub const PAYLOAD_ALIGN: usize = 4;
 
 /// Pixels in one generated image (28 x 28).
 pub const PIXELS: usize = 28 * 28;
@@ -66,14 +78,33 @@ pub enum Precision {
     F32,
     /// IEEE 754 half precision, 2 bytes per value.
     F16,
+    /// Signed 8-bit weights with one f32 scale per output row; f32 biases.
+    I8,
 }
 
 impl Precision {
-    /// Bytes per stored value.
-    pub const fn bytes(self) -> usize {
+    /// Payload bytes of one dense layer with `inputs` inputs and `outputs` outputs.
+    ///
+    /// ```
+    /// use vae_core::Precision;
+    /// assert_eq!(Precision::F16.layer_bytes(20, 128), 2 * (20 * 128 + 128));
+    /// assert_eq!(Precision::I8.layer_bytes(20, 128), 20 * 128 + 4 * 128 + 4 * 128);
+    /// ```
+    pub const fn layer_bytes(self, inputs: usize, outputs: usize) -> usize {
+        let weights = inputs.saturating_mul(outputs);
         match self {
-            Precision::F32 => 4,
-            Precision::F16 => 2,
+            Precision::F32 => weights.saturating_add(outputs).saturating_mul(4),
+            Precision::F16 => weights.saturating_add(outputs).saturating_mul(2),
+            Precision::I8 => weights.saturating_add(outputs.saturating_mul(8)),
+        }
+    }
+
+    /// The name used on the command line and in file names: `f32`, `f16` or `i8`.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::F16 => "f16",
+            Precision::I8 => "i8",
         }
     }
 }
@@ -178,7 +209,9 @@ impl Architecture {
 
     /// Payload bytes for this architecture at `precision`.
     pub fn payload_len(&self, precision: Precision) -> usize {
-        self.parameter_count().saturating_mul(precision.bytes())
+        self.layers()
+            .map(|(i, o)| precision.layer_bytes(i, o))
+            .fold(0usize, usize::saturating_add)
     }
 }
 
@@ -223,18 +256,11 @@ impl Header {
     /// # Ok::<(), Error>(())
     /// ```
     pub fn read(bytes: &[u8]) -> Result<(Header, &[u8]), Error> {
-        if bytes.get(..MAGIC.len()) != Some(&MAGIC[..]) {
-            return Err(Error::BadMagic);
-        }
-        let (preamble, _) =
-            postcard::take_from_bytes::<Preamble>(bytes).map_err(|_| Error::MalformedHeader)?;
-        if preamble.version != FORMAT_VERSION {
-            return Err(Error::UnsupportedVersion {
-                found: preamble.version,
-                supported: FORMAT_VERSION,
-            });
-        }
-        postcard::take_from_bytes::<Header>(bytes).map_err(|_| Error::MalformedHeader)
+        let (header, header_len) = read_header(bytes)?;
+        let payload = bytes
+            .get(payload_offset(header_len)..)
+            .ok_or(Error::MalformedHeader)?;
+        Ok((header, payload))
     }
 
     /// The stored checksum as a number.
@@ -243,9 +269,32 @@ impl Header {
     }
 }
 
+/// Decodes the header at the start of `bytes` and returns it with its length in bytes.
+fn read_header(bytes: &[u8]) -> Result<(Header, usize), Error> {
+    if bytes.get(..MAGIC.len()) != Some(&MAGIC[..]) {
+        return Err(Error::BadMagic);
+    }
+    let (preamble, _) =
+        postcard::take_from_bytes::<Preamble>(bytes).map_err(|_| Error::MalformedHeader)?;
+    if preamble.version != FORMAT_VERSION {
+        return Err(Error::UnsupportedVersion {
+            found: preamble.version,
+            supported: FORMAT_VERSION,
+        });
+    }
+    let (header, rest) =
+        postcard::take_from_bytes::<Header>(bytes).map_err(|_| Error::MalformedHeader)?;
+    Ok((header, bytes.len() - rest.len()))
+}
+
+/// Where the payload starts after a header of `header_len` bytes.
+const fn payload_offset(header_len: usize) -> usize {
+    header_len.next_multiple_of(PAYLOAD_ALIGN)
+}
+
 /// Splits a whole file into its header and payload, checking sizes and the checksum.
 pub(crate) fn split_and_verify(bytes: &[u8]) -> Result<(Header, &[u8]), Error> {
-    let (header, rest) = Header::read(bytes)?;
+    let (header, header_len) = read_header(bytes)?;
     header.arch.validate()?;
     let expected = header.arch.payload_len(header.precision);
     let announced = header.payload_len as usize;
@@ -255,36 +304,39 @@ pub(crate) fn split_and_verify(bytes: &[u8]) -> Result<(Header, &[u8]), Error> {
             found: announced,
         });
     }
-    if rest.len() < expected {
-        return Err(Error::Truncated {
-            expected,
-            found: rest.len(),
-        });
+    let offset = payload_offset(header_len);
+    let found = bytes.len().saturating_sub(offset);
+    if found < expected {
+        return Err(Error::Truncated { expected, found });
     }
-    if rest.len() > expected {
-        return Err(Error::SizeMismatch {
-            expected,
-            found: rest.len(),
-        });
+    if found > expected {
+        return Err(Error::SizeMismatch { expected, found });
     }
-    let header_len = bytes.len() - rest.len();
-    let covered = bytes
-        .get(..header_len.saturating_sub(CRC_LEN))
-        .ok_or(Error::MalformedHeader)?;
-    let computed = checksum(covered, rest);
+    // Everything but the CRC field itself: the header before it, the padding, the payload.
+    let crc_at = header_len.saturating_sub(CRC_LEN);
+    let (Some(before), Some(after)) = (bytes.get(..crc_at), bytes.get(header_len..)) else {
+        return Err(Error::MalformedHeader);
+    };
+    let computed = checksum(before, after);
     if computed != header.stored_crc() {
         return Err(Error::ChecksumMismatch {
             stored: header.stored_crc(),
             computed,
         });
     }
-    Ok((header, rest))
+    let (padding, payload) = after
+        .split_at_checked(offset - header_len)
+        .ok_or(Error::MalformedHeader)?;
+    if padding.iter().any(|&b| b != 0) {
+        return Err(Error::MalformedHeader);
+    }
+    Ok((header, payload))
 }
 
-fn checksum(header_prefix: &[u8], payload: &[u8]) -> u32 {
+fn checksum(before_crc: &[u8], after_crc: &[u8]) -> u32 {
     let mut digest = CRC32.digest();
-    digest.update(header_prefix);
-    digest.update(payload);
+    digest.update(before_crc);
+    digest.update(after_crc);
     digest.finalize()
 }
 
@@ -305,7 +357,7 @@ pub fn encoded_len(arch: &Architecture, precision: Precision) -> Result<usize, E
     let header_len = postcard::to_slice(&header, &mut buf)
         .map_err(|_| Error::UnsupportedArchitecture("header longer than MAX_HEADER_LEN"))?
         .len();
-    Ok(header_len.saturating_add(arch.payload_len(precision)))
+    Ok(payload_offset(header_len).saturating_add(arch.payload_len(precision)))
 }
 
 fn header_for(arch: &Architecture, precision: Precision) -> Result<Header, Error> {
@@ -324,8 +376,8 @@ fn header_for(arch: &Architecture, precision: Precision) -> Result<Header, Error
 
 /// Writes a model file into `out` and returns its length.
 ///
-/// `values` yields every parameter in payload order: for each layer, the weights row by
-/// row (`[out][in]`, so output `o` reads inputs `0..in` from one contiguous row), then the
+/// `values` yields every parameter in layer order: for each layer, the weights row by row
+/// (`[out][in]`, so output `o` reads inputs `0..in` from one contiguous row), then the
 /// biases. Values are rounded to `precision` here, so quantization is defined once.
 ///
 /// ```
@@ -335,8 +387,8 @@ fn header_for(arch: &Architecture, precision: Precision) -> Result<Header, Error
 ///     activation: Activation::Relu, output: 784,
 /// };
 /// let values = (0..arch.parameter_count()).map(|i| i as f32 * 1e-3);
-/// let mut file = vec![0u8; encoded_len(&arch, Precision::F16).unwrap()];
-/// let len = encode(&arch, Precision::F16, values, &mut file).unwrap();
+/// let mut file = vec![0u8; encoded_len(&arch, Precision::I8).unwrap()];
+/// let len = encode(&arch, Precision::I8, values, &mut file).unwrap();
 /// assert_eq!(len, file.len());
 /// assert_eq!(Model::parse(&file).unwrap().architecture(), &arch);
 /// ```
@@ -352,35 +404,120 @@ pub fn encode(
         .get_mut(..needed)
         .ok_or(Error::BufferTooSmall { needed, available })?;
     let payload_len = arch.payload_len(precision);
-    let header_len = needed - payload_len;
-    let (head, payload) = file.split_at_mut(header_len);
+    let offset = needed - payload_len;
+    let (head, payload) = file
+        .split_at_mut_checked(offset)
+        .ok_or(Error::MalformedHeader)?;
 
-    let mut written = 0usize;
-    let mut slots = payload.chunks_exact_mut(precision.bytes());
-    for value in values {
-        let slot = slots.next().ok_or(Error::SizeMismatch {
-            expected: payload_len,
-            found: payload_len.saturating_add(precision.bytes()),
-        })?;
-        match precision {
-            Precision::F32 => slot.copy_from_slice(&value.to_le_bytes()),
-            Precision::F16 => slot.copy_from_slice(&half::f16::from_f32(value).to_le_bytes()),
-        }
-        written = written.saturating_add(precision.bytes());
+    let mut values = values.into_iter();
+    let mut rest: &mut [u8] = payload;
+    for (inputs, outputs) in arch.layers() {
+        let (layer, tail) = rest
+            .split_at_mut_checked(precision.layer_bytes(inputs, outputs))
+            .ok_or(Error::MalformedHeader)?;
+        write_layer(precision, inputs, outputs, &mut values, layer)?;
+        rest = tail;
     }
-    if written != payload_len {
+    if values.next().is_some() {
         return Err(Error::SizeMismatch {
-            expected: payload_len,
-            found: written,
+            expected: arch.parameter_count(),
+            found: arch.parameter_count().saturating_add(1),
         });
     }
 
-    // The header is written twice: once to learn where the CRC field sits (it is the
-    // last four header bytes), once with the CRC filled in. Its length does not change.
+    // The header is written twice: once to learn its length and where the CRC field sits
+    // (its last four bytes), once with the CRC filled in. Its length does not change.
     let mut header = header_for(arch, precision)?;
-    postcard::to_slice(&header, head).map_err(|_| Error::MalformedHeader)?;
-    let crc = checksum(head.get(..header_len - CRC_LEN).unwrap_or(&[]), payload);
-    header.crc32 = crc.to_le_bytes();
-    postcard::to_slice(&header, head).map_err(|_| Error::MalformedHeader)?;
+    let header_len = postcard::to_slice(&header, head)
+        .map_err(|_| Error::MalformedHeader)?
+        .len();
+    let (header_bytes, padding) = head
+        .split_at_mut_checked(header_len)
+        .ok_or(Error::MalformedHeader)?;
+    padding.fill(0);
+    let mut digest = CRC32.digest();
+    digest.update(header_bytes.get(..header_len - CRC_LEN).unwrap_or(&[]));
+    digest.update(padding);
+    digest.update(payload);
+    header.crc32 = digest.finalize().to_le_bytes();
+    postcard::to_slice(&header, header_bytes).map_err(|_| Error::MalformedHeader)?;
     Ok(needed)
+}
+
+/// Writes one layer's weights and biases, taken from `values`, into `out`.
+fn write_layer(
+    precision: Precision,
+    inputs: usize,
+    outputs: usize,
+    values: &mut impl Iterator<Item = f32>,
+    out: &mut [u8],
+) -> Result<(), Error> {
+    let short = Error::SizeMismatch {
+        expected: inputs.saturating_mul(outputs).saturating_add(outputs),
+        found: 0,
+    };
+    let mut take = || values.next().ok_or(short);
+    let put = |slots: &mut core::slice::ChunksExactMut<'_, u8>, bytes: &[u8]| {
+        slots
+            .next()
+            .ok_or(Error::MalformedHeader)
+            .map(|slot| slot.copy_from_slice(bytes))
+    };
+    match precision {
+        Precision::F32 => {
+            let mut slots = out.chunks_exact_mut(4);
+            for _ in 0..inputs.saturating_mul(outputs).saturating_add(outputs) {
+                put(&mut slots, &take()?.to_le_bytes())?;
+            }
+        }
+        Precision::F16 => {
+            let mut slots = out.chunks_exact_mut(2);
+            for _ in 0..inputs.saturating_mul(outputs).saturating_add(outputs) {
+                put(&mut slots, &half::f16::from_f32(take()?).to_le_bytes())?;
+            }
+        }
+        Precision::I8 => {
+            let (weights, rest) = out
+                .split_at_mut_checked(inputs.saturating_mul(outputs))
+                .ok_or(Error::MalformedHeader)?;
+            let (scales, biases) = rest
+                .split_at_mut_checked(outputs.saturating_mul(4))
+                .ok_or(Error::MalformedHeader)?;
+            let mut scale_slots = scales.chunks_exact_mut(4);
+            let mut row = [0.0f32; MAX_WIDTH];
+            let row = row.get_mut(..inputs).ok_or(Error::UnsupportedArchitecture(
+                "decoder input wider than MAX_WIDTH",
+            ))?;
+            for q_row in weights.chunks_exact_mut(inputs.max(1)) {
+                for w in row.iter_mut() {
+                    *w = take()?;
+                }
+                let scale = quantize_row(row, q_row);
+                put(&mut scale_slots, &scale.to_le_bytes())?;
+            }
+            let mut bias_slots = biases.chunks_exact_mut(4);
+            for _ in 0..outputs {
+                put(&mut bias_slots, &take()?.to_le_bytes())?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Symmetric 8-bit quantization of one weight row: returns the scale `s` and writes
+/// `q[i] = round(w[i] / s)`, `s = max |w[i]| / 127` (0 for an all-zero row).
+fn quantize_row(row: &[f32], q: &mut [u8]) -> f32 {
+    let max = row
+        .iter()
+        .fold(0.0f32, |m, w| if w.abs() > m { w.abs() } else { m });
+    if max == 0.0 || !max.is_finite() {
+        q.fill(0);
+        return if max == 0.0 { 0.0 } else { max };
+    }
+    let scale = max / 127.0;
+    for (q, w) in q.iter_mut().zip(row) {
+        // `as` saturates and maps NaN to 0; |w / scale| <= 127 up to rounding.
+        *q = (libm::roundf(w / scale) as i8).clamp(-127, 127) as u8;
+    }
+    scale
 }

@@ -33,15 +33,17 @@
 #[cfg(test)]
 extern crate std;
 
+pub mod demo;
 mod error;
 pub mod format;
+mod kernels;
 mod model;
 mod rng;
 
 pub use error::Error;
 pub use format::{
     encode, encoded_len, Activation, Architecture, Header, Precision, FORMAT_VERSION, IMAGE_SIDE,
-    MAGIC, MAX_HIDDEN_LAYERS, MAX_WIDTH, PIXELS,
+    MAGIC, MAX_HIDDEN_LAYERS, MAX_WIDTH, PAYLOAD_ALIGN, PIXELS,
 };
 pub use model::{to_pixel, Model};
 pub use rng::Rng;

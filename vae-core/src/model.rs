@@ -1,7 +1,7 @@
 //! A parsed model file and the decoder forward pass over its in-place weights.
 
 use crate::format::{split_and_verify, Activation, Architecture, Header, Precision};
-use crate::{Error, Rng, MAX_WIDTH, PIXELS};
+use crate::{kernels, Error, Rng, MAX_WIDTH, PIXELS};
 
 /// A validated model file, borrowing its weights from the bytes it was parsed from
 /// (flash on a microcontroller, a buffer on the host).
@@ -50,8 +50,11 @@ impl<'a> Model<'a> {
     /// Runs the decoder on a full input vector (`[z, one-hot]`, length
     /// [`Architecture::input_len`]) and writes the 784 pixel probabilities.
     ///
-    /// Each output is `bias + w[0]*x[0] + w[1]*x[1] + ...`, summed in that order in f32,
-    /// so every platform that follows IEEE 754 gets the same bits.
+    /// For f32 and f16 weights each output is `bias + w[0]*x[0] + w[1]*x[1] + ...`, summed
+    /// in that order in f32. For i8 weights the layer's input is first quantized to i16
+    /// (`x ~= sx * qx`, `sx = max |x| / 32767`) and each output is
+    /// `bias + (sum_i qx[i] * q[i]) as f32 * (scale * sx)`, the sum exact in i32. Either way
+    /// every platform that follows IEEE 754 gets the same bits.
     ///
     /// ```
     /// # let mut buf = vec![0u8; 1 << 16];
@@ -110,22 +113,50 @@ impl<'a> Model<'a> {
     /// One dense layer `y = W x + b` reading `W` and `b` from the payload at `offset`;
     /// returns the offset of the next layer.
     fn dense(&self, offset: usize, x: &[f32], y: &mut [f32]) -> Result<usize, Error> {
-        let width = self.header.precision.bytes();
-        let weight_bytes = x.len().saturating_mul(y.len()).saturating_mul(width);
-        let bias_bytes = y.len().saturating_mul(width);
-        let weights_end = offset.saturating_add(weight_bytes);
-        let end = weights_end.saturating_add(bias_bytes);
-        let weights = self.payload.get(offset..weights_end);
-        let biases = self.payload.get(weights_end..end);
-        let (Some(weights), Some(biases)) = (weights, biases) else {
-            return Err(Error::Truncated {
-                expected: end,
-                found: self.payload.len(),
-            });
-        };
-        match self.header.precision {
-            Precision::F32 => dense::<4>(weights, biases, x, y, f32::from_le_bytes),
-            Precision::F16 => dense::<2>(weights, biases, x, y, read_f16),
+        let precision = self.header.precision;
+        let end = offset.saturating_add(precision.layer_bytes(x.len(), y.len()));
+        let layer = self.payload.get(offset..end).ok_or(Error::Truncated {
+            expected: end,
+            found: self.payload.len(),
+        })?;
+        if x.is_empty() {
+            return Err(Error::MalformedHeader);
+        }
+        let n = x.len();
+        match precision {
+            Precision::F32 => {
+                let (weights, biases) = layer
+                    .split_at_checked(4 * n * y.len())
+                    .ok_or(Error::MalformedHeader)?;
+                let rows = weights.chunks_exact(4 * n);
+                for ((out, row), bias) in y.iter_mut().zip(rows).zip(biases.as_chunks().0) {
+                    *out = kernels::dot_f32(f32::from_le_bytes(*bias), x, row);
+                }
+            }
+            Precision::F16 => {
+                let (weights, biases) = layer
+                    .split_at_checked(2 * n * y.len())
+                    .ok_or(Error::MalformedHeader)?;
+                let rows = weights.chunks_exact(2 * n);
+                for ((out, row), bias) in y.iter_mut().zip(rows).zip(biases.as_chunks().0) {
+                    *out = kernels::dot_f16(kernels::f16_to_f32(*bias), x, row);
+                }
+            }
+            Precision::I8 => {
+                let (weights, rest) = layer
+                    .split_at_checked(n * y.len())
+                    .ok_or(Error::MalformedHeader)?;
+                let (scales, biases) = rest
+                    .split_at_checked(4 * y.len())
+                    .ok_or(Error::MalformedHeader)?;
+                let q = kernels::QuantizedInput::new(x);
+                let rows = weights.chunks_exact(n);
+                let params = scales.as_chunks().0.iter().zip(biases.as_chunks().0);
+                for ((out, row), (scale, bias)) in y.iter_mut().zip(rows).zip(params) {
+                    let sum = kernels::dot_i8(&q, row) as f32;
+                    *out = f32::from_le_bytes(*bias) + sum * (f32::from_le_bytes(*scale) * q.scale);
+                }
+            }
         }
         Ok(end)
     }
@@ -153,7 +184,8 @@ impl<'a> Model<'a> {
             .ok_or(Error::UnsupportedArchitecture(
                 "decoder input wider than MAX_WIDTH",
             ))?
-            .split_at_mut(latent);
+            .split_at_mut_checked(latent)
+            .ok_or(Error::MalformedHeader)?;
         z_part.copy_from_slice(z);
         onehot.fill(0.0);
         match (digit, arch.classes) {
@@ -213,6 +245,20 @@ impl<'a> Model<'a> {
         digit: Option<u8>,
         pixels: &mut [u8; PIXELS],
     ) -> Result<Option<u8>, Error> {
+        let mut input = [0.0f32; MAX_WIDTH];
+        let (len, digit) = self.sample_input(seed, digit, &mut input)?;
+        self.decode_pixels(input.get(..len).unwrap_or(&[]), pixels)?;
+        Ok(digit)
+    }
+
+    /// The decoder input [`generate`](Self::generate) uses for `seed` and `digit`: writes
+    /// `[z, one-hot]` into `input` and returns its length and the digit drawn.
+    pub fn sample_input(
+        &self,
+        seed: u64,
+        digit: Option<u8>,
+        input: &mut [f32; MAX_WIDTH],
+    ) -> Result<(usize, Option<u8>), Error> {
         let arch = &self.header.arch;
         let mut rng = Rng::new(seed);
         let mut z = [0.0f32; MAX_WIDTH];
@@ -227,12 +273,63 @@ impl<'a> Model<'a> {
             (Some(d), _) => Some(d),
             (None, classes) => u8::try_from(rng.below(u32::from(classes))).ok(),
         };
+        let len = self.build_input(z, digit, input)?;
+        Ok((len, digit))
+    }
+
+    /// Step `step` of `steps` along the straight line between the decoder inputs of two
+    /// drawings (seed and digit each, as for [`generate`](Self::generate)):
+    /// `x = a + t * (b - a)` with `t = step / (steps - 1)`, so step 0 is `a` and the last
+    /// step is `b`. For a conditional model the one-hot label moves too, so a 3 turns
+    /// into an 8.
+    ///
+    /// ```
+    /// # let mut buf = vec![0u8; 1 << 16];
+    /// # let file = vae_core::example_model(vae_core::Precision::F16, &mut buf).unwrap();
+    /// use vae_core::{Model, PIXELS};
+    /// let model = Model::parse(&file)?;
+    /// let (mut first, mut start) = ([0u8; PIXELS], [0u8; PIXELS]);
+    /// model.morph((1, Some(3)), (2, Some(8)), 0, 5, &mut first)?;
+    /// model.generate(1, Some(3), &mut start)?;
+    /// assert_eq!(first, start);
+    /// # Ok::<(), vae_core::Error>(())
+    /// ```
+    pub fn morph(
+        &self,
+        from: (u64, Option<u8>),
+        to: (u64, Option<u8>),
+        step: u16,
+        steps: u16,
+        pixels: &mut [u8; PIXELS],
+    ) -> Result<(), Error> {
+        if step >= steps {
+            return Err(Error::LengthMismatch {
+                expected: usize::from(steps),
+                found: usize::from(step),
+            });
+        }
+        let t = if steps > 1 {
+            f32::from(step) / f32::from(steps - 1)
+        } else {
+            0.0
+        };
+        let (mut a, mut b) = ([0.0f32; MAX_WIDTH], [0.0f32; MAX_WIDTH]);
+        let (len, _) = self.sample_input(from.0, from.1, &mut a)?;
+        self.sample_input(to.0, to.1, &mut b)?;
+        for (a, b) in a.iter_mut().zip(&b).take(len) {
+            *a += t * (b - *a);
+        }
+        self.decode_pixels(a.get(..len).unwrap_or(&[]), pixels)
+    }
+
+    /// [`decode_into`](Self::decode_into), then [`to_pixel`] on every output.
+    pub fn decode_pixels(&self, input: &[f32], pixels: &mut [u8; PIXELS]) -> Result<(), Error> {
         let mut probs = [0.0f32; PIXELS];
-        self.decode_latent(z, digit, &mut probs)?;
+        self.decode_into(input, &mut probs)?;
         for (pixel, p) in pixels.iter_mut().zip(probs) {
             *pixel = to_pixel(p);
         }
-        Ok(digit)
+        Ok(())
     }
 }
 
@@ -248,10 +345,6 @@ pub fn to_pixel(p: f32) -> u8 {
     (p * 255.0 + 0.5) as u8
 }
 
-fn read_f16(bytes: [u8; 2]) -> f32 {
-    half::f16::from_le_bytes(bytes).to_f32()
-}
-
 fn relu(x: f32) -> f32 {
     if x > 0.0 {
         x
@@ -264,27 +357,4 @@ fn relu(x: f32) -> f32 {
 /// every target).
 fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + libm::expf(-x))
-}
-
-/// `y = W x + b` with `W` stored row by row as `B`-byte little-endian values.
-#[inline(always)]
-fn dense<const B: usize>(
-    weights: &[u8],
-    biases: &[u8],
-    x: &[f32],
-    y: &mut [f32],
-    read: impl Fn([u8; B]) -> f32,
-) {
-    let (weights, _) = weights.as_chunks::<B>();
-    let (biases, _) = biases.as_chunks::<B>();
-    if x.is_empty() {
-        return;
-    }
-    for ((out, row), bias) in y.iter_mut().zip(weights.chunks_exact(x.len())).zip(biases) {
-        let mut acc = read(*bias);
-        for (xi, w) in x.iter().zip(row) {
-            acc += xi * read(*w);
-        }
-        *out = acc;
-    }
 }

@@ -1,0 +1,324 @@
+//! The inner loops of the dense layers: dot products over weights stored in place.
+//!
+//! Each kernel has a portable version, used on the host and as the definition, and on
+//! bare-metal Arm with a hard-float FPU (thumbv7em-none-eabihf: Cortex-M4F, M7F) a
+//! hand-scheduled one that gives the same bits:
+//! - f16: the FPU's `VCVTB`/`VCVTT` widen two halves per word in one instruction each
+//!   (the `half` crate would convert in software), and `VMLA` accumulates. `VMLA.F32` is
+//!   the unfused multiply-add: the product is rounded before the sum, exactly as the
+//!   portable `acc += x * w` (Rust never fuses it). The sum runs left to right in both.
+//! - i8: activations are quantized to i16 once per layer and `SMLAD` does two 16x16
+//!   multiply-adds per instruction. Integer sums are exact (see [`QuantizedInput`]), so
+//!   any order gives the same bits.
+//!
+//! Slices are checked by the callers; the kernels read at most `x.len()` weights.
+
+use crate::MAX_WIDTH;
+
+/// Arm assembly kernels, where the instructions exist.
+macro_rules! arm_fpu {
+    ($($item:item)*) => {$(
+        #[cfg(all(target_arch = "arm", target_os = "none", target_abi = "eabihf"))]
+        $item
+    )*};
+}
+
+/// Portable kernels, everywhere else.
+macro_rules! portable {
+    ($($item:item)*) => {$(
+        #[cfg(not(all(target_arch = "arm", target_os = "none", target_abi = "eabihf")))]
+        $item
+    )*};
+}
+
+/// `acc + x[0]*w[0] + x[1]*w[1] + ...` for little-endian f32 weights, left to right.
+pub(crate) fn dot_f32(acc: f32, x: &[f32], w: &[u8]) -> f32 {
+    let (w, _) = w.as_chunks::<4>();
+    x.iter()
+        .zip(w)
+        .fold(acc, |acc, (x, w)| acc + x * f32::from_le_bytes(*w))
+}
+
+portable! {
+    /// An f16 value (little-endian bytes) widened to f32; exact.
+    pub(crate) fn f16_to_f32(bits: [u8; 2]) -> f32 {
+        half::f16::from_le_bytes(bits).to_f32()
+    }
+
+    /// `acc + x[0]*w[0] + x[1]*w[1] + ...` for little-endian f16 weights, left to right.
+    pub(crate) fn dot_f16(acc: f32, x: &[f32], w: &[u8]) -> f32 {
+        let (w, _) = w.as_chunks::<2>();
+        x.iter().zip(w).fold(acc, |acc, (x, w)| acc + x * f16_to_f32(*w))
+    }
+}
+
+// Rust cannot pass values in FPU registers to inline assembly on this target (the `sreg`
+// class needs a target feature that is unstable to name), so the kernels move values
+// through core registers (`VMOV`) and declare the FPU registers they use as clobbered.
+arm_fpu! {
+    /// An f16 value (little-endian bytes) widened to f32 by `VCVTB`; exact.
+    pub(crate) fn f16_to_f32(bits: [u8; 2]) -> f32 {
+        let wide: u32;
+        // SAFETY: register-only; FPSCR.AHP is 0 (IEEE half) from reset.
+        unsafe {
+            core::arch::asm!(
+                "vmov s0, {half}",
+                "vcvtb.f32.f16 s0, s0",
+                "vmov {wide}, s0",
+                half = in(reg) u32::from(u16::from_le_bytes(bits)),
+                wide = lateout(reg) wide,
+                out("s0") _,
+                options(pure, nomem, nostack, preserves_flags),
+            );
+        }
+        f32::from_bits(wide)
+    }
+
+    /// `acc + x[0]*w[0] + x[1]*w[1] + ...` for little-endian f16 weights, left to right:
+    /// eight weights per loop (four word loads, two moves to the FPU, eight `VCVTB`/`VCVTT`,
+    /// one `VLDM` of eight inputs, eight `VMLA`), then the rest one at a time.
+    pub(crate) fn dot_f16(acc: f32, x: &[f32], w: &[u8]) -> f32 {
+        let n = x.len().min(w.len() / 2);
+        let blocks = n / 8;
+        let mut acc = acc;
+        if blocks > 0 {
+            let mut bits = acc.to_bits();
+            // SAFETY: reads 8 * blocks <= n inputs from `x` and 16 * blocks <= 2n bytes from
+            // `w`. Word loads with `LDR` may be unaligned on ARMv7-M; `VLDM` reads `x`, an
+            // f32 slice and hence word-aligned. s0-s23 are declared clobbered; the
+            // accumulator lives in s0.
+            unsafe {
+                core::arch::asm!(
+                    "vmov s0, {acc}",
+                    "2:",
+                    "ldr {a}, [{w}], #4",
+                    "ldr {b}, [{w}], #4",
+                    "vmov s2, s3, {a}, {b}",
+                    "ldr {a}, [{w}], #4",
+                    "ldr {b}, [{w}], #4",
+                    "vmov s4, s5, {a}, {b}",
+                    "vldmia {x}!, {{s16-s23}}",
+                    "vcvtb.f32.f16 s8, s2",
+                    "vcvtt.f32.f16 s9, s2",
+                    "vcvtb.f32.f16 s10, s3",
+                    "vcvtt.f32.f16 s11, s3",
+                    "vmla.f32 s0, s16, s8",
+                    "vmla.f32 s0, s17, s9",
+                    "vmla.f32 s0, s18, s10",
+                    "vmla.f32 s0, s19, s11",
+                    "vcvtb.f32.f16 s8, s4",
+                    "vcvtt.f32.f16 s9, s4",
+                    "vcvtb.f32.f16 s10, s5",
+                    "vcvtt.f32.f16 s11, s5",
+                    "vmla.f32 s0, s20, s8",
+                    "vmla.f32 s0, s21, s9",
+                    "vmla.f32 s0, s22, s10",
+                    "vmla.f32 s0, s23, s11",
+                    "subs {n}, {n}, #1",
+                    "bne 2b",
+                    "vmov {acc}, s0",
+                    acc = inout(reg) bits,
+                    x = inout(reg) x.as_ptr() => _,
+                    w = inout(reg) w.as_ptr() => _,
+                    n = inout(reg) blocks => _,
+                    a = out(reg) _,
+                    b = out(reg) _,
+                    out("s0") _, out("s2") _, out("s3") _, out("s4") _, out("s5") _,
+                    out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+                    out("s16") _, out("s17") _, out("s18") _, out("s19") _,
+                    out("s20") _, out("s21") _, out("s22") _, out("s23") _,
+                    options(nostack, readonly),
+                );
+            }
+            acc = f32::from_bits(bits);
+        }
+        let done = blocks * 8;
+        let (w, _) = w.get(2 * done..).unwrap_or(&[]).as_chunks::<2>();
+        let x = x.get(done..n).unwrap_or(&[]);
+        x.iter().zip(w).fold(acc, |acc, (x, w)| acc + x * f16_to_f32(*w))
+    }
+}
+
+/// A layer's input quantized to i16 for the i8 kernel: `x[i] ~= scale * q[i]`, with
+/// `scale = max |x| / 32767`.
+///
+/// Values are stored in pairs, two i16 per word, in the order `SMLAD` wants them: each
+/// group of four inputs `x0 x1 x2 x3` as the words `(x0, x2)` and `(x1, x3)`, which pair
+/// with the bytes `SXTB16` extracts from a word of four i8 weights (`q0, q2`, and after a
+/// rotate, `q1, q3`). Inputs after the last whole group follow in order.
+///
+/// No sum overflows: `|q| <= 32767`, weights `<= 127` in magnitude and at most
+/// `MAX_WIDTH = 512` terms, so `|sum| <= 512 * 32767 * 127 = 2_130_444_288 < 2^31`.
+pub(crate) struct QuantizedInput {
+    pairs: [u32; MAX_WIDTH / 2],
+    len: usize,
+    /// `max |x| / 32767`, 0 when every input is 0.
+    pub(crate) scale: f32,
+}
+
+const _: () = assert!(MAX_WIDTH as u64 * 32767 * 127 < (1u64 << 31));
+
+impl QuantizedInput {
+    /// Quantizes `x` (at most `MAX_WIDTH` values; more are ignored): `q = round(x / scale)`,
+    /// computed as `round(x * (32767 / max))`. NaN becomes 0.
+    pub(crate) fn new(x: &[f32]) -> Self {
+        let x = x.get(..MAX_WIDTH).unwrap_or(x);
+        let max = x
+            .iter()
+            .fold(0.0f32, |m, v| if v.abs() > m { v.abs() } else { m });
+        let (scale, inverse) = if max > 0.0 && max.is_finite() {
+            (max / 32767.0, 32767.0 / max)
+        } else {
+            (0.0, 0.0)
+        };
+        // `as` saturates, and maps NaN to 0.
+        let q = |v: &f32| libm::roundf(v * inverse) as i16 as u16 as u32;
+        let mut pairs = [0u32; MAX_WIDTH / 2];
+        let (groups, tail) = x.as_chunks::<4>();
+        let mut slots = pairs.iter_mut();
+        for [x0, x1, x2, x3] in groups {
+            if let (Some(a), Some(b)) = (slots.next(), slots.next()) {
+                *a = q(x0) | (q(x2) << 16);
+                *b = q(x1) | (q(x3) << 16);
+            }
+        }
+        for chunk in tail.chunks(2) {
+            if let Some(slot) = slots.next() {
+                let hi = chunk.get(1).map_or(0, q);
+                *slot = chunk.first().map_or(0, q) | (hi << 16);
+            }
+        }
+        QuantizedInput {
+            pairs,
+            len: x.len(),
+            scale,
+        }
+    }
+}
+
+/// The two i16 halves of a word, low first.
+fn halves(word: u32) -> (i32, i32) {
+    (
+        i32::from(word as u16 as i16),
+        i32::from((word >> 16) as u16 as i16),
+    )
+}
+
+/// Sum over the inputs past the last whole group of four: the tail pairs in input order.
+fn dot_i8_tail(pairs: &[u32], w: &[u8]) -> i32 {
+    let weight = |i: usize| i32::from(w.get(i).copied().unwrap_or(0) as i8);
+    pairs.iter().enumerate().fold(0i32, |acc, (k, &pair)| {
+        let (lo, hi) = halves(pair);
+        acc.wrapping_add(lo * weight(2 * k))
+            .wrapping_add(hi * weight(2 * k + 1))
+    })
+}
+
+portable! {
+    /// `sum_i q[i] * w[i]` over i8 weights `w` (one byte each, `x.len` of them), exact.
+    pub(crate) fn dot_i8(x: &QuantizedInput, w: &[u8]) -> i32 {
+        let groups = x.len / 4;
+        let (words, _) = w.as_chunks::<4>();
+        let mut acc = 0i32;
+        for (pair, word) in x.pairs.as_chunks::<2>().0.iter().zip(words).take(groups) {
+            let (x0, x2) = halves(pair[0]);
+            let (x1, x3) = halves(pair[1]);
+            let [q0, q1, q2, q3] = word.map(|b| i32::from(b as i8));
+            acc = acc.wrapping_add(x0 * q0 + x2 * q2 + x1 * q1 + x3 * q3);
+        }
+        let tail_pairs = x.pairs.get(2 * groups..x.len.div_ceil(2)).unwrap_or(&[]);
+        acc.wrapping_add(dot_i8_tail(tail_pairs, w.get(4 * groups..x.len).unwrap_or(&[])))
+    }
+}
+
+arm_fpu! {
+    /// `sum_i q[i] * w[i]` over i8 weights `w` (one byte each, `x.len` of them), exact:
+    /// four weights per loop (one word load, two `SXTB16`, one `LDRD` of two input pairs,
+    /// two `SMLAD`), then the rest one at a time.
+    pub(crate) fn dot_i8(x: &QuantizedInput, w: &[u8]) -> i32 {
+        let n = x.len.min(w.len());
+        let groups = n / 4;
+        let mut acc = 0i32;
+        if groups > 0 {
+            // SAFETY: reads 4 * groups <= n bytes of `w` (unaligned `LDR` is allowed on
+            // ARMv7-M) and 2 * groups words of `x.pairs` (a u32 array: `LDRD` needs word
+            // alignment), which holds MAX_WIDTH / 2 >= n / 2 words.
+            unsafe {
+                core::arch::asm!(
+                    "2:",
+                    "ldr {word}, [{w}], #4",
+                    "ldrd {xa}, {xb}, [{x}], #8",
+                    "sxtb16 {even}, {word}",
+                    "sxtb16 {word}, {word}, ror #8",
+                    "smlad {acc}, {even}, {xa}, {acc}",
+                    "smlad {acc}, {word}, {xb}, {acc}",
+                    "subs {n}, {n}, #1",
+                    "bne 2b",
+                    acc = inout(reg) acc,
+                    x = inout(reg) x.pairs.as_ptr() => _,
+                    w = inout(reg) w.as_ptr() => _,
+                    n = inout(reg) groups => _,
+                    word = out(reg) _,
+                    even = out(reg) _,
+                    xa = out(reg) _,
+                    xb = out(reg) _,
+                    options(nostack, readonly),
+                );
+            }
+        }
+        let tail_pairs = x.pairs.get(2 * groups..n.div_ceil(2)).unwrap_or(&[]);
+        acc.wrapping_add(dot_i8_tail(tail_pairs, w.get(4 * groups..n).unwrap_or(&[])))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantized_dot_matches_the_exact_sum_for_every_tail_length() {
+        let mut rng = crate::Rng::new(3);
+        for n in 1..=23 {
+            let x: std::vec::Vec<f32> = (0..n).map(|_| rng.uniform() * 4.0 - 2.0).collect();
+            let w: std::vec::Vec<u8> = (0..n).map(|_| rng.next_u32() as u8).collect();
+            let q = QuantizedInput::new(&x);
+            let got = dot_i8(&q, &w);
+            // Reference: quantize one value at a time, sum in order.
+            let inverse = 32767.0 / x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let want: i32 = x
+                .iter()
+                .zip(&w)
+                .map(|(v, &b)| libm::roundf(v * inverse) as i32 * i32::from(b as i8))
+                .sum();
+            assert_eq!(got, want, "n = {n}");
+        }
+    }
+
+    #[test]
+    fn quantizing_zeros_and_nan_gives_zero() {
+        let q = QuantizedInput::new(&[0.0, f32::NAN, 0.0]);
+        assert_eq!(q.scale, 0.0);
+        assert_eq!(dot_i8(&q, &[5, 6, 7]), 0);
+    }
+
+    #[test]
+    fn largest_sum_does_not_overflow() {
+        let x = [1.0f32; MAX_WIDTH];
+        let w = [0x81u8; MAX_WIDTH]; // -127
+        assert_eq!(
+            dot_i8(&QuantizedInput::new(&x), &w),
+            -(MAX_WIDTH as i32) * 32767 * 127
+        );
+    }
+
+    #[test]
+    fn f16_dot_sums_left_to_right() {
+        let x = [1.0e8f32, 1.0, -1.0e8, 1.0];
+        let w: std::vec::Vec<u8> = [1.0f32; 4]
+            .iter()
+            .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+            .collect();
+        // ((0 + 1e8) + 1) - 1e8 + 1 = 1 in f32 (the first 1 is lost to rounding).
+        assert_eq!(dot_f16(0.0, &x, &w), 1.0);
+    }
+}
