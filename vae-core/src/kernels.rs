@@ -75,60 +75,103 @@ arm_fpu! {
     }
 
     /// `acc + x[0]*w[0] + x[1]*w[1] + ...` for little-endian f16 weights, left to right:
-    /// eight weights per loop (four word loads, two moves to the FPU, eight `VCVTB`/`VCVTT`,
-    /// one `VLDM` of eight inputs, eight `VMLA`), then the rest one at a time.
+    /// eight weights per loop, then the rest one at a time. Per loop, with the weights
+    /// word-aligned (the model file pads its header for this): one `VLDM` of four words
+    /// of weights, one `VLDM` of eight inputs, eight `VCVTB`/`VCVTT`, eight `VMLA` and
+    /// the loop's `SUBS`/`BNE`: 20 instructions for 8 multiply-accumulates. Unaligned
+    /// weights take four `LDR` and two `VMOV` instead of the first `VLDM` (`VLDM` needs
+    /// word alignment, `LDR` does not).
     pub(crate) fn dot_f16(acc: f32, x: &[f32], w: &[u8]) -> f32 {
         let n = x.len().min(w.len() / 2);
         let blocks = n / 8;
         let mut acc = acc;
         if blocks > 0 {
             let mut bits = acc.to_bits();
-            // SAFETY: reads 8 * blocks <= n inputs from `x` and 16 * blocks <= 2n bytes from
-            // `w`. Word loads with `LDR` may be unaligned on ARMv7-M; `VLDM` reads `x`, an
-            // f32 slice and hence word-aligned. s0-s23 are declared clobbered; the
+            // SAFETY (both blocks): reads 8 * blocks <= n inputs from `x` and 16 * blocks
+            // <= 2n bytes from `w`. `VLDM` reads `x`, an f32 slice and hence word-aligned,
+            // and `w` only when it is word-aligned. s0-s23 are declared clobbered; the
             // accumulator lives in s0.
-            unsafe {
-                core::arch::asm!(
-                    "vmov s0, {acc}",
-                    "2:",
-                    "ldr {a}, [{w}], #4",
-                    "ldr {b}, [{w}], #4",
-                    "vmov s2, s3, {a}, {b}",
-                    "ldr {a}, [{w}], #4",
-                    "ldr {b}, [{w}], #4",
-                    "vmov s4, s5, {a}, {b}",
-                    "vldmia {x}!, {{s16-s23}}",
-                    "vcvtb.f32.f16 s8, s2",
-                    "vcvtt.f32.f16 s9, s2",
-                    "vcvtb.f32.f16 s10, s3",
-                    "vcvtt.f32.f16 s11, s3",
-                    "vmla.f32 s0, s16, s8",
-                    "vmla.f32 s0, s17, s9",
-                    "vmla.f32 s0, s18, s10",
-                    "vmla.f32 s0, s19, s11",
-                    "vcvtb.f32.f16 s8, s4",
-                    "vcvtt.f32.f16 s9, s4",
-                    "vcvtb.f32.f16 s10, s5",
-                    "vcvtt.f32.f16 s11, s5",
-                    "vmla.f32 s0, s20, s8",
-                    "vmla.f32 s0, s21, s9",
-                    "vmla.f32 s0, s22, s10",
-                    "vmla.f32 s0, s23, s11",
-                    "subs {n}, {n}, #1",
-                    "bne 2b",
-                    "vmov {acc}, s0",
-                    acc = inout(reg) bits,
-                    x = inout(reg) x.as_ptr() => _,
-                    w = inout(reg) w.as_ptr() => _,
-                    n = inout(reg) blocks => _,
-                    a = out(reg) _,
-                    b = out(reg) _,
-                    out("s0") _, out("s2") _, out("s3") _, out("s4") _, out("s5") _,
-                    out("s8") _, out("s9") _, out("s10") _, out("s11") _,
-                    out("s16") _, out("s17") _, out("s18") _, out("s19") _,
-                    out("s20") _, out("s21") _, out("s22") _, out("s23") _,
-                    options(nostack, readonly),
-                );
+            if (w.as_ptr() as usize).is_multiple_of(4) {
+                unsafe {
+                    core::arch::asm!(
+                        "vmov s0, {acc}",
+                        "2:",
+                        "vldmia {w}!, {{s2-s5}}",
+                        "vldmia {x}!, {{s16-s23}}",
+                        "vcvtb.f32.f16 s8, s2",
+                        "vcvtt.f32.f16 s9, s2",
+                        "vcvtb.f32.f16 s10, s3",
+                        "vcvtt.f32.f16 s11, s3",
+                        "vmla.f32 s0, s16, s8",
+                        "vmla.f32 s0, s17, s9",
+                        "vmla.f32 s0, s18, s10",
+                        "vmla.f32 s0, s19, s11",
+                        "vcvtb.f32.f16 s8, s4",
+                        "vcvtt.f32.f16 s9, s4",
+                        "vcvtb.f32.f16 s10, s5",
+                        "vcvtt.f32.f16 s11, s5",
+                        "vmla.f32 s0, s20, s8",
+                        "vmla.f32 s0, s21, s9",
+                        "vmla.f32 s0, s22, s10",
+                        "vmla.f32 s0, s23, s11",
+                        "subs {n}, {n}, #1",
+                        "bne 2b",
+                        "vmov {acc}, s0",
+                        acc = inout(reg) bits,
+                        x = inout(reg) x.as_ptr() => _,
+                        w = inout(reg) w.as_ptr() => _,
+                        n = inout(reg) blocks => _,
+                        out("s0") _, out("s2") _, out("s3") _, out("s4") _, out("s5") _,
+                        out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+                        out("s16") _, out("s17") _, out("s18") _, out("s19") _,
+                        out("s20") _, out("s21") _, out("s22") _, out("s23") _,
+                        options(nostack, readonly),
+                    );
+                }
+            } else {
+                unsafe {
+                    core::arch::asm!(
+                        "vmov s0, {acc}",
+                        "2:",
+                        "ldr {a}, [{w}], #4",
+                        "ldr {b}, [{w}], #4",
+                        "vmov s2, s3, {a}, {b}",
+                        "ldr {a}, [{w}], #4",
+                        "ldr {b}, [{w}], #4",
+                        "vmov s4, s5, {a}, {b}",
+                        "vldmia {x}!, {{s16-s23}}",
+                        "vcvtb.f32.f16 s8, s2",
+                        "vcvtt.f32.f16 s9, s2",
+                        "vcvtb.f32.f16 s10, s3",
+                        "vcvtt.f32.f16 s11, s3",
+                        "vmla.f32 s0, s16, s8",
+                        "vmla.f32 s0, s17, s9",
+                        "vmla.f32 s0, s18, s10",
+                        "vmla.f32 s0, s19, s11",
+                        "vcvtb.f32.f16 s8, s4",
+                        "vcvtt.f32.f16 s9, s4",
+                        "vcvtb.f32.f16 s10, s5",
+                        "vcvtt.f32.f16 s11, s5",
+                        "vmla.f32 s0, s20, s8",
+                        "vmla.f32 s0, s21, s9",
+                        "vmla.f32 s0, s22, s10",
+                        "vmla.f32 s0, s23, s11",
+                        "subs {n}, {n}, #1",
+                        "bne 2b",
+                        "vmov {acc}, s0",
+                        acc = inout(reg) bits,
+                        x = inout(reg) x.as_ptr() => _,
+                        w = inout(reg) w.as_ptr() => _,
+                        n = inout(reg) blocks => _,
+                        a = out(reg) _,
+                        b = out(reg) _,
+                        out("s0") _, out("s2") _, out("s3") _, out("s4") _, out("s5") _,
+                        out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+                        out("s16") _, out("s17") _, out("s18") _, out("s19") _,
+                        out("s20") _, out("s21") _, out("s22") _, out("s23") _,
+                        options(nostack, readonly),
+                    );
+                }
             }
             acc = f32::from_bits(bits);
         }

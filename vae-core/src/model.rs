@@ -69,6 +69,17 @@ impl<'a> Model<'a> {
     /// # Ok::<(), vae_core::Error>(())
     /// ```
     pub fn decode_into(&self, input: &[f32], probs: &mut [f32; PIXELS]) -> Result<(), Error> {
+        self.forward(input, |o, p| {
+            if let Some(slot) = probs.get_mut(o) {
+                *slot = p;
+            }
+        })
+    }
+
+    /// The forward pass: hidden layers through two scratch buffers on the stack, the
+    /// output layer straight into `emit(pixel index, probability)`, so no 784-value
+    /// buffer is needed on the way to pixels.
+    fn forward(&self, input: &[f32], mut emit: impl FnMut(usize, f32)) -> Result<(), Error> {
         let arch = &self.header.arch;
         let expected = arch.input_len();
         if input.len() != expected {
@@ -77,44 +88,48 @@ impl<'a> Model<'a> {
                 found: input.len(),
             });
         }
-        let mut current = [0.0f32; MAX_WIDTH];
-        let mut next = [0.0f32; MAX_WIDTH];
-        current
-            .get_mut(..expected)
-            .ok_or(Error::UnsupportedArchitecture(
-                "decoder input wider than MAX_WIDTH",
-            ))?
-            .copy_from_slice(input);
-
+        let hidden_activation = match arch.activation {
+            Activation::Relu => relu,
+            Activation::Sigmoid => sigmoid,
+        };
+        let mut buffers = [[0.0f32; MAX_WIDTH]; 2];
+        let [first, second] = &mut buffers;
+        let (mut current, mut next) = (first, second);
         let mut offset = 0usize;
         let last = arch.hidden.len();
         for (index, (n_in, n_out)) in arch.layers().enumerate() {
-            let x = current.get(..n_in).ok_or(Error::MalformedHeader)?;
-            let y: &mut [f32] = if index == last {
-                probs.as_mut_slice()
+            let x = if index == 0 {
+                input
             } else {
-                next.get_mut(..n_out).ok_or(Error::MalformedHeader)?
+                current.get(..n_in).ok_or(Error::MalformedHeader)?
             };
-            offset = self.dense(offset, x, y)?;
-            let activation = if index == last {
-                sigmoid
+            if index == last {
+                offset = self.dense(offset, x, n_out, |o, v| emit(o, sigmoid(v)))?;
             } else {
-                match arch.activation {
-                    Activation::Relu => relu,
-                    Activation::Sigmoid => sigmoid,
-                }
-            };
-            y.iter_mut().for_each(|v| *v = activation(*v));
-            core::mem::swap(&mut current, &mut next);
+                let y = next.get_mut(..n_out).ok_or(Error::MalformedHeader)?;
+                offset = self.dense(offset, x, n_out, |o, v| {
+                    if let Some(slot) = y.get_mut(o) {
+                        *slot = hidden_activation(v);
+                    }
+                })?;
+                core::mem::swap(&mut current, &mut next);
+            }
         }
         Ok(())
     }
 
-    /// One dense layer `y = W x + b` reading `W` and `b` from the payload at `offset`;
-    /// returns the offset of the next layer.
-    fn dense(&self, offset: usize, x: &[f32], y: &mut [f32]) -> Result<usize, Error> {
+    /// One dense layer `y = W x + b` with `n_out` outputs, reading `W` and `b` from the
+    /// payload at `offset` and handing each `y[o]` to `out(o, y[o])`; returns the offset of
+    /// the next layer.
+    fn dense(
+        &self,
+        offset: usize,
+        x: &[f32],
+        n_out: usize,
+        mut out: impl FnMut(usize, f32),
+    ) -> Result<usize, Error> {
         let precision = self.header.precision;
-        let end = offset.saturating_add(precision.layer_bytes(x.len(), y.len()));
+        let end = offset.saturating_add(precision.layer_bytes(x.len(), n_out));
         let layer = self.payload.get(offset..end).ok_or(Error::Truncated {
             expected: end,
             found: self.payload.len(),
@@ -123,38 +138,32 @@ impl<'a> Model<'a> {
             return Err(Error::MalformedHeader);
         }
         let n = x.len();
+        let split =
+            |bytes: &'a [u8], at: usize| bytes.split_at_checked(at).ok_or(Error::MalformedHeader);
         match precision {
             Precision::F32 => {
-                let (weights, biases) = layer
-                    .split_at_checked(4 * n * y.len())
-                    .ok_or(Error::MalformedHeader)?;
-                let rows = weights.chunks_exact(4 * n);
-                for ((out, row), bias) in y.iter_mut().zip(rows).zip(biases.as_chunks().0) {
-                    *out = kernels::dot_f32(f32::from_le_bytes(*bias), x, row);
+                let (weights, biases) = split(layer, 4 * n * n_out)?;
+                let rows = weights.chunks_exact(4 * n).zip(biases.as_chunks().0);
+                for (o, (row, bias)) in rows.enumerate() {
+                    out(o, kernels::dot_f32(f32::from_le_bytes(*bias), x, row));
                 }
             }
             Precision::F16 => {
-                let (weights, biases) = layer
-                    .split_at_checked(2 * n * y.len())
-                    .ok_or(Error::MalformedHeader)?;
-                let rows = weights.chunks_exact(2 * n);
-                for ((out, row), bias) in y.iter_mut().zip(rows).zip(biases.as_chunks().0) {
-                    *out = kernels::dot_f16(kernels::f16_to_f32(*bias), x, row);
+                let (weights, biases) = split(layer, 2 * n * n_out)?;
+                let rows = weights.chunks_exact(2 * n).zip(biases.as_chunks().0);
+                for (o, (row, bias)) in rows.enumerate() {
+                    out(o, kernels::dot_f16(kernels::f16_to_f32(*bias), x, row));
                 }
             }
             Precision::I8 => {
-                let (weights, rest) = layer
-                    .split_at_checked(n * y.len())
-                    .ok_or(Error::MalformedHeader)?;
-                let (scales, biases) = rest
-                    .split_at_checked(4 * y.len())
-                    .ok_or(Error::MalformedHeader)?;
+                let (weights, rest) = split(layer, n * n_out)?;
+                let (scales, biases) = split(rest, 4 * n_out)?;
                 let q = kernels::QuantizedInput::new(x);
-                let rows = weights.chunks_exact(n);
                 let params = scales.as_chunks().0.iter().zip(biases.as_chunks().0);
-                for ((out, row), (scale, bias)) in y.iter_mut().zip(rows).zip(params) {
+                for (o, (row, (scale, bias))) in weights.chunks_exact(n).zip(params).enumerate() {
                     let sum = kernels::dot_i8(&q, row) as f32;
-                    *out = f32::from_le_bytes(*bias) + sum * (f32::from_le_bytes(*scale) * q.scale);
+                    let scale = f32::from_le_bytes(*scale) * q.scale;
+                    out(o, f32::from_le_bytes(*bias) + sum * scale);
                 }
             }
         }
@@ -170,23 +179,32 @@ impl<'a> Model<'a> {
         digit: Option<u8>,
         input: &mut [f32; MAX_WIDTH],
     ) -> Result<usize, Error> {
-        let arch = &self.header.arch;
-        let latent = usize::from(arch.latent);
+        let latent = usize::from(self.header.arch.latent);
         if z.len() != latent {
             return Err(Error::LengthMismatch {
                 expected: latent,
                 found: z.len(),
             });
         }
-        let len = arch.input_len();
-        let (z_part, onehot) = input
-            .get_mut(..len)
+        input
+            .get_mut(..latent)
             .ok_or(Error::UnsupportedArchitecture(
-                "decoder input wider than MAX_WIDTH",
+                "latent wider than MAX_WIDTH",
             ))?
-            .split_at_mut_checked(latent)
-            .ok_or(Error::MalformedHeader)?;
-        z_part.copy_from_slice(z);
+            .copy_from_slice(z);
+        self.set_label(digit, input)
+    }
+
+    /// Writes the one-hot label after the latent part of `input`; returns the input length.
+    fn set_label(&self, digit: Option<u8>, input: &mut [f32; MAX_WIDTH]) -> Result<usize, Error> {
+        let arch = &self.header.arch;
+        let len = arch.input_len();
+        let onehot =
+            input
+                .get_mut(usize::from(arch.latent)..len)
+                .ok_or(Error::UnsupportedArchitecture(
+                    "decoder input wider than MAX_WIDTH",
+                ))?;
         onehot.fill(0.0);
         match (digit, arch.classes) {
             (None, 0) => {}
@@ -261,8 +279,7 @@ impl<'a> Model<'a> {
     ) -> Result<(usize, Option<u8>), Error> {
         let arch = &self.header.arch;
         let mut rng = Rng::new(seed);
-        let mut z = [0.0f32; MAX_WIDTH];
-        let z = z
+        let z = input
             .get_mut(..usize::from(arch.latent))
             .ok_or(Error::UnsupportedArchitecture(
                 "latent wider than MAX_WIDTH",
@@ -273,7 +290,7 @@ impl<'a> Model<'a> {
             (Some(d), _) => Some(d),
             (None, classes) => u8::try_from(rng.below(u32::from(classes))).ok(),
         };
-        let len = self.build_input(z, digit, input)?;
+        let len = self.set_label(digit, input)?;
         Ok((len, digit))
     }
 
@@ -324,12 +341,11 @@ impl<'a> Model<'a> {
 
     /// [`decode_into`](Self::decode_into), then [`to_pixel`] on every output.
     pub fn decode_pixels(&self, input: &[f32], pixels: &mut [u8; PIXELS]) -> Result<(), Error> {
-        let mut probs = [0.0f32; PIXELS];
-        self.decode_into(input, &mut probs)?;
-        for (pixel, p) in pixels.iter_mut().zip(probs) {
-            *pixel = to_pixel(p);
-        }
-        Ok(())
+        self.forward(input, |o, p| {
+            if let Some(pixel) = pixels.get_mut(o) {
+                *pixel = to_pixel(p);
+            }
+        })
     }
 }
 

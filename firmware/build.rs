@@ -1,0 +1,75 @@
+//! Chooses the memory map for the selected board and the model file to embed.
+//!
+//! - `VAE_MODEL`: model file to embed (default: the committed default model, f16).
+//! - `VAE_FLASH_KIB`, `VAE_RAM_KIB` (QEMU only): the memory budget the linker enforces,
+//!   256 and 16 by default; a firmware that does not fit fails to link.
+
+use std::env;
+use std::fs;
+use std::path::PathBuf;
+
+fn main() {
+    let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets it"));
+
+    let qemu = env::var_os("CARGO_FEATURE_QEMU").is_some();
+    let nucleo = env::var_os("CARGO_FEATURE_NUCLEO_F411RE").is_some();
+    let (flash_origin, flash_kib, ram_kib) = match (qemu, nucleo) {
+        (true, false) => (
+            0x0000_0000u32,
+            kib("VAE_FLASH_KIB", 256),
+            kib("VAE_RAM_KIB", 16),
+        ),
+        (false, true) => (0x0800_0000u32, 512, 128),
+        _ => fail("choose exactly one board feature: `qemu` (the default) or `nucleo-f411re`"),
+    };
+    let memory = format!(
+        "/* Written by build.rs. */\n\
+         MEMORY\n{{\n  \
+           FLASH : ORIGIN = {flash_origin:#010x}, LENGTH = {flash_kib}K\n  \
+           RAM   : ORIGIN = 0x20000000, LENGTH = {ram_kib}K\n\
+         }}\n\
+         __flash_origin = ORIGIN(FLASH);\n\
+         __ram_origin = ORIGIN(RAM);\n"
+    );
+    fs::write(out.join("memory.x"), memory).expect("write memory.x");
+    println!("cargo:rustc-link-search={}", out.display());
+    println!("cargo:rustc-env=FIRMWARE_FLASH_KIB={flash_kib}");
+    println!("cargo:rustc-env=FIRMWARE_RAM_KIB={ram_kib}");
+
+    let model = match env::var_os("VAE_MODEL") {
+        Some(path) => PathBuf::from(path),
+        None => manifest.join("../models/default/decoder-f16.vae"),
+    };
+    let model = manifest.join(model);
+    let bytes = fs::read(&model).unwrap_or_else(|e| {
+        fail(&format!(
+            "cannot read the model to embed, {}: {e}",
+            model.display()
+        ))
+    });
+    // Copied rather than included by path, so the path may come from the environment.
+    // It is checked by the firmware at start, not here: a bad file must be caught there.
+    fs::write(out.join("model.vae"), bytes).expect("write model.vae");
+    println!("cargo:rustc-env=FIRMWARE_MODEL_NAME={}", model.display());
+
+    println!("cargo:rerun-if-env-changed=VAE_MODEL");
+    println!("cargo:rerun-if-env-changed=VAE_FLASH_KIB");
+    println!("cargo:rerun-if-env-changed=VAE_RAM_KIB");
+    println!("cargo:rerun-if-changed={}", model.display());
+    println!("cargo:rerun-if-changed=build.rs");
+}
+
+fn kib(var: &str, default: u32) -> u32 {
+    match env::var(var) {
+        Ok(v) => v
+            .parse()
+            .unwrap_or_else(|_| fail(&format!("{var} must be a whole number of KiB, not {v:?}"))),
+        Err(_) => default,
+    }
+}
+
+fn fail(message: &str) -> ! {
+    eprintln!("error: {message}");
+    std::process::exit(1)
+}

@@ -1,0 +1,147 @@
+//! Draws digits on a Cortex-M4F with the decoder embedded in flash.
+//!
+//! At start the firmware checks the embedded model file with `vae-core`'s parser, then
+//! draws the demo of [`vae_core::demo::plan`]: each digit 0-9 from one seed, a few free
+//! samples and a morph. Each image is printed as ASCII art and as a `pixels` line of hex
+//! (the host compares those with its own `vae-core`), followed by its cost. Then come the
+//! memory figures and `done`.
+//!
+//! A bad embedded model, a panic or a HardFault prints `error: ...` and ends the run
+//! with a failure exit code (QEMU) or a halt (board).
+#![no_std]
+#![no_main]
+
+mod board;
+mod stack;
+
+use cortex_m_rt::{entry, exception, ExceptionFrame};
+use vae_core::demo::{ascii_row, hex, plan, Drawing};
+use vae_core::{Model, IMAGE_SIDE, PIXELS};
+
+/// Prints a line through the board's console (semihosting or RTT).
+macro_rules! say {
+    ($($arg:tt)*) => { $crate::board::write_line(format_args!($($arg)*)) };
+}
+
+/// A fixed-point number printed with two decimals (the firmware prints no floats: float
+/// formatting would cost about 25 KB of flash).
+pub(crate) struct Hundredths(pub u64);
+
+impl core::fmt::Display for Hundredths {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        write!(f, "{}.{:02}", self.0 / 100, self.0 % 100)
+    }
+}
+
+/// A word-aligned copy of the model file in flash, so the decoder may load its weights a
+/// word at a time (the format pads the header so the payload starts on a word).
+#[repr(C, align(4))]
+struct Aligned<T: ?Sized>(T);
+
+static MODEL: &Aligned<[u8]> = &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/model.vae")));
+
+#[entry]
+fn main() -> ! {
+    stack::paint();
+    let clock = board::Clock::start();
+    say!("vae firmware on {}", board::NAME);
+    say!(
+        "model: {} ({} bytes)",
+        env!("FIRMWARE_MODEL_NAME"),
+        MODEL.0.len()
+    );
+    let model = match Model::parse(&MODEL.0) {
+        Ok(model) => model,
+        Err(err) => board::fail(format_args!("embedded model rejected: {err}")),
+    };
+    let arch = model.architecture();
+    let macs: usize = arch.layers().map(|(i, o)| i * o).sum();
+    say!(
+        "decoder: {} weights, {} parameters, {macs} multiply-accumulates per image",
+        model.precision().name(),
+        arch.parameter_count(),
+    );
+    say!("clock: {}", clock.describe());
+
+    let mut pixels = [0u8; PIXELS];
+    let (mut digit_cost_sum, mut digits) = (0u64, 0u64);
+    for (index, drawing) in plan(&model).enumerate() {
+        let start = clock.now();
+        let drawn = drawing.draw(&model, &mut pixels);
+        let cost = clock.since(start);
+        if let Err(err) = drawn {
+            board::fail(format_args!("image {index} ({drawing}): {err}"));
+        }
+        say!("image {index}: {drawing}");
+        for row in 0..IMAGE_SIDE {
+            let art = ascii_row(&pixels, row);
+            say!("  {}", core::str::from_utf8(&art).unwrap_or("?"));
+        }
+        let hex = hex(&pixels);
+        say!(
+            "pixels {index} {}",
+            core::str::from_utf8(&hex).unwrap_or("?")
+        );
+        say!("cost {index} {cost} {}", board::Clock::UNIT);
+        inject_fault();
+        if let Drawing::Digit { .. } = drawing {
+            digit_cost_sum += cost;
+            digits += 1;
+        }
+    }
+
+    if let Some(mean) = digit_cost_sum.checked_div(digits) {
+        say!(
+            "cost per digit: {mean} {} ({} per multiply-accumulate, everything included)",
+            board::Clock::UNIT,
+            Hundredths(mean * 100 / macs.max(1) as u64)
+        );
+    }
+    let memory = stack::Usage::measure();
+    say!(
+        "flash: {} bytes used of {} KiB (model {} bytes)",
+        memory.flash,
+        env!("FIRMWARE_FLASH_KIB"),
+        MODEL.0.len()
+    );
+    say!(
+        "ram: {} bytes used of {} KiB (static {} + peak stack {})",
+        memory.statics + memory.stack_peak,
+        env!("FIRMWARE_RAM_KIB"),
+        memory.statics,
+        memory.stack_peak
+    );
+    if memory.stack_overflowed {
+        board::fail(format_args!("the stack overflowed its painted area"));
+    }
+    say!("done");
+    board::succeed()
+}
+
+/// Faults on purpose in test builds (features `inject-hardfault`, `inject-panic`).
+fn inject_fault() {
+    #[cfg(feature = "inject-hardfault")]
+    // SAFETY: not safe at all: an undefined instruction, to raise a HardFault.
+    unsafe {
+        core::arch::asm!("udf #0");
+    }
+    #[cfg(feature = "inject-panic")]
+    {
+        let nothing: Option<u8> = core::hint::black_box(None);
+        let _ = nothing.expect("a panic injected by the test build");
+    }
+}
+
+#[exception]
+unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
+    board::fail(format_args!(
+        "HardFault at pc {:#010x} (lr {:#010x})",
+        frame.pc(),
+        frame.lr()
+    ))
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo) -> ! {
+    board::fail(format_args!("panic: {info}"))
+}
