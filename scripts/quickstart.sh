@@ -16,6 +16,11 @@ $vae export --run "$run"
 $vae inspect "$run/decoder-f16.vae"
 $vae sample --model "$run/decoder-f16.vae" --out "$run/samples.png"
 $vae sample --model "$run/decoder-f16.vae" --digit 7 --out "$run/sevens.png"
-echo "== firmware with $run/decoder-f16.vae under QEMU (hex lines left out)"
-(cd firmware && VAE_MODEL="../$run/decoder-f16.vae" cargo run --release --locked | grep -v '^pixels')
-echo "done: pictures in $run/samples.png (rows: digits 0-9) and $run/sevens.png"
+echo "== firmware with $run/decoder-f16.vae under QEMU (Cortex-M4F); hex lines left out here"
+log="$run/firmware.log"
+(cd firmware && VAE_MODEL="../$run/decoder-f16.vae" cargo run --release --locked) >"$log" \
+  || { cat "$log"; exit 1; }
+grep -v '^pixels' "$log"
+$vae firmware-png "$log" --out "$run/firmware.png"
+echo "done: pictures in $run/samples.png (rows: digits 0-9), $run/sevens.png and"
+echo "$run/firmware.png (what the firmware drew); the firmware's whole output in $log"

@@ -34,6 +34,8 @@ enum Command {
     Sample(SampleArgs),
     /// Print a model file's header, sizes and checksum status.
     Inspect(InspectArgs),
+    /// Draw the images a firmware run printed (its `pixels` lines) into a PNG grid.
+    FirmwarePng(FirmwarePngArgs),
 }
 
 #[derive(Args)]
@@ -128,6 +130,21 @@ struct SampleArgs {
 }
 
 #[derive(Args)]
+struct FirmwarePngArgs {
+    /// The firmware's output, saved to a file (`-` reads standard input).
+    log: PathBuf,
+    /// PNG file to write.
+    #[arg(long, default_value = "firmware.png")]
+    out: PathBuf,
+    /// Images per row of the grid.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=100))]
+    columns: u16,
+    /// Enlargement of each 28x28 image in the PNG.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=16))]
+    scale: u8,
+}
+
+#[derive(Args)]
 struct InspectArgs {
     /// Model file to inspect.
     model: PathBuf,
@@ -142,6 +159,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Train(args) => run_train(args),
         Command::Export(args) => run_export(args),
+        Command::FirmwarePng(args) => run_firmware_png(args),
         Command::Sample(args) => run_sample(args),
         Command::Inspect(args) => run_inspect(args),
     };
@@ -311,4 +329,52 @@ fn run_inspect(args: InspectArgs) -> Result<()> {
             Err(err).with_context(|| format!("{}", args.model.display()))
         }
     }
+}
+
+fn run_firmware_png(args: FirmwarePngArgs) -> Result<()> {
+    let text = if args.log.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).context("cannot read standard input")?
+    } else {
+        std::fs::read_to_string(&args.log)
+            .with_context(|| format!("cannot read {}", args.log.display()))?
+    };
+    let images = parse_pixel_lines(&text).with_context(|| format!("{}", args.log.display()))?;
+    let cols = usize::from(args.columns).min(images.len());
+    let rows = images.len().div_ceil(cols);
+    write_grid(&args.out, &images, rows, cols, usize::from(args.scale))?;
+    println!(
+        "wrote {} ({} images, {rows} x {cols})",
+        args.out.display(),
+        images.len()
+    );
+    Ok(())
+}
+
+/// The images in the `pixels N HEX` lines of a firmware log, in order.
+fn parse_pixel_lines(text: &str) -> Result<Vec<[u8; PIXELS]>> {
+    let mut images = Vec::new();
+    for (number, line) in text.lines().enumerate() {
+        let Some(rest) = line.strip_prefix("pixels ") else {
+            continue;
+        };
+        let hex = rest.split_once(' ').map_or("", |(_, hex)| hex.trim_end());
+        let bad = || {
+            format!(
+                "line {}: expected `pixels N` and 1,568 hex digits",
+                number + 1
+            )
+        };
+        if hex.len() != 2 * PIXELS || !hex.is_ascii() {
+            bail!(bad());
+        }
+        let mut pixels = [0u8; PIXELS];
+        for (i, pixel) in pixels.iter_mut().enumerate() {
+            *pixel = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).with_context(bad)?;
+        }
+        images.push(pixels);
+    }
+    if images.is_empty() {
+        bail!("no `pixels` lines: is this the output of the firmware?");
+    }
+    Ok(images)
 }

@@ -169,3 +169,45 @@ fn unwritable_output_is_an_error() {
     let out = vae(&["sample", "--model", MODEL, "--out", "/proc/version/x.png"]);
     assert_fails_with(&out, "x.png");
 }
+
+#[test]
+fn firmware_png_draws_the_logged_images_and_refuses_a_broken_log() {
+    let log = scratch("firmware.log");
+    let hex: String = (0..784).map(|i| format!("{:02x}", i % 256)).collect();
+    std::fs::write(
+        &log,
+        format!("vae firmware\nimage 0: digit 0\npixels 0 {hex}\ncost 0 1\npixels 1 {hex}\ndone\n"),
+    )
+    .unwrap();
+    let png = scratch("firmware.png");
+    let out = vae(&[
+        "firmware-png",
+        log.to_str().unwrap(),
+        "--out",
+        png.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bytes = std::fs::read(&png).unwrap();
+    // Two tiles side by side: 2 x 56 px + 3 gutters of 2.
+    assert_eq!(
+        u32::from_be_bytes(bytes[16..20].try_into().unwrap()),
+        2 * 56 + 3 * 2
+    );
+
+    let broken = scratch("broken.log");
+    std::fs::write(&broken, format!("pixels 0 {}\n", &hex[..100])).unwrap();
+    assert_fails_with(
+        &vae(&["firmware-png", broken.to_str().unwrap()]),
+        "line 1: expected `pixels N` and 1,568 hex digits",
+    );
+    let empty = scratch("empty.log");
+    std::fs::write(&empty, "hello\n").unwrap();
+    assert_fails_with(
+        &vae(&["firmware-png", empty.to_str().unwrap()]),
+        "no `pixels` lines",
+    );
+}
