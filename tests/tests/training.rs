@@ -1,11 +1,12 @@
-//! A short real training run on a slice of real MNIST: the loss goes down, the run
-//! folder is written, and the checkpoint loads back to the same model.
+//! Short real training runs on slices of real MNIST: the loss goes down, the run folder
+//! is written, the checkpoint loads back to the same model, `resume` continues exactly,
+//! and a loss that turns NaN stops training with the last good checkpoint intact.
 
 use dfdx::prelude::*;
 use trainer::checkpoint;
 use trainer::data::{Dataset, Split};
 use trainer::model::{Act, ModelConfig};
-use trainer::train::{evaluate, train, RunOptions, TrainConfig};
+use trainer::train::{evaluate, resume, train, Binarize, DataOptions, RunOptions, TrainConfig};
 use vae_tests::{mnist_dir, scratch_dir};
 
 fn load(split: Split, n: usize) -> Dataset {
@@ -14,11 +15,8 @@ fn load(split: Split, n: usize) -> Dataset {
         .truncated(n)
 }
 
-#[test]
-fn loss_goes_down_on_a_slice_of_mnist() {
-    let train_set = load(Split::Train, 3000);
-    let test_set = load(Split::Test, 1000);
-    let config = TrainConfig {
+fn small_config() -> TrainConfig {
+    TrainConfig {
         model: ModelConfig {
             latent: 4,
             encoder_hidden: vec![64],
@@ -34,13 +32,28 @@ fn loss_goes_down_on_a_slice_of_mnist() {
         class_weight: 10.0,
         seed: 1,
         train_limit: Some(3000),
-    };
+        binarize: Binarize::None,
+        kl_warmup: 0,
+        denoise: 0.0,
+    }
+}
+
+fn quiet(out: &std::path::Path) -> RunOptions<'_, Cpu> {
+    RunOptions {
+        out,
+        progress: false,
+        after_epoch: None,
+    }
+}
+
+#[test]
+fn loss_goes_down_on_a_slice_of_mnist() {
+    let train_set = load(Split::Train, 3000);
+    let test_set = load(Split::Test, 1000);
+    let config = small_config();
     let out = scratch_dir("training");
     let dev = Cpu::seed_from_u64(1);
-    let opts = RunOptions {
-        out: &out,
-        progress: false,
-    };
+    let opts = quiet(&out);
     let (vae, history) = train(&dev, &config, &train_set, &test_set, &opts).unwrap();
 
     assert_eq!(history.len(), 3);
@@ -60,9 +73,102 @@ fn loss_goes_down_on_a_slice_of_mnist() {
     // The run folder holds what `export` needs, and the checkpoint is the trained model.
     let (saved_config, loaded) = checkpoint::load(&dev, &out).unwrap();
     assert_eq!(saved_config, config);
-    let a = evaluate(&dev, &vae, &test_set, 99);
-    let b = evaluate(&dev, &loaded, &test_set, 99);
+    let a = evaluate(&dev, &vae, &test_set, DataOptions::default(), 99);
+    let b = evaluate(&dev, &loaded, &test_set, DataOptions::default(), 99);
     assert_eq!(a, b);
     let history_json = std::fs::read_to_string(out.join("history.json")).unwrap();
     assert!(history_json.contains("\"epoch\": 3"));
+}
+
+/// Dynamic binarization, KL warm-up and denoising all draw randomness per epoch: a run
+/// stopped after epoch 1 and resumed must still end with the same bytes.
+#[test]
+fn resume_continues_exactly_where_the_run_stopped() {
+    let train_set = load(Split::Train, 1000);
+    let test_set = load(Split::Test, 300);
+    let config = TrainConfig {
+        epochs: 3,
+        train_limit: Some(1000),
+        binarize: Binarize::Dynamic,
+        kl_warmup: 2,
+        denoise: 0.3,
+        ..small_config()
+    };
+    let dev = Cpu::seed_from_u64(1);
+    let straight = scratch_dir("resume-straight");
+    let (_, full) = train(&dev, &config, &train_set, &test_set, &quiet(&straight)).unwrap();
+
+    let stopped = scratch_dir("resume-stopped");
+    let first = TrainConfig {
+        epochs: 1,
+        ..config.clone()
+    };
+    train(&dev, &first, &train_set, &test_set, &quiet(&stopped)).unwrap();
+    let (_, resumed) = resume(&dev, Some(3), &train_set, &test_set, &quiet(&stopped)).unwrap();
+
+    let losses = |h: &[trainer::train::EpochRecord]| -> Vec<(f32, f32)> {
+        h.iter()
+            .map(|r| (r.train.neg_elbo(), r.test.neg_elbo()))
+            .collect()
+    };
+    assert_eq!(losses(&resumed), losses(&full));
+    let a = std::fs::read(straight.join("checkpoint.safetensors")).unwrap();
+    let b = std::fs::read(stopped.join("checkpoint.safetensors")).unwrap();
+    assert!(a == b, "the checkpoints differ");
+    // The optimizer states too (compared as values: the file's metadata order varies).
+    let (_, _, adam_a, epoch_a) = checkpoint::load_resume(&dev, &straight).unwrap();
+    let (_, _, adam_b, epoch_b) = checkpoint::load_resume(&dev, &stopped).unwrap();
+    assert_eq!((epoch_a, adam_a.step()), (epoch_b, adam_b.step()));
+    assert!(adam_a.moments() == adam_b.moments(), "Adam moments differ");
+    // Nothing left to do: a clear error, not a silent no-op.
+    let err = resume(&dev, None, &train_set, &test_set, &quiet(&stopped)).unwrap_err();
+    assert!(
+        format!("{err:#}").contains("already has 3 of 3 epochs"),
+        "{err:#}"
+    );
+}
+
+#[test]
+fn a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint() {
+    let train_set = load(Split::Train, 500);
+    let test_set = load(Split::Test, 200);
+    let config = TrainConfig {
+        epochs: 3,
+        train_limit: Some(500),
+        ..small_config()
+    };
+    let dev = Cpu::seed_from_u64(1);
+    let out = scratch_dir("nan");
+    // After epoch 1's checkpoint is written, one decoder weight becomes NaN.
+    let poison = |epoch: usize, vae: &mut trainer::model::Vae<Cpu>| {
+        if epoch == 1 {
+            let layer = &mut vae.decoder.layers[0];
+            let mut w = layer.weight.as_vec();
+            w[0] = f32::NAN;
+            layer.weight = dev.tensor_from_vec(w, *layer.weight.shape());
+        }
+        Ok(())
+    };
+    let opts = RunOptions {
+        after_epoch: Some(&poison),
+        ..quiet(&out)
+    };
+    let err = train(&dev, &config, &train_set, &test_set, &opts).unwrap_err();
+    let message = format!("{err:#}");
+    assert!(
+        message.contains("training diverged in epoch 2: loss is NaN")
+            && message.contains("the checkpoint of epoch 1 is kept"),
+        "{message}"
+    );
+    let (_, kept) = checkpoint::load(&dev, &out).unwrap();
+    assert!(kept.decoder.layers[0]
+        .weight
+        .as_vec()
+        .iter()
+        .all(|w| w.is_finite()));
+    let history = std::fs::read_to_string(out.join("history.json")).unwrap();
+    assert!(history.contains("\"epoch\": 1") && !history.contains("\"epoch\": 2"));
+    // And the run can be resumed from there.
+    let (_, resumed) = resume(&dev, None, &train_set, &test_set, &quiet(&out)).unwrap();
+    assert_eq!(resumed.len(), 3);
 }

@@ -67,6 +67,51 @@ impl<D: Device<f32>> Adam<D> {
     }
 }
 
+impl<D: Device<f32>> Adam<D> {
+    /// Steps taken so far.
+    pub fn step(&self) -> i32 {
+        self.step
+    }
+
+    /// First and second moments of every layer, in [`Vae::dense_layers`] order:
+    /// `[weight m, weight v, bias m, bias v]`.
+    pub fn moments(&self) -> Vec<[Vec<f32>; 4]> {
+        self.moments
+            .iter()
+            .map(|m| {
+                [
+                    m.weight.0.as_vec(),
+                    m.weight.1.as_vec(),
+                    m.bias.0.as_vec(),
+                    m.bias.1.as_vec(),
+                ]
+            })
+            .collect()
+    }
+
+    /// Restores a state saved from [`Self::step`] and [`Self::moments`].
+    pub fn restore(&mut self, step: i32, moments: Vec<[Vec<f32>; 4]>) -> anyhow::Result<()> {
+        if moments.len() != self.moments.len() {
+            anyhow::bail!(
+                "optimizer state has {} layers, the model {}",
+                moments.len(),
+                self.moments.len()
+            );
+        }
+        for (m, [wm, wv, bm, bv]) in self.moments.iter_mut().zip(moments) {
+            let dev = m.weight.0.device().clone();
+            let (w, b) = (*m.weight.0.shape(), *m.bias.0.shape());
+            if wm.len() != w.0 * w.1 || wv.len() != wm.len() || bm.len() != b.0 || bv.len() != b.0 {
+                anyhow::bail!("optimizer state does not match the model's shapes");
+            }
+            m.weight = (dev.tensor_from_vec(wm, w), dev.tensor_from_vec(wv, w));
+            m.bias = (dev.tensor_from_vec(bm, b), dev.tensor_from_vec(bv, b));
+        }
+        self.step = step;
+        Ok(())
+    }
+}
+
 struct Hyper {
     beta1: f32,
     beta2: f32,

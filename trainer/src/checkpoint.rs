@@ -7,6 +7,7 @@ use ::safetensors::tensor::{serialize, Dtype, SafeTensorError, SafeTensors, Tens
 use anyhow::{bail, Context, Result};
 use dfdx::prelude::*;
 
+use crate::adam::Adam;
 use crate::io::{read_json, write_atomic};
 use crate::model::Vae;
 use crate::train::TrainConfig;
@@ -27,25 +28,42 @@ impl RunDir {
     pub fn history(&self) -> PathBuf {
         self.0.join("history.json")
     }
+    /// Model, optimizer state and epoch: everything `--resume` needs, in one file.
+    pub fn resume(&self) -> PathBuf {
+        self.0.join("resume.safetensors")
+    }
 }
 
 /// Saves every parameter of `vae` to `path` (atomically), as `<layer>.weight` with
 /// shape (inputs, outputs) and `<layer>.bias` with shape (outputs,).
 pub fn save<D: Device<f32>>(vae: &Vae<D>, path: &Path) -> Result<()> {
-    let mut data: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+    write_tensors(path, model_tensors(vae), None)
+}
+
+/// `(name, dims, values)` of every weight and bias.
+fn model_tensors<D: Device<f32>>(vae: &Vae<D>) -> Vec<(String, Vec<usize>, Vec<f32>)> {
+    let mut data = Vec::new();
     for (name, layer) in vae.dense_layers() {
         let (inputs, outputs) = *layer.weight.shape();
         data.push((
             format!("{name}.weight"),
             vec![inputs, outputs],
-            le_bytes(&layer.weight.as_vec()),
+            layer.weight.as_vec(),
         ));
-        data.push((
-            format!("{name}.bias"),
-            vec![outputs],
-            le_bytes(&layer.bias.as_vec()),
-        ));
+        data.push((format!("{name}.bias"), vec![outputs], layer.bias.as_vec()));
     }
+    data
+}
+
+fn write_tensors(
+    path: &Path,
+    data: Vec<(String, Vec<usize>, Vec<f32>)>,
+    metadata: Option<std::collections::HashMap<String, String>>,
+) -> Result<()> {
+    let data: Vec<(String, Vec<usize>, Vec<u8>)> = data
+        .into_iter()
+        .map(|(name, dims, values)| (name, dims, le_bytes(&values)))
+        .collect();
     let views = data
         .iter()
         .map(|(name, dims, bytes)| {
@@ -55,8 +73,76 @@ pub fn save<D: Device<f32>>(vae: &Vae<D>, path: &Path) -> Result<()> {
             ))
         })
         .collect::<Result<Vec<_>, SafeTensorError>>()?;
-    let bytes = serialize(views, &None)?;
+    let bytes = serialize(views, &metadata)?;
     write_atomic(path, &bytes)
+}
+
+const ADAM_PARTS: [&str; 4] = ["weight.m", "weight.v", "bias.m", "bias.v"];
+
+/// Writes the resume state: the model, Adam's moments and step, and the epoch just done.
+pub fn save_resume<D: Device<f32>>(
+    vae: &Vae<D>,
+    adam: &Adam<D>,
+    epoch: usize,
+    path: &Path,
+) -> Result<()> {
+    let mut data = model_tensors(vae);
+    for ((name, layer), moments) in vae.dense_layers().into_iter().zip(adam.moments()) {
+        let (w, b) = (*layer.weight.shape(), layer.outputs());
+        for (part, values) in ADAM_PARTS.iter().zip(moments) {
+            let dims = if part.starts_with("weight") {
+                vec![w.0, w.1]
+            } else {
+                vec![b]
+            };
+            data.push((format!("adam.{name}.{part}"), dims, values));
+        }
+    }
+    let metadata = [
+        ("epoch".to_string(), epoch.to_string()),
+        ("adam_step".to_string(), adam.step().to_string()),
+    ];
+    write_tensors(path, data, Some(metadata.into_iter().collect()))
+}
+
+/// Reads a run's configuration and resume state: model, optimizer and epochs done.
+pub fn load_resume<D: Device<f32>>(
+    dev: &D,
+    run: &Path,
+) -> Result<(TrainConfig, Vae<D>, Adam<D>, usize)> {
+    let dir = RunDir(run.to_path_buf());
+    let path = dir.resume();
+    let (config, vae) = load_from(dev, run, &path)?;
+    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let file = SafeTensors::deserialize(&bytes)
+        .map_err(|e| anyhow::anyhow!("{} is not a valid resume state: {e:?}", path.display()))?;
+    let (_, header) = SafeTensors::read_metadata(&bytes)
+        .map_err(|e| anyhow::anyhow!("{}: {e:?}", path.display()))?;
+    let meta = header.metadata().clone().unwrap_or_default();
+    let number = |key: &str| -> Result<i64> {
+        meta.get(key)
+            .and_then(|v| v.parse().ok())
+            .with_context(|| format!("{} has no {key}", path.display()))
+    };
+    let (epoch, step) = (number("epoch")?, number("adam_step")?);
+    let mut adam = Adam::new(&vae, config.learning_rate);
+    let mut moments = Vec::new();
+    for (name, layer) in vae.dense_layers() {
+        let (w, b) = (*layer.weight.shape(), layer.outputs());
+        let mut parts = ADAM_PARTS.iter().map(|part| {
+            let dims = if part.starts_with("weight") {
+                vec![w.0, w.1]
+            } else {
+                vec![b]
+            };
+            read_tensor(&file, &format!("adam.{name}.{part}"), &dims)
+                .with_context(|| format!("{}", path.display()))
+        });
+        let mut next = || parts.next().context("four moment tensors per layer")?;
+        moments.push([next()?, next()?, next()?, next()?]);
+    }
+    adam.restore(i32::try_from(step)?, moments)?;
+    Ok((config, vae, adam, usize::try_from(epoch)?))
 }
 
 fn le_bytes(values: &[f32]) -> Vec<u8> {
@@ -65,14 +151,17 @@ fn le_bytes(values: &[f32]) -> Vec<u8> {
 
 /// Loads a run folder's configuration and checkpoint onto `dev`.
 pub fn load<D: Device<f32>>(dev: &D, run: &Path) -> Result<(TrainConfig, Vae<D>)> {
+    load_from(dev, run, &RunDir(run.to_path_buf()).checkpoint())
+}
+
+/// The run's configuration and the model weights stored in `path`.
+fn load_from<D: Device<f32>>(dev: &D, run: &Path, path: &Path) -> Result<(TrainConfig, Vae<D>)> {
     let dir = RunDir(run.to_path_buf());
     let config: TrainConfig = read_json(&dir.config())
         .with_context(|| format!("{} is not a training run folder", run.display()))?;
-    let path = dir.checkpoint();
-    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let file = SafeTensors::deserialize(&bytes)
         .map_err(|e| anyhow::anyhow!("{} is not a valid checkpoint: {e:?}", path.display()))?;
-    // Built from the config only for its shapes; every weight is replaced below.
     let mut vae = Vae::new(
         dev,
         &config.model,
@@ -91,7 +180,6 @@ pub fn load<D: Device<f32>>(dev: &D, run: &Path) -> Result<(TrainConfig, Vae<D>)
     Ok((config, vae))
 }
 
-/// The values of f32 tensor `name`, which must have shape `dims`.
 fn read_tensor(file: &SafeTensors, name: &str, dims: &[usize]) -> Result<Vec<f32>> {
     let view = file
         .tensor(name)

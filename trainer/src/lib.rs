@@ -7,5 +7,6 @@ pub mod data;
 pub mod export;
 pub mod io;
 pub mod model;
+pub mod pictures;
 pub mod render;
 pub mod train;

@@ -7,12 +7,15 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Parser, Subcommand};
 use dfdx::prelude::Cpu;
 use trainer::checkpoint;
+use trainer::checkpoint::RunDir;
 use trainer::data::{Dataset, Split};
 use trainer::export::model_file;
 use trainer::io::write_atomic;
+use trainer::model::Vae;
 use trainer::model::{Act, ModelConfig};
+use trainer::pictures;
 use trainer::render::write_grid;
-use trainer::train::{train, RunOptions, TrainConfig};
+use trainer::train::{resume, train, Binarize, EpochHook, RunOptions, TrainConfig};
 use vae_core::{Header, Model, Precision, PIXELS};
 
 /// Train a variational autoencoder on MNIST, shrink its decoder to f16, and draw digits.
@@ -46,9 +49,29 @@ struct TrainArgs {
     /// Run folder for the configuration, checkpoint and history.
     #[arg(long, default_value = "runs/default")]
     out: PathBuf,
-    /// Passes over the 60,000 training images.
-    #[arg(long, default_value_t = 30, value_parser = positive())]
-    epochs: usize,
+    /// Passes over the 60,000 training images [default: 30; with --resume, the run's own].
+    #[arg(long, value_parser = positive())]
+    epochs: Option<usize>,
+    /// Continue the run in --out from its last complete epoch, with its saved settings
+    /// (only --epochs may change); the result equals an uninterrupted run.
+    #[arg(long)]
+    resume: bool,
+    /// How grey pixels become targets: none (intensities, PyTorch example), dynamic
+    /// (Bernoulli draw every time an image is used, IWAE paper), threshold (at 0.5,
+    /// TensorFlow tutorial).
+    #[arg(long, value_enum, default_value_t = Binarize::None)]
+    binarize: Binarize,
+    /// Raise the KL term's weight linearly from 0 to 1 over this many epochs.
+    #[arg(long, default_value_t = 0)]
+    kl_warmup: usize,
+    /// Denoising: add Gaussian noise of this standard deviation to the encoder's input
+    /// (clipped to [0, 1]) and reconstruct the clean image; 0 is off.
+    #[arg(long, default_value_t = 0.0)]
+    denoise: f32,
+    /// Also draw a sample grid after every epoch (DIR/epochs/epoch-NNN.png) and, at the
+    /// end, an animated GIF of them (DIR/epochs.gif).
+    #[arg(long)]
+    snapshots: bool,
     /// Images per optimization step.
     #[arg(long, default_value_t = 100, value_parser = positive())]
     batch_size: usize,
@@ -173,39 +196,51 @@ fn main() -> ExitCode {
 }
 
 fn run_train(args: TrainArgs) -> Result<()> {
-    let config = TrainConfig {
-        model: ModelConfig {
-            latent: args.latent,
-            encoder_hidden: args.encoder_hidden,
-            decoder_hidden: args.decoder_hidden,
-            activation: args.activation,
-            classes: if args.unconditional { 0 } else { 10 },
-            classifier_hidden: args.classifier_hidden,
-            encoder_sees_label: args.encoder_sees_label && !args.unconditional,
-        },
-        epochs: args.epochs,
-        batch_size: args.batch_size,
-        learning_rate: args.learning_rate,
-        class_weight: args.class_weight,
-        seed: args.seed,
-        train_limit: args.train_limit,
-    };
     let train_set = Dataset::load(&args.data_dir, Split::Train)?;
     let mut test_set = Dataset::load(&args.data_dir, Split::Test)?;
     if let Some(n) = args.test_limit {
         test_set = test_set.truncated(n);
     }
-    let dev = Cpu::seed_from_u64(args.seed);
-    let (vae, history) = train(
-        &dev,
-        &config,
-        &train_set,
-        &test_set,
-        &RunOptions {
-            out: &args.out,
-            progress: !args.no_progress,
-        },
-    )?;
+    let snapshots =
+        |epoch: usize, vae: &mut Vae<Cpu>| pictures::epoch_snapshot(&args.out, epoch, vae);
+    let opts = RunOptions {
+        out: &args.out,
+        progress: !args.no_progress,
+        after_epoch: args.snapshots.then_some(&snapshots as &EpochHook<Cpu>),
+    };
+    let (vae, history) = if args.resume {
+        let config: TrainConfig = trainer::io::read_json(&RunDir(args.out.clone()).config())
+            .with_context(|| format!("--resume: {} is not a run folder", args.out.display()))?;
+        let dev = Cpu::seed_from_u64(config.seed);
+        resume(&dev, args.epochs, &train_set, &test_set, &opts)?
+    } else {
+        let config = TrainConfig {
+            model: ModelConfig {
+                latent: args.latent,
+                encoder_hidden: args.encoder_hidden.clone(),
+                decoder_hidden: args.decoder_hidden.clone(),
+                activation: args.activation,
+                classes: if args.unconditional { 0 } else { 10 },
+                classifier_hidden: args.classifier_hidden.clone(),
+                encoder_sees_label: args.encoder_sees_label && !args.unconditional,
+            },
+            epochs: args.epochs.unwrap_or(30),
+            batch_size: args.batch_size,
+            learning_rate: args.learning_rate,
+            class_weight: args.class_weight,
+            seed: args.seed,
+            train_limit: args.train_limit,
+            binarize: args.binarize,
+            kl_warmup: args.kl_warmup,
+            denoise: args.denoise,
+        };
+        let dev = Cpu::seed_from_u64(args.seed);
+        train(&dev, &config, &train_set, &test_set, &opts)?
+    };
+    if args.snapshots {
+        let gif = pictures::epochs_gif(&args.out, history.len())?;
+        println!("wrote {}", gif.display());
+    }
     let last = history
         .last()
         .map(|r| r.test.neg_elbo())

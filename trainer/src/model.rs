@@ -310,8 +310,9 @@ impl LossTerms {
 }
 
 impl<D: Device<f32>> Vae<D> {
-    /// Forward pass and loss: reconstruction + KL + `class_weight` x classifier
-    /// cross-entropy. With `tape` an `OwnedTape` the result can be back-propagated.
+    /// Forward pass and loss: reconstruction + `kl_weight` x KL + `class_weight` x
+    /// classifier cross-entropy (the terms reported are unweighted). With `tape` an
+    /// `OwnedTape` the result can be back-propagated.
     ///
     /// The decoder sees `[z, softmax(classifier logits)]`, as in the conditional-VAE
     /// tutorial; at generation time the one-hot of the wanted digit takes the place of
@@ -320,6 +321,7 @@ impl<D: Device<f32>> Vae<D> {
         &self,
         batch: &Batch<D>,
         class_weight: f32,
+        kl_weight: f32,
         tape: T,
     ) -> (Tensor<(), f32, D, T>, LossTerms)
     where
@@ -379,7 +381,7 @@ impl<D: Device<f32>> Vae<D> {
             kl: scalar(&kl),
             classifier: 0.0,
         };
-        let mut total = recon + kl;
+        let mut total = recon + kl * kl_weight;
         if let Some(ce) = class_loss {
             terms.classifier = scalar(&ce);
             total = total + ce * class_weight;

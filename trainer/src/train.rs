@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use crate::adam::Adam;
 use crate::checkpoint::{self, RunDir};
 use crate::data::Dataset;
-use crate::io::write_json;
+use crate::io::{read_json, write_json};
 use crate::model::{Batch, LossTerms, Matrix, ModelConfig, Vae, PIXELS};
 
 /// Everything that decides a training run; saved as `config.json` in the run folder.
@@ -35,6 +35,30 @@ pub struct TrainConfig {
     pub seed: u64,
     /// Train on the first N training images only (quick runs and tests).
     pub train_limit: Option<usize>,
+    /// How pixel intensities become training targets.
+    #[serde(default)]
+    pub binarize: Binarize,
+    /// Epochs over which the KL term's weight rises linearly from 0 to 1 (0: always 1).
+    #[serde(default)]
+    pub kl_warmup: usize,
+    /// Denoising: the encoder sees `clip(x + denoise * N(0, 1), 0, 1)` and the decoder
+    /// must reconstruct the clean `x` (0: off).
+    #[serde(default)]
+    pub denoise: f32,
+}
+
+/// How grey pixels are treated.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Binarize {
+    /// Intensities in [0, 1] as targets of the Bernoulli likelihood (PyTorch example).
+    #[default]
+    None,
+    /// Each pixel drawn as Bernoulli(intensity), afresh every time an image is used
+    /// (dynamic binarization, as in the IWAE paper).
+    Dynamic,
+    /// Pixels above 0.5 set to 1, others to 0, once (TensorFlow tutorial).
+    Threshold,
 }
 
 /// Losses of one epoch.
@@ -54,12 +78,18 @@ pub struct EpochRecord {
 }
 
 /// Where a run's output goes and how chatty it is.
-pub struct RunOptions<'a> {
+pub struct RunOptions<'a, D: Device<f32>> {
     /// The run folder (created if needed).
     pub out: &'a Path,
     /// Show progress bars (off for tests and non-interactive logs).
     pub progress: bool,
+    /// Called after each epoch's checkpoint is written (pictures per epoch; tests use it
+    /// to tamper with the model).
+    pub after_epoch: Option<&'a EpochHook<'a, D>>,
 }
+
+/// See [`RunOptions::after_epoch`].
+pub type EpochHook<'a, D> = dyn Fn(usize, &mut Vae<D>) -> Result<()> + 'a;
 
 /// Trains a model from scratch on `train`, evaluating on `test` after every epoch.
 /// Returns the model and its per-epoch history, both also written to the run folder.
@@ -68,36 +98,101 @@ pub fn train<D: Device<f32>>(
     config: &TrainConfig,
     train: &Dataset,
     test: &Dataset,
-    opts: &RunOptions,
+    opts: &RunOptions<D>,
 ) -> Result<(Vae<D>, Vec<EpochRecord>)> {
     validate(config)?;
     std::fs::create_dir_all(opts.out)
         .with_context(|| format!("cannot create run folder {}", opts.out.display()))?;
     let run = RunDir(opts.out.to_path_buf());
     write_json(&run.config(), config)?;
-
     let mut rng = rand::rngs::StdRng::seed_from_u64(config.seed);
-    let mut vae = Vae::new(dev, &config.model, &mut rng);
-    let mut adam = Adam::new(&vae, config.learning_rate);
+    let vae = Vae::new(dev, &config.model, &mut rng);
+    let adam = Adam::new(&vae, config.learning_rate);
+    run_epochs(dev, config, vae, adam, Vec::new(), train, test, opts)
+}
+
+/// Continues the run in `opts.out` where its last complete epoch left it, up to
+/// `epochs` epochs in all (its saved count when `None`). Model, optimizer state and
+/// step come from `resume.safetensors`; every epoch's randomness derives from the seed
+/// and the epoch number alone, so the result equals an uninterrupted run.
+pub fn resume<D: Device<f32>>(
+    dev: &D,
+    epochs: Option<usize>,
+    train: &Dataset,
+    test: &Dataset,
+    opts: &RunOptions<D>,
+) -> Result<(Vae<D>, Vec<EpochRecord>)> {
+    let run = RunDir(opts.out.to_path_buf());
+    let (mut config, vae, adam, done) = checkpoint::load_resume(dev, opts.out)?;
+    if let Some(epochs) = epochs {
+        config.epochs = epochs;
+    }
+    validate(&config)?;
+    let mut history: Vec<EpochRecord> = read_json(&run.history())?;
+    // The history may be one epoch ahead or behind if a stop fell between the writes.
+    history.retain(|r| r.epoch <= done);
+    if history.len() != done {
+        bail!(
+            "{} has {} epochs, the resume state {done}: the run folder is inconsistent",
+            run.history().display(),
+            history.len()
+        );
+    }
+    if done >= config.epochs {
+        bail!(
+            "the run already has {done} of {} epochs; give --epochs to train further",
+            config.epochs
+        );
+    }
+    write_json(&run.config(), &config)?;
+    println!("resuming {} after epoch {done}", opts.out.display());
+    run_epochs(dev, &config, vae, adam, history, train, test, opts)
+}
+
+/// The random generator of epoch `epoch` (shuffling, noise): a function of the seed and
+/// the epoch only, so that a resumed run draws what an uninterrupted one would.
+fn epoch_rng(seed: u64, epoch: usize) -> rand::rngs::StdRng {
+    rand::rngs::StdRng::seed_from_u64(seed ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn run_epochs<D: Device<f32>>(
+    dev: &D,
+    config: &TrainConfig,
+    mut vae: Vae<D>,
+    mut adam: Adam<D>,
+    mut history: Vec<EpochRecord>,
+    train: &Dataset,
+    test: &Dataset,
+    opts: &RunOptions<D>,
+) -> Result<(Vae<D>, Vec<EpochRecord>)> {
+    let run = RunDir(opts.out.to_path_buf());
     let used = config
         .train_limit
         .map_or(train.len(), |n| n.min(train.len()));
-    let mut order: Vec<usize> = (0..used).collect();
-    let mut history = Vec::new();
+    let steps_per_epoch = used.div_ceil(config.batch_size);
+    let data = DataOptions::training(config);
 
-    for epoch in 1..=config.epochs {
+    for epoch in history.len() + 1..=config.epochs {
+        let mut rng = epoch_rng(config.seed, epoch);
+        let mut order: Vec<usize> = (0..used).collect();
         order.shuffle(&mut rng);
         let bar = progress_bar(opts.progress, order.len(), epoch, config.epochs);
         let started = Instant::now();
         let mut sum = Totals::default();
-        for chunk in order.chunks(config.batch_size) {
-            let batch = make_batch(dev, train, chunk, &config.model, &mut rng);
-            let (loss, terms) = vae.loss(&batch, config.class_weight, OwnedTape::default());
+        for (step, chunk) in order.chunks(config.batch_size).enumerate() {
+            let global = (epoch - 1) * steps_per_epoch + step;
+            let kl_weight = kl_weight(config.kl_warmup, steps_per_epoch, global);
+            let batch = make_batch(dev, train, chunk, &config.model, data, &mut rng);
+            let (loss, terms) =
+                vae.loss(&batch, config.class_weight, kl_weight, OwnedTape::default());
             let value = terms.neg_elbo() + config.class_weight * terms.classifier;
             if !value.is_finite() {
+                bar.finish_and_clear();
                 bail!(
-                    "training diverged in epoch {epoch}: loss is {value}; \
-                     try a lower --learning-rate (the last checkpoint is kept)"
+                    "training diverged in epoch {epoch}: loss is {value}; try a lower \
+                     --learning-rate ({})",
+                    kept(epoch)
                 );
             }
             let grads = loss.backward();
@@ -105,18 +200,22 @@ pub fn train<D: Device<f32>>(
             sum.add(&terms, chunk.len());
             bar.inc(chunk.len() as u64);
             let mean = sum.mean();
+            let class = if config.model.classes > 0 {
+                format!(", class {:.3}", mean.classifier)
+            } else {
+                String::new()
+            };
             bar.set_message(format!(
-                "loss {:.2} (recon {:.2} + KL {:.2}, class {:.3})  {:.0} img/s",
+                "loss {:.2} (recon {:.2} + KL {:.2}{class})  {:.0} img/s",
                 mean.neg_elbo(),
                 mean.reconstruction,
                 mean.kl,
-                mean.classifier,
                 sum.images as f64 / started.elapsed().as_secs_f64()
             ));
         }
         bar.finish_and_clear();
         let seconds = started.elapsed().as_secs_f64();
-        let test_terms = evaluate(dev, &vae, test, config.seed ^ epoch as u64);
+        let test_terms = evaluate(dev, &vae, test, data.for_test(), config.seed ^ epoch as u64);
         let fidelity = label_fidelity(dev, &vae, 100, 1.0, config.seed);
         let record = EpochRecord {
             epoch,
@@ -125,6 +224,13 @@ pub fn train<D: Device<f32>>(
             images_per_second: order.len() as f64 / seconds,
             label_fidelity: fidelity,
         };
+        if !record.test.neg_elbo().is_finite() {
+            bail!(
+                "the test loss after epoch {epoch} is {} ({})",
+                record.test.neg_elbo(),
+                kept(epoch)
+            );
+        }
         let class = match record.label_fidelity {
             Some(f) => format!(
                 "  class CE {:.3}  label fidelity {:.1}%",
@@ -144,10 +250,33 @@ pub fn train<D: Device<f32>>(
             record.images_per_second
         );
         history.push(record);
+        // The resume state first: it alone is enough to continue. Each file is written
+        // to a temporary name and renamed, so a stop leaves the previous one whole.
+        checkpoint::save_resume(&vae, &adam, epoch, &run.resume())?;
         checkpoint::save(&vae, &run.checkpoint())?;
         write_json(&run.history(), &history)?;
+        if let Some(hook) = opts.after_epoch {
+            hook(epoch, &mut vae)?;
+        }
     }
     Ok((vae, history))
+}
+
+/// What is left when epoch `epoch` fails.
+fn kept(epoch: usize) -> String {
+    match epoch {
+        1 => "no checkpoint was written".to_string(),
+        _ => format!("the checkpoint of epoch {} is kept", epoch - 1),
+    }
+}
+
+/// The KL term's weight at step `global` (0-based) with a warm-up of `warmup` epochs.
+fn kl_weight(warmup: usize, steps_per_epoch: usize, global: usize) -> f32 {
+    if warmup == 0 {
+        return 1.0;
+    }
+    let total = (warmup * steps_per_epoch) as f32;
+    ((global + 1) as f32 / total).min(1.0)
 }
 
 fn validate(config: &TrainConfig) -> Result<()> {
@@ -163,6 +292,9 @@ fn validate(config: &TrainConfig) -> Result<()> {
     }
     if !(config.learning_rate > 0.0 && config.learning_rate.is_finite()) {
         bail!("learning rate must be a positive number");
+    }
+    if !(config.denoise >= 0.0 && config.denoise.is_finite()) {
+        bail!("--denoise must be 0 (off) or a positive noise level");
     }
     if m.classes == 1 || m.classes > 10 {
         bail!("classes must be 0 (unconditional) or 2 to 10");
@@ -181,14 +313,21 @@ fn validate(config: &TrainConfig) -> Result<()> {
     Ok(())
 }
 
-/// Mean loss terms of `vae` on `data`, one z sample per image, noise drawn from `seed`.
-pub fn evaluate<D: Device<f32>>(dev: &D, vae: &Vae<D>, data: &Dataset, seed: u64) -> LossTerms {
+/// Mean loss terms of `vae` on `data` prepared as `options` say, one z sample per image,
+/// noise drawn from `seed`.
+pub fn evaluate<D: Device<f32>>(
+    dev: &D,
+    vae: &Vae<D>,
+    data: &Dataset,
+    options: DataOptions,
+    seed: u64,
+) -> LossTerms {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let order: Vec<usize> = (0..data.len()).collect();
     let mut sum = Totals::default();
     for chunk in order.chunks(1000) {
-        let batch = make_batch(dev, data, chunk, &vae.config, &mut rng);
-        let (_, terms) = vae.loss(&batch, 0.0, NoneTape);
+        let batch = make_batch(dev, data, chunk, &vae.config, options, &mut rng);
+        let (_, terms) = vae.loss(&batch, 0.0, 1.0, NoneTape);
         sum.add(&terms, chunk.len());
     }
     sum.mean()
@@ -241,20 +380,68 @@ pub fn argmax(row: &[f32]) -> usize {
         .0
 }
 
-/// Copies images `indices` of `data` to the device as a batch scaled to [0, 1].
+/// How images become a batch: binarization of the targets, input noise.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct DataOptions {
+    /// Treatment of grey pixels (targets and encoder input alike).
+    pub binarize: Binarize,
+    /// Standard deviation of the Gaussian noise added to the encoder's input (clipped to
+    /// [0, 1]); the target stays clean.
+    pub denoise: f32,
+}
+
+impl DataOptions {
+    /// As a run trains.
+    pub fn training(config: &TrainConfig) -> Self {
+        DataOptions {
+            binarize: config.binarize,
+            denoise: config.denoise,
+        }
+    }
+
+    /// As a run is evaluated: the same pixels, no input noise.
+    pub fn for_test(self) -> Self {
+        DataOptions {
+            denoise: 0.0,
+            ..self
+        }
+    }
+}
+
+/// Copies images `indices` of `data` to the device as a batch scaled to [0, 1], treated
+/// as `options` say; binarization and noise are drawn from `rng`.
 pub fn make_batch<D: Device<f32>>(
     dev: &D,
     data: &Dataset,
     indices: &[usize],
     model: &ModelConfig,
+    options: DataOptions,
     rng: &mut impl rand::Rng,
 ) -> Batch<D> {
     let n = indices.len();
     let mut pixels = Vec::with_capacity(n * PIXELS);
     for &i in indices {
-        pixels.extend(data.image(i).iter().map(|&p| f32::from(p) / 255.0));
+        let image = data.image(i).iter().map(|&p| f32::from(p) / 255.0);
+        match options.binarize {
+            Binarize::None => pixels.extend(image),
+            Binarize::Threshold => pixels.extend(image.map(|p| f32::from(u8::from(p > 0.5)))),
+            Binarize::Dynamic => {
+                for p in image {
+                    pixels.push(f32::from(u8::from(rng.gen::<f32>() < p)));
+                }
+            }
+        }
     }
-    let input: Matrix<D> = dev.tensor_from_vec(pixels, (n, PIXELS));
+    let target: Matrix<D> = dev.tensor_from_vec(pixels.clone(), (n, PIXELS));
+    let input = if options.denoise > 0.0 {
+        for p in &mut pixels {
+            let noise: f32 = StandardNormal.sample(rng);
+            *p = (*p + options.denoise * noise).clamp(0.0, 1.0);
+        }
+        dev.tensor_from_vec(pixels, (n, PIXELS))
+    } else {
+        target.clone()
+    };
     let labels = (model.classes > 0).then(|| {
         let mut onehot = vec![0.0f32; n * model.classes];
         for (row, &i) in indices.iter().enumerate() {
@@ -266,7 +453,7 @@ pub fn make_batch<D: Device<f32>>(
         .map(|_| StandardNormal.sample(rng))
         .collect();
     Batch {
-        target: input.clone(),
+        target,
         input,
         labels,
         noise: dev.tensor_from_vec(noise, (n, model.latent)),
