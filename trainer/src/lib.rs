@@ -3,7 +3,9 @@
 
 pub mod adam;
 pub mod checkpoint;
+pub mod classifier;
 pub mod data;
+pub mod eval;
 pub mod export;
 pub mod io;
 pub mod model;

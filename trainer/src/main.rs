@@ -37,6 +37,14 @@ enum Command {
     Sample(SampleArgs),
     /// Print a model file's header, sizes and checksum status.
     Inspect(InspectArgs),
+    /// Evaluate a trained model on the MNIST test set (f32, f16 and i8 decoders) and
+    /// write the figures as JSON.
+    Eval(EvalArgs),
+    /// Draw a run's pictures: loss curves, reconstructions, a morph, the conditional
+    /// grid, and for latent-2 models the latent manifold and the test set's latent means.
+    Pictures(PicturesArgs),
+    /// Train the independent digit classifier `vae eval` judges generated digits with.
+    TrainClassifier(TrainClassifierArgs),
     /// Draw the images a firmware run printed (its `pixels` lines) into a PNG grid.
     FirmwarePng(FirmwarePngArgs),
 }
@@ -153,6 +161,73 @@ struct SampleArgs {
 }
 
 #[derive(Args)]
+struct EvalArgs {
+    /// Run folder written by `vae train`.
+    #[arg(long, default_value = "runs/default")]
+    run: PathBuf,
+    /// Folder with the four MNIST IDX files (raw or .gz).
+    #[arg(long, default_value = "data/mnist")]
+    data_dir: PathBuf,
+    /// Importance samples per test image for the IWAE estimate of -log p(x) (5,000 in
+    /// the papers; about 10 minutes on 2 cores); 0 skips it. Unconditional models only.
+    #[arg(long, default_value_t = 5000)]
+    iwae_k: usize,
+    /// Samples per digit for label fidelity (conditional models).
+    #[arg(long, default_value_t = 1000, value_parser = positive())]
+    per_digit: usize,
+    /// The independent digit classifier (see `vae train-classifier`).
+    #[arg(long, default_value = "models/classifier")]
+    classifier: PathBuf,
+    /// JSON file to write [default: RUN/eval.json].
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Evaluate on the first N test images only (quick checks).
+    #[arg(long, value_parser = positive())]
+    test_limit: Option<usize>,
+    /// Seed of every random draw (the same for f32, f16 and i8).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+}
+
+#[derive(Args)]
+struct PicturesArgs {
+    /// Run folder written by `vae train`.
+    #[arg(long, default_value = "runs/default")]
+    run: PathBuf,
+    /// Folder with the four MNIST IDX files (raw or .gz).
+    #[arg(long, default_value = "data/mnist")]
+    data_dir: PathBuf,
+    /// Folder for the PNG files [default: RUN/pictures].
+    #[arg(long)]
+    out_dir: Option<PathBuf>,
+    /// Test image the morph starts from.
+    #[arg(long, default_value_t = 3)]
+    from: usize,
+    /// Test image the morph ends at.
+    #[arg(long, default_value_t = 2)]
+    to: usize,
+}
+
+#[derive(Args)]
+struct TrainClassifierArgs {
+    /// Folder with the four MNIST IDX files (raw or .gz).
+    #[arg(long, default_value = "data/mnist")]
+    data_dir: PathBuf,
+    /// Folder for classifier.safetensors and classifier.json.
+    #[arg(long, default_value = "models/classifier")]
+    out: PathBuf,
+    /// Passes over the training set.
+    #[arg(long, default_value_t = 20, value_parser = positive())]
+    epochs: usize,
+    /// Seed for initialization, shuffling and dropout.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Hide the progress bar.
+    #[arg(long)]
+    no_progress: bool,
+}
+
+#[derive(Args)]
 struct FirmwarePngArgs {
     /// The firmware's output, saved to a file (`-` reads standard input).
     log: PathBuf,
@@ -183,6 +258,9 @@ fn main() -> ExitCode {
         Command::Train(args) => run_train(args),
         Command::Export(args) => run_export(args),
         Command::FirmwarePng(args) => run_firmware_png(args),
+        Command::TrainClassifier(args) => run_train_classifier(args),
+        Command::Eval(args) => run_eval(args),
+        Command::Pictures(args) => run_pictures(args),
         Command::Sample(args) => run_sample(args),
         Command::Inspect(args) => run_inspect(args),
     };
@@ -412,4 +490,113 @@ fn parse_pixel_lines(text: &str) -> Result<Vec<[u8; PIXELS]>> {
         bail!("no `pixels` lines: is this the output of the firmware?");
     }
     Ok(images)
+}
+
+fn run_train_classifier(args: TrainClassifierArgs) -> Result<()> {
+    let train_set = Dataset::load(&args.data_dir, Split::Train)?;
+    let test_set = Dataset::load(&args.data_dir, Split::Test)?;
+    let (_, report) = trainer::classifier::Classifier::train(
+        &train_set,
+        &test_set,
+        args.epochs,
+        args.seed,
+        &args.out,
+        !args.no_progress,
+    )?;
+    println!(
+        "classifier: {:.2}% of the 10,000 test images right; saved in {}",
+        100.0 * report.test_accuracy,
+        args.out.display()
+    );
+    Ok(())
+}
+
+fn run_eval(args: EvalArgs) -> Result<()> {
+    let dev = Cpu::default();
+    let (_, vae) = checkpoint::load(&dev, &args.run)?;
+    let mut test_set = Dataset::load(&args.data_dir, Split::Test)?;
+    if let Some(n) = args.test_limit {
+        test_set = test_set.truncated(n);
+    }
+    let (classifier, _) =
+        trainer::classifier::Classifier::load(&args.classifier).with_context(|| {
+            "the independent classifier is missing: `vae train-classifier` makes one"
+        })?;
+    let opts = trainer::eval::EvalOptions {
+        iwae_k: args.iwae_k,
+        per_digit: args.per_digit,
+        seed: args.seed,
+        classifier: Some(&classifier),
+    };
+    let report = trainer::eval::evaluate_model(&vae, &test_set, &opts)?;
+    let out = args.out.unwrap_or_else(|| args.run.join("eval.json"));
+    trainer::io::write_json(&out, &report)?;
+
+    let pct = |v: Option<f32>| v.map_or("-".to_string(), |v| format!("{:.2} %", 100.0 * v));
+    let nats = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.2}"));
+    println!(
+        "{} on {} test images; decoder {} parameters, latent {}",
+        args.run.display(),
+        report.test_images,
+        report.decoder_parameters,
+        report.latent
+    );
+    println!("{:<46} {:>10} {:>10} {:>10}", "", "f32", "f16", "i8");
+    let rows: [(&str, fn(&trainer::eval::Metrics) -> String); 6] = [
+        ("test loss, continuous pixels (nats)", |m| {
+            format!("{:.3}", m.test_loss)
+        }),
+        ("test ELBO, pixels binarized at 0.5", |m| {
+            format!("{:.3}", m.test_elbo_binarized)
+        }),
+        ("IWAE -log p(x), stochastic binarization", |m| {
+            m.iwae_nll.map_or("-".into(), |v| format!("{v:.3}"))
+        }),
+        ("label fidelity T=1 (independent classifier)", |m| {
+            m.label_fidelity
+                .map_or("-".into(), |v| format!("{:.2} %", 100.0 * v))
+        }),
+        ("label fidelity T=0.5 (independent classifier)", |m| {
+            m.label_fidelity_t05
+                .map_or("-".into(), |v| format!("{:.2} %", 100.0 * v))
+        }),
+        ("label fidelity T=1 (model's own head)", |m| {
+            m.label_fidelity_head
+                .map_or("-".into(), |v| format!("{:.2} %", 100.0 * v))
+        }),
+    ];
+    for (name, f) in rows {
+        println!(
+            "{name:<46} {:>10} {:>10} {:>10}",
+            f(&report.f32),
+            f(&report.f16),
+            f(&report.i8)
+        );
+    }
+    println!(
+        "f16 - f32: test loss {:+.4}, binarized ELBO {:+.4}, IWAE {}",
+        report.f16_minus_f32.test_loss,
+        report.f16_minus_f32.test_elbo_binarized,
+        nats(report.f16_minus_f32.iwae_nll)
+    );
+    println!(
+        "classifier accuracy on the test set: independent {}, model's head {}",
+        pct(report.classifier_accuracy),
+        pct(report.head_accuracy)
+    );
+    println!("wrote {}", out.display());
+    Ok(())
+}
+
+fn run_pictures(args: PicturesArgs) -> Result<()> {
+    let dev = Cpu::default();
+    let (_, vae) = checkpoint::load(&dev, &args.run)?;
+    let history: Vec<trainer::train::EpochRecord> =
+        trainer::io::read_json(&RunDir(args.run.clone()).history())?;
+    let test_set = Dataset::load(&args.data_dir, Split::Test)?;
+    let out = args.out_dir.unwrap_or_else(|| args.run.join("pictures"));
+    for path in pictures::run_pictures(&vae, &history, &test_set, (args.from, args.to), &out)? {
+        println!("wrote {}", path.display());
+    }
+    Ok(())
 }

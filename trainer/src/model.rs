@@ -389,6 +389,25 @@ impl<D: Device<f32>> Vae<D> {
         (total, terms)
     }
 
+    /// The encoder on a batch of images: means and log-variances of q(z|x), each
+    /// `(batch, latent)` row by row, and the classifier's class probabilities
+    /// `(batch, classes)` for a conditional model.
+    pub fn encode(&self, x: Matrix<D>) -> (Vec<f32>, Vec<f32>, Option<Vec<f32>>) {
+        let probs = self
+            .classifier
+            .as_ref()
+            .map(|c| c.forward(x.clone(), false).softmax::<Axis<1>>());
+        let h = match &probs {
+            Some(p) if self.config.encoder_sees_label => self
+                .encoder
+                .forward((x, p.clone()).concat_along(Axis::<1>), true),
+            _ => self.encoder.forward(x, true),
+        };
+        let mu = self.mu.forward(h.clone()).as_vec();
+        let logvar = self.logvar.forward(h).as_vec();
+        (mu, logvar, probs.map(|p| p.as_vec()))
+    }
+
     /// Decoder forward pass on a batch of decoder inputs `(batch, latent + classes)`,
     /// giving pixel probabilities. The reference the `vae-core` decoder is tested against.
     pub fn decode(&self, input: Matrix<D>) -> Matrix<D> {

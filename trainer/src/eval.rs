@@ -1,0 +1,330 @@
+//! `vae eval`: a trained model's numbers on the 10,000 MNIST test images, in each of the
+//! conventions the literature uses, for the f32 decoder and for its f16 and i8 exports.
+
+use anyhow::Result;
+use dfdx::prelude::*;
+use rand::{Rng, SeedableRng};
+use rand_distr::{Distribution, StandardNormal};
+use serde::Serialize;
+
+use crate::classifier::Classifier;
+use crate::data::Dataset;
+use crate::model::{Vae, PIXELS};
+use crate::train::{argmax, evaluate, label_fidelity, Binarize, DataOptions};
+
+/// Settings of an evaluation.
+pub struct EvalOptions<'a> {
+    /// Importance samples per image for the IWAE estimate (0 skips it).
+    pub iwae_k: usize,
+    /// Samples per digit for label fidelity.
+    pub per_digit: usize,
+    /// Seed of every random draw (the same for each weight precision).
+    pub seed: u64,
+    /// The independent classifier, if any.
+    pub classifier: Option<&'a Classifier>,
+}
+
+/// Every figure for one decoder precision.
+#[derive(Debug, Clone, Serialize)]
+pub struct Metrics {
+    /// PyTorch-example convention: cross-entropy summed over the 784 continuous pixels
+    /// plus KL, one z sample, nats per image (not a likelihood: it cannot go below the
+    /// test set's pixel entropy, about 45.5 nats).
+    pub test_loss: f32,
+    /// Its reconstruction and KL parts.
+    pub test_reconstruction: f32,
+    /// KL(q(z|x) || p(z)).
+    pub test_kl: f32,
+    /// TensorFlow-tutorial convention: ELBO with pixels binarized at 0.5, one sample
+    /// (negative; higher is better).
+    pub test_elbo_binarized: f32,
+    /// Literature convention: importance-weighted estimate of -log p(x) with `iwae_k`
+    /// samples on the test set binarized stochastically (Bernoulli(intensity), fixed
+    /// seed); meaningful for models trained with `--binarize dynamic`.
+    pub iwae_nll: Option<f64>,
+    /// Samples drawn for digit k (z ~ N(0, I)) that the model's own classifier head reads
+    /// as k; conditional models only.
+    pub label_fidelity_head: Option<f32>,
+    /// The same at temperature 0.5 (z ~ N(0, 0.25 I)).
+    pub label_fidelity_head_t05: Option<f32>,
+    /// The same, read by the independent classifier.
+    pub label_fidelity: Option<f32>,
+    /// At temperature 0.5, read by the independent classifier.
+    pub label_fidelity_t05: Option<f32>,
+}
+
+/// The evaluation of one model.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Decoder parameters (weights and biases).
+    pub decoder_parameters: usize,
+    /// Latent size.
+    pub latent: usize,
+    /// Whether the model draws chosen digits.
+    pub conditional: bool,
+    /// Importance samples per image used for `iwae_nll`.
+    pub iwae_k: usize,
+    /// Test images evaluated.
+    pub test_images: usize,
+    /// Test accuracy of the model's classifier head (conditional models).
+    pub head_accuracy: Option<f32>,
+    /// Test accuracy of the independent classifier.
+    pub classifier_accuracy: Option<f32>,
+    /// The f32 decoder, as trained.
+    pub f32: Metrics,
+    /// The decoder with its weights rounded as in `decoder-f16.vae`.
+    pub f16: Metrics,
+    /// The decoder with its weights quantized as in `decoder-i8.vae` (per-row scale).
+    pub i8: Metrics,
+    /// `f16 - f32` for every figure (positive loss = f16 worse).
+    pub f16_minus_f32: Metrics,
+}
+
+/// Evaluates `vae` as trained and with its decoder quantized to f16 and i8.
+pub fn evaluate_model(vae: &Vae<Cpu>, test: &Dataset, opts: &EvalOptions) -> Result<Report> {
+    let f32 = metrics(vae, test, opts);
+    let f16 = metrics(&quantized(vae, Quantization::F16), test, opts);
+    let i8 = metrics(&quantized(vae, Quantization::I8), test, opts);
+    let f16_minus_f32 = difference(&f16, &f32);
+    Ok(Report {
+        decoder_parameters: vae.decoder_parameters(),
+        latent: vae.config.latent,
+        conditional: vae.config.classes > 0,
+        iwae_k: opts.iwae_k,
+        test_images: test.len(),
+        head_accuracy: head_accuracy(vae, test),
+        classifier_accuracy: opts.classifier.map(|c| c.accuracy(test)),
+        f32,
+        f16,
+        i8,
+        f16_minus_f32,
+    })
+}
+
+fn metrics(vae: &Vae<Cpu>, test: &Dataset, opts: &EvalOptions) -> Metrics {
+    let dev = vae.decoder.layers[0].weight.device().clone();
+    let continuous = evaluate(&dev, vae, test, DataOptions::default(), opts.seed);
+    let threshold = DataOptions {
+        binarize: Binarize::Threshold,
+        denoise: 0.0,
+    };
+    let binarized = evaluate(&dev, vae, test, threshold, opts.seed);
+    let fidelity = |t: f32| label_fidelity(&dev, vae, opts.per_digit, t, opts.seed);
+    let independent = |t: f32| {
+        opts.classifier
+            .and_then(|c| independent_fidelity(vae, c, opts.per_digit, t, opts.seed))
+    };
+    Metrics {
+        test_loss: continuous.neg_elbo(),
+        test_reconstruction: continuous.reconstruction,
+        test_kl: continuous.kl,
+        test_elbo_binarized: -binarized.neg_elbo(),
+        // A conditional decoder also gets the class probabilities, computed from the image
+        // itself, so no estimate of p(x) comes out of it.
+        iwae_nll: (opts.iwae_k > 0 && vae.config.classes == 0)
+            .then(|| iwae_nll(vae, test, opts.iwae_k, opts.seed)),
+        label_fidelity_head: fidelity(1.0),
+        label_fidelity_head_t05: fidelity(0.5),
+        label_fidelity: independent(1.0),
+        label_fidelity_t05: independent(0.5),
+    }
+}
+
+fn difference(a: &Metrics, b: &Metrics) -> Metrics {
+    let opt = |x: Option<f32>, y: Option<f32>| x.zip(y).map(|(x, y)| x - y);
+    Metrics {
+        test_loss: a.test_loss - b.test_loss,
+        test_reconstruction: a.test_reconstruction - b.test_reconstruction,
+        test_kl: a.test_kl - b.test_kl,
+        test_elbo_binarized: a.test_elbo_binarized - b.test_elbo_binarized,
+        iwae_nll: a.iwae_nll.zip(b.iwae_nll).map(|(x, y)| x - y),
+        label_fidelity_head: opt(a.label_fidelity_head, b.label_fidelity_head),
+        label_fidelity_head_t05: opt(a.label_fidelity_head_t05, b.label_fidelity_head_t05),
+        label_fidelity: opt(a.label_fidelity, b.label_fidelity),
+        label_fidelity_t05: opt(a.label_fidelity_t05, b.label_fidelity_t05),
+    }
+}
+
+/// Weight rounding of an export format.
+#[derive(Debug, Clone, Copy)]
+pub enum Quantization {
+    /// Each weight and bias rounded to f16, as `decoder-f16.vae` stores them.
+    F16,
+    /// Each weight row (one output) as i8 times `max |row| / 127`, as `decoder-i8.vae`.
+    I8,
+}
+
+/// A copy of `vae` whose decoder weights are rounded as the export `q` stores them.
+pub fn quantized<D: Device<f32>>(vae: &Vae<D>, q: Quantization) -> Vae<D> {
+    let mut out = vae.clone();
+    for layer in &mut out.decoder.layers {
+        let dev = layer.weight.device().clone();
+        let (inputs, outputs) = *layer.weight.shape();
+        let mut w = layer.weight.as_vec();
+        match q {
+            Quantization::F16 => {
+                w.iter_mut()
+                    .for_each(|v| *v = half::f16::from_f32(*v).to_f32());
+                let b: Vec<f32> = layer
+                    .bias
+                    .as_vec()
+                    .iter()
+                    .map(|v| half::f16::from_f32(*v).to_f32())
+                    .collect();
+                layer.bias = dev.tensor_from_vec(b, (outputs,));
+            }
+            Quantization::I8 => {
+                // dfdx stores (inputs, outputs): row `o` of the file is column `o` here.
+                for o in 0..outputs {
+                    let max = (0..inputs).fold(0.0f32, |m, i| m.max(w[i * outputs + o].abs()));
+                    let scale = max / 127.0;
+                    for i in 0..inputs {
+                        let v = &mut w[i * outputs + o];
+                        *v = if scale > 0.0 {
+                            (*v / scale).round().clamp(-127.0, 127.0) * scale
+                        } else {
+                            0.0
+                        };
+                    }
+                }
+            }
+        }
+        layer.weight = dev.tensor_from_vec(w, (inputs, outputs));
+    }
+    out
+}
+
+/// Test accuracy of the model's classifier head.
+fn head_accuracy(vae: &Vae<Cpu>, test: &Dataset) -> Option<f32> {
+    let head = vae.classifier.as_ref()?;
+    let dev = head.layers[0].weight.device().clone();
+    let mut correct = 0usize;
+    let order: Vec<usize> = (0..test.len()).collect();
+    for chunk in order.chunks(1000) {
+        let x: Vec<f32> = chunk
+            .iter()
+            .flat_map(|&i| test.image(i).iter().map(|&p| f32::from(p) / 255.0))
+            .collect();
+        let logits = head
+            .forward(dev.tensor_from_vec(x, (chunk.len(), PIXELS)), false)
+            .as_vec();
+        correct += logits
+            .chunks_exact(vae.config.classes)
+            .zip(chunk)
+            .filter(|(row, &i)| argmax(row) == usize::from(test.labels[i]))
+            .count();
+    }
+    Some(correct as f32 / test.len().max(1) as f32)
+}
+
+/// Share of `per_digit` samples per digit, `z ~ N(0, t^2 I)`, that `classifier` reads as
+/// the digit asked for (images rounded to 8-bit pixels first, as a user sees them).
+pub fn independent_fidelity<D: Device<f32>>(
+    vae: &Vae<D>,
+    classifier: &Classifier,
+    per_digit: usize,
+    temperature: f32,
+    seed: u64,
+) -> Option<f32> {
+    let (latent, classes) = (vae.config.latent, vae.config.classes);
+    if classes == 0 {
+        return None;
+    }
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let n = per_digit * classes;
+    let mut input = Vec::with_capacity(n * (latent + classes));
+    for k in 0..n {
+        let digit = k / per_digit;
+        input.extend(
+            (0..latent)
+                .map(|_| temperature * Distribution::<f32>::sample(&StandardNormal, &mut rng)),
+        );
+        input.extend((0..classes).map(|c| f32::from(u8::from(c == digit))));
+    }
+    let images = crate::pictures::decode_images(vae, input);
+    let pixels: Vec<f32> = images
+        .iter()
+        .flat_map(|im| im.iter().map(|&p| f32::from(p) / 255.0))
+        .collect();
+    let read = classifier.predict(&pixels);
+    let correct = read
+        .iter()
+        .enumerate()
+        .filter(|(k, &d)| d == k / per_digit)
+        .count();
+    Some(correct as f32 / n as f32)
+}
+
+/// Importance-weighted estimate of `-log p(x)` (Burda et al. 2016) with `k` samples per
+/// image, averaged over the test set binarized once by Bernoulli draws (seed `seed`).
+pub fn iwae_nll<D: Device<f32>>(vae: &Vae<D>, test: &Dataset, k: usize, seed: u64) -> f64 {
+    let dev = vae.decoder.layers[0].weight.device().clone();
+    let (latent, classes) = (vae.config.latent, vae.config.classes);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x1A3E);
+    const IMAGES: usize = 10;
+    let samples_per_pass = (5000 / IMAGES).clamp(1, k);
+    let order: Vec<usize> = (0..test.len()).collect();
+    let mut total = 0.0f64;
+    for chunk in order.chunks(IMAGES) {
+        let n = chunk.len();
+        let x: Vec<f32> = chunk
+            .iter()
+            .flat_map(|&i| test.image(i).iter().map(|&p| f32::from(p) / 255.0))
+            .map(|p| f32::from(u8::from(rng.gen::<f32>() < p)))
+            .collect();
+        let (mu, logvar, probs) = vae.encode(dev.tensor_from_vec(x.clone(), (n, PIXELS)));
+        // log w for every (image, sample).
+        let mut log_w = vec![Vec::with_capacity(k); n];
+        let mut done = 0;
+        while done < k {
+            let m = samples_per_pass.min(k - done);
+            let rows = n * m;
+            let mut input = Vec::with_capacity(rows * (latent + classes));
+            let mut log_prior_minus_q = Vec::with_capacity(rows);
+            for img in 0..n {
+                for _ in 0..m {
+                    // log p(z) - log q(z|x); their (2 pi) terms cancel.
+                    let mut lpq = 0.0f64;
+                    for d in 0..latent {
+                        let e: f32 = StandardNormal.sample(&mut rng);
+                        let (mu, lv) = (mu[img * latent + d], logvar[img * latent + d]);
+                        let z = mu + (0.5 * lv).exp() * e;
+                        input.push(z);
+                        let (z, e, lv) = (f64::from(z), f64::from(e), f64::from(lv));
+                        lpq += -0.5 * (z * z) + 0.5 * (e * e + lv);
+                    }
+                    if let Some(p) = &probs {
+                        input.extend_from_slice(&p[img * classes..(img + 1) * classes]);
+                    }
+                    log_prior_minus_q.push(lpq);
+                }
+            }
+            let logits = vae
+                .decoder
+                .forward(dev.tensor_from_vec(input, (rows, latent + classes)), false)
+                .as_vec();
+            for (r, row) in logits.chunks_exact(PIXELS).enumerate() {
+                let img = r / m;
+                let target = &x[img * PIXELS..(img + 1) * PIXELS];
+                let log_px: f64 = row
+                    .iter()
+                    .zip(target)
+                    .map(|(&l, &t)| {
+                        let l = f64::from(l);
+                        // log sigmoid(l) for a 1, log sigmoid(-l) for a 0.
+                        let s = if t > 0.5 { l } else { -l };
+                        -(s.max(0.0) - s + (-s.abs()).exp().ln_1p())
+                    })
+                    .sum();
+                log_w[img].push(log_px + log_prior_minus_q[r]);
+            }
+            done += m;
+        }
+        for w in &log_w {
+            let max = w.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+            let sum: f64 = w.iter().map(|v| (v - max).exp()).sum();
+            total += -(max + (sum / k as f64).ln());
+        }
+    }
+    total / test.len().max(1) as f64
+}
