@@ -280,7 +280,9 @@ pub fn latent_scatter(points: &[(f32, f32, u8)], path: &Path) -> Result<()> {
 }
 
 /// Inverse of the standard normal CDF (Acklam's rational approximation, relative error
-/// below 1.2e-9), for the manifold grid's quantiles.
+/// below 1.2e-9), for the manifold grid's quantiles. The coefficients are the published
+/// ones, digit for digit.
+#[allow(clippy::excessive_precision)]
 pub fn normal_quantile(p: f64) -> f64 {
     const A: [f64; 6] = [
         -3.969683028665376e1,

@@ -211,3 +211,62 @@ fn firmware_png_draws_the_logged_images_and_refuses_a_broken_log() {
         "no `pixels` lines",
     );
 }
+
+#[test]
+fn pictures_and_eval_write_their_files() {
+    let out = scratch("pictures");
+    let run = workspace().join("models/default");
+    let o = vae(&[
+        "pictures",
+        "--run",
+        run.to_str().unwrap(),
+        "--out-dir",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for name in [
+        "loss.png",
+        "reconstructions.png",
+        "morph.png",
+        "conditional.png",
+    ] {
+        let bytes = std::fs::read(out.join(name)).unwrap();
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{name}");
+    }
+    // Morph: the two ends and ten steps in one row of 56-pixel tiles.
+    let morph = std::fs::read(out.join("morph.png")).unwrap();
+    assert_eq!(
+        u32::from_be_bytes(morph[16..20].try_into().unwrap()),
+        12 * 56 + 13 * 2
+    );
+
+    let json = out.join("eval.json");
+    let o = vae(&[
+        "eval",
+        "--run",
+        run.to_str().unwrap(),
+        "--test-limit",
+        "300",
+        "--iwae-k",
+        "0",
+        "--per-digit",
+        "20",
+        "--out",
+        json.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(&json).unwrap();
+    for key in [
+        "\"test_loss\"",
+        "\"test_elbo_binarized\"",
+        "\"label_fidelity_t05\"",
+        "\"f16_minus_f32\"",
+    ] {
+        assert!(text.contains(key), "{key} missing in {text}");
+    }
+    // A run folder that is not one.
+    assert_fails_with(
+        &vae(&["eval", "--run", out.to_str().unwrap()]),
+        "is not a training run folder",
+    );
+}
