@@ -542,36 +542,37 @@ fn run_eval(args: EvalArgs) -> Result<()> {
         report.latent
     );
     println!("{:<46} {:>10} {:>10} {:>10}", "", "f32", "f16", "i8");
-    let rows: [(&str, fn(&trainer::eval::Metrics) -> String); 6] = [
-        ("test loss, continuous pixels (nats)", |m| {
-            format!("{:.3}", m.test_loss)
-        }),
-        ("test ELBO, pixels binarized at 0.5", |m| {
-            format!("{:.3}", m.test_elbo_binarized)
-        }),
-        ("IWAE -log p(x), stochastic binarization", |m| {
-            m.iwae_nll.map_or("-".into(), |v| format!("{v:.3}"))
-        }),
-        ("label fidelity T=1 (independent classifier)", |m| {
-            m.label_fidelity
-                .map_or("-".into(), |v| format!("{:.2} %", 100.0 * v))
-        }),
-        ("label fidelity T=0.5 (independent classifier)", |m| {
-            m.label_fidelity_t05
-                .map_or("-".into(), |v| format!("{:.2} %", 100.0 * v))
-        }),
-        ("label fidelity T=1 (model's own head)", |m| {
-            m.label_fidelity_head
-                .map_or("-".into(), |v| format!("{:.2} %", 100.0 * v))
-        }),
+    type Metrics = trainer::eval::Metrics;
+    let cells = |f: &dyn Fn(&Metrics) -> String| [f(&report.f32), f(&report.f16), f(&report.i8)];
+    let share = |v: Option<f32>| v.map_or("-".into(), |v| format!("{:.2} %", 100.0 * v));
+    let rows = [
+        (
+            "test loss, continuous pixels (nats)",
+            cells(&|m| format!("{:.3}", m.test_loss)),
+        ),
+        (
+            "test ELBO, pixels binarized at 0.5",
+            cells(&|m| format!("{:.3}", m.test_elbo_binarized)),
+        ),
+        (
+            "IWAE -log p(x), stochastic binarization",
+            cells(&|m| m.iwae_nll.map_or("-".into(), |v| format!("{v:.3}"))),
+        ),
+        (
+            "label fidelity T=1 (independent classifier)",
+            cells(&|m| share(m.label_fidelity)),
+        ),
+        (
+            "label fidelity T=0.5 (independent classifier)",
+            cells(&|m| share(m.label_fidelity_t05)),
+        ),
+        (
+            "label fidelity T=1 (model's own head)",
+            cells(&|m| share(m.label_fidelity_head)),
+        ),
     ];
-    for (name, f) in rows {
-        println!(
-            "{name:<46} {:>10} {:>10} {:>10}",
-            f(&report.f32),
-            f(&report.f16),
-            f(&report.i8)
-        );
+    for (name, [a, b, c]) in rows {
+        println!("{name:<46} {a:>10} {b:>10} {c:>10}");
     }
     println!(
         "f16 - f32: test loss {:+.4}, binarized ELBO {:+.4}, IWAE {}",
