@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The main job on a fresh machine: set up, fetch MNIST, train the default conditional
-# model, export its decoder as f16, f32 and i8 model files, draw digits into PNGs, and
-# run the firmware with the new f16 decoder in QEMU's Cortex-M4F.
+# model (with a sample grid per epoch and their GIF), export its decoder as f16, f32 and
+# i8 model files, evaluate it (eval.json), draw its pictures and digits into PNGs, and run
+# the firmware with the new f16 decoder in QEMU's Cortex-M4F.
 # EPOCHS=5 scripts/quickstart.sh for a quicker, rougher model.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,8 +12,10 @@ cargo build --release --locked -p trainer
 vae=target/release/vae
 run=runs/quickstart
 
-$vae train --out "$run" --epochs "${EPOCHS:-30}"
+$vae train --out "$run" --epochs "${EPOCHS:-30}" --snapshots
 $vae export --run "$run"
+$vae eval --run "$run" --iwae-k 0
+$vae pictures --run "$run"
 $vae inspect "$run/decoder-f16.vae"
 $vae sample --model "$run/decoder-f16.vae" --out "$run/samples.png"
 $vae sample --model "$run/decoder-f16.vae" --digit 7 --out "$run/sevens.png"
@@ -22,5 +25,6 @@ log="$run/firmware.log"
   || { cat "$log"; exit 1; }
 grep -v '^pixels' "$log"
 $vae firmware-png "$log" --out "$run/firmware.png"
-echo "done: pictures in $run/samples.png (rows: digits 0-9), $run/sevens.png and"
-echo "$run/firmware.png (what the firmware drew); the firmware's whole output in $log"
+echo "done: in $run: eval.json, pictures/ (loss curves, reconstructions, morph, digits),"
+echo "epochs.gif, samples.png (rows: digits 0-9), sevens.png and firmware.png (what the"
+echo "firmware drew; its whole output in $log)"

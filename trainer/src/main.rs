@@ -599,5 +599,12 @@ fn run_pictures(args: PicturesArgs) -> Result<()> {
     for path in pictures::run_pictures(&vae, &history, &test_set, (args.from, args.to), &out)? {
         println!("wrote {}", path.display());
     }
+    // A run trained with --snapshots (and perhaps stopped early): its GIF.
+    if pictures::epochs_dir(&args.run).is_dir() {
+        println!(
+            "wrote {}",
+            pictures::epochs_gif(&args.run, history.len())?.display()
+        );
+    }
     Ok(())
 }
