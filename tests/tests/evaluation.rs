@@ -7,7 +7,7 @@ use trainer::classifier::Classifier;
 use trainer::data::{Dataset, Split};
 use trainer::eval::{evaluate_model, iwae_nll, EvalOptions};
 use trainer::model::{Act, ModelConfig};
-use trainer::train::{evaluate, train, Binarize, DataOptions, RunOptions, TrainConfig};
+use trainer::train::{evaluate, train, Binarize, DataOptions, LrSchedule, RunOptions, TrainConfig};
 use vae_tests::{default_model_dir, mnist_dir, scratch_dir, workspace};
 
 fn load(split: Split, n: usize) -> Dataset {
@@ -43,6 +43,7 @@ fn iwae_estimate_starts_at_the_elbo_and_tightens_with_more_samples() {
         binarize: Binarize::Dynamic,
         kl_warmup: 0,
         denoise: 0.0,
+        lr_schedule: LrSchedule::Constant,
     };
     let out = scratch_dir("iwae");
     let dev = Cpu::seed_from_u64(3);
@@ -59,6 +60,7 @@ fn iwae_estimate_starts_at_the_elbo_and_tightens_with_more_samples() {
     let dynamic = DataOptions {
         binarize: Binarize::Dynamic,
         denoise: 0.0,
+        lr_schedule: LrSchedule::Constant,
     };
     let elbo = f64::from(evaluate(&dev, &vae, &test_set, dynamic, 7).neg_elbo());
     println!("-ELBO {elbo:.2}, IWAE k=1 {k1:.2}, k=64 {k64:.2}");

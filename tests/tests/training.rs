@@ -6,7 +6,9 @@ use dfdx::prelude::*;
 use trainer::checkpoint;
 use trainer::data::{Dataset, Split};
 use trainer::model::{Act, ModelConfig};
-use trainer::train::{evaluate, resume, train, Binarize, DataOptions, RunOptions, TrainConfig};
+use trainer::train::{
+    evaluate, resume, train, Binarize, DataOptions, LrSchedule, RunOptions, TrainConfig,
+};
 use vae_tests::{mnist_dir, scratch_dir};
 
 fn load(split: Split, n: usize) -> Dataset {
@@ -35,6 +37,7 @@ fn small_config() -> TrainConfig {
         binarize: Binarize::None,
         kl_warmup: 0,
         denoise: 0.0,
+        lr_schedule: LrSchedule::Constant,
     }
 }
 
@@ -80,8 +83,9 @@ fn loss_goes_down_on_a_slice_of_mnist() {
     assert!(history_json.contains("\"epoch\": 3"));
 }
 
-/// Dynamic binarization, KL warm-up and denoising all draw randomness per epoch: a run
-/// stopped after epoch 1 and resumed must still end with the same bytes.
+/// Dynamic binarization, KL warm-up, denoising and a cosine learning rate all depend on
+/// the epoch or step: a run stopped after epoch 1 and resumed must still end with the
+/// same bytes.
 #[test]
 fn resume_continues_exactly_where_the_run_stopped() {
     let train_set = load(Split::Train, 1000);
@@ -92,19 +96,25 @@ fn resume_continues_exactly_where_the_run_stopped() {
         binarize: Binarize::Dynamic,
         kl_warmup: 2,
         denoise: 0.3,
+        lr_schedule: LrSchedule::Cosine,
         ..small_config()
     };
     let dev = Cpu::seed_from_u64(1);
     let straight = scratch_dir("resume-straight");
     let (_, full) = train(&dev, &config, &train_set, &test_set, &quiet(&straight)).unwrap();
 
+    // The same run, stopped right after epoch 1's files are written (as a kill would).
     let stopped = scratch_dir("resume-stopped");
-    let first = TrainConfig {
-        epochs: 1,
-        ..config.clone()
+    let stop = |epoch: usize, _: &mut trainer::model::Vae<Cpu>| match epoch {
+        1 => Err(std::io::Error::other("stopped").into()),
+        _ => Ok(()),
     };
-    train(&dev, &first, &train_set, &test_set, &quiet(&stopped)).unwrap();
-    let (_, resumed) = resume(&dev, Some(3), &train_set, &test_set, &quiet(&stopped)).unwrap();
+    let opts = RunOptions {
+        after_epoch: Some(&stop),
+        ..quiet(&stopped)
+    };
+    assert!(train(&dev, &config, &train_set, &test_set, &opts).is_err());
+    let (_, resumed) = resume(&dev, None, &train_set, &test_set, &quiet(&stopped)).unwrap();
 
     let losses = |h: &[trainer::train::EpochRecord]| -> Vec<(f32, f32)> {
         h.iter()

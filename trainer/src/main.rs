@@ -15,7 +15,7 @@ use trainer::model::Vae;
 use trainer::model::{Act, ModelConfig};
 use trainer::pictures;
 use trainer::render::write_grid;
-use trainer::train::{resume, train, Binarize, EpochHook, RunOptions, TrainConfig};
+use trainer::train::{resume, train, Binarize, EpochHook, LrSchedule, RunOptions, TrainConfig};
 use vae_core::{Header, Model, Precision, PIXELS};
 
 /// Train a variational autoencoder on MNIST, shrink its decoder to f16, and draw digits.
@@ -69,6 +69,9 @@ struct TrainArgs {
     /// TensorFlow tutorial).
     #[arg(long, value_enum, default_value_t = Binarize::None)]
     binarize: Binarize,
+    /// Learning rate over the run: constant, or cosine (annealed to 0 by the last epoch).
+    #[arg(long, value_enum, default_value_t = LrSchedule::Constant)]
+    lr_schedule: LrSchedule,
     /// Raise the KL term's weight linearly from 0 to 1 over this many epochs.
     #[arg(long, default_value_t = 0)]
     kl_warmup: usize,
@@ -311,6 +314,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
             binarize: args.binarize,
             kl_warmup: args.kl_warmup,
             denoise: args.denoise,
+            lr_schedule: args.lr_schedule,
         };
         let dev = Cpu::seed_from_u64(args.seed);
         train(&dev, &config, &train_set, &test_set, &opts)?

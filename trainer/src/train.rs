@@ -45,6 +45,33 @@ pub struct TrainConfig {
     /// must reconstruct the clean `x` (0: off).
     #[serde(default)]
     pub denoise: f32,
+    /// How the learning rate changes over the run.
+    #[serde(default)]
+    pub lr_schedule: LrSchedule,
+}
+
+/// Learning rate over the run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LrSchedule {
+    /// The same rate throughout.
+    #[default]
+    Constant,
+    /// Cosine annealing from the rate to 0 over all epochs (Loshchilov & Hutter).
+    Cosine,
+}
+
+impl LrSchedule {
+    /// The rate at step `step` (0-based) of `total`, for a base rate `base`.
+    pub fn rate(self, base: f32, step: usize, total: usize) -> f32 {
+        match self {
+            LrSchedule::Constant => base,
+            LrSchedule::Cosine => {
+                let t = step as f32 / total.max(1) as f32;
+                base * 0.5 * (1.0 + (std::f32::consts::PI * t).cos())
+            }
+        }
+    }
 }
 
 /// How grey pixels are treated.
@@ -183,6 +210,11 @@ fn run_epochs<D: Device<f32>>(
         for (step, chunk) in order.chunks(config.batch_size).enumerate() {
             let global = (epoch - 1) * steps_per_epoch + step;
             let kl_weight = kl_weight(config.kl_warmup, steps_per_epoch, global);
+            adam.lr = config.lr_schedule.rate(
+                config.learning_rate,
+                global,
+                config.epochs * steps_per_epoch,
+            );
             let batch = make_batch(dev, train, chunk, &config.model, data, &mut rng);
             let (loss, terms) =
                 vae.loss(&batch, config.class_weight, kl_weight, OwnedTape::default());
