@@ -60,7 +60,6 @@ fn iwae_estimate_starts_at_the_elbo_and_tightens_with_more_samples() {
     let dynamic = DataOptions {
         binarize: Binarize::Dynamic,
         denoise: 0.0,
-        lr_schedule: LrSchedule::Constant,
     };
     let elbo = f64::from(evaluate(&dev, &vae, &test_set, dynamic, 7).neg_elbo());
     println!("-ELBO {elbo:.2}, IWAE k=1 {k1:.2}, k=64 {k64:.2}");
