@@ -172,7 +172,8 @@ struct EvalArgs {
     #[arg(long, default_value = "data/mnist")]
     data_dir: PathBuf,
     /// Importance samples per test image for the IWAE estimate of -log p(x) (5,000 in
-    /// the papers; about 10 minutes on 2 cores); 0 skips it. Unconditional models only.
+    /// the papers; about 30 minutes for f32 and f16 on 2 cores); 0 skips it. Unconditional
+    /// models only.
     #[arg(long, default_value_t = 5000)]
     iwae_k: usize,
     /// Samples per digit for label fidelity (conditional models).
