@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::classifier::Classifier;
 use crate::data::Dataset;
 use crate::model::{Vae, PIXELS};
-use crate::train::{argmax, evaluate, label_fidelity, Binarize, DataOptions};
+use crate::train::{argmax, evaluate, fidelity_inputs, label_fidelity, Binarize, DataOptions};
 
 /// Settings of an evaluation.
 pub struct EvalOptions<'a> {
@@ -228,21 +228,12 @@ pub fn independent_fidelity<D: Device<f32>>(
     temperature: f32,
     seed: u64,
 ) -> Option<f32> {
-    let (latent, classes) = (vae.config.latent, vae.config.classes);
+    let classes = vae.config.classes;
     if classes == 0 {
         return None;
     }
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let n = per_digit * classes;
-    let mut input = Vec::with_capacity(n * (latent + classes));
-    for k in 0..n {
-        let digit = k / per_digit;
-        input.extend(
-            (0..latent)
-                .map(|_| temperature * Distribution::<f32>::sample(&StandardNormal, &mut rng)),
-        );
-        input.extend((0..classes).map(|c| f32::from(u8::from(c == digit))));
-    }
+    let input = fidelity_inputs(&vae.config, per_digit, temperature, seed);
     let images = crate::pictures::decode_images(vae, input);
     let pixels: Vec<f32> = images
         .iter()

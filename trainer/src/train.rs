@@ -377,6 +377,27 @@ pub fn label_fidelity<D: Device<f32>>(
 ) -> Option<f32> {
     let classifier = vae.classifier.as_ref()?;
     let (latent, classes) = (vae.config.latent, vae.config.classes);
+    let input = fidelity_inputs(&vae.config, per_digit, temperature, seed);
+    let n = per_digit * classes;
+    let images = vae.decode(dev.tensor_from_vec(input, (n, latent + classes)));
+    let logits = classifier.forward(images, false).as_vec();
+    let correct = logits
+        .chunks_exact(classes)
+        .enumerate()
+        .filter(|(k, row)| argmax(row) == k / per_digit)
+        .count();
+    Some(correct as f32 / n as f32)
+}
+
+/// Decoder inputs `[z, one-hot(k)]` for label fidelity: `per_digit` rows for each digit
+/// k in turn, `z ~ N(0, temperature^2 I)` drawn from `seed`.
+pub fn fidelity_inputs(
+    model: &ModelConfig,
+    per_digit: usize,
+    temperature: f32,
+    seed: u64,
+) -> Vec<f32> {
+    let (latent, classes) = (model.latent, model.classes);
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
     let n = per_digit * classes;
     let mut input = Vec::with_capacity(n * (latent + classes));
@@ -386,16 +407,9 @@ pub fn label_fidelity<D: Device<f32>>(
             (0..latent)
                 .map(|_| temperature * Distribution::<f32>::sample(&StandardNormal, &mut rng)),
         );
-        input.extend((0..classes).map(|c| if c == digit { 1.0 } else { 0.0 }));
+        input.extend((0..classes).map(|c| f32::from(u8::from(c == digit))));
     }
-    let images = vae.decode(dev.tensor_from_vec(input, (n, latent + classes)));
-    let logits = classifier.forward(images, false).as_vec();
-    let correct = logits
-        .chunks_exact(classes)
-        .enumerate()
-        .filter(|(k, row)| argmax(row) == k / per_digit)
-        .count();
-    Some(correct as f32 / n as f32)
+    input
 }
 
 /// Index of the largest value (the first one on ties; 0 for an empty row).
