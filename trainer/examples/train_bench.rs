@@ -88,7 +88,14 @@ fn main() -> Result<()> {
         let mut batches = order.chunks_exact(batch_size).cycle();
         let mut step = |vae: &mut Vae<Cpu>, adam: &mut Adam<Cpu>| {
             let chunk = batches.next().unwrap_or(&[]);
-            let batch = make_batch(&dev, &train, chunk, &config, DataOptions::default(), &mut rng);
+            let batch = make_batch(
+                &dev,
+                &train,
+                chunk,
+                &config,
+                DataOptions::default(),
+                &mut rng,
+            );
             let (loss, _) = vae.loss(&batch, class_weight, 1.0, OwnedTape::default());
             let grads = loss.backward();
             adam.update(vae, &grads);
