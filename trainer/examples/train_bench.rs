@@ -20,7 +20,7 @@ use rand::SeedableRng;
 use trainer::adam::Adam;
 use trainer::data::{Dataset, Split};
 use trainer::model::{Act, ModelConfig, Vae};
-use trainer::train::{make_batch, DataOptions};
+use trainer::train::{sharded_gradients, DataOptions, CPU_SHARDS};
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Preset {
@@ -88,17 +88,17 @@ fn main() -> Result<()> {
         let mut batches = order.chunks_exact(batch_size).cycle();
         let mut step = |vae: &mut Vae<Cpu>, adam: &mut Adam<Cpu>| {
             let chunk = batches.next().unwrap_or(&[]);
-            let batch = make_batch(
+            let (_, grads) = sharded_gradients(
                 &dev,
+                vae,
                 &train,
                 chunk,
-                &config,
                 DataOptions::default(),
                 &mut rng,
+                CPU_SHARDS,
+                (class_weight, 1.0),
             );
-            let (loss, _) = vae.loss(&batch, class_weight, 1.0, OwnedTape::default());
-            let grads = loss.backward();
-            adam.update(vae, &grads);
+            adam.update(vae, grads);
         };
         step(&mut vae, &mut adam); // warm-up: first allocations
         let started = Instant::now();

@@ -2,7 +2,9 @@
 //! with dfdx tensor operations so it runs on whichever device the model lives on.
 
 use dfdx::prelude::*;
+use rayon::prelude::*;
 
+use crate::grad::DenseGrad;
 use crate::model::{Matrix, Vae, Vector};
 
 /// Adam's hyper-parameters and its two moment estimates per parameter.
@@ -46,24 +48,50 @@ impl<D: Device<f32>> Adam<D> {
         }
     }
 
-    /// One update of every parameter from `grads`.
-    pub fn update(&mut self, model: &mut Vae<D>, grads: &Gradients<f32, D>) {
+    /// One update of every parameter from the sum of `shards`, each a gradient of every
+    /// layer in [`Vae::dense_layers`] order (as [`crate::grad::loss_and_gradients`]
+    /// returns them). Layers are summed and updated in parallel: dfdx runs each
+    /// elementwise operation on one thread, and the two large layers of an MLP VAE
+    /// balance two cores.
+    pub fn update(&mut self, model: &mut Vae<D>, shards: Vec<Vec<DenseGrad<D>>>)
+    where
+        D: Send + Sync,
+    {
         self.step += 1;
         let c1 = 1.0 - self.beta1.powi(self.step);
         let c2 = 1.0 - self.beta2.powi(self.step);
+        // Adam's step lr/c1 * m / (sqrt(v/c2) + eps), with sqrt(c2) moved out of the
+        // square root so that the denominator takes two passes, not three.
         let hp = Hyper {
             beta1: self.beta1,
             beta2: self.beta2,
-            eps: self.eps,
-            step_size: self.lr / c1,
-            inv_c2: 1.0 / c2,
+            eps: self.eps * c2.sqrt(),
+            step_size: self.lr / c1 * c2.sqrt(),
         };
-        for (layer, m) in model.dense_layers_mut().into_iter().zip(&mut self.moments) {
-            let gw = grads.get(&layer.weight);
-            let gb = grads.get(&layer.bias);
-            layer.weight = hp.apply(layer.weight.clone(), gw, &mut m.weight);
-            layer.bias = hp.apply(layer.bias.clone(), gb, &mut m.bias);
+        let mut per_layer: Vec<Vec<DenseGrad<D>>> =
+            (0..self.moments.len()).map(|_| Vec::new()).collect();
+        for shard in shards {
+            for (layer, g) in per_layer.iter_mut().zip(shard) {
+                layer.push(g);
+            }
         }
+        let work: Vec<_> = model
+            .dense_layers_mut()
+            .into_iter()
+            .zip(&mut self.moments)
+            .zip(per_layer)
+            .collect();
+        work.into_par_iter().for_each(|((layer, m), grads)| {
+            let mut grads = grads.into_iter();
+            if let Some(first) = grads.next() {
+                let g = grads.fold(first, |a, b| DenseGrad {
+                    weight: a.weight + b.weight,
+                    bias: a.bias + b.bias,
+                });
+                hp.apply(&mut layer.weight, g.weight, &mut m.weight);
+                hp.apply(&mut layer.bias, g.bias, &mut m.bias);
+            }
+        });
     }
 }
 
@@ -117,19 +145,21 @@ struct Hyper {
     beta2: f32,
     eps: f32,
     step_size: f32,
-    inv_c2: f32,
 }
 
 impl Hyper {
+    /// Adam's update of one parameter, in place: `axpy` overwrites its left operand when
+    /// nothing else holds it, so the moments and the parameter are rewritten where they
+    /// lie and only the denominator is a new buffer.
     fn apply<S: Shape, D: Device<f32>>(
         &self,
-        param: Tensor<S, f32, D>,
+        param: &mut Tensor<S, f32, D>,
         grad: Tensor<S, f32, D>,
         (m, v): &mut (Tensor<S, f32, D>, Tensor<S, f32, D>),
-    ) -> Tensor<S, f32, D> {
-        *m = m.clone() * self.beta1 + grad.clone() * (1.0 - self.beta1);
-        *v = v.clone() * self.beta2 + grad.square() * (1.0 - self.beta2);
-        let denom = (v.clone() * self.inv_c2).sqrt() + self.eps;
-        param - m.clone() * self.step_size / denom
+    ) {
+        m.axpy(self.beta1, &grad, 1.0 - self.beta1);
+        v.axpy(self.beta2, &grad.square(), 1.0 - self.beta2);
+        let denom = v.clone().sqrt() + self.eps;
+        param.axpy(1.0, &(m.clone() / denom), -self.step_size);
     }
 }

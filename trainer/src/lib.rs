@@ -7,6 +7,7 @@ pub mod classifier;
 pub mod data;
 pub mod eval;
 pub mod export;
+pub mod grad;
 pub mod io;
 pub mod model;
 pub mod pictures;

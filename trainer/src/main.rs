@@ -15,7 +15,9 @@ use trainer::model::Vae;
 use trainer::model::{Act, ModelConfig};
 use trainer::pictures;
 use trainer::render::write_grid;
-use trainer::train::{resume, train, Binarize, EpochHook, LrSchedule, RunOptions, TrainConfig};
+use trainer::train::{
+    resume, train, Binarize, EpochHook, LrSchedule, RunOptions, TrainConfig, CPU_SHARDS,
+};
 use vae_core::{Header, Model, Precision, PIXELS};
 
 /// Train a variational autoencoder on MNIST, shrink its decoder to f16, and draw digits.
@@ -289,6 +291,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
         out: &args.out,
         progress: !args.no_progress,
         after_epoch: args.snapshots.then_some(&snapshots as &EpochHook<Cpu>),
+        shards: CPU_SHARDS,
     };
     let (vae, history) = if args.resume {
         let config: TrainConfig = trainer::io::read_json(&RunDir(args.out.clone()).config())

@@ -26,7 +26,7 @@ pub enum Act {
 }
 
 impl Act {
-    fn apply<D: Device<f32>, T: Tape<f32, D>>(self, x: Matrix<D, T>) -> Matrix<D, T> {
+    pub(crate) fn apply<D: Device<f32>, T: Tape<f32, D>>(self, x: Matrix<D, T>) -> Matrix<D, T> {
         match self {
             Act::Relu => x.relu(),
             Act::Sigmoid => x.sigmoid(),
