@@ -12,6 +12,8 @@ cargo fmt --all -- --check
 (cd firmware && cargo fmt -- --check)
 echo "== cargo clippy (deny warnings)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== the CUDA training path, type-checked without CUDA (dfdx ci-check)"
+cargo clippy -p trainer --all-targets --locked --features cuda-ci-check -- -D warnings
 echo "== vae-core for thumbv7em-none-eabihf (no_std, no alloc)"
 cargo build -p vae-core --target thumbv7em-none-eabihf --release --locked
 echo "== firmware for thumbv7em-none-eabihf: QEMU and NUCLEO-F411RE builds (embed models/default)"

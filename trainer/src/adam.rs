@@ -2,10 +2,10 @@
 //! with dfdx tensor operations so it runs on whichever device the model lives on.
 
 use dfdx::prelude::*;
-use rayon::prelude::*;
 
+use crate::exec::TrainDevice;
 use crate::grad::DenseGrad;
-use crate::model::{Matrix, Vae, Vector};
+use crate::model::{Dense, Matrix, Vae, Vector};
 
 /// Adam's hyper-parameters and its two moment estimates per parameter.
 pub struct Adam<D: Device<f32>> {
@@ -55,7 +55,7 @@ impl<D: Device<f32>> Adam<D> {
     /// balance two cores.
     pub fn update(&mut self, model: &mut Vae<D>, shards: Vec<Vec<DenseGrad<D>>>)
     where
-        D: Send + Sync,
+        D: TrainDevice,
     {
         self.step += 1;
         let c1 = 1.0 - self.beta1.powi(self.step);
@@ -80,18 +80,14 @@ impl<D: Device<f32>> Adam<D> {
             .into_iter()
             .zip(&mut self.moments)
             .zip(per_layer)
+            .map(|((layer, moments), grads)| LayerUpdate {
+                layer,
+                moments,
+                grads,
+                hp,
+            })
             .collect();
-        work.into_par_iter().for_each(|((layer, m), grads)| {
-            let mut grads = grads.into_iter();
-            if let Some(first) = grads.next() {
-                let g = grads.fold(first, |a, b| DenseGrad {
-                    weight: a.weight + b.weight,
-                    bias: a.bias + b.bias,
-                });
-                hp.apply(&mut layer.weight, g.weight, &mut m.weight);
-                hp.apply(&mut layer.bias, g.bias, &mut m.bias);
-            }
-        });
+        D::update_layers(work);
     }
 }
 
@@ -140,6 +136,33 @@ impl<D: Device<f32>> Adam<D> {
     }
 }
 
+/// Adam's update of one layer from the gradients of every shard; see
+/// [`TrainDevice::update_layers`].
+pub struct LayerUpdate<'a, D: Device<f32>> {
+    layer: &'a mut Dense<D>,
+    moments: &'a mut Moments<D>,
+    grads: Vec<DenseGrad<D>>,
+    hp: Hyper,
+}
+
+impl<D: Device<f32>> LayerUpdate<'_, D> {
+    /// Sums the shards' gradients and updates the layer.
+    pub fn apply(self) {
+        let mut grads = self.grads.into_iter();
+        if let Some(first) = grads.next() {
+            let g = grads.fold(first, |a, b| DenseGrad {
+                weight: a.weight + b.weight,
+                bias: a.bias + b.bias,
+            });
+            let m = self.moments;
+            self.hp
+                .apply(&mut self.layer.weight, g.weight, &mut m.weight);
+            self.hp.apply(&mut self.layer.bias, g.bias, &mut m.bias);
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
 struct Hyper {
     beta1: f32,
     beta2: f32,

@@ -6,6 +6,7 @@ pub mod checkpoint;
 pub mod classifier;
 pub mod data;
 pub mod eval;
+pub mod exec;
 pub mod export;
 pub mod grad;
 pub mod io;

@@ -9,6 +9,7 @@ use dfdx::prelude::Cpu;
 use trainer::checkpoint;
 use trainer::checkpoint::RunDir;
 use trainer::data::{Dataset, Split};
+use trainer::exec::TrainDevice;
 use trainer::export::model_file;
 use trainer::io::write_atomic;
 use trainer::model::Vae;
@@ -128,6 +129,19 @@ struct TrainArgs {
     /// Hide the progress bars (per-epoch lines are still printed).
     #[arg(long)]
     no_progress: bool,
+    /// Where to train: cpu, or cuda (the first NVIDIA GPU; needs a `vae` built with
+    /// `--features cuda`).
+    #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
+    device: DeviceKind,
+}
+
+/// Where training runs.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum DeviceKind {
+    /// This machine's CPU cores.
+    Cpu,
+    /// The first NVIDIA GPU, through dfdx's CUDA backend.
+    Cuda,
 }
 
 #[derive(Args)]
@@ -280,24 +294,52 @@ fn main() -> ExitCode {
 }
 
 fn run_train(args: TrainArgs) -> Result<()> {
+    match args.device {
+        DeviceKind::Cpu => train_on(&Cpu::default(), CPU_SHARDS, &args),
+        DeviceKind::Cuda => train_on_cuda(&args),
+    }
+}
+
+/// Trains on the first NVIDIA GPU (CUDA device 0).
+#[cfg(feature = "cuda")]
+fn train_on_cuda(args: &TrainArgs) -> Result<()> {
+    let dev = dfdx::tensor::Cuda::try_build(0, args.seed).map_err(|e| {
+        anyhow::anyhow!(
+            "--device cuda: no usable NVIDIA GPU (CUDA device 0: {e}); check that \
+             `nvidia-smi` lists a GPU, or train with --device cpu"
+        )
+    })?;
+    // One shard: a GPU wants the whole mini-batch in each kernel.
+    train_on(&dev, trainer::train::GPU_SHARDS, args)
+}
+
+#[cfg(not(feature = "cuda"))]
+fn train_on_cuda(_: &TrainArgs) -> Result<()> {
+    bail!(
+        "--device cuda: this `vae` was built without CUDA support; build it with \
+         `cargo build --release -p trainer --features cuda` on a machine with the CUDA \
+         toolkit, or `scripts/build-cuda.sh` (see README, \"Training on an NVIDIA GPU\")"
+    )
+}
+
+fn train_on<D: TrainDevice>(dev: &D, shards: usize, args: &TrainArgs) -> Result<()> {
     let train_set = Dataset::load(&args.data_dir, Split::Train)?;
     let mut test_set = Dataset::load(&args.data_dir, Split::Test)?;
     if let Some(n) = args.test_limit {
         test_set = test_set.truncated(n);
     }
     let snapshots =
-        |epoch: usize, vae: &mut Vae<Cpu>| pictures::epoch_snapshot(&args.out, epoch, vae);
+        |epoch: usize, vae: &mut Vae<D>| pictures::epoch_snapshot(&args.out, epoch, vae);
     let opts = RunOptions {
         out: &args.out,
         progress: !args.no_progress,
-        after_epoch: args.snapshots.then_some(&snapshots as &EpochHook<Cpu>),
-        shards: CPU_SHARDS,
+        after_epoch: args.snapshots.then_some(&snapshots as &EpochHook<D>),
+        shards,
     };
     let (vae, history) = if args.resume {
-        let config: TrainConfig = trainer::io::read_json(&RunDir(args.out.clone()).config())
+        let _: TrainConfig = trainer::io::read_json(&RunDir(args.out.clone()).config())
             .with_context(|| format!("--resume: {} is not a run folder", args.out.display()))?;
-        let dev = Cpu::seed_from_u64(config.seed);
-        resume(&dev, args.epochs, &train_set, &test_set, &opts)?
+        resume(dev, args.epochs, &train_set, &test_set, &opts)?
     } else {
         let config = TrainConfig {
             model: ModelConfig {
@@ -320,8 +362,7 @@ fn run_train(args: TrainArgs) -> Result<()> {
             denoise: args.denoise,
             lr_schedule: args.lr_schedule,
         };
-        let dev = Cpu::seed_from_u64(args.seed);
-        train(&dev, &config, &train_set, &test_set, &opts)?
+        train(dev, &config, &train_set, &test_set, &opts)?
     };
     if args.snapshots {
         let gif = pictures::epochs_gif(&args.out, history.len())?;

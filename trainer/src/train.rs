@@ -15,10 +15,10 @@ use serde::{Deserialize, Serialize};
 use crate::adam::Adam;
 use crate::checkpoint::{self, RunDir};
 use crate::data::Dataset;
+use crate::exec::TrainDevice;
 use crate::grad::{loss_and_gradients, DenseGrad};
 use crate::io::{read_json, write_json};
 use crate::model::{Batch, LossTerms, Matrix, ModelConfig, Vae, PIXELS};
-use rayon::prelude::*;
 
 /// Everything that decides a training run; saved as `config.json` in the run folder.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -125,14 +125,16 @@ pub struct RunOptions<'a, D: Device<f32>> {
 /// step, where one batch keeps them busy only inside its matrix products. Fixed (not the
 /// core count) so that a run gives the same numbers on any machine.
 pub const CPU_SHARDS: usize = 2;
+/// Shards per mini-batch on a GPU: one, as a GPU wants the whole batch in each kernel.
+pub const GPU_SHARDS: usize = 1;
 
 /// Loss terms and gradients of one mini-batch (images `indices` of `data`), split into
-/// `shards` near-equal parts that are drawn (binarization, noise) and differentiated in
-/// parallel, each from its own generator seeded from `rng`. The terms are the
-/// mini-batch's; the gradients are one list per shard, to be summed (by
-/// [`Adam::update`]). `weights` are the classifier and KL weights.
+/// `shards` near-equal parts that are drawn (binarization, noise) and differentiated
+/// independently (in parallel on the CPU), each from its own generator seeded from `rng`.
+/// The terms are the mini-batch's; the gradients are one list per shard, to be summed
+/// (by [`Adam::update`]). `weights` are the classifier and KL weights.
 #[allow(clippy::too_many_arguments)]
-pub fn sharded_gradients<D: Device<f32> + Send + Sync>(
+pub fn sharded_gradients<D: TrainDevice>(
     dev: &D,
     vae: &Vae<D>,
     data: &Dataset,
@@ -140,29 +142,23 @@ pub fn sharded_gradients<D: Device<f32> + Send + Sync>(
     options: DataOptions,
     rng: &mut impl rand::Rng,
     shards: usize,
-    (class_weight, kl_weight): (f32, f32),
+    weights: (f32, f32),
 ) -> (LossTerms, Vec<Vec<DenseGrad<D>>>) {
     let size = indices.len().div_ceil(shards.max(1)).max(1);
-    let parts: Vec<(&[usize], u64)> = indices.chunks(size).map(|c| (c, rng.gen())).collect();
-    // With a shard on each core, a matrix product split across cores only adds
-    // hand-overs (measured: about 8 % slower); gemm, dfdx's CPU matmul, is told so for
-    // the duration and set back after.
-    let threshold = gemm_common::gemm::get_threading_threshold();
-    if parts.len() > 1 {
-        gemm_common::gemm::set_threading_threshold(usize::MAX);
-    }
-    let results: Vec<(LossTerms, Vec<DenseGrad<D>>)> = parts
-        .into_par_iter()
-        .map(|(part, seed)| {
-            let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-            let batch = make_batch(dev, data, part, &vae.config, options, &mut rng);
-            loss_and_gradients(vae, &batch, indices.len(), class_weight, kl_weight)
+    let jobs: Vec<ShardJob> = indices
+        .chunks(size)
+        .map(|part| ShardJob {
+            data,
+            indices: part,
+            seed: rng.gen(),
+            images: indices.len(),
+            options,
+            weights,
         })
         .collect();
-    gemm_common::gemm::set_threading_threshold(threshold);
     let mut terms = LossTerms::default();
-    let mut grads = Vec::with_capacity(results.len());
-    for (t, g) in results {
+    let mut grads = Vec::with_capacity(jobs.len());
+    for (t, g) in D::run_shards(dev, vae, jobs) {
         terms.reconstruction += t.reconstruction;
         terms.kl += t.kl;
         terms.classifier += t.classifier;
@@ -171,12 +167,39 @@ pub fn sharded_gradients<D: Device<f32> + Send + Sync>(
     (terms, grads)
 }
 
+/// One shard of a mini-batch: see [`sharded_gradients`].
+pub struct ShardJob<'a> {
+    data: &'a Dataset,
+    indices: &'a [usize],
+    seed: u64,
+    images: usize,
+    options: DataOptions,
+    weights: (f32, f32),
+}
+
+impl ShardJob<'_> {
+    /// Draws the shard's batch and returns its loss terms and gradients.
+    pub fn run<D: Device<f32>>(&self, dev: &D, vae: &Vae<D>) -> (LossTerms, Vec<DenseGrad<D>>) {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(self.seed);
+        let batch = make_batch(
+            dev,
+            self.data,
+            self.indices,
+            &vae.config,
+            self.options,
+            &mut rng,
+        );
+        let (class_weight, kl_weight) = self.weights;
+        loss_and_gradients(vae, &batch, self.images, class_weight, kl_weight)
+    }
+}
+
 /// See [`RunOptions::after_epoch`].
 pub type EpochHook<'a, D> = dyn Fn(usize, &mut Vae<D>) -> Result<()> + 'a;
 
 /// Trains a model from scratch on `train`, evaluating on `test` after every epoch.
 /// Returns the model and its per-epoch history, both also written to the run folder.
-pub fn train<D: Device<f32> + Send + Sync>(
+pub fn train<D: TrainDevice>(
     dev: &D,
     config: &TrainConfig,
     train: &Dataset,
@@ -198,7 +221,7 @@ pub fn train<D: Device<f32> + Send + Sync>(
 /// `epochs` epochs in all (its saved count when `None`). Model, optimizer state and
 /// step come from `resume.safetensors`; every epoch's randomness derives from the seed
 /// and the epoch number alone, so the result equals an uninterrupted run.
-pub fn resume<D: Device<f32> + Send + Sync>(
+pub fn resume<D: TrainDevice>(
     dev: &D,
     epochs: Option<usize>,
     train: &Dataset,
@@ -239,7 +262,7 @@ fn epoch_rng(seed: u64, epoch: usize) -> rand::rngs::StdRng {
 }
 
 #[allow(clippy::too_many_arguments)]
-fn run_epochs<D: Device<f32> + Send + Sync>(
+fn run_epochs<D: TrainDevice>(
     dev: &D,
     config: &TrainConfig,
     mut vae: Vae<D>,
