@@ -31,12 +31,15 @@ macro_rules! portable {
     )*};
 }
 
-/// `acc + x[0]*w[0] + x[1]*w[1] + ...` for little-endian f32 weights, left to right.
-pub(crate) fn dot_f32(acc: f32, x: &[f32], w: &[u8]) -> f32 {
-    let (w, _) = w.as_chunks::<4>();
-    x.iter()
-        .zip(w)
-        .fold(acc, |acc, (x, w)| acc + x * f32::from_le_bytes(*w))
+/// `acc + x[0]*w[0] + x[1]*w[1] + ...`, left to right, for weights of `B` bytes each
+/// widened to f32 by `widen`: the definition every kernel reproduces bit for bit.
+pub(crate) fn dot<const B: usize>(
+    acc: f32,
+    x: &[f32],
+    w: &[[u8; B]],
+    widen: impl Fn([u8; B]) -> f32,
+) -> f32 {
+    x.iter().zip(w).fold(acc, |acc, (x, w)| acc + x * widen(*w))
 }
 
 portable! {
@@ -44,11 +47,70 @@ portable! {
     pub(crate) fn f16_to_f32(bits: [u8; 2]) -> f32 {
         half::f16::from_le_bytes(bits).to_f32()
     }
+}
 
-    /// `acc + x[0]*w[0] + x[1]*w[1] + ...` for little-endian f16 weights, left to right.
-    pub(crate) fn dot_f16(acc: f32, x: &[f32], w: &[u8]) -> f32 {
-        let (w, _) = w.as_chunks::<2>();
-        x.iter().zip(w).fold(acc, |acc, (x, w)| acc + x * f16_to_f32(*w))
+portable! {
+    /// Rows the portable layer kernel sums side by side.
+    const ROWS: usize = 4;
+
+    /// The rows of one dense layer: `out(o, bias[o] + x[0]*w[o][0] + x[1]*w[o][1] + ...)`
+    /// for each output `o` in order, with `B`-byte weights and biases widened by `widen`.
+    /// Each row is summed left to right, exactly as [`dot`] does (same bits), but four
+    /// rows at a time: one left-to-right sum waits on the adder's latency
+    /// at every term, and four independent sums in flight hide it.
+    pub(crate) fn layer<const B: usize>(
+        x: &[f32],
+        weights: &[u8],
+        biases: &[u8],
+        widen: impl Fn([u8; B]) -> f32,
+        mut out: impl FnMut(usize, f32),
+    ) {
+        let (biases, _) = biases.as_chunks::<B>();
+        let mut rows = weights
+            .chunks_exact(B * x.len())
+            .map(|row| row.as_chunks::<B>().0)
+            .zip(biases);
+        let mut o = 0;
+        loop {
+            let group: [_; ROWS] = core::array::from_fn(|_| rows.next());
+            if let [Some((w0, b0)), Some((w1, b1)), Some((w2, b2)), Some((w3, b3))] = group {
+                let (mut a0, mut a1, mut a2, mut a3) = (widen(*b0), widen(*b1), widen(*b2), widen(*b3));
+                for ((((x, e0), e1), e2), e3) in x.iter().zip(w0).zip(w1).zip(w2).zip(w3) {
+                    a0 += x * widen(*e0);
+                    a1 += x * widen(*e1);
+                    a2 += x * widen(*e2);
+                    a3 += x * widen(*e3);
+                }
+                for (k, a) in [a0, a1, a2, a3].into_iter().enumerate() {
+                    out(o + k, a);
+                }
+                o += ROWS;
+            } else {
+                for (w, b) in group.into_iter().flatten() {
+                    out(o, dot(widen(*b), x, w, &widen));
+                    o += 1;
+                }
+                return;
+            }
+        }
+    }
+}
+
+arm_fpu! {
+    /// The rows of one dense layer, one at a time through the assembly kernels (an M4F
+    /// has one FPU pipeline; interleaving rows gains nothing there).
+    pub(crate) fn layer<const B: usize>(
+        x: &[f32],
+        weights: &[u8],
+        biases: &[u8],
+        widen: impl Fn([u8; B]) -> f32,
+        mut out: impl FnMut(usize, f32),
+    ) {
+        let rows = weights.chunks_exact(B * x.len()).zip(biases.as_chunks::<B>().0);
+        for (o, (row, bias)) in rows.enumerate() {
+            let acc = widen(*bias);
+            out(o, if B == 2 { dot_f16(acc, x, row) } else { dot(acc, x, row.as_chunks().0, &widen) });
+        }
     }
 }
 
@@ -362,6 +424,33 @@ mod tests {
             .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
             .collect();
         // ((0 + 1e8) + 1) - 1e8 + 1 = 1 in f32 (the first 1 is lost to rounding).
-        assert_eq!(dot_f16(0.0, &x, &w), 1.0);
+        assert_eq!(dot(0.0, &x, w.as_chunks::<2>().0, f16_to_f32), 1.0);
+    }
+
+    /// The four-rows-at-a-time layer gives each row the bits of its own left-to-right
+    /// sum, for every number of rows (full groups and every tail).
+    #[test]
+    fn layer_equals_row_by_row_sums() {
+        let mut rng = crate::Rng::new(11);
+        for rows in 1..=9 {
+            let n = 13;
+            let x: std::vec::Vec<f32> = (0..n).map(|_| rng.uniform() * 2.0 - 1.0).collect();
+            let w: std::vec::Vec<u8> = (0..rows * n)
+                .flat_map(|_| half::f16::from_f32(rng.uniform() - 0.5).to_le_bytes())
+                .collect();
+            let b: std::vec::Vec<u8> = (0..rows)
+                .flat_map(|_| half::f16::from_f32(rng.uniform()).to_le_bytes())
+                .collect();
+            let mut got = std::vec::Vec::new();
+            layer(&x, &w, &b, f16_to_f32, |o, v| got.push((o, v.to_bits())));
+            let want: std::vec::Vec<(usize, u32)> = w
+                .chunks_exact(2 * n)
+                .zip(b.as_chunks::<2>().0)
+                .map(|(row, bias)| dot(f16_to_f32(*bias), &x, row.as_chunks().0, f16_to_f32))
+                .map(f32::to_bits)
+                .enumerate()
+                .collect();
+            assert_eq!(got, want, "{rows} rows");
+        }
     }
 }

@@ -143,17 +143,11 @@ impl<'a> Model<'a> {
         match precision {
             Precision::F32 => {
                 let (weights, biases) = split(layer, 4 * n * n_out)?;
-                let rows = weights.chunks_exact(4 * n).zip(biases.as_chunks().0);
-                for (o, (row, bias)) in rows.enumerate() {
-                    out(o, kernels::dot_f32(f32::from_le_bytes(*bias), x, row));
-                }
+                kernels::layer(x, weights, biases, f32::from_le_bytes, out);
             }
             Precision::F16 => {
                 let (weights, biases) = split(layer, 2 * n * n_out)?;
-                let rows = weights.chunks_exact(2 * n).zip(biases.as_chunks().0);
-                for (o, (row, bias)) in rows.enumerate() {
-                    out(o, kernels::dot_f16(kernels::f16_to_f32(*bias), x, row));
-                }
+                kernels::layer(x, weights, biases, kernels::f16_to_f32, out);
             }
             Precision::I8 => {
                 let (weights, rest) = split(layer, n * n_out)?;
