@@ -22,7 +22,7 @@ venv=target/cuda-venv
 if ! [[ -x $venv/bin/python ]]; then
   python3 -m venv "$venv"
 fi
-"$venv/bin/pip" install -q nvidia-cuda-nvcc nvidia-cuda-runtime nvidia-cublas nvidia-curand \
+"$venv/bin/pip" install -q nvidia-cuda-nvcc nvidia-cuda-runtime nvidia-cuda-cccl nvidia-cublas nvidia-curand \
   nvidia-cuda-nvrtc
 root="$("$venv/bin/python" -c 'import nvidia, os; print(os.path.join(nvidia.__path__[0], "cu13"))')"
 [[ -x $root/bin/nvcc && -f $root/include/cuda.h ]] || { echo "error: no nvcc or cuda.h under $root" >&2; exit 1; }
@@ -30,7 +30,7 @@ root="$("$venv/bin/python" -c 'import nvidia, os; print(os.path.join(nvidia.__pa
 # Unversioned names for the linker, and the driver stub.
 link="$PWD/target/cuda-link"
 mkdir -p "$link"
-for lib in cublas curand nvrtc; do
+for lib in cublas cublasLt curand nvrtc; do
   ln -sf "$(ls "$root"/lib/lib$lib.so.* | head -1)" "$link/lib$lib.so"
 done
 echo 'void vae_cuda_driver_stub(void) {}' > "$link/stub.c"
@@ -43,12 +43,15 @@ chmod +x "$link/bin/nvidia-smi"
 export CUDA_ROOT="$root" CUDA_PATH="$root" CUDA_COMPUTE_CAP="$cap"
 export PATH="$link/bin:$root/bin:$PATH"
 # cudarc's symbols are resolved against the real libcuda.so.1 when the binary starts.
-export RUSTFLAGS="-L native=$link -C link-arg=-Wl,--unresolved-symbols=ignore-in-object-files"
-cargo build --release --locked -p trainer --bin vae --features cuda --target-dir target/cuda
+# With an explicit --target these flags reach the binary only, not build scripts.
+host="$(rustc -vV | sed -n 's/^host: //p')"
+export CARGO_TARGET_$(echo "$host" | tr 'a-z-' 'A-Z_')_RUSTFLAGS="-L native=$link -C link-arg=-Wl,--unresolved-symbols=ignore-in-object-files -C link-arg=-Wl,--push-state,--no-as-needed,-lcuda,--pop-state"
+cargo build --release --locked -p trainer --bin vae --features cuda --target-dir target/cuda \
+  --target "$host"
 
 bundle=target/cuda-bundle
 mkdir -p "$bundle"
-cp target/cuda/release/vae "$bundle/vae"
+cp "target/cuda/$host/release/vae" "$bundle/vae"
 cat > "$bundle/run.sh" <<'RUN'
 #!/usr/bin/env bash
 # Runs the CUDA `vae` against this machine's CUDA 13 libraries: the system's, or those
