@@ -270,3 +270,96 @@ fn pictures_and_eval_write_their_files() {
         "is not a training run folder",
     );
 }
+
+/// Epochs recorded in a run folder's history.
+fn epochs_done(run: &Path) -> usize {
+    std::fs::read(run.join("history.json"))
+        .ok()
+        .and_then(|b| serde_json::from_slice::<Vec<serde_json::Value>>(&b).ok())
+        .map_or(0, |h| h.len())
+}
+
+/// A training run killed (SIGKILL) at an arbitrary moment — with epochs this short, often
+/// in the middle of writing its files — keeps a checkpoint that exports, and `--resume`
+/// continues it. Three kills in a row, each after a different delay.
+#[test]
+fn a_killed_training_run_keeps_its_checkpoint_and_resumes() {
+    let run = scratch("killed");
+    let _ = std::fs::remove_dir_all(&run);
+    let run_s = run.to_str().unwrap();
+    let common = ["--no-progress", "--out", run_s];
+    let first = [
+        "train",
+        "--epochs",
+        "1000",
+        "--train-limit",
+        "1000",
+        "--test-limit",
+        "200",
+        "--unconditional",
+        "--latent",
+        "4",
+        "--encoder-hidden",
+        "32",
+        "--decoder-hidden",
+        "16",
+    ];
+    // Delays from the clock's nanoseconds: different in every run of the test.
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    for round in 0..3u32 {
+        let done_before = epochs_done(&run);
+        let mut args: Vec<&str> = if round == 0 {
+            first.to_vec()
+        } else {
+            vec!["train", "--resume", "--epochs", "1000"]
+        };
+        args.extend(common);
+        let mut child = Command::new(env!("CARGO_BIN_EXE_vae"))
+            .args(&args)
+            .current_dir(workspace())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        while epochs_done(&run) <= done_before {
+            assert!(started.elapsed().as_secs() < 120, "no epoch finished");
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "training stopped early"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let delay = (nanos >> (round * 8)) % 400;
+        std::thread::sleep(std::time::Duration::from_millis(u64::from(delay)));
+        child.kill().unwrap();
+        child.wait().unwrap();
+
+        let export = vae(&["export", "--run", run_s]);
+        assert!(
+            export.status.success(),
+            "after kill {round} ({delay} ms): {}",
+            String::from_utf8_lossy(&export.stderr)
+        );
+    }
+    let done = epochs_done(&run);
+    let target = (done + 1).to_string();
+    let resumed = vae(&[
+        "train",
+        "--resume",
+        "--epochs",
+        &target,
+        "--no-progress",
+        "--out",
+        run_s,
+    ]);
+    assert!(
+        resumed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    assert_eq!(epochs_done(&run), done + 1);
+}
