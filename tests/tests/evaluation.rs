@@ -7,9 +7,7 @@ use trainer::classifier::Classifier;
 use trainer::data::{Dataset, Split};
 use trainer::eval::{evaluate_model, iwae_nll, EvalOptions};
 use trainer::model::{Act, ModelConfig};
-use trainer::train::{
-    evaluate, train, Binarize, DataOptions, LrSchedule, RunOptions, TrainConfig, CPU_SHARDS,
-};
+use trainer::train::{evaluate, train, Binarize, DataOptions, LrSchedule, RunOptions, TrainConfig};
 use vae_tests::{default_model_dir, mnist_dir, scratch_dir, workspace};
 
 fn load(split: Split, n: usize) -> Dataset {
@@ -53,7 +51,6 @@ fn iwae_estimate_starts_at_the_elbo_and_tightens_with_more_samples() {
         out: &out,
         progress: false,
         after_epoch: None,
-        shards: CPU_SHARDS,
     };
     let (vae, _) = train(&dev, &config, &train_set, &test_set, &opts).unwrap();
 

@@ -7,7 +7,7 @@ use trainer::checkpoint;
 use trainer::data::{Dataset, Split};
 use trainer::model::{Act, ModelConfig};
 use trainer::train::{
-    evaluate, resume, train, Binarize, DataOptions, LrSchedule, RunOptions, TrainConfig, CPU_SHARDS,
+    evaluate, resume, train, Binarize, DataOptions, LrSchedule, RunOptions, TrainConfig,
 };
 use vae_tests::{mnist_dir, scratch_dir};
 
@@ -46,7 +46,6 @@ fn quiet(out: &std::path::Path) -> RunOptions<'_, Cpu> {
         out,
         progress: false,
         after_epoch: None,
-        shards: CPU_SHARDS,
     }
 }
 

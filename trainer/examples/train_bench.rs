@@ -20,7 +20,7 @@ use rand::SeedableRng;
 use trainer::adam::Adam;
 use trainer::data::{Dataset, Split};
 use trainer::model::{Act, ModelConfig, Vae};
-use trainer::train::{sharded_gradients, DataOptions, CPU_SHARDS};
+use trainer::train::{sharded_gradients, DataOptions};
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Preset {
@@ -95,7 +95,6 @@ fn main() -> Result<()> {
                 chunk,
                 DataOptions::default(),
                 &mut rng,
-                CPU_SHARDS,
                 (class_weight, 1.0),
             );
             adam.update(vae, grads);

@@ -13,6 +13,11 @@ use crate::train::ShardJob;
 
 /// A dfdx device the trainer can train on.
 pub trait TrainDevice: Device<f32> {
+    /// Shards each mini-batch is split into, computed side by side and summed (see
+    /// [`crate::train::sharded_gradients`]). Results depend on this number, never on
+    /// the thread count.
+    const SHARDS: usize;
+
     /// Runs every shard's job and returns their results in order.
     fn run_shards(
         dev: &Self,
@@ -29,6 +34,12 @@ pub trait TrainDevice: Device<f32> {
 }
 
 impl TrainDevice for Cpu {
+    /// dfdx runs each elementwise operation on one thread, so two half-batches computed
+    /// side by side keep two cores busy all through the step, where one batch keeps them
+    /// busy only inside its matrix products. Fixed (not the core count) so that a run
+    /// gives the same numbers on any machine.
+    const SHARDS: usize = 2;
+
     fn run_shards(
         dev: &Self,
         vae: &Vae<Self>,
@@ -52,4 +63,7 @@ impl TrainDevice for Cpu {
 }
 
 #[cfg(feature = "cuda")]
-impl TrainDevice for dfdx::tensor::Cuda {}
+impl TrainDevice for dfdx::tensor::Cuda {
+    /// One: a GPU wants the whole mini-batch in each kernel.
+    const SHARDS: usize = 1;
+}

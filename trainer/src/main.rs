@@ -16,9 +16,7 @@ use trainer::model::Vae;
 use trainer::model::{Act, ModelConfig};
 use trainer::pictures;
 use trainer::render::write_grid;
-use trainer::train::{
-    resume, train, Binarize, EpochHook, LrSchedule, RunOptions, TrainConfig, CPU_SHARDS,
-};
+use trainer::train::{resume, train, Binarize, EpochHook, LrSchedule, RunOptions, TrainConfig};
 use vae_core::{Header, Model, Precision, PIXELS};
 
 /// Train a variational autoencoder on MNIST, shrink its decoder to f16, and draw digits.
@@ -295,7 +293,7 @@ fn main() -> ExitCode {
 
 fn run_train(args: TrainArgs) -> Result<()> {
     match args.device {
-        DeviceKind::Cpu => train_on(&Cpu::default(), CPU_SHARDS, &args),
+        DeviceKind::Cpu => train_on(&Cpu::default(), &args),
         DeviceKind::Cuda => train_on_cuda(&args),
     }
 }
@@ -309,8 +307,7 @@ fn train_on_cuda(args: &TrainArgs) -> Result<()> {
              `nvidia-smi` lists a GPU, or train with --device cpu"
         )
     })?;
-    // One shard: a GPU wants the whole mini-batch in each kernel.
-    train_on(&dev, trainer::train::GPU_SHARDS, args)
+    train_on(&dev, args)
 }
 
 #[cfg(not(feature = "cuda"))]
@@ -322,7 +319,7 @@ fn train_on_cuda(_: &TrainArgs) -> Result<()> {
     )
 }
 
-fn train_on<D: TrainDevice>(dev: &D, shards: usize, args: &TrainArgs) -> Result<()> {
+fn train_on<D: TrainDevice>(dev: &D, args: &TrainArgs) -> Result<()> {
     let train_set = Dataset::load(&args.data_dir, Split::Train)?;
     let mut test_set = Dataset::load(&args.data_dir, Split::Test)?;
     if let Some(n) = args.test_limit {
@@ -334,7 +331,6 @@ fn train_on<D: TrainDevice>(dev: &D, shards: usize, args: &TrainArgs) -> Result<
         out: &args.out,
         progress: !args.no_progress,
         after_epoch: args.snapshots.then_some(&snapshots as &EpochHook<D>),
-        shards,
     };
     let (vae, history) = if args.resume {
         let _: TrainConfig = trainer::io::read_json(&RunDir(args.out.clone()).config())

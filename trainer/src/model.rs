@@ -302,6 +302,18 @@ pub struct LossTerms {
     pub classifier: f32,
 }
 
+impl std::iter::Sum for LossTerms {
+    /// Term by term: the shards of a mini-batch, each already divided by the whole
+    /// mini-batch's size, add up to its terms.
+    fn sum<I: Iterator<Item = LossTerms>>(iter: I) -> Self {
+        iter.fold(LossTerms::default(), |a, b| LossTerms {
+            reconstruction: a.reconstruction + b.reconstruction,
+            kl: a.kl + b.kl,
+            classifier: a.classifier + b.classifier,
+        })
+    }
+}
+
 impl LossTerms {
     /// The negative ELBO (reconstruction + KL), the figure users compare.
     pub fn neg_elbo(&self) -> f32 {

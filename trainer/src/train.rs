@@ -115,21 +115,10 @@ pub struct RunOptions<'a, D: Device<f32>> {
     /// Called after each epoch's checkpoint is written (pictures per epoch; tests use it
     /// to tamper with the model).
     pub after_epoch: Option<&'a EpochHook<'a, D>>,
-    /// Shards each mini-batch is split into, computed in parallel and summed: see
-    /// [`sharded_gradients`]. Results depend on this number, never on the thread count.
-    pub shards: usize,
 }
 
-/// Shards per mini-batch on the CPU: dfdx runs each elementwise operation on one
-/// thread, so two half-batches computed side by side keep two cores busy all through the
-/// step, where one batch keeps them busy only inside its matrix products. Fixed (not the
-/// core count) so that a run gives the same numbers on any machine.
-pub const CPU_SHARDS: usize = 2;
-/// Shards per mini-batch on a GPU: one, as a GPU wants the whole batch in each kernel.
-pub const GPU_SHARDS: usize = 1;
-
 /// Loss terms and gradients of one mini-batch (images `indices` of `data`), split into
-/// `shards` near-equal parts that are drawn (binarization, noise) and differentiated
+/// [`TrainDevice::SHARDS`] near-equal parts that are drawn (binarization, noise) and differentiated
 /// independently (in parallel on the CPU), each from its own generator seeded from `rng`.
 /// The terms are the mini-batch's; the gradients are one list per shard, to be summed
 /// (by [`Adam::update`]). `weights` are the classifier and KL weights.
@@ -141,10 +130,9 @@ pub fn sharded_gradients<D: TrainDevice>(
     indices: &[usize],
     options: DataOptions,
     rng: &mut impl rand::Rng,
-    shards: usize,
     weights: (f32, f32),
 ) -> (LossTerms, Vec<Vec<DenseGrad<D>>>) {
-    let size = indices.len().div_ceil(shards.max(1)).max(1);
+    let size = indices.len().div_ceil(D::SHARDS.max(1)).max(1);
     let jobs: Vec<ShardJob> = indices
         .chunks(size)
         .map(|part| ShardJob {
@@ -156,15 +144,8 @@ pub fn sharded_gradients<D: TrainDevice>(
             weights,
         })
         .collect();
-    let mut terms = LossTerms::default();
-    let mut grads = Vec::with_capacity(jobs.len());
-    for (t, g) in D::run_shards(dev, vae, jobs) {
-        terms.reconstruction += t.reconstruction;
-        terms.kl += t.kl;
-        terms.classifier += t.classifier;
-        grads.push(g);
-    }
-    (terms, grads)
+    let (terms, grads): (Vec<LossTerms>, _) = D::run_shards(dev, vae, jobs).into_iter().unzip();
+    (terms.into_iter().sum(), grads)
 }
 
 /// One shard of a mini-batch: see [`sharded_gradients`].
@@ -301,7 +282,6 @@ fn run_epochs<D: TrainDevice>(
                 chunk,
                 data,
                 &mut rng,
-                opts.shards,
                 (config.class_weight, kl_weight),
             );
             let value = terms.neg_elbo() + config.class_weight * terms.classifier;
