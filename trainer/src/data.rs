@@ -55,30 +55,67 @@ impl Dataset {
             );
         }
         let stem = split.stem();
-        let images = read_idx(dir, &format!("{stem}-images-idx3-ubyte"), IMAGES_MAGIC)?;
-        let labels = read_idx(dir, &format!("{stem}-labels-idx1-ubyte"), LABELS_MAGIC)?;
-        let (image_path, image_dims, pixels) = images;
-        let (label_path, label_dims, labels) = labels;
-        if image_dims.get(1..) != Some(&[28, 28][..]) {
-            bail!(
-                "{}: images are {:?}, expected N x 28 x 28",
+        let (image_path, image_bytes) = read_file(dir, &format!("{stem}-images-idx3-ubyte"))?;
+        let (label_path, label_bytes) = read_file(dir, &format!("{stem}-labels-idx1-ubyte"))?;
+        let images = parse_idx(&image_bytes, IMAGES_MAGIC).with_context(|| {
+            format!(
+                "{} is not a valid IDX file: {FETCH_HINT}",
+                image_path.display()
+            )
+        })?;
+        let labels = parse_idx(&label_bytes, LABELS_MAGIC).with_context(|| {
+            format!(
+                "{} is not a valid IDX file: {FETCH_HINT}",
+                label_path.display()
+            )
+        })?;
+        Dataset::from_parsed(images, labels).with_context(|| {
+            format!(
+                "{} and {} do not make an MNIST split: {FETCH_HINT}",
                 image_path.display(),
-                image_dims
-            );
-        }
-        if image_dims.first() != label_dims.first() {
-            bail!(
-                "{} holds {} images but {} holds {} labels",
-                image_path.display(),
-                image_dims[0],
-                label_path.display(),
-                label_dims.first().copied().unwrap_or(0)
-            );
+                label_path.display()
+            )
+        })
+    }
+
+    /// Builds a dataset from the bytes of an images file (`idx3`, N x 28 x 28) and a
+    /// labels file (`idx1`, N digits), with every check [`load`](Self::load) makes.
+    ///
+    /// ```
+    /// let mut images = vec![0, 0, 8, 3, 0, 0, 0, 1, 0, 0, 0, 28, 0, 0, 0, 28];
+    /// images.extend([0u8; 784]);
+    /// let labels = [0, 0, 8, 1, 0, 0, 0, 1, 7];
+    /// let set = trainer::data::Dataset::from_idx_bytes(&images, &labels)?;
+    /// assert_eq!(set.labels, [7]);
+    /// assert!(trainer::data::Dataset::from_idx_bytes(&labels, &images).is_err());
+    /// # Ok::<(), anyhow::Error>(())
+    /// ```
+    pub fn from_idx_bytes(images: &[u8], labels: &[u8]) -> Result<Dataset> {
+        let images = parse_idx(images, IMAGES_MAGIC).context("images file")?;
+        let labels = parse_idx(labels, LABELS_MAGIC).context("labels file")?;
+        Dataset::from_parsed(images, labels)
+    }
+
+    /// Checks that parsed images and labels belong together.
+    fn from_parsed(images: Idx<'_>, labels: Idx<'_>) -> Result<Dataset> {
+        let (image_dims, pixels) = images;
+        let (label_dims, labels) = labels;
+        let [count, 28, 28] = image_dims[..] else {
+            bail!("images are {image_dims:?}, expected N x 28 x 28");
+        };
+        let [label_count] = label_dims[..] else {
+            bail!("labels are {label_dims:?}, expected N");
+        };
+        if count != label_count {
+            bail!("{count} images but {label_count} labels");
         }
         if let Some(bad) = labels.iter().find(|&&l| l > 9) {
-            bail!("{}: label {bad} is not a digit", label_path.display());
+            bail!("label {bad} is not a digit");
         }
-        Ok(Dataset { pixels, labels })
+        Ok(Dataset {
+            pixels: pixels.to_vec(),
+            labels: labels.to_vec(),
+        })
     }
 
     /// Number of images.
@@ -105,43 +142,35 @@ impl Dataset {
     }
 }
 
-/// Finds `name` or `name.gz` in `dir`, checks its IDX header and returns its dimensions
-/// and data.
-fn read_idx(dir: &Path, name: &str, magic: u32) -> Result<(PathBuf, Vec<usize>, Vec<u8>)> {
+/// What an IDX magic number says a file holds.
+fn idx_kind(magic: u32) -> &'static str {
+    match magic {
+        IMAGES_MAGIC => "an MNIST images file",
+        LABELS_MAGIC => "an MNIST labels file",
+        _ => "not an MNIST IDX file",
+    }
+}
+
+/// An IDX file's dimensions and data bytes.
+type Idx<'a> = (Vec<usize>, &'a [u8]);
+
+/// Finds `name` or `name.gz` in `dir` and returns its path and (decompressed) bytes.
+fn read_file(dir: &Path, name: &str) -> Result<(PathBuf, Vec<u8>)> {
     let raw = dir.join(name);
     let gz = dir.join(format!("{name}.gz"));
-    let (path, bytes) = if raw.exists() {
+    if raw.exists() {
         let bytes = read_capped(File::open(&raw), &raw)?;
-        (raw, bytes)
+        Ok((raw, bytes))
     } else if gz.exists() {
         let file = File::open(&gz).with_context(|| format!("cannot open {}", gz.display()))?;
         let bytes = read_capped(Ok(flate2::read::GzDecoder::new(file)), &gz)?;
-        (gz, bytes)
+        Ok((gz, bytes))
     } else {
         bail!(
             "missing MNIST file {} (or {name}.gz): {FETCH_HINT}",
             raw.display()
         );
-    };
-    let dims = parse_idx_header(&bytes, magic)
-        .with_context(|| format!("{} is not a valid IDX file: {FETCH_HINT}", path.display()))?;
-    let header_len = 4 + 4 * dims.len();
-    let expected: usize = dims.iter().product();
-    let found = bytes.len() - header_len;
-    if found != expected {
-        bail!(
-            "{} is {} (dimensions {:?} need {expected} data bytes, found {found}): {FETCH_HINT}",
-            path.display(),
-            if found < expected {
-                "truncated"
-            } else {
-                "too long"
-            },
-            dims
-        );
     }
-    let data = bytes[header_len..].to_vec();
-    Ok((path, dims, data))
 }
 
 fn read_capped(reader: std::io::Result<impl Read>, path: &Path) -> Result<Vec<u8>> {
@@ -161,15 +190,42 @@ fn read_capped(reader: std::io::Result<impl Read>, path: &Path) -> Result<Vec<u8
     Ok(bytes)
 }
 
+/// Checks an IDX file's header and size; returns its dimensions and data bytes.
+fn parse_idx(bytes: &[u8], magic: u32) -> Result<Idx<'_>> {
+    let dims = parse_idx_header(bytes, magic)?;
+    let header_len = 4 + 4 * dims.len();
+    let expected = dims
+        .iter()
+        .try_fold(1usize, |n, &d| n.checked_mul(d))
+        .with_context(|| format!("dimensions {dims:?} describe more bytes than fit in memory"))?;
+    let data = bytes.get(header_len..).unwrap_or_default();
+    let found = data.len();
+    if found != expected {
+        bail!(
+            "{} (dimensions {dims:?} need {expected} data bytes, found {found})",
+            if found < expected {
+                "truncated"
+            } else {
+                "too long"
+            },
+        );
+    }
+    Ok((dims, data))
+}
+
 /// IDX header: magic (0, 0, type 0x08 = u8, number of dimensions), then each dimension
 /// as a big-endian u32.
-pub fn parse_idx_header(bytes: &[u8], magic: u32) -> Result<Vec<usize>> {
+fn parse_idx_header(bytes: &[u8], magic: u32) -> Result<Vec<usize>> {
     let Some(head) = bytes.get(..4) else {
         bail!("file is {} bytes, too short for an IDX header", bytes.len());
     };
     let found = u32::from_be_bytes([head[0], head[1], head[2], head[3]]);
     if found != magic {
-        bail!("magic number {found:#010x}, expected {magic:#010x}");
+        bail!(
+            "magic number {found:#010x} ({}), expected {magic:#010x} ({})",
+            idx_kind(found),
+            idx_kind(magic)
+        );
     }
     let ndims = (magic & 0xff) as usize;
     (0..ndims)
