@@ -55,6 +55,9 @@ pub const MAX_HIDDEN_LAYERS: usize = 4;
 /// Widest decoder input or hidden layer the fixed-size scratch buffers hold.
 pub const MAX_WIDTH: usize = 512;
 
+/// Most classes a conditional model may have: digits are asked for as a `u8`.
+pub const MAX_CLASSES: u16 = 256;
+
 /// Longest header the writer produces (the real one is about 20 bytes).
 pub const MAX_HEADER_LEN: usize = 64;
 
@@ -176,6 +179,9 @@ impl Architecture {
     ///     activation: Activation::Relu, output: 784,
     /// };
     /// assert!(matches!(arch.validate(), Err(Error::UnsupportedArchitecture(_))));
+    /// let many = Architecture { latent: 2, classes: 257, ..arch.clone() };
+    /// assert!(matches!(many.validate(), Err(Error::UnsupportedArchitecture(_))));
+    /// assert!(Architecture { classes: 256, ..many }.validate().is_ok());
     /// ```
     pub fn validate(&self) -> Result<(), Error> {
         if self.latent == 0 {
@@ -184,6 +190,11 @@ impl Architecture {
         if self.classes == 1 {
             return Err(Error::UnsupportedArchitecture(
                 "a conditional model needs at least 2 classes",
+            ));
+        }
+        if self.classes > MAX_CLASSES {
+            return Err(Error::UnsupportedArchitecture(
+                "more classes than a digit (u8) can name",
             ));
         }
         if usize::from(self.output) != PIXELS {

@@ -43,7 +43,7 @@ mod rng;
 pub use error::Error;
 pub use format::{
     encode, encoded_len, Activation, Architecture, Header, Precision, FORMAT_VERSION, IMAGE_SIDE,
-    MAGIC, MAX_HIDDEN_LAYERS, MAX_WIDTH, PAYLOAD_ALIGN, PIXELS,
+    MAGIC, MAX_CLASSES, MAX_HIDDEN_LAYERS, MAX_WIDTH, PAYLOAD_ALIGN, PIXELS,
 };
 pub use model::{to_pixel, Model};
 pub use rng::Rng;
