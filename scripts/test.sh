@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The project's whole test suite, as CI runs it: formatting, lints, the no_std build of
 # vae-core and both firmware builds for the Cortex-M4F, the firmware under QEMU, and every
-# test (unit, doc, workspace-level incl. firmware/host parity, CLI).
+# test (unit, doc, workspace-level incl. firmware/host parity, CLI), and a short run of
+# each fuzz target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,6 +27,9 @@ echo "== firmware for thumbv7em-none-eabihf: QEMU and NUCLEO-F411RE builds (embe
   echo "== firmware under QEMU (cargo run --release)"
   cargo run --release --locked | grep -v -e '^pixels' -e '^  '
 )
+echo "== fuzz targets, briefly (scripts/fuzz.sh; longer runs: FUZZ_RUNS=10000000 scripts/fuzz.sh)"
+(cd fuzz && cargo fmt -- --check && cargo clippy --all-targets -- -D warnings)
+FUZZ_SECONDS="${FUZZ_SECONDS:-15}" scripts/fuzz.sh
 echo "== cargo test"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
