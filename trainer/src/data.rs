@@ -49,29 +49,31 @@ impl Dataset {
     /// each raw or with a `.gz` suffix.
     pub fn load(dir: &Path, split: Split) -> Result<Dataset> {
         if !dir.is_dir() {
-            bail!(
-                "MNIST data folder {} does not exist: {FETCH_HINT}",
-                dir.display()
-            );
+            let what = if dir.exists() {
+                "is not a folder"
+            } else {
+                "does not exist"
+            };
+            bail!("MNIST data folder {} {what}: {FETCH_HINT}", dir.display());
         }
         let stem = split.stem();
         let (image_path, image_bytes) = read_file(dir, &format!("{stem}-images-idx3-ubyte"))?;
         let (label_path, label_bytes) = read_file(dir, &format!("{stem}-labels-idx1-ubyte"))?;
         let images = parse_idx(&image_bytes, IMAGES_MAGIC).with_context(|| {
             format!(
-                "{} is not a valid IDX file: {FETCH_HINT}",
+                "{} is not a valid MNIST IDX file ({FETCH_HINT})",
                 image_path.display()
             )
         })?;
         let labels = parse_idx(&label_bytes, LABELS_MAGIC).with_context(|| {
             format!(
-                "{} is not a valid IDX file: {FETCH_HINT}",
+                "{} is not a valid MNIST IDX file ({FETCH_HINT})",
                 label_path.display()
             )
         })?;
         Dataset::from_parsed(images, labels).with_context(|| {
             format!(
-                "{} and {} do not make an MNIST split: {FETCH_HINT}",
+                "{} and {} do not make an MNIST split ({FETCH_HINT})",
                 image_path.display(),
                 label_path.display()
             )

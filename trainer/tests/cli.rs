@@ -164,6 +164,90 @@ fn missing_data_names_the_fix() {
     assert_fails_with(&out, "fetch-mnist.sh");
 }
 
+/// An IDX file: big-endian magic and dimensions, then the bytes.
+fn idx(magic: u32, dims: &[u32], data: &[u8]) -> Vec<u8> {
+    let mut out = magic.to_be_bytes().to_vec();
+    for d in dims {
+        out.extend_from_slice(&d.to_be_bytes());
+    }
+    out.extend_from_slice(data);
+    out
+}
+
+#[test]
+fn bad_mnist_files_are_refused() {
+    const IMAGES: u32 = 0x803;
+    const LABELS: u32 = 0x801;
+    let images = |n: u32| idx(IMAGES, &[n, 28, 28], &vec![7; 784 * n as usize]);
+    let labels = |digits: &[u8]| idx(LABELS, &[digits.len() as u32], digits);
+    // (what, images file, labels file, expected words); the message names the images
+    // file, or the labels file where that is the broken one.
+    let cases: [(&str, Vec<u8>, Vec<u8>, &str); 8] = [
+        ("empty images", Vec::new(), labels(&[1]), "too short for an IDX header"),
+        (
+            "labels where the images belong",
+            labels(&[1]),
+            labels(&[1]),
+            "magic number 0x00000801 (an MNIST labels file), expected 0x00000803 (an MNIST images file)",
+        ),
+        (
+            "images where the labels belong",
+            images(1),
+            images(1),
+            "expected 0x00000801 (an MNIST labels file)",
+        ),
+        (
+            "images of the wrong size",
+            idx(IMAGES, &[1, 14, 56], &[0; 784]),
+            labels(&[1]),
+            "images are [1, 14, 56], expected N x 28 x 28",
+        ),
+        ("truncated images", images(2)[..1000].to_vec(), labels(&[1, 2]), "truncated"),
+        ("bytes after the images", [images(1), vec![0]].concat(), labels(&[1]), "too long"),
+        ("more labels than images", images(2), labels(&[1, 2, 3]), "2 images but 3 labels"),
+        ("a label that is no digit", images(2), labels(&[1, 11]), "label 11 is not a digit"),
+    ];
+    for (what, image_bytes, label_bytes, needle) in cases {
+        let dir = scratch(&format!("mnist-{}", what.replace(' ', "-")));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("train-images-idx3-ubyte"), image_bytes).unwrap();
+        std::fs::write(dir.join("train-labels-idx1-ubyte"), label_bytes).unwrap();
+        let out = vae(&[
+            "train",
+            "--data-dir",
+            dir.to_str().unwrap(),
+            "--out",
+            dir.join("run").to_str().unwrap(),
+        ]);
+        assert_fails_with(&out, needle);
+        let named = if what.ends_with("where the labels belong") {
+            "train-labels-idx1-ubyte"
+        } else {
+            "train-images-idx3-ubyte"
+        };
+        assert_fails_with(&out, named);
+        assert!(
+            !dir.join("run").join("checkpoint.safetensors").exists(),
+            "{what}"
+        );
+    }
+
+    // Unreadable: a folder where a file belongs, a gzip file that is not gzip, a file
+    // where the data folder belongs.
+    let dir = scratch("mnist-unreadable");
+    std::fs::create_dir_all(dir.join("train-images-idx3-ubyte")).unwrap();
+    let out = vae(&["train", "--data-dir", dir.to_str().unwrap()]);
+    assert_fails_with(&out, "cannot read");
+    std::fs::remove_dir(dir.join("train-images-idx3-ubyte")).unwrap();
+    std::fs::write(dir.join("train-images-idx3-ubyte.gz"), images(1)).unwrap();
+    let out = vae(&["train", "--data-dir", dir.to_str().unwrap()]);
+    assert_fails_with(&out, "cannot read");
+    assert_fails_with(&out, "train-images-idx3-ubyte.gz");
+    let file = dir.join("train-images-idx3-ubyte.gz");
+    let out = vae(&["train", "--data-dir", file.to_str().unwrap()]);
+    assert_fails_with(&out, "is not a folder");
+}
+
 #[test]
 fn unwritable_output_is_an_error() {
     let out = vae(&["sample", "--model", MODEL, "--out", "/proc/version/x.png"]);
