@@ -141,7 +141,20 @@ unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
     ))
 }
 
+#[cfg(not(feature = "panic-never"))]
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo) -> ! {
     board::fail(format_args!("panic: {info}"))
+}
+
+/// With `panic-never`, a panic handler that cannot link: any panic path left in the
+/// optimized program references this undefined function and the link fails, naming it.
+#[cfg(feature = "panic-never")]
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo) -> ! {
+    extern "Rust" {
+        fn error_a_panic_path_is_linked_into_the_firmware() -> !;
+    }
+    // SAFETY: never called in a build that links: the function does not exist.
+    unsafe { error_a_panic_path_is_linked_into_the_firmware() }
 }

@@ -1,6 +1,7 @@
 //! The firmware under QEMU against the host: the images the Cortex-M4F build prints equal,
 //! byte for byte, what the host's `vae-core` computes for the same model file, seeds and
-//! digits; and a bad model, a panic or a HardFault ends the run with a failure exit code.
+//! digits; a bad model, a panic or a HardFault ends the run with a failure exit code; and
+//! no panic path is linked into the firmware at all.
 //!
 //! Each test builds the firmware (`cargo run --release` in `firmware/`, as README says)
 //! with the model chosen through `VAE_MODEL`, which needs the `thumbv7em-none-eabihf`
@@ -22,11 +23,16 @@ static BUILD: Mutex<()> = Mutex::new(());
 
 /// Builds and runs the firmware in QEMU with `model` embedded and extra cargo arguments.
 fn run_firmware(model: &Path, extra: &[&str], env: &[(&str, &str)]) -> Output {
+    firmware_cargo("run", model, extra, env)
+}
+
+/// `cargo COMMAND --release` in `firmware/` with `model` embedded.
+fn firmware_cargo(command: &str, model: &Path, extra: &[&str], env: &[(&str, &str)]) -> Output {
     let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let output = Command::new(cargo)
         .current_dir(workspace().join("firmware"))
-        .args(["run", "--release", "--quiet", "--locked"])
+        .args([command, "--release", "--quiet", "--locked"])
         .args(extra)
         .env("VAE_MODEL", model)
         .envs(env.iter().copied())
@@ -200,4 +206,29 @@ fn a_hardfault_or_a_panic_fails_the_run_with_a_message() {
     let output = run_firmware(&model, &["--features", "inject-panic"], &[]);
     assert_fails_with(&output, "error: panic: ");
     assert!(String::from_utf8_lossy(&output.stdout).contains("a panic injected by the test build"));
+}
+
+/// The firmware's `panic-never` build swaps in a panic handler that calls a function
+/// defined nowhere, so it links only if the optimizer removed every panic path: none is
+/// left in the firmware with `vae-core`. The same build with a panic injected must fail
+/// to link, or the check would prove nothing.
+#[test]
+fn no_panic_path_is_linked_into_the_firmware() {
+    let model = default_model_dir().join("decoder-f16.vae");
+    let symbol = "undefined symbol: error_a_panic_path_is_linked_into_the_firmware";
+    let clean = firmware_cargo("build", &model, &["--features", "panic-never"], &[]);
+    let stderr = String::from_utf8_lossy(&clean.stderr);
+    assert!(clean.status.success(), "a panic path is left:\n{stderr}");
+
+    let injected = firmware_cargo(
+        "build",
+        &model,
+        &["--features", "panic-never,inject-panic"],
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&injected.stderr);
+    assert!(
+        !injected.status.success() && stderr.contains(symbol),
+        "{stderr}"
+    );
 }

@@ -2,6 +2,7 @@
 //! counter under `-icount shift=0`.
 
 use core::fmt::{self, Write};
+use core::num::NonZeroU64;
 use core::sync::atomic::{AtomicU32, Ordering};
 
 use cortex_m::peripheral::syst::SystClkSource;
@@ -69,8 +70,9 @@ const RELOAD: u32 = 0x00FF_FFFF;
 /// instructions. The ratio is measured at start on a loop of known length rather than
 /// assumed, and costs are printed in instructions.
 pub struct Clock {
-    /// Calibration: ticks taken by `CALIBRATION_INSTRUCTIONS` instructions.
-    calibration_ticks: u64,
+    /// Calibration: ticks taken by `CALIBRATION_INSTRUCTIONS` instructions (never 0, so
+    /// dividing by it cannot panic).
+    calibration_ticks: NonZeroU64,
 }
 
 /// Instructions in the calibration loop: 100,000 rounds of `subs` + `bne`.
@@ -93,7 +95,7 @@ impl Clock {
         // The counter reads 0 until its first reload; start counting after that.
         while SYST::get_current() == 0 {}
         let mut clock = Clock {
-            calibration_ticks: 1,
+            calibration_ticks: NonZeroU64::MIN,
         };
         let start = clock.ticks();
         // SAFETY: a register-only countdown loop.
@@ -106,7 +108,7 @@ impl Clock {
                 options(nomem, nostack),
             );
         }
-        clock.calibration_ticks = (clock.ticks() - start).max(1);
+        clock.calibration_ticks = NonZeroU64::new(clock.ticks() - start).unwrap_or(NonZeroU64::MIN);
         clock
     }
 
@@ -144,7 +146,7 @@ impl Clock {
 }
 
 /// How the clock was calibrated, for the log.
-pub struct Describe(u64);
+pub struct Describe(NonZeroU64);
 
 impl fmt::Display for Describe {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
