@@ -14,8 +14,10 @@ pub const FETCH_HINT: &str = "run `scripts/fetch-mnist.sh` to download and verif
 /// Largest file the reader accepts (the training images are 47 MB uncompressed).
 const MAX_FILE_BYTES: u64 = 64 << 20;
 
-const IMAGES_MAGIC: u32 = 0x0000_0803;
-const LABELS_MAGIC: u32 = 0x0000_0801;
+/// Magic number of an IDX file of u8 values in 3 dimensions (MNIST images).
+pub const IMAGES_MAGIC: u32 = 0x0000_0803;
+/// Magic number of an IDX file of u8 values in 1 dimension (MNIST labels).
+pub const LABELS_MAGIC: u32 = 0x0000_0801;
 
 /// Which half of MNIST.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -241,18 +243,22 @@ fn parse_idx_header(bytes: &[u8], magic: u32) -> Result<Vec<usize>> {
         .collect()
 }
 
+/// The bytes of an IDX file: `magic` and `dims` big-endian, then `data` (for tests and
+/// tools that write small MNIST-like files).
+pub fn idx_bytes(magic: u32, dims: &[u32], data: &[u8]) -> Vec<u8> {
+    let mut out = magic.to_be_bytes().to_vec();
+    for d in dims {
+        out.extend_from_slice(&d.to_be_bytes());
+    }
+    out.extend_from_slice(data);
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn idx(magic: u32, dims: &[u32], data: &[u8]) -> Vec<u8> {
-        let mut out = magic.to_be_bytes().to_vec();
-        for d in dims {
-            out.extend_from_slice(&d.to_be_bytes());
-        }
-        out.extend_from_slice(data);
-        out
-    }
+    use super::idx_bytes as idx;
 
     fn write_split(dir: &Path, images: &[u8], labels: &[u8]) {
         std::fs::write(dir.join("t10k-images-idx3-ubyte"), images).unwrap();

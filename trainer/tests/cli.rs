@@ -164,20 +164,9 @@ fn missing_data_names_the_fix() {
     assert_fails_with(&out, "fetch-mnist.sh");
 }
 
-/// An IDX file: big-endian magic and dimensions, then the bytes.
-fn idx(magic: u32, dims: &[u32], data: &[u8]) -> Vec<u8> {
-    let mut out = magic.to_be_bytes().to_vec();
-    for d in dims {
-        out.extend_from_slice(&d.to_be_bytes());
-    }
-    out.extend_from_slice(data);
-    out
-}
-
 #[test]
 fn bad_mnist_files_are_refused() {
-    const IMAGES: u32 = 0x803;
-    const LABELS: u32 = 0x801;
+    use trainer::data::{idx_bytes as idx, IMAGES_MAGIC as IMAGES, LABELS_MAGIC as LABELS};
     let images = |n: u32| idx(IMAGES, &[n, 28, 28], &vec![7; 784 * n as usize]);
     let labels = |digits: &[u8]| idx(LABELS, &[digits.len() as u32], digits);
     // (what, images file, labels file, expected words); the message names the images
