@@ -48,3 +48,51 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
     serde_json::from_str(&text).with_context(|| format!("{} is not valid", path.display()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_dir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("vae-io-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    /// Names in `dir` other than `keep`: a temporary file left behind would show here.
+    fn others(dir: &Path, keep: &str) -> Vec<String> {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n != keep)
+            .collect()
+    }
+
+    #[test]
+    fn a_write_replaces_the_file_whole_and_leaves_nothing_else() {
+        let dir = temp_dir("replace");
+        let path = dir.join("model.vae");
+        write_atomic(&path, b"old contents").unwrap();
+        write_atomic(&path, b"new").unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"new");
+        assert_eq!(others(&dir, "model.vae"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn a_failed_write_keeps_what_was_there_and_removes_its_temporary_file() {
+        // The rename fails (a non-empty folder stands where the file goes), after the
+        // temporary file was written in full.
+        let dir = temp_dir("fail");
+        let path = dir.join("model.vae");
+        std::fs::create_dir_all(path.join("inside")).unwrap();
+        let err = write_atomic(&path, b"new").unwrap_err();
+        assert!(format!("{err:#}").contains("cannot move"), "{err:#}");
+        assert!(path.join("inside").is_dir());
+        assert_eq!(others(&dir, "model.vae"), Vec::<String>::new());
+
+        // A folder that cannot be created in: nothing is written, the error names it.
+        let err = write_atomic(Path::new("/proc/version/x.vae"), b"new").unwrap_err();
+        assert!(format!("{err:#}").contains("cannot create"), "{err:#}");
+    }
+}
