@@ -107,12 +107,11 @@ pub fn check_case(case: &Case) {
     let model = parsed.expect("a well-formed file parses");
     assert_eq!(model.architecture(), &arch);
     assert_eq!(model.precision(), precision);
-    if let Some(reference) =
-        reference_decode(&arch, precision, &payload, &inputs(&arch, &case.input))
-    {
+    let x = inputs(&arch, &case.input);
+    if let Some(reference) = reference_decode(&arch, precision, &payload, &x) {
         let mut probs = [0.0; PIXELS];
         model
-            .decode_into(&inputs(&arch, &case.input), &mut probs)
+            .decode_into(&x, &mut probs)
             .expect("a parsed model decodes an input of the right length");
         for (o, (got, want)) in probs.iter().zip(&reference).enumerate() {
             let same = got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan());
@@ -120,14 +119,9 @@ pub fn check_case(case: &Case) {
         }
     }
     exercise(&model, &case.input, case.seed, case.digit, case.demo);
-    let (from, to, step, steps) = (
-        case.morph_from,
-        case.morph_to,
-        case.morph_step,
-        case.morph_steps,
-    );
+    let (step, steps) = (case.morph_step, case.morph_steps);
     let mut pixels = [0u8; PIXELS];
-    let morphed = model.morph(from, to, step, steps, &mut pixels);
+    let morphed = model.morph(case.morph_from, case.morph_to, step, steps, &mut pixels);
     if step >= steps {
         assert!(matches!(morphed, Err(Error::LengthMismatch { .. })));
     }

@@ -61,18 +61,16 @@ impl Dataset {
         let stem = split.stem();
         let (image_path, image_bytes) = read_file(dir, &format!("{stem}-images-idx3-ubyte"))?;
         let (label_path, label_bytes) = read_file(dir, &format!("{stem}-labels-idx1-ubyte"))?;
-        let images = parse_idx(&image_bytes, IMAGES_MAGIC).with_context(|| {
-            format!(
-                "{} is not a valid MNIST IDX file ({FETCH_HINT})",
-                image_path.display()
-            )
-        })?;
-        let labels = parse_idx(&label_bytes, LABELS_MAGIC).with_context(|| {
-            format!(
-                "{} is not a valid MNIST IDX file ({FETCH_HINT})",
-                label_path.display()
-            )
-        })?;
+        let parse = |path: &Path, bytes, magic| {
+            parse_idx(bytes, magic).with_context(|| {
+                format!(
+                    "{} is not a valid MNIST IDX file ({FETCH_HINT})",
+                    path.display()
+                )
+            })
+        };
+        let images = parse(&image_path, &image_bytes, IMAGES_MAGIC)?;
+        let labels = parse(&label_path, &label_bytes, LABELS_MAGIC)?;
         Dataset::from_parsed(images, labels).with_context(|| {
             format!(
                 "{} and {} do not make an MNIST split ({FETCH_HINT})",
@@ -84,16 +82,6 @@ impl Dataset {
 
     /// Builds a dataset from the bytes of an images file (`idx3`, N x 28 x 28) and a
     /// labels file (`idx1`, N digits), with every check [`load`](Self::load) makes.
-    ///
-    /// ```
-    /// let mut images = vec![0, 0, 8, 3, 0, 0, 0, 1, 0, 0, 0, 28, 0, 0, 0, 28];
-    /// images.extend([0u8; 784]);
-    /// let labels = [0, 0, 8, 1, 0, 0, 0, 1, 7];
-    /// let set = trainer::data::Dataset::from_idx_bytes(&images, &labels)?;
-    /// assert_eq!(set.labels, [7]);
-    /// assert!(trainer::data::Dataset::from_idx_bytes(&labels, &images).is_err());
-    /// # Ok::<(), anyhow::Error>(())
-    /// ```
     pub fn from_idx_bytes(images: &[u8], labels: &[u8]) -> Result<Dataset> {
         let images = parse_idx(images, IMAGES_MAGIC).context("images file")?;
         let labels = parse_idx(labels, LABELS_MAGIC).context("labels file")?;
@@ -288,6 +276,27 @@ mod tests {
         std::io::Write::write_all(&mut enc, &images).unwrap();
         std::fs::write(dir.join("t10k-images-idx3-ubyte.gz"), enc.finish().unwrap()).unwrap();
         assert_eq!(Dataset::load(&dir, Split::Test).unwrap().pixels, pixels);
+    }
+
+    #[test]
+    fn from_idx_bytes_checks_as_load_does() {
+        let images = idx(IMAGES_MAGIC, &[1, 28, 28], &[0; PIXELS]);
+        let labels = idx(LABELS_MAGIC, &[1], &[7]);
+        assert_eq!(
+            Dataset::from_idx_bytes(&images, &labels).unwrap().labels,
+            [7]
+        );
+        let swapped = format!(
+            "{:#}",
+            Dataset::from_idx_bytes(&labels, &images).unwrap_err()
+        );
+        assert!(swapped.contains("images file: magic number"), "{swapped}");
+        let overflow = idx(IMAGES_MAGIC, &[u32::MAX, u32::MAX, u32::MAX], &[]);
+        let err = format!(
+            "{:#}",
+            Dataset::from_idx_bytes(&overflow, &labels).unwrap_err()
+        );
+        assert!(err.contains("more bytes than fit in memory"), "{err}");
     }
 
     #[test]

@@ -344,6 +344,25 @@ fn pictures_and_eval_write_their_files() {
     );
 }
 
+/// The `vae` binary started in the background, its output discarded (to be killed).
+fn spawn_vae(args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_vae"))
+        .args(args)
+        .current_dir(workspace())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// The clock's nanoseconds, for delays that differ in every run of a test.
+fn clock_nanos() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos()
+}
+
 /// Epochs recorded in a run folder's history.
 fn epochs_done(run: &Path) -> usize {
     std::fs::read(run.join("history.json"))
@@ -377,11 +396,7 @@ fn a_killed_training_run_keeps_its_checkpoint_and_resumes() {
         "--decoder-hidden",
         "16",
     ];
-    // Delays from the clock's nanoseconds: different in every run of the test.
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
+    let nanos = clock_nanos();
     for round in 0..3u32 {
         let done_before = epochs_done(&run);
         let mut args: Vec<&str> = if round == 0 {
@@ -390,13 +405,7 @@ fn a_killed_training_run_keeps_its_checkpoint_and_resumes() {
             vec!["train", "--resume", "--epochs", "1000"]
         };
         args.extend(common);
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vae"))
-            .args(&args)
-            .current_dir(workspace())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_vae(&args);
         let started = std::time::Instant::now();
         while epochs_done(&run) <= done_before {
             assert!(started.elapsed().as_secs() < 120, "no epoch finished");
@@ -467,18 +476,9 @@ fn a_killed_export_leaves_each_model_file_whole() {
         .map(|f| std::fs::read(run.join(f)).unwrap())
         .collect();
 
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
+    let nanos = clock_nanos();
     for round in 0..48u32 {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_vae"))
-            .args(["export", "--run", run_s])
-            .current_dir(workspace())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_vae(&["export", "--run", run_s]);
         // An export takes some tens of milliseconds: kill within that.
         let delay = nanos.rotate_left(round * 5) % 40_000;
         std::thread::sleep(std::time::Duration::from_micros(u64::from(delay)));
