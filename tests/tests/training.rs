@@ -136,6 +136,36 @@ fn resume_continues_exactly_where_the_run_stopped() {
         format!("{err:#}").contains("already has 3 of 3 epochs"),
         "{err:#}"
     );
+
+    // Stopped in the middle of epoch 2's writes: its history record is written, its
+    // resume state is not (epoch 1's is still there). Resuming trains epoch 2 again and
+    // ends with the same bytes.
+    let torn = scratch_dir("resume-torn");
+    let kept = torn.with_extension("epoch1");
+    let tear = |epoch: usize, _: &mut trainer::model::Vae<Cpu>| {
+        let state = torn.join("resume.safetensors");
+        match epoch {
+            1 => {
+                std::fs::copy(&state, &kept).unwrap();
+                Ok(())
+            }
+            _ => {
+                std::fs::rename(&kept, &state).unwrap();
+                Err(std::io::Error::other("stopped").into())
+            }
+        }
+    };
+    let opts = RunOptions {
+        after_epoch: Some(&tear),
+        ..quiet(&torn)
+    };
+    assert!(train(&dev, &config, &train_set, &test_set, &opts).is_err());
+    let history = std::fs::read_to_string(torn.join("history.json")).unwrap();
+    assert!(history.contains("\"epoch\": 2"), "{history}");
+    let (_, resumed) = resume(&dev, None, &train_set, &test_set, &quiet(&torn)).unwrap();
+    assert_eq!(losses(&resumed), losses(&full));
+    let c = std::fs::read(torn.join("checkpoint.safetensors")).unwrap();
+    assert!(a == c, "the checkpoints differ after a torn epoch");
 }
 
 #[test]

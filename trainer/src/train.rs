@@ -216,7 +216,8 @@ pub fn resume<D: TrainDevice>(
     }
     validate(&config)?;
     let mut history: Vec<EpochRecord> = read_json(&run.history())?;
-    // The history may be one epoch ahead or behind if a stop fell between the writes.
+    // The history is one epoch ahead if a stop fell between its write and the resume
+    // state's (see `run_epochs`); that epoch is trained again.
     history.retain(|r| r.epoch <= done);
     if history.len() != done {
         bail!(
@@ -347,11 +348,14 @@ fn run_epochs<D: TrainDevice>(
             record.images_per_second
         );
         history.push(record);
-        // The resume state first: it alone is enough to continue. Each file is written
-        // to a temporary name and renamed, so a stop leaves the previous one whole.
+        // The history first, then the resume state, which alone says how far the run
+        // got: a stop between the two leaves the history one epoch ahead, and `resume`
+        // drops that record (the other order would lose a record it cannot rebuild).
+        // Each file is written to a temporary name and renamed, so a stop leaves the
+        // previous one whole.
+        write_json(&run.history(), &history)?;
         checkpoint::save_resume(&vae, &adam, epoch, &run.resume())?;
         checkpoint::save(&vae, &run.checkpoint())?;
-        write_json(&run.history(), &history)?;
         if let Some(hook) = opts.after_epoch {
             hook(epoch, &mut vae)?;
         }

@@ -344,13 +344,14 @@ fn pictures_and_eval_write_their_files() {
     );
 }
 
-/// The `vae` binary started in the background, its output discarded (to be killed).
-fn spawn_vae(args: &[&str]) -> std::process::Child {
+/// The `vae` binary started in the background (to be killed), its standard output
+/// discarded and its errors written to `errors`.
+fn spawn_vae(args: &[&str], errors: &Path) -> std::process::Child {
     Command::new(env!("CARGO_BIN_EXE_vae"))
         .args(args)
         .current_dir(workspace())
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(errors).unwrap())
         .spawn()
         .unwrap()
 }
@@ -405,14 +406,20 @@ fn a_killed_training_run_keeps_its_checkpoint_and_resumes() {
             vec!["train", "--resume", "--epochs", "1000"]
         };
         args.extend(common);
-        let mut child = spawn_vae(&args);
+        let errors = scratch("killed-stderr.txt");
+        let mut child = spawn_vae(&args, &errors);
         let started = std::time::Instant::now();
-        while epochs_done(&run) <= done_before {
+        // Two more records in the history: the first of them is then also in the
+        // resume state and the checkpoint (written after the history), so the run has
+        // moved on and has something to export.
+        while epochs_done(&run) < done_before + 2 {
             assert!(started.elapsed().as_secs() < 120, "no epoch finished");
-            assert!(
-                child.try_wait().unwrap().is_none(),
-                "training stopped early"
-            );
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!(
+                    "round {round}: training stopped early ({status}): {}",
+                    std::fs::read_to_string(&errors).unwrap_or_default()
+                );
+            }
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
         let delay = (nanos >> (round * 8)) % 400;
@@ -476,9 +483,10 @@ fn a_killed_export_leaves_each_model_file_whole() {
         .map(|f| std::fs::read(run.join(f)).unwrap())
         .collect();
 
+    let errors = scratch("killed-export-stderr.txt");
     let nanos = clock_nanos();
     for round in 0..48u32 {
-        let mut child = spawn_vae(&["export", "--run", run_s]);
+        let mut child = spawn_vae(&["export", "--run", run_s], &errors);
         // An export takes some tens of milliseconds: kill within that.
         let delay = nanos.rotate_left(round * 5) % 40_000;
         std::thread::sleep(std::time::Duration::from_micros(u64::from(delay)));
