@@ -137,35 +137,37 @@ fn resume_continues_exactly_where_the_run_stopped() {
         "{err:#}"
     );
 
-    // Stopped in the middle of epoch 2's writes: its history record is written, its
-    // resume state is not (epoch 1's is still there). Resuming trains epoch 2 again and
-    // ends with the same bytes.
-    let torn = scratch_dir("resume-torn");
-    let kept = torn.with_extension("epoch1");
-    let tear = |epoch: usize, _: &mut trainer::model::Vae<Cpu>| {
-        let state = torn.join("resume.safetensors");
-        match epoch {
-            1 => {
-                std::fs::copy(&state, &kept).unwrap();
-                Ok(())
-            }
-            _ => {
-                std::fs::rename(&kept, &state).unwrap();
-                Err(std::io::Error::other("stopped").into())
-            }
-        }
-    };
-    let opts = RunOptions {
-        after_epoch: Some(&tear),
-        ..quiet(&torn)
-    };
-    assert!(train(&dev, &config, &train_set, &test_set, &opts).is_err());
-    let history = std::fs::read_to_string(torn.join("history.json")).unwrap();
-    assert!(history.contains("\"epoch\": 2"), "{history}");
-    let (_, resumed) = resume(&dev, None, &train_set, &test_set, &quiet(&torn)).unwrap();
-    assert_eq!(losses(&resumed), losses(&full));
-    let c = std::fs::read(torn.join("checkpoint.safetensors")).unwrap();
-    assert!(a == c, "the checkpoints differ after a torn epoch");
+    // Stopped in the middle of epoch 2's writes: whichever of its three files cannot be
+    // written (here: a folder stands in its place), the files written before it and
+    // epoch 1's files after it make a folder that resumes to the same bytes. (Writing
+    // the resume state before the history failed this for `history.json`.)
+    for file in [
+        "history.json",
+        "resume.safetensors",
+        "checkpoint.safetensors",
+    ] {
+        let torn = scratch_dir(&format!("resume-torn-{file}"));
+        let (path, kept) = (torn.join(file), torn.join("kept"));
+        let block = |epoch: usize, _: &mut trainer::model::Vae<Cpu>| {
+            assert_eq!(epoch, 1, "epoch 2 should have failed to write {file}");
+            std::fs::rename(&path, &kept).unwrap();
+            std::fs::create_dir(&path).unwrap();
+            Ok(())
+        };
+        let opts = RunOptions {
+            after_epoch: Some(&block),
+            ..quiet(&torn)
+        };
+        let err = train(&dev, &config, &train_set, &test_set, &opts).unwrap_err();
+        assert!(format!("{err:#}").contains(file), "{err:#}");
+        std::fs::remove_dir(&path).unwrap();
+        std::fs::rename(&kept, &path).unwrap();
+        let (_, resumed) = resume(&dev, None, &train_set, &test_set, &quiet(&torn))
+            .unwrap_or_else(|e| panic!("{file} not written: {e:#}"));
+        assert_eq!(losses(&resumed), losses(&full), "{file} not written");
+        let c = std::fs::read(torn.join("checkpoint.safetensors")).unwrap();
+        assert!(a == c, "the checkpoints differ ({file} not written)");
+    }
 }
 
 #[test]

@@ -118,8 +118,9 @@ pub struct RunOptions<'a, D: Device<f32>> {
 }
 
 /// Loss terms and gradients of one mini-batch (images `indices` of `data`), split into
-/// [`TrainDevice::SHARDS`] near-equal parts that are drawn (binarization, noise) and differentiated
-/// independently (in parallel on the CPU), each from its own generator seeded from `rng`.
+/// [`TrainDevice::SHARDS`] near-equal parts that are drawn (binarization, noise) and
+/// differentiated independently (in parallel on the CPU), each from its own generator
+/// seeded from `rng`.
 /// The terms are the mini-batch's; the gradients are one list per shard, to be summed
 /// (by [`Adam::update`]). `weights` are the classifier and KL weights.
 #[allow(clippy::too_many_arguments)]
