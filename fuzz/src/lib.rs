@@ -123,7 +123,7 @@ pub fn check_case(case: &Case) {
     let mut pixels = [0u8; PIXELS];
     let morphed = model.morph(case.morph_from, case.morph_to, step, steps, &mut pixels);
     if step >= steps {
-        assert!(matches!(morphed, Err(Error::LengthMismatch { .. })));
+        assert_eq!(morphed, Err(Error::StepOutOfRange { step, steps }));
     }
 
     if let Some((at, mask)) = case.poke.filter(|&(_, mask)| mask != 0) {

@@ -256,14 +256,31 @@ fn bad_requests_are_typed_errors() {
     );
 
     let mut small = [0u8; 100];
-    assert!(matches!(
+    assert_eq!(
         encode(&tiny_arch(), Precision::F16, tiny_values(), &mut small).unwrap_err(),
-        Error::BufferTooSmall { .. }
-    ));
+        Error::BufferTooSmall {
+            needed: 20 + 3136,
+            available: 100
+        }
+    );
     let mut out = vec![0u8; 8192];
     let too_few = tiny_values().into_iter().skip(1);
-    assert!(matches!(
+    assert_eq!(
         encode(&tiny_arch(), Precision::F16, too_few, &mut out).unwrap_err(),
-        Error::SizeMismatch { .. }
-    ));
+        Error::TooFewValues {
+            expected: 2 * PIXELS,
+            found: 2 * PIXELS - 1
+        }
+    );
+    let too_many = tiny_values().into_iter().chain([0.0]);
+    assert_eq!(
+        encode(&tiny_arch(), Precision::F16, too_many, &mut out).unwrap_err(),
+        Error::TooManyValues {
+            expected: 2 * PIXELS
+        }
+    );
+    assert_eq!(
+        model.morph((1, Some(3)), (2, Some(8)), 6, 6, &mut [0u8; PIXELS]),
+        Err(Error::StepOutOfRange { step: 6, steps: 6 })
+    );
 }

@@ -68,6 +68,26 @@ pub enum Error {
         /// Bytes available.
         available: usize,
     },
+    /// A morph step outside `0..steps` was asked for.
+    StepOutOfRange {
+        /// Step asked for.
+        step: u16,
+        /// Images on the morph's line; the steps are `0..steps`.
+        steps: u16,
+    },
+    /// The writer was given fewer values than the architecture has parameters.
+    TooFewValues {
+        /// Values the architecture has ([`Architecture::parameter_count`](crate::Architecture::parameter_count)).
+        expected: usize,
+        /// Values given.
+        found: usize,
+    },
+    /// The writer was given more values than the architecture has parameters. It stops
+    /// reading at the first value too many, so the number given is not known.
+    TooManyValues {
+        /// Values the architecture has ([`Architecture::parameter_count`](crate::Architecture::parameter_count)).
+        expected: usize,
+    },
 }
 
 impl fmt::Display for Error {
@@ -107,8 +127,74 @@ impl fmt::Display for Error {
                 f,
                 "output buffer too small: need {needed} bytes, have {available}"
             ),
+            Error::StepOutOfRange { step, steps: 0 } => write!(
+                f,
+                "morph step {step} is out of range: a morph of 0 images has no steps"
+            ),
+            Error::StepOutOfRange { step, steps } => write!(
+                f,
+                "morph step {step} is out of range: a morph of {steps} images has steps 0 to {}",
+                steps - 1
+            ),
+            Error::TooFewValues { expected, found } => write!(
+                f,
+                "too few values for the model: it has {expected} parameters, {found} were given"
+            ),
+            Error::TooManyValues { expected } => write!(
+                f,
+                "too many values for the model: it has {expected} parameters, more were given"
+            ),
         }
     }
 }
 
 impl core::error::Error for Error {}
+
+/// A name that is not one of [`Activation::ALL`](crate::Activation::ALL)'s or
+/// [`Precision::ALL`](crate::Precision::ALL)'s, from their `FromStr`.
+///
+/// ```
+/// use vae_core::{Precision, UnknownName};
+/// let err = "bf16".parse::<Precision>().unwrap_err();
+/// assert_eq!(err, UnknownName::Precision);
+/// assert_eq!(err.to_string(), "unknown precision: expected f16, f32 or i8");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UnknownName {
+    /// Not the name of an [`Activation`](crate::Activation).
+    Activation,
+    /// Not the name of a [`Precision`](crate::Precision).
+    Precision,
+}
+
+impl fmt::Display for UnknownName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UnknownName::Activation => {
+                f.write_str("unknown activation: expected ")?;
+                write_choices(f, &crate::Activation::ALL.map(crate::Activation::name))
+            }
+            UnknownName::Precision => {
+                f.write_str("unknown precision: expected ")?;
+                write_choices(f, &crate::Precision::ALL.map(crate::Precision::name))
+            }
+        }
+    }
+}
+
+/// `a`, `a or b`, `a, b or c`, ...
+fn write_choices(f: &mut fmt::Formatter<'_>, names: &[&str]) -> fmt::Result {
+    let last = names.len().saturating_sub(1);
+    for (k, name) in names.iter().enumerate() {
+        match k {
+            0 => {}
+            k if k == last => f.write_str(" or ")?,
+            _ => f.write_str(", ")?,
+        }
+        f.write_str(name)?;
+    }
+    Ok(())
+}
+
+impl core::error::Error for UnknownName {}

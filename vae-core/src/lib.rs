@@ -3,7 +3,9 @@
 //!
 //! This crate is the one definition of
 //! - the model file format ([`format`]): a versioned, checksummed postcard header followed
-//!   by f16 or f32 weights as raw little-endian bytes, read in place from flash;
+//!   by the weights as raw little-endian bytes, read in place from flash: f32, f16, or i8
+//!   with an f32 scale per row ([`Precision`]), rounded by one definition
+//!   ([`Precision::round_layer`]);
 //! - the decoder forward pass ([`Model::decode_into`]), giving 28x28 pixel probabilities;
 //! - the seeded sampler ([`Rng`]) and conditional input ("draw a 7",
 //!   [`Model::generate`]), which give the same pixels on every platform.
@@ -40,12 +42,12 @@ mod kernels;
 mod model;
 mod rng;
 
-pub use error::Error;
+pub use error::{Error, UnknownName};
 pub use format::{
     encode, encoded_len, Activation, Architecture, Header, Precision, FORMAT_VERSION, IMAGE_SIDE,
     MAGIC, MAX_CLASSES, MAX_HIDDEN_LAYERS, MAX_WIDTH, PAYLOAD_ALIGN, PIXELS,
 };
-pub use model::{to_pixel, Model};
+pub use model::{intensity, to_pixel, Model};
 pub use rng::Rng;
 
 /// Writes a small conditional model with fixed, made-up weights into `out` (latent 2,
@@ -67,8 +69,9 @@ pub fn example_model(precision: Precision, out: &mut [u8]) -> Result<&[u8], Erro
     let mut rng = Rng::new(0x5eed);
     let values = (0..arch.parameter_count()).map(move |_| rng.uniform() - 0.5);
     let len = encode(&arch, precision, values, out)?;
+    let available = out.len();
     out.get(..len).ok_or(Error::BufferTooSmall {
         needed: len,
-        available: 0,
+        available,
     })
 }

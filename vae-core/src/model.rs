@@ -98,15 +98,17 @@ impl<'a> Model<'a> {
         let mut offset = 0usize;
         let last = arch.hidden.len();
         for (index, (n_in, n_out)) in arch.layers().enumerate() {
+            // `validate` (in `parse`) has capped the widths at MAX_WIDTH.
+            let too_wide = Error::UnsupportedArchitecture("a hidden layer is wider than MAX_WIDTH");
             let x = if index == 0 {
                 input
             } else {
-                current.get(..n_in).ok_or(Error::MalformedHeader)?
+                current.get(..n_in).ok_or(too_wide)?
             };
             if index == last {
                 offset = self.dense(offset, x, n_out, |o, v| emit(o, sigmoid(v)))?;
             } else {
-                let y = next.get_mut(..n_out).ok_or(Error::MalformedHeader)?;
+                let y = next.get_mut(..n_out).ok_or(too_wide)?;
                 offset = self.dense(offset, x, n_out, |o, v| {
                     if let Some(slot) = y.get_mut(o) {
                         *slot = hidden_activation(v);
@@ -128,30 +130,37 @@ impl<'a> Model<'a> {
         n_out: usize,
         mut out: impl FnMut(usize, f32),
     ) -> Result<usize, Error> {
-        let precision = self.header.precision;
-        let end = offset.saturating_add(precision.layer_bytes(x.len(), n_out));
-        let layer = self.payload.get(offset..end).ok_or(Error::Truncated {
-            expected: end,
-            found: self.payload.len(),
-        })?;
-        if x.is_empty() {
-            return Err(Error::MalformedHeader);
-        }
         let n = x.len();
-        let split =
-            |bytes: &'a [u8], at: usize| bytes.split_at_checked(at).ok_or(Error::MalformedHeader);
-        match precision {
+        if n == 0 {
+            // `validate` refuses a latent or hidden width of 0.
+            return Err(Error::UnsupportedArchitecture("a layer has no inputs"));
+        }
+        // The next `len` payload bytes: parts of this layer, one after the other.
+        let mut end = offset;
+        let mut next = |len: usize| {
+            let start = end;
+            end = start.saturating_add(len);
+            self.payload.get(start..end).ok_or(Error::Truncated {
+                expected: end,
+                found: self.payload.len(),
+            })
+        };
+        let weights = n.saturating_mul(n_out);
+        match self.header.precision {
             Precision::F32 => {
-                let (weights, biases) = split(layer, 4 * n * n_out)?;
+                let weights = next(weights.saturating_mul(4))?;
+                let biases = next(n_out.saturating_mul(4))?;
                 kernels::layer(x, weights, biases, f32::from_le_bytes, out);
             }
             Precision::F16 => {
-                let (weights, biases) = split(layer, 2 * n * n_out)?;
+                let weights = next(weights.saturating_mul(2))?;
+                let biases = next(n_out.saturating_mul(2))?;
                 kernels::layer(x, weights, biases, kernels::f16_to_f32, out);
             }
             Precision::I8 => {
-                let (weights, rest) = split(layer, n * n_out)?;
-                let (scales, biases) = split(rest, 4 * n_out)?;
+                let weights = next(weights)?;
+                let scales = next(n_out.saturating_mul(4))?;
+                let biases = next(n_out.saturating_mul(4))?;
                 let q = kernels::QuantizedInput::new(x);
                 let params = scales.as_chunks().0.iter().zip(biases.as_chunks().0);
                 for (o, (row, (scale, bias))) in weights.chunks_exact(n).zip(params).enumerate() {
@@ -233,7 +242,7 @@ impl<'a> Model<'a> {
     ) -> Result<(), Error> {
         let mut input = [0.0f32; MAX_WIDTH];
         let len = self.build_input(z, digit, &mut input)?;
-        self.decode_into(input.get(..len).unwrap_or(&[]), probs)
+        self.decode_into(filled(&input, len)?, probs)
     }
 
     /// Draws one image from seed `seed`: `z ~ N(0, I)` from [`Rng::new(seed)`](Rng), then
@@ -259,7 +268,7 @@ impl<'a> Model<'a> {
     ) -> Result<Option<u8>, Error> {
         let mut input = [0.0f32; MAX_WIDTH];
         let (len, digit) = self.sample_input(seed, digit, &mut input)?;
-        self.decode_pixels(input.get(..len).unwrap_or(&[]), pixels)?;
+        self.decode_pixels(filled(&input, len)?, pixels)?;
         Ok(digit)
     }
 
@@ -292,17 +301,19 @@ impl<'a> Model<'a> {
     /// drawings (seed and digit each, as for [`generate`](Self::generate)):
     /// `x = a + t * (b - a)` with `t = step / (steps - 1)`, so step 0 is `a` and the last
     /// step is `b`. For a conditional model the one-hot label moves too, so a 3 turns
-    /// into an 8.
+    /// into an 8. A `step` outside `0..steps` is [`Error::StepOutOfRange`].
     ///
     /// ```
     /// # let mut buf = vec![0u8; 1 << 16];
     /// # let file = vae_core::example_model(vae_core::Precision::F16, &mut buf).unwrap();
-    /// use vae_core::{Model, PIXELS};
+    /// use vae_core::{Error, Model, PIXELS};
     /// let model = Model::parse(&file)?;
     /// let (mut first, mut start) = ([0u8; PIXELS], [0u8; PIXELS]);
     /// model.morph((1, Some(3)), (2, Some(8)), 0, 5, &mut first)?;
     /// model.generate(1, Some(3), &mut start)?;
     /// assert_eq!(first, start);
+    /// let last = model.morph((1, Some(3)), (2, Some(8)), 5, 5, &mut first);
+    /// assert_eq!(last, Err(Error::StepOutOfRange { step: 5, steps: 5 }));
     /// # Ok::<(), vae_core::Error>(())
     /// ```
     pub fn morph(
@@ -314,10 +325,7 @@ impl<'a> Model<'a> {
         pixels: &mut [u8; PIXELS],
     ) -> Result<(), Error> {
         if step >= steps {
-            return Err(Error::LengthMismatch {
-                expected: usize::from(steps),
-                found: usize::from(step),
-            });
+            return Err(Error::StepOutOfRange { step, steps });
         }
         let t = if steps > 1 {
             f32::from(step) / f32::from(steps - 1)
@@ -330,7 +338,7 @@ impl<'a> Model<'a> {
         for (a, b) in a.iter_mut().zip(&b).take(len) {
             *a += t * (b - *a);
         }
-        self.decode_pixels(a.get(..len).unwrap_or(&[]), pixels)
+        self.decode_pixels(filled(&a, len)?, pixels)
     }
 
     /// [`decode_into`](Self::decode_into), then [`to_pixel`] on every output.
@@ -343,8 +351,16 @@ impl<'a> Model<'a> {
     }
 }
 
+/// The first `len` values of a decoder input buffer, as `build_input` or `sample_input`
+/// filled them.
+fn filled(input: &[f32; MAX_WIDTH], len: usize) -> Result<&[f32], Error> {
+    input.get(..len).ok_or(Error::UnsupportedArchitecture(
+        "decoder input wider than MAX_WIDTH",
+    ))
+}
+
 /// The grey level of a pixel of probability `p` (0 = black, 255 = white), rounded to
-/// nearest; NaN maps to 0.
+/// nearest; NaN maps to 0. The inverse of [`intensity`] on grey levels.
 ///
 /// ```
 /// assert_eq!(vae_core::to_pixel(0.5), 128);
@@ -353,6 +369,20 @@ impl<'a> Model<'a> {
 pub fn to_pixel(p: f32) -> u8 {
     // `as` saturates: below 0 and NaN give 0, above 255 gives 255.
     (p * 255.0 + 0.5) as u8
+}
+
+/// The intensity in `[0, 1]` of an 8-bit grey level (0 = black, 255 = white): how images
+/// (MNIST's and the decoder's) become model inputs and targets. [`to_pixel`] turns it
+/// back into the same grey level.
+///
+/// ```
+/// use vae_core::{intensity, to_pixel};
+/// assert_eq!(intensity(0), 0.0);
+/// assert_eq!(intensity(255), 1.0);
+/// assert!((0..=255).all(|level| to_pixel(intensity(level)) == level));
+/// ```
+pub fn intensity(pixel: u8) -> f32 {
+    f32::from(pixel) / 255.0
 }
 
 fn relu(x: f32) -> f32 {
