@@ -9,46 +9,102 @@ use vae_core::{
 };
 
 /// A decoder the format allows, kept small so each case is quick: latent 1-6, no label or
-/// 2-10 classes, up to two hidden layers of 1-24, any activation and precision.
-fn model_file() -> impl Strategy<Value = (Architecture, Precision, Vec<u8>)> {
+/// 2-10 classes, up to two hidden layers of 1-24, any activation; and a value for each of
+/// its parameters.
+fn model_values() -> impl Strategy<Value = (Architecture, Vec<f32>)> {
     let arch = (
         1u16..=6,
         prop_oneof![Just(0u16), 2u16..=10],
         proptest::collection::vec(1u16..=24, 0..=2),
         prop_oneof![Just(Activation::Relu), Just(Activation::Sigmoid)],
     );
-    let precision = prop_oneof![
-        Just(Precision::F32),
-        Just(Precision::F16),
-        Just(Precision::I8)
-    ];
-    (arch, precision, any::<u64>()).prop_map(
-        |((latent, classes, widths, activation), precision, seed)| {
-            let mut hidden = heapless::Vec::new();
-            for w in widths {
-                let _ = hidden.push(w);
-            }
-            let arch = Architecture {
-                latent,
-                classes,
-                hidden,
-                activation,
-                output: PIXELS as u16,
-            };
-            // Weights in [-1, 1) from a small LCG (values need not be learned, only stored).
-            let mut state = seed | 1;
-            let values = (0..arch.parameter_count()).map(move |_| {
+    (arch, any::<u64>()).prop_map(|((latent, classes, widths, activation), seed)| {
+        let mut hidden = heapless::Vec::new();
+        for w in widths {
+            let _ = hidden.push(w);
+        }
+        let arch = Architecture {
+            latent,
+            classes,
+            hidden,
+            activation,
+            output: PIXELS as u16,
+        };
+        // Weights in [-1, 1) from a small LCG (values need not be learned, only stored).
+        let mut state = seed | 1;
+        let values = (0..arch.parameter_count())
+            .map(move |_| {
                 state = state
                     .wrapping_mul(6364136223846793005)
                     .wrapping_add(1442695040888963407);
                 (state >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-            });
-            let mut file = vec![0u8; encoded_len(&arch, precision).expect("a valid architecture")];
-            let n = encode(&arch, precision, values, &mut file).expect("encodes");
-            file.truncate(n);
-            (arch, precision, file)
-        },
-    )
+            })
+            .collect();
+        (arch, values)
+    })
+}
+
+fn precision() -> impl Strategy<Value = Precision> {
+    prop_oneof![
+        Just(Precision::F32),
+        Just(Precision::F16),
+        Just(Precision::I8)
+    ]
+}
+
+fn encode_to_vec(arch: &Architecture, precision: Precision, values: &[f32]) -> Vec<u8> {
+    let mut file = vec![0u8; encoded_len(arch, precision).expect("a valid architecture")];
+    let n = encode(arch, precision, values.iter().copied(), &mut file).expect("encodes");
+    file.truncate(n);
+    file
+}
+
+/// A model of [`model_values`] encoded at any precision.
+fn model_file() -> impl Strategy<Value = (Architecture, Precision, Vec<u8>)> {
+    (model_values(), precision()).prop_map(|((arch, values), precision)| {
+        let file = encode_to_vec(&arch, precision, &values);
+        (arch, precision, file)
+    })
+}
+
+/// `values` rounded layer by layer with `Precision::round_layer`.
+fn rounded(arch: &Architecture, precision: Precision, values: &[f32]) -> Vec<f32> {
+    let mut out = values.to_vec();
+    let mut rest = &mut out[..];
+    for (inputs, outputs) in arch.layers() {
+        let (layer, tail) = rest.split_at_mut(inputs * outputs + outputs);
+        let (weights, biases) = layer.split_at_mut(inputs * outputs);
+        precision
+            .round_layer(inputs, weights, biases)
+            .expect("layer lengths");
+        rest = tail;
+    }
+    out
+}
+
+/// An i8 file's values as numbers (`q * scale`, biases), by the documented layout.
+fn i8_values(arch: &Architecture, file: &[u8]) -> Vec<f32> {
+    let mut payload = &file[file.len() - arch.payload_len(Precision::I8)..];
+    let mut take = |n: usize| {
+        let (head, tail) = payload.split_at(n);
+        payload = tail;
+        head
+    };
+    let f32s = |b: &[u8]| -> Vec<f32> {
+        b.chunks_exact(4)
+            .map(|w| f32::from_le_bytes(w.try_into().unwrap()))
+            .collect()
+    };
+    let mut out = Vec::new();
+    for (inputs, outputs) in arch.layers() {
+        let q = take(inputs * outputs).to_vec();
+        let scales = f32s(take(4 * outputs));
+        for (row, scale) in q.chunks_exact(inputs).zip(&scales) {
+            out.extend(row.iter().map(|&q| f32::from(q as i8) * scale));
+        }
+        out.extend(f32s(take(4 * outputs)));
+    }
+    out
 }
 
 proptest! {
@@ -96,5 +152,30 @@ proptest! {
         let message = err.to_string();
         prop_assert!(message.contains(&format!("version {version}")), "{}", message);
         prop_assert!(message.contains(&format!("version {FORMAT_VERSION}")), "{}", message);
+    }
+
+    /// The writer and `round_layer` agree: an f16 model decodes to the same bits as an
+    /// f32 model of its `round_layer` values (the f16 and f32 decoders both sum in f32,
+    /// left to right, so any value rounded differently shows), and an i8 file stores, as
+    /// numbers, exactly the `round_layer` values (its decoder quantizes the input too, so
+    /// its outputs cannot be compared bit for bit with f32).
+    #[test]
+    fn the_file_stores_what_round_layer_gives((arch, values) in model_values(), z_seed in any::<u64>()) {
+        let f16 = encode_to_vec(&arch, Precision::F16, &values);
+        let f32_of_rounded = encode_to_vec(&arch, Precision::F32, &rounded(&arch, Precision::F16, &values));
+        let (f16, f32_of_rounded) = (Model::parse(&f16).unwrap(), Model::parse(&f32_of_rounded).unwrap());
+        let mut input = [0.0f32; MAX_WIDTH];
+        let digit = (arch.classes > 0).then_some(0);
+        let (len, _) = f16.sample_input(z_seed, digit, &mut input).unwrap();
+        let (mut a, mut b) = ([0.0f32; PIXELS], [0.0f32; PIXELS]);
+        f16.decode_into(&input[..len], &mut a).unwrap();
+        f32_of_rounded.decode_into(&input[..len], &mut b).unwrap();
+        prop_assert!(a.iter().zip(&b).all(|(a, b)| a.to_bits() == b.to_bits()));
+
+        // f32 stores the values themselves.
+        prop_assert_eq!(rounded(&arch, Precision::F32, &values), values.clone());
+
+        let i8_file = encode_to_vec(&arch, Precision::I8, &values);
+        prop_assert_eq!(i8_values(&arch, &i8_file), rounded(&arch, Precision::I8, &values));
     }
 }
