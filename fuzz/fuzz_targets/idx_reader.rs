@@ -1,10 +1,10 @@
 //! Any bytes, as an MNIST images file and a labels file (the first two bytes give the
-//! images file's length, little-endian; the labels file is the rest): the trainer's IDX
+//! images file's length, little-endian; the labels file is the rest): the `mnist` crate's IDX
 //! reader returns an error or a dataset whose sizes and labels are consistent.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use trainer::data::Dataset;
+use mnist::Dataset;
 use vae_core::PIXELS;
 
 fuzz_target!(|bytes: &[u8]| {

@@ -12,6 +12,14 @@ pub fn mnist_dir() -> PathBuf {
     workspace().join("data/mnist")
 }
 
+/// The first `n` images of one split of real MNIST; panics, naming the fix, when
+/// `data/mnist` is missing.
+pub fn load_mnist(split: mnist::Split, n: usize) -> mnist::Dataset {
+    mnist::Dataset::load(&mnist_dir(), split)
+        .unwrap_or_else(|e| panic!("{e:#} (the tests need real MNIST)"))
+        .truncated(n)
+}
+
 /// The committed default model's folder.
 pub fn default_model_dir() -> PathBuf {
     workspace().join("models/default")

@@ -4,7 +4,8 @@
 
 use dfdx::prelude::*;
 use trainer::checkpoint;
-use trainer::train::argmax;
+use trainer::metrics::argmax;
+use trainer::run_dir::RunDir;
 use vae_core::{Model, PIXELS};
 use vae_tests::default_model_dir;
 
@@ -23,7 +24,7 @@ fn i8_generated_digits_are_read_as_the_digit_asked_for() {
 fn read_back(file_name: &str) {
     let dir = default_model_dir();
     let dev = Cpu::default();
-    let (_, vae) = checkpoint::load(&dev, &dir).unwrap();
+    let (_, vae) = checkpoint::load(&dev, &RunDir::new(&dir)).unwrap();
     let classifier = vae
         .classifier
         .as_ref()
@@ -39,7 +40,7 @@ fn read_back(file_name: &str) {
                 model.generate(seed, Some(digit), &mut pixels).unwrap(),
                 Some(digit)
             );
-            images.extend(pixels.iter().map(|&p| f32::from(p) / 255.0));
+            images.extend(pixels.iter().map(|&p| vae_core::intensity(p)));
         }
     }
     let n = images.len() / PIXELS;

@@ -4,13 +4,14 @@
 use dfdx::prelude::*;
 use trainer::checkpoint;
 use trainer::export::model_file;
+use trainer::run_dir::RunDir;
 use vae_core::{Model, Precision, MAX_WIDTH, PIXELS};
-use vae_tests::{default_model_dir, latents};
+use vae_tests::{default_model_dir, latents, workspace};
 
 #[test]
 fn dfdx_forward_matches_vae_core_decode_of_the_f32_export() {
     let dev = Cpu::default();
-    let (_, vae) = checkpoint::load(&dev, &default_model_dir()).unwrap();
+    let (_, vae) = checkpoint::load(&dev, &RunDir::new(default_model_dir())).unwrap();
     let bytes = model_file(&vae, Precision::F32).unwrap();
     let model = Model::parse(&bytes).unwrap();
     let (latent, classes) = (vae.config.latent, vae.config.classes);
@@ -46,17 +47,29 @@ fn dfdx_forward_matches_vae_core_decode_of_the_f32_export() {
     assert!(max_abs < 1e-5, "max abs difference {max_abs}");
 }
 
+/// Every committed model folder's model files (the default model has all three, the
+/// others f16 and i8) are byte for byte what `vae export` writes from its checkpoint.
 #[test]
 fn committed_model_files_are_the_export_of_the_committed_checkpoint() {
-    let dir = default_model_dir();
-    let (_, vae) = checkpoint::load(&Cpu::default(), &dir).unwrap();
-    for (precision, name) in [
-        (Precision::F16, "decoder-f16.vae"),
-        (Precision::F32, "decoder-f32.vae"),
-        (Precision::I8, "decoder-i8.vae"),
-    ] {
-        let committed = std::fs::read(dir.join(name)).unwrap();
-        let fresh = model_file(&vae, precision).unwrap();
-        assert!(committed == fresh, "{name} differs from a fresh export");
+    let mut files = 0;
+    for name in ["default", "latent2", "unconditional", "iwae"] {
+        let run = RunDir::new(workspace().join("models").join(name));
+        let (_, vae) = checkpoint::load(&Cpu::default(), &run).unwrap();
+        for precision in Precision::ALL {
+            let path = run.model_file(precision);
+            if !path.exists() {
+                continue;
+            }
+            let committed = std::fs::read(&path).unwrap();
+            let fresh = model_file(&vae, precision).unwrap();
+            assert!(
+                committed == fresh,
+                "{} differs from a fresh export",
+                path.display()
+            );
+            files += 1;
+        }
     }
+    // 3 for the default model, 2 for each of the other three.
+    assert_eq!(files, 9, "model files found");
 }

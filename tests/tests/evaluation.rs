@@ -3,18 +3,14 @@
 //! independent classifier reads the committed model's digits as asked.
 
 use dfdx::prelude::*;
+use mnist::Split;
 use trainer::classifier::Classifier;
-use trainer::data::{Dataset, Split};
+use trainer::config::{Binarize, DataOptions, ModelConfig, TrainConfig};
 use trainer::eval::{evaluate_model, iwae_nll, EvalOptions};
-use trainer::model::{Act, ModelConfig};
-use trainer::train::{evaluate, train, Binarize, DataOptions, LrSchedule, RunOptions, TrainConfig};
-use vae_tests::{default_model_dir, mnist_dir, scratch_dir, workspace};
-
-fn load(split: Split, n: usize) -> Dataset {
-    Dataset::load(&mnist_dir(), split)
-        .unwrap_or_else(|e| panic!("{e:#} (the tests need real MNIST)"))
-        .truncated(n)
-}
+use trainer::metrics::mean_loss;
+use trainer::run_dir::RunDir;
+use trainer::train::{train, RunOptions};
+use vae_tests::{default_model_dir, load_mnist, scratch_dir, workspace};
 
 /// IWAE with k = 1 is the ELBO itself (up to Monte Carlo noise); with more samples the
 /// bound tightens, so the estimate of -log p(x) must fall. For this briefly trained model
@@ -22,33 +18,27 @@ fn load(split: Split, n: usize) -> Dataset {
 /// mis-weighted sample would show as a rise or as a drop of tens of nats.
 #[test]
 fn iwae_estimate_starts_at_the_elbo_and_tightens_with_more_samples() {
-    let train_set = load(Split::Train, 2000);
-    let test_set = load(Split::Test, 200);
+    let train_set = load_mnist(Split::Train, 2000);
+    let test_set = load_mnist(Split::Test, 200);
     let config = TrainConfig {
         model: ModelConfig {
             latent: 8,
             encoder_hidden: vec![128],
             decoder_hidden: vec![64],
-            activation: Act::Relu,
-            classes: 0,
-            classifier_hidden: vec![],
-            encoder_sees_label: false,
-        },
+            ..ModelConfig::default()
+        }
+        .unconditional(),
         epochs: 2,
         batch_size: 50,
-        learning_rate: 1e-3,
         class_weight: 0.0,
         seed: 3,
-        train_limit: None,
         binarize: Binarize::Dynamic,
-        kl_warmup: 0,
-        denoise: 0.0,
-        lr_schedule: LrSchedule::Constant,
+        ..TrainConfig::default()
     };
-    let out = scratch_dir("iwae");
+    let run = RunDir::new(scratch_dir("iwae"));
     let dev = Cpu::seed_from_u64(3);
     let opts = RunOptions {
-        out: &out,
+        run: &run,
         progress: false,
         after_epoch: None,
     };
@@ -59,9 +49,9 @@ fn iwae_estimate_starts_at_the_elbo_and_tightens_with_more_samples() {
     // -ELBO on a stochastic binarization of the same images (another draw: within noise).
     let dynamic = DataOptions {
         binarize: Binarize::Dynamic,
-        denoise: 0.0,
+        ..DataOptions::default()
     };
-    let elbo = f64::from(evaluate(&dev, &vae, &test_set, dynamic, 7).neg_elbo());
+    let elbo = f64::from(mean_loss(&vae, &test_set, dynamic, 7).neg_elbo());
     println!("-ELBO {elbo:.2}, IWAE k=1 {k1:.2}, k=64 {k64:.2}");
     // Single-sample estimates over 200 images: standard error about 1-2 nats.
     assert!((k1 - elbo).abs() < 6.0, "k=1 {k1} vs -ELBO {elbo}");
@@ -72,15 +62,15 @@ fn iwae_estimate_starts_at_the_elbo_and_tightens_with_more_samples() {
 #[test]
 fn quantized_decoders_cost_little_and_digits_read_as_asked() {
     let dev = Cpu::default();
-    let (_, vae) = trainer::checkpoint::load(&dev, &default_model_dir()).unwrap();
+    let (_, vae) = trainer::checkpoint::load(&dev, &RunDir::new(default_model_dir())).unwrap();
     let (classifier, report) = Classifier::load(&workspace().join("models/classifier")).unwrap();
     assert!(report.test_accuracy >= 0.98, "{report:?}");
-    let test_set = load(Split::Test, 2000);
+    let test_set = load_mnist(Split::Test, 2000);
     let opts = EvalOptions {
         iwae_k: 0,
         per_digit: 100,
-        seed: 0,
         classifier: Some(&classifier),
+        ..EvalOptions::default()
     };
     let r = evaluate_model(&vae, &test_set, &opts).unwrap();
     println!("{r:#?}");

@@ -13,7 +13,8 @@ use std::sync::Mutex;
 
 use dfdx::prelude::*;
 use trainer::checkpoint;
-use trainer::train::argmax;
+use trainer::metrics::argmax;
+use trainer::run_dir::RunDir;
 use vae_core::demo::{hex, plan, Drawing};
 use vae_core::{Model, PIXELS};
 use vae_tests::{default_model_dir, scratch_dir, workspace};
@@ -134,11 +135,11 @@ fn f16_firmware_matches_the_host_byte_for_byte_and_draws_the_digits_asked_for() 
     // The first ten images are the digits 0-9: the model's classifier (trained on MNIST
     // labels) reads each as the digit asked for.
     let dev = Cpu::default();
-    let (_, vae) = checkpoint::load(&dev, &dir).unwrap();
+    let (_, vae) = checkpoint::load(&dev, &RunDir::new(&dir)).unwrap();
     let classifier = vae.classifier.as_ref().expect("conditional model");
     let digits: Vec<f32> = printed.images[..10]
         .iter()
-        .flat_map(|(_, p)| p.iter().map(|&v| f32::from(v) / 255.0))
+        .flat_map(|(_, p)| p.iter().map(|&v| vae_core::intensity(v)))
         .collect();
     let logits = classifier
         .forward(dev.tensor_from_vec(digits, (10, PIXELS)), false)

@@ -3,47 +3,40 @@
 //! and a loss that turns NaN stops training with the last good checkpoint intact.
 
 use dfdx::prelude::*;
+use mnist::Split;
 use trainer::checkpoint;
-use trainer::data::{Dataset, Split};
-use trainer::model::{Act, ModelConfig};
-use trainer::train::{
-    evaluate, resume, train, Binarize, DataOptions, LrSchedule, RunOptions, TrainConfig,
-};
-use vae_tests::{mnist_dir, scratch_dir};
+use trainer::config::{Binarize, DataOptions, LrSchedule, ModelConfig, TrainConfig};
+use trainer::metrics::mean_loss;
+use trainer::run_dir::RunDir;
+use trainer::train::{resume, train, RunOptions};
+use vae_tests::{load_mnist, scratch_dir};
 
-fn load(split: Split, n: usize) -> Dataset {
-    Dataset::load(&mnist_dir(), split)
-        .unwrap_or_else(|e| panic!("{e:#} (the tests need real MNIST)"))
-        .truncated(n)
-}
-
+/// The default conditional model, shrunk to train in seconds.
 fn small_config() -> TrainConfig {
     TrainConfig {
         model: ModelConfig {
             latent: 4,
             encoder_hidden: vec![64],
             decoder_hidden: vec![32],
-            activation: Act::Relu,
-            classes: 10,
             classifier_hidden: vec![32],
-            encoder_sees_label: true,
+            ..ModelConfig::default()
         },
         epochs: 3,
         batch_size: 50,
-        learning_rate: 1e-3,
-        class_weight: 10.0,
         seed: 1,
         train_limit: Some(3000),
-        binarize: Binarize::None,
-        kl_warmup: 0,
-        denoise: 0.0,
-        lr_schedule: LrSchedule::Constant,
+        ..TrainConfig::default()
     }
 }
 
-fn quiet(out: &std::path::Path) -> RunOptions<'_, Cpu> {
+/// A fresh, empty run folder.
+fn run_dir(name: &str) -> RunDir {
+    RunDir::new(scratch_dir(name))
+}
+
+fn quiet(run: &RunDir) -> RunOptions<'_, Cpu> {
     RunOptions {
-        out,
+        run,
         progress: false,
         after_epoch: None,
     }
@@ -51,10 +44,10 @@ fn quiet(out: &std::path::Path) -> RunOptions<'_, Cpu> {
 
 #[test]
 fn loss_goes_down_on_a_slice_of_mnist() {
-    let train_set = load(Split::Train, 3000);
-    let test_set = load(Split::Test, 1000);
+    let train_set = load_mnist(Split::Train, 3000);
+    let test_set = load_mnist(Split::Test, 1000);
     let config = small_config();
-    let out = scratch_dir("training");
+    let out = run_dir("training");
     let dev = Cpu::seed_from_u64(1);
     let opts = quiet(&out);
     let (vae, history) = train(&dev, &config, &train_set, &test_set, &opts).unwrap();
@@ -76,10 +69,10 @@ fn loss_goes_down_on_a_slice_of_mnist() {
     // The run folder holds what `export` needs, and the checkpoint is the trained model.
     let (saved_config, loaded) = checkpoint::load(&dev, &out).unwrap();
     assert_eq!(saved_config, config);
-    let a = evaluate(&dev, &vae, &test_set, DataOptions::default(), 99);
-    let b = evaluate(&dev, &loaded, &test_set, DataOptions::default(), 99);
+    let a = mean_loss(&vae, &test_set, DataOptions::default(), 99);
+    let b = mean_loss(&loaded, &test_set, DataOptions::default(), 99);
     assert_eq!(a, b);
-    let history_json = std::fs::read_to_string(out.join("history.json")).unwrap();
+    let history_json = std::fs::read_to_string(out.history()).unwrap();
     assert!(history_json.contains("\"epoch\": 3"));
 }
 
@@ -88,8 +81,8 @@ fn loss_goes_down_on_a_slice_of_mnist() {
 /// same bytes.
 #[test]
 fn resume_continues_exactly_where_the_run_stopped() {
-    let train_set = load(Split::Train, 1000);
-    let test_set = load(Split::Test, 300);
+    let train_set = load_mnist(Split::Train, 1000);
+    let test_set = load_mnist(Split::Test, 300);
     let config = TrainConfig {
         epochs: 3,
         train_limit: Some(1000),
@@ -100,11 +93,11 @@ fn resume_continues_exactly_where_the_run_stopped() {
         ..small_config()
     };
     let dev = Cpu::seed_from_u64(1);
-    let straight = scratch_dir("resume-straight");
+    let straight = run_dir("resume-straight");
     let (_, full) = train(&dev, &config, &train_set, &test_set, &quiet(&straight)).unwrap();
 
     // The same run, stopped right after epoch 1's files are written (as a kill would).
-    let stopped = scratch_dir("resume-stopped");
+    let stopped = run_dir("resume-stopped");
     let stop = |epoch: usize, _: &mut trainer::model::Vae<Cpu>| match epoch {
         1 => Err(std::io::Error::other("stopped").into()),
         _ => Ok(()),
@@ -116,19 +109,23 @@ fn resume_continues_exactly_where_the_run_stopped() {
     assert!(train(&dev, &config, &train_set, &test_set, &opts).is_err());
     let (_, resumed) = resume(&dev, None, &train_set, &test_set, &quiet(&stopped)).unwrap();
 
-    let losses = |h: &[trainer::train::EpochRecord]| -> Vec<(f32, f32)> {
+    let losses = |h: &[trainer::history::EpochRecord]| -> Vec<(f32, f32)> {
         h.iter()
             .map(|r| (r.train.neg_elbo(), r.test.neg_elbo()))
             .collect()
     };
     assert_eq!(losses(&resumed), losses(&full));
-    let a = std::fs::read(straight.join("checkpoint.safetensors")).unwrap();
-    let b = std::fs::read(stopped.join("checkpoint.safetensors")).unwrap();
+    let a = std::fs::read(straight.checkpoint()).unwrap();
+    let b = std::fs::read(stopped.checkpoint()).unwrap();
     assert!(a == b, "the checkpoints differ");
     // The optimizer states too (compared as values: the file's metadata order varies).
-    let (_, _, adam_a, epoch_a) = checkpoint::load_resume(&dev, &straight).unwrap();
-    let (_, _, adam_b, epoch_b) = checkpoint::load_resume(&dev, &stopped).unwrap();
-    assert_eq!((epoch_a, adam_a.step()), (epoch_b, adam_b.step()));
+    let state_a = checkpoint::load_resume(&dev, &straight).unwrap();
+    let state_b = checkpoint::load_resume(&dev, &stopped).unwrap();
+    let (adam_a, adam_b) = (&state_a.adam, &state_b.adam);
+    assert_eq!(
+        (state_a.epoch, adam_a.step()),
+        (state_b.epoch, adam_b.step())
+    );
     assert!(adam_a.moments() == adam_b.moments(), "Adam moments differ");
     // Nothing left to do: a clear error, not a silent no-op.
     let err = resume(&dev, None, &train_set, &test_set, &quiet(&stopped)).unwrap_err();
@@ -146,8 +143,8 @@ fn resume_continues_exactly_where_the_run_stopped() {
         "resume.safetensors",
         "checkpoint.safetensors",
     ] {
-        let torn = scratch_dir(&format!("resume-torn-{file}"));
-        let (path, kept) = (torn.join(file), torn.join("kept"));
+        let torn = run_dir(&format!("resume-torn-{file}"));
+        let (path, kept) = (torn.path().join(file), torn.path().join("kept"));
         let block = |epoch: usize, _: &mut trainer::model::Vae<Cpu>| {
             assert_eq!(epoch, 1, "epoch 2 should have failed to write {file}");
             std::fs::rename(&path, &kept).unwrap();
@@ -165,22 +162,22 @@ fn resume_continues_exactly_where_the_run_stopped() {
         let (_, resumed) = resume(&dev, None, &train_set, &test_set, &quiet(&torn))
             .unwrap_or_else(|e| panic!("{file} not written: {e:#}"));
         assert_eq!(losses(&resumed), losses(&full), "{file} not written");
-        let c = std::fs::read(torn.join("checkpoint.safetensors")).unwrap();
+        let c = std::fs::read(torn.checkpoint()).unwrap();
         assert!(a == c, "the checkpoints differ ({file} not written)");
     }
 }
 
 #[test]
 fn a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint() {
-    let train_set = load(Split::Train, 500);
-    let test_set = load(Split::Test, 200);
+    let train_set = load_mnist(Split::Train, 500);
+    let test_set = load_mnist(Split::Test, 200);
     let config = TrainConfig {
         epochs: 3,
         train_limit: Some(500),
         ..small_config()
     };
     let dev = Cpu::seed_from_u64(1);
-    let out = scratch_dir("nan");
+    let out = run_dir("nan");
     // After epoch 1's checkpoint is written, one decoder weight becomes NaN.
     let poison = |epoch: usize, vae: &mut trainer::model::Vae<Cpu>| {
         if epoch == 1 {
@@ -208,7 +205,7 @@ fn a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint() {
         .as_vec()
         .iter()
         .all(|w| w.is_finite()));
-    let history = std::fs::read_to_string(out.join("history.json")).unwrap();
+    let history = std::fs::read_to_string(out.history()).unwrap();
     assert!(history.contains("\"epoch\": 1") && !history.contains("\"epoch\": 2"));
     // And the run can be resumed from there.
     let (_, resumed) = resume(&dev, None, &train_set, &test_set, &quiet(&out)).unwrap();

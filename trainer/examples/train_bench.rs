@@ -1,6 +1,7 @@
-//! Training throughput of the project's trainer: real MNIST through the real data
-//! pipeline (`make_batch`), the real model and Adam, for a fixed number of steps, a few
-//! times over; prints images per second for each repeat and their median.
+//! Training throughput of the project's trainer: real MNIST through the training loop's
+//! own step (`trainer::step::train_step`: batches, shards, gradients, Adam), for a fixed
+//! number of steps, a few times over; prints images per second for each repeat and their
+//! median.
 //!
 //! ```sh
 //! cargo run --release -p trainer --example train_bench -- --model classic
@@ -15,12 +16,13 @@ use std::time::Instant;
 use anyhow::Result;
 use clap::{Parser, ValueEnum};
 use dfdx::prelude::*;
+use mnist::{Dataset, Split};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use trainer::adam::Adam;
-use trainer::data::{Dataset, Split};
-use trainer::model::{Act, ModelConfig, Vae};
-use trainer::train::{sharded_gradients, DataOptions};
+use trainer::config::{DataOptions, ModelConfig, TrainConfig};
+use trainer::model::Vae;
+use trainer::step::train_step;
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Preset {
@@ -48,56 +50,41 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let (config, batch_size, class_weight) = match args.model {
-        Preset::Classic => (
-            ModelConfig {
+    let config = match args.model {
+        Preset::Classic => TrainConfig {
+            model: ModelConfig {
                 latent: 20,
-                encoder_hidden: vec![400],
                 decoder_hidden: vec![400],
-                activation: Act::Relu,
-                classes: 0,
-                classifier_hidden: vec![],
-                encoder_sees_label: false,
-            },
-            128,
-            0.0,
-        ),
-        Preset::Default => (
-            ModelConfig {
-                latent: 10,
-                encoder_hidden: vec![400],
-                decoder_hidden: vec![128],
-                activation: Act::Relu,
-                classes: 10,
-                classifier_hidden: vec![256],
-                encoder_sees_label: true,
-            },
-            100,
-            10.0,
-        ),
+                ..ModelConfig::default()
+            }
+            .unconditional(),
+            batch_size: 128,
+            class_weight: 0.0,
+            ..TrainConfig::default()
+        },
+        Preset::Default => TrainConfig::default(),
     };
+    let (batch_size, weights) = (config.batch_size, (config.class_weight, 1.0));
     let train = Dataset::load(&args.data_dir, Split::Train)?;
     let dev = Cpu::seed_from_u64(0);
     let mut rates = Vec::with_capacity(args.repeat);
     for repeat in 0..args.repeat {
         let mut rng = rand::rngs::StdRng::seed_from_u64(repeat as u64);
-        let mut vae = Vae::new(&dev, &config, &mut rng);
-        let mut adam = Adam::new(&vae, 1e-3);
+        let mut vae = Vae::new(&dev, &config.model, &mut rng);
+        let mut adam = Adam::new(&vae, config.learning_rate);
         let mut order: Vec<usize> = (0..train.len()).collect();
         order.shuffle(&mut rng);
         let mut batches = order.chunks_exact(batch_size).cycle();
         let mut step = |vae: &mut Vae<Cpu>, adam: &mut Adam<Cpu>| {
             let chunk = batches.next().unwrap_or(&[]);
-            let (_, grads) = sharded_gradients(
-                &dev,
+            train_step(
                 vae,
-                &train,
-                chunk,
+                adam,
+                (&train, chunk),
                 DataOptions::default(),
                 &mut rng,
-                (class_weight, 1.0),
+                weights,
             );
-            adam.update(vae, grads);
         };
         step(&mut vae, &mut adam); // warm-up: first allocations
         let started = Instant::now();

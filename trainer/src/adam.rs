@@ -1,11 +1,13 @@
 //! Adam (Kingma & Ba, 2015) over the run-time-shaped parameters of [`Vae`], written
-//! with dfdx tensor operations so it runs on whichever device the model lives on.
+//! with dfdx tensor operations so it runs on whichever device the model lives on. An
+//! update is a list of independent per-layer updates, which the device runs
+//! ([`crate::step::TrainDevice::update_layers`]).
 
 use dfdx::prelude::*;
 
-use crate::exec::TrainDevice;
 use crate::grad::DenseGrad;
-use crate::model::{Dense, Matrix, Vae, Vector};
+use crate::model::{Dense, Vae};
+use crate::tensor::{Matrix, Vector};
 
 /// Adam's hyper-parameters and its two moment estimates per parameter.
 pub struct Adam<D: Device<f32>> {
@@ -48,15 +50,17 @@ impl<D: Device<f32>> Adam<D> {
         }
     }
 
-    /// One update of every parameter from the sum of `shards`, each a gradient of every
-    /// layer in [`Vae::dense_layers`] order (as [`crate::grad::loss_and_gradients`]
-    /// returns them). Layers are summed and updated in parallel: dfdx runs each
-    /// elementwise operation on one thread, and the two large layers of an MLP VAE
-    /// balance two cores.
-    pub fn update(&mut self, model: &mut Vae<D>, shards: Vec<Vec<DenseGrad<D>>>)
-    where
-        D: TrainDevice,
-    {
+    /// Takes one step and returns the update of every parameter from the sum of
+    /// `shards`, each a gradient of every layer in [`Vae::dense_layers`] order (as
+    /// [`crate::grad::loss_and_gradients`] returns them), one independent update per
+    /// layer for the device to run ([`LayerUpdate::apply`]): on the CPU side by side,
+    /// since dfdx runs each elementwise operation on one thread and the two large layers
+    /// of an MLP VAE balance two cores.
+    pub fn layer_updates<'a>(
+        &'a mut self,
+        model: &'a mut Vae<D>,
+        shards: Vec<Vec<DenseGrad<D>>>,
+    ) -> Vec<LayerUpdate<'a, D>> {
         self.step += 1;
         let c1 = 1.0 - self.beta1.powi(self.step);
         let c2 = 1.0 - self.beta2.powi(self.step);
@@ -75,7 +79,7 @@ impl<D: Device<f32>> Adam<D> {
                 layer.push(g);
             }
         }
-        let work: Vec<_> = model
+        model
             .dense_layers_mut()
             .into_iter()
             .zip(&mut self.moments)
@@ -86,8 +90,7 @@ impl<D: Device<f32>> Adam<D> {
                 grads,
                 hp,
             })
-            .collect();
-        D::update_layers(work);
+            .collect()
     }
 }
 
@@ -137,7 +140,7 @@ impl<D: Device<f32>> Adam<D> {
 }
 
 /// Adam's update of one layer from the gradients of every shard; see
-/// [`TrainDevice::update_layers`].
+/// [`Adam::layer_updates`].
 pub struct LayerUpdate<'a, D: Device<f32>> {
     layer: &'a mut Dense<D>,
     moments: &'a mut Moments<D>,

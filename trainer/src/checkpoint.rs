@@ -1,43 +1,37 @@
-//! A training run's folder: its configuration (JSON), its weights (safetensors, readable
-//! from Python too) and its history of losses (JSON).
+//! A run's weights on disk, as safetensors (readable from Python too): the checkpoint
+//! (every weight after the last finished epoch, what `export`, `eval` and `pictures`
+//! load) and the resume state (the same weights with Adam's moments and step and the
+//! epoch reached: everything `--resume` needs), each read back with the run's
+//! `config.json`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ::safetensors::tensor::{serialize, Dtype, SafeTensorError, SafeTensors, TensorView};
 use anyhow::{bail, Context, Result};
 use dfdx::prelude::*;
 
 use crate::adam::Adam;
+use crate::config::TrainConfig;
 use crate::io::{read_json, write_atomic};
 use crate::model::Vae;
-use crate::train::TrainConfig;
+use crate::run_dir::RunDir;
 
-/// File names inside a run folder.
-pub struct RunDir(pub PathBuf);
-
-impl RunDir {
-    /// Training configuration.
-    pub fn config(&self) -> PathBuf {
-        self.0.join("config.json")
-    }
-    /// All weights after the last finished epoch.
-    pub fn checkpoint(&self) -> PathBuf {
-        self.0.join("checkpoint.safetensors")
-    }
-    /// Per-epoch losses.
-    pub fn history(&self) -> PathBuf {
-        self.0.join("history.json")
-    }
-    /// Model, optimizer state and epoch: everything `--resume` needs, in one file.
-    pub fn resume(&self) -> PathBuf {
-        self.0.join("resume.safetensors")
-    }
+/// What a run's resume state holds: where the run stands after its last complete epoch.
+pub struct ResumeState<D: Device<f32>> {
+    /// The run's settings.
+    pub config: TrainConfig,
+    /// The model after `epoch` epochs.
+    pub vae: Vae<D>,
+    /// The optimizer after `epoch` epochs.
+    pub adam: Adam<D>,
+    /// Epochs done.
+    pub epoch: usize,
 }
 
-/// Saves every parameter of `vae` to `path` (atomically), as `<layer>.weight` with
-/// shape (inputs, outputs) and `<layer>.bias` with shape (outputs,).
-pub fn save<D: Device<f32>>(vae: &Vae<D>, path: &Path) -> Result<()> {
-    write_tensors(path, model_tensors(vae), None)
+/// Saves every parameter of `vae` as the run's checkpoint (atomically), as
+/// `<layer>.weight` with shape (inputs, outputs) and `<layer>.bias` with shape (outputs,).
+pub fn save<D: Device<f32>>(vae: &Vae<D>, run: &RunDir) -> Result<()> {
+    write_tensors(&run.checkpoint(), model_tensors(vae), None)
 }
 
 /// `(name, dims, values)` of every weight and bias.
@@ -79,12 +73,13 @@ fn write_tensors(
 
 const ADAM_PARTS: [&str; 4] = ["weight.m", "weight.v", "bias.m", "bias.v"];
 
-/// Writes the resume state: the model, Adam's moments and step, and the epoch just done.
+/// Writes the run's resume state: the model, Adam's moments and step, and the epoch
+/// just done.
 pub fn save_resume<D: Device<f32>>(
     vae: &Vae<D>,
     adam: &Adam<D>,
     epoch: usize,
-    path: &Path,
+    run: &RunDir,
 ) -> Result<()> {
     let mut data = model_tensors(vae);
     for ((name, layer), moments) in vae.dense_layers().into_iter().zip(adam.moments()) {
@@ -102,20 +97,17 @@ pub fn save_resume<D: Device<f32>>(
         ("epoch".to_string(), epoch.to_string()),
         ("adam_step".to_string(), adam.step().to_string()),
     ];
-    write_tensors(path, data, Some(metadata.into_iter().collect()))
+    write_tensors(&run.resume(), data, Some(metadata.into_iter().collect()))
 }
 
 /// Reads a run's configuration and resume state: model, optimizer and epochs done.
-pub fn load_resume<D: Device<f32>>(
-    dev: &D,
-    run: &Path,
-) -> Result<(TrainConfig, Vae<D>, Adam<D>, usize)> {
-    let dir = RunDir(run.to_path_buf());
-    let path = dir.resume();
-    let (config, vae) = load_from(dev, run, &path)?;
+pub fn load_resume<D: Device<f32>>(dev: &D, run: &RunDir) -> Result<ResumeState<D>> {
+    let path = run.resume();
+    let config = read_config(run)?;
     let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
     let file = SafeTensors::deserialize(&bytes)
         .map_err(|e| anyhow::anyhow!("{} is not a valid resume state: {e:?}", path.display()))?;
+    let vae = read_model(dev, &config, &file).with_context(|| format!("{}", path.display()))?;
     let (_, header) = SafeTensors::read_metadata(&bytes)
         .map_err(|e| anyhow::anyhow!("{}: {e:?}", path.display()))?;
     let meta = header.metadata().clone().unwrap_or_default();
@@ -142,7 +134,12 @@ pub fn load_resume<D: Device<f32>>(
         moments.push([next()?, next()?, next()?, next()?]);
     }
     adam.restore(i32::try_from(step)?, moments)?;
-    Ok((config, vae, adam, usize::try_from(epoch)?))
+    Ok(ResumeState {
+        config,
+        vae,
+        adam,
+        epoch: usize::try_from(epoch)?,
+    })
 }
 
 fn le_bytes(values: &[f32]) -> Vec<u8> {
@@ -150,18 +147,23 @@ fn le_bytes(values: &[f32]) -> Vec<u8> {
 }
 
 /// Loads a run folder's configuration and checkpoint onto `dev`.
-pub fn load<D: Device<f32>>(dev: &D, run: &Path) -> Result<(TrainConfig, Vae<D>)> {
-    load_from(dev, run, &RunDir(run.to_path_buf()).checkpoint())
-}
-
-/// The run's configuration and the model weights stored in `path`.
-fn load_from<D: Device<f32>>(dev: &D, run: &Path, path: &Path) -> Result<(TrainConfig, Vae<D>)> {
-    let dir = RunDir(run.to_path_buf());
-    let config: TrainConfig = read_json(&dir.config())
-        .with_context(|| format!("{} is not a training run folder", run.display()))?;
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+pub fn load<D: Device<f32>>(dev: &D, run: &RunDir) -> Result<(TrainConfig, Vae<D>)> {
+    let config = read_config(run)?;
+    let path = run.checkpoint();
+    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
     let file = SafeTensors::deserialize(&bytes)
         .map_err(|e| anyhow::anyhow!("{} is not a valid checkpoint: {e:?}", path.display()))?;
+    let vae = read_model(dev, &config, &file).with_context(|| format!("{}", path.display()))?;
+    Ok((config, vae))
+}
+
+/// The run's `config.json`.
+pub fn read_config(run: &RunDir) -> Result<TrainConfig> {
+    read_json(&run.config()).with_context(|| format!("{run} is not a training run folder"))
+}
+
+/// A model of shape `config.model` with the weights stored in `file`.
+fn read_model<D: Device<f32>>(dev: &D, config: &TrainConfig, file: &SafeTensors) -> Result<Vae<D>> {
     let mut vae = Vae::new(
         dev,
         &config.model,
@@ -170,14 +172,12 @@ fn load_from<D: Device<f32>>(dev: &D, run: &Path, path: &Path) -> Result<(TrainC
     let names: Vec<String> = vae.dense_layers().into_iter().map(|(n, _)| n).collect();
     for (name, layer) in names.iter().zip(vae.dense_layers_mut()) {
         let (inputs, outputs) = *layer.weight.shape();
-        let weight = read_tensor(&file, &format!("{name}.weight"), &[inputs, outputs])
-            .with_context(|| format!("{}", path.display()))?;
-        let bias = read_tensor(&file, &format!("{name}.bias"), &[outputs])
-            .with_context(|| format!("{}", path.display()))?;
+        let weight = read_tensor(file, &format!("{name}.weight"), &[inputs, outputs])?;
+        let bias = read_tensor(file, &format!("{name}.bias"), &[outputs])?;
         layer.weight = dev.tensor_from_vec(weight, (inputs, outputs));
         layer.bias = dev.tensor_from_vec(bias, (outputs,));
     }
-    Ok((config, vae))
+    Ok(vae)
 }
 
 fn read_tensor(file: &SafeTensors, name: &str, dims: &[usize]) -> Result<Vec<f32>> {

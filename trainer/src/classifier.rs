@@ -7,15 +7,15 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use dfdx::optim::{Adam, AdamConfig};
 use dfdx::prelude::*;
-use indicatif::{ProgressBar, ProgressStyle};
+use mnist::Dataset;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
+use vae_core::PIXELS;
 
-use crate::data::Dataset;
-use crate::io::{read_json, write_json};
-use crate::model::PIXELS;
-use crate::train::argmax;
+use crate::io::{read_json, write_atomic_with, write_json};
+use crate::metrics::argmax;
+use crate::progress;
 
 /// The network: two hidden layers of 512 with ReLU and dropout 0.2.
 pub type Net = (
@@ -65,16 +65,8 @@ impl Classifier {
         let mut order: Vec<usize> = (0..train.len()).collect();
         for epoch in 1..=epochs {
             order.shuffle(&mut rng);
-            let bar = if progress {
-                ProgressBar::new(order.len() as u64)
-            } else {
-                ProgressBar::hidden()
-            };
-            bar.set_style(
-                ProgressStyle::with_template("classifier epoch {prefix} [{bar:30}] {msg}")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            );
-            bar.set_prefix(format!("{epoch}/{epochs}"));
+            let label = format!("classifier epoch {epoch}/{epochs}");
+            let bar = progress::bar(progress, order.len(), label);
             let mut total = 0.0f32;
             for (k, chunk) in order.chunks(100).enumerate() {
                 let (x, y) = batch(&dev, train, chunk);
@@ -106,13 +98,12 @@ impl Classifier {
             test_accuracy: classifier.accuracy(test),
         };
         std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-        let path = out.join(WEIGHTS);
-        let tmp = out.join(format!(".{WEIGHTS}.tmp-{}", std::process::id()));
-        classifier
-            .net
-            .save_safetensors(&tmp)
-            .map_err(|e| anyhow::anyhow!("cannot write {}: {e:?}", tmp.display()))?;
-        std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))?;
+        write_atomic_with(&out.join(WEIGHTS), |tmp| {
+            classifier
+                .net
+                .save_safetensors(tmp)
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e:?}", tmp.display()))
+        })?;
         write_json(&out.join(REPORT), &report)?;
         Ok((classifier, report))
     }
@@ -142,13 +133,20 @@ impl Classifier {
         out
     }
 
+    /// The digit each 8-bit image shows, by this classifier.
+    pub fn read(&self, images: &[[u8; PIXELS]]) -> Vec<usize> {
+        let x: Vec<f32> = images
+            .as_flattened()
+            .iter()
+            .map(|&p| vae_core::intensity(p))
+            .collect();
+        self.predict(&x)
+    }
+
     /// Share of `data` classified correctly.
     pub fn accuracy(&self, data: &Dataset) -> f32 {
-        let images: Vec<f32> = (0..data.len())
-            .flat_map(|i| data.image(i).iter().map(|&p| f32::from(p) / 255.0))
-            .collect();
         let correct = self
-            .predict(&images)
+            .predict(&data.intensities(0..data.len()))
             .iter()
             .zip(&data.labels)
             .filter(|(p, &l)| **p == usize::from(l))
@@ -162,10 +160,9 @@ type Labels = Tensor<(usize, Const<10>), f32, Cpu>;
 
 fn batch(dev: &Cpu, data: &Dataset, indices: &[usize]) -> (Images, Labels) {
     let n = indices.len();
-    let mut x = Vec::with_capacity(n * PIXELS);
     let mut y = vec![0.0f32; n * 10];
+    let x = data.intensities(indices.iter().copied());
     for (row, &i) in indices.iter().enumerate() {
-        x.extend(data.image(i).iter().map(|&p| f32::from(p) / 255.0));
         y[row * 10 + usize::from(data.labels[i])] = 1.0;
     }
     (

@@ -1,16 +1,22 @@
 //! `vae eval`: a trained model's numbers on the 10,000 MNIST test images, in each of the
 //! conventions the literature uses, for the f32 decoder and for its f16 and i8 exports.
 
+use std::fmt;
+
 use anyhow::Result;
 use dfdx::prelude::*;
+use mnist::Dataset;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
 use serde::Serialize;
+use vae_core::{Precision, PIXELS};
 
 use crate::classifier::Classifier;
-use crate::data::Dataset;
-use crate::model::{Vae, PIXELS};
-use crate::train::{argmax, evaluate, fidelity_inputs, label_fidelity, Binarize, DataOptions};
+use crate::config::{Binarize, DataOptions};
+use crate::export::quantized;
+use crate::metrics::{argmax, fidelity_inputs, label_fidelity, mean_loss, share_read_as_asked};
+use crate::model::Vae;
+use crate::progress;
 
 /// Settings of an evaluation.
 pub struct EvalOptions<'a> {
@@ -22,6 +28,19 @@ pub struct EvalOptions<'a> {
     pub seed: u64,
     /// The independent classifier, if any.
     pub classifier: Option<&'a Classifier>,
+}
+
+impl Default for EvalOptions<'_> {
+    /// The papers' 5,000 importance samples, 1,000 samples per digit, seed 0, no
+    /// independent classifier.
+    fn default() -> Self {
+        EvalOptions {
+            iwae_k: 5000,
+            per_digit: 1000,
+            seed: 0,
+            classifier: None,
+        }
+    }
 }
 
 /// Every figure for one decoder precision.
@@ -84,9 +103,9 @@ pub struct Report {
 /// Evaluates `vae` as trained and with its decoder quantized to f16 and i8.
 pub fn evaluate_model(vae: &Vae<Cpu>, test: &Dataset, opts: &EvalOptions) -> Result<Report> {
     let f32 = metrics(vae, test, opts, true);
-    let f16 = metrics(&quantized(vae, Quantization::F16), test, opts, true);
+    let f16 = metrics(&quantized(vae, Precision::F16)?, test, opts, true);
     // The IWAE estimate is the slow one (minutes); for i8 it is left out.
-    let i8 = metrics(&quantized(vae, Quantization::I8), test, opts, false);
+    let i8 = metrics(&quantized(vae, Precision::I8)?, test, opts, false);
     let f16_minus_f32 = difference(&f16, &f32);
     Ok(Report {
         decoder_parameters: vae.decoder_parameters(),
@@ -104,14 +123,13 @@ pub fn evaluate_model(vae: &Vae<Cpu>, test: &Dataset, opts: &EvalOptions) -> Res
 }
 
 fn metrics(vae: &Vae<Cpu>, test: &Dataset, opts: &EvalOptions, with_iwae: bool) -> Metrics {
-    let dev = vae.decoder.layers[0].weight.device().clone();
-    let continuous = evaluate(&dev, vae, test, DataOptions::default(), opts.seed);
+    let continuous = mean_loss(vae, test, DataOptions::default(), opts.seed);
     let threshold = DataOptions {
         binarize: Binarize::Threshold,
-        denoise: 0.0,
+        ..DataOptions::default()
     };
-    let binarized = evaluate(&dev, vae, test, threshold, opts.seed);
-    let fidelity = |t: f32| label_fidelity(&dev, vae, opts.per_digit, t, opts.seed);
+    let binarized = mean_loss(vae, test, threshold, opts.seed);
+    let fidelity = |t: f32| label_fidelity(vae, opts.per_digit, t, opts.seed);
     let independent = |t: f32| {
         opts.classifier
             .and_then(|c| independent_fidelity(vae, c, opts.per_digit, t, opts.seed))
@@ -147,66 +165,14 @@ fn difference(a: &Metrics, b: &Metrics) -> Metrics {
     }
 }
 
-/// Weight rounding of an export format.
-#[derive(Debug, Clone, Copy)]
-pub enum Quantization {
-    /// Each weight and bias rounded to f16, as `decoder-f16.vae` stores them.
-    F16,
-    /// Each weight row (one output) as i8 times `max |row| / 127`, as `decoder-i8.vae`.
-    I8,
-}
-
-/// A copy of `vae` whose decoder weights are rounded as the export `q` stores them.
-pub fn quantized<D: Device<f32>>(vae: &Vae<D>, q: Quantization) -> Vae<D> {
-    let mut out = vae.clone();
-    for layer in &mut out.decoder.layers {
-        let dev = layer.weight.device().clone();
-        let (inputs, outputs) = *layer.weight.shape();
-        let mut w = layer.weight.as_vec();
-        match q {
-            Quantization::F16 => {
-                w.iter_mut()
-                    .for_each(|v| *v = half::f16::from_f32(*v).to_f32());
-                let b: Vec<f32> = layer
-                    .bias
-                    .as_vec()
-                    .iter()
-                    .map(|v| half::f16::from_f32(*v).to_f32())
-                    .collect();
-                layer.bias = dev.tensor_from_vec(b, (outputs,));
-            }
-            Quantization::I8 => {
-                // dfdx stores (inputs, outputs): row `o` of the file is column `o` here.
-                for o in 0..outputs {
-                    let max = (0..inputs).fold(0.0f32, |m, i| m.max(w[i * outputs + o].abs()));
-                    let scale = max / 127.0;
-                    for i in 0..inputs {
-                        let v = &mut w[i * outputs + o];
-                        *v = if scale > 0.0 {
-                            (*v / scale).round().clamp(-127.0, 127.0) * scale
-                        } else {
-                            0.0
-                        };
-                    }
-                }
-            }
-        }
-        layer.weight = dev.tensor_from_vec(w, (inputs, outputs));
-    }
-    out
-}
-
 /// Test accuracy of the model's classifier head.
 fn head_accuracy(vae: &Vae<Cpu>, test: &Dataset) -> Option<f32> {
     let head = vae.classifier.as_ref()?;
-    let dev = head.layers[0].weight.device().clone();
+    let dev = vae.device();
     let mut correct = 0usize;
     let order: Vec<usize> = (0..test.len()).collect();
     for chunk in order.chunks(1000) {
-        let x: Vec<f32> = chunk
-            .iter()
-            .flat_map(|&i| test.image(i).iter().map(|&p| f32::from(p) / 255.0))
-            .collect();
+        let x = test.intensities(chunk.iter().copied());
         let logits = head
             .forward(dev.tensor_from_vec(x, (chunk.len(), PIXELS)), false)
             .as_vec();
@@ -228,30 +194,18 @@ pub fn independent_fidelity<D: Device<f32>>(
     temperature: f32,
     seed: u64,
 ) -> Option<f32> {
-    let classes = vae.config.classes;
-    if classes == 0 {
+    if vae.config.classes == 0 {
         return None;
     }
-    let n = per_digit * classes;
     let input = fidelity_inputs(&vae.config, per_digit, temperature, seed);
-    let images = crate::pictures::decode_images(vae, input);
-    let pixels: Vec<f32> = images
-        .iter()
-        .flat_map(|im| im.iter().map(|&p| f32::from(p) / 255.0))
-        .collect();
-    let read = classifier.predict(&pixels);
-    let correct = read
-        .iter()
-        .enumerate()
-        .filter(|(k, &d)| d == k / per_digit)
-        .count();
-    Some(correct as f32 / n as f32)
+    let read = classifier.read(&vae.decode_images(input));
+    Some(share_read_as_asked(read, per_digit))
 }
 
 /// Importance-weighted estimate of `-log p(x)` (Burda et al. 2016) with `k` samples per
 /// image, averaged over the test set binarized once by Bernoulli draws (seed `seed`).
 pub fn iwae_nll<D: Device<f32>>(vae: &Vae<D>, test: &Dataset, k: usize, seed: u64) -> f64 {
-    let dev = vae.decoder.layers[0].weight.device().clone();
+    let dev = vae.device();
     let (latent, classes) = (vae.config.latent, vae.config.classes);
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x1A3E);
     const IMAGES: usize = 10;
@@ -259,20 +213,13 @@ pub fn iwae_nll<D: Device<f32>>(vae: &Vae<D>, test: &Dataset, k: usize, seed: u6
     let order: Vec<usize> = (0..test.len()).collect();
     let mut total = 0.0f64;
     // Minutes of work for k = 5,000: a bar on a terminal (hidden otherwise).
-    let bar = indicatif::ProgressBar::new(test.len() as u64);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "IWAE k={msg} [{bar:30}] {pos}/{len} images (eta {eta})",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-    );
-    bar.set_message(k.to_string());
+    let bar = progress::bar(true, test.len(), format!("IWAE k={k}, images"));
     for chunk in order.chunks(IMAGES) {
         bar.inc(chunk.len() as u64);
         let n = chunk.len();
-        let x: Vec<f32> = chunk
-            .iter()
-            .flat_map(|&i| test.image(i).iter().map(|&p| f32::from(p) / 255.0))
+        let x: Vec<f32> = test
+            .intensities(chunk.iter().copied())
+            .into_iter()
             .map(|p| f32::from(u8::from(rng.gen::<f32>() < p)))
             .collect();
         let (mu, logvar, probs) = vae.encode(dev.tensor_from_vec(x.clone(), (n, PIXELS)));
@@ -351,4 +298,58 @@ fn bernoulli_log_likelihoods(logits: &[f32], x: &[f32], m: usize) -> Vec<f64> {
         }
     });
     out
+}
+
+impl fmt::Display for Report {
+    /// The figures as a table, one column per decoder precision, then the f16 cost and
+    /// both classifiers' accuracy.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let share = |v: Option<f32>| v.map_or("-".into(), |v| format!("{:.2} %", 100.0 * v));
+        let nats = |v: Option<f64>| v.map_or("-".into(), |v| format!("{v:.3}"));
+        let cells = |f: &dyn Fn(&Metrics) -> String| [f(&self.f32), f(&self.f16), f(&self.i8)];
+        let rows = [
+            (
+                "test loss, continuous pixels (nats)",
+                cells(&|m| format!("{:.3}", m.test_loss)),
+            ),
+            (
+                "test ELBO, pixels binarized at 0.5",
+                cells(&|m| format!("{:.3}", m.test_elbo_binarized)),
+            ),
+            (
+                "IWAE -log p(x), stochastic binarization",
+                cells(&|m| nats(m.iwae_nll)),
+            ),
+            (
+                "label fidelity T=1 (independent classifier)",
+                cells(&|m| share(m.label_fidelity)),
+            ),
+            (
+                "label fidelity T=0.5 (independent classifier)",
+                cells(&|m| share(m.label_fidelity_t05)),
+            ),
+            (
+                "label fidelity T=1 (model's own head)",
+                cells(&|m| share(m.label_fidelity_head)),
+            ),
+        ];
+        writeln!(f, "{:<46} {:>10} {:>10} {:>10}", "", "f32", "f16", "i8")?;
+        for (name, [a, b, c]) in rows {
+            writeln!(f, "{name:<46} {a:>10} {b:>10} {c:>10}")?;
+        }
+        let diff = &self.f16_minus_f32;
+        writeln!(
+            f,
+            "f16 - f32: test loss {:+.4}, binarized ELBO {:+.4}, IWAE {}",
+            diff.test_loss,
+            diff.test_elbo_binarized,
+            diff.iwae_nll.map_or("-".into(), |v: f64| format!("{v:.2}"))
+        )?;
+        write!(
+            f,
+            "classifier accuracy on the test set: independent {}, model's head {}",
+            share(self.classifier_accuracy),
+            share(self.head_accuracy)
+        )
+    }
 }

@@ -11,7 +11,12 @@
 
 use dfdx::prelude::*;
 
-use crate::model::{Act, Batch, Dense, LossTerms, Matrix, Mlp, Vae, Vector};
+use vae_core::{Activation, PIXELS};
+
+use crate::batch::Batch;
+use crate::loss::LossTerms;
+use crate::model::{activate, Dense, Mlp, Vae};
+use crate::tensor::{scalar, Matrix, Vector};
 
 /// Gradient of the loss with respect to one dense layer's parameters.
 pub struct DenseGrad<D: Device<f32>> {
@@ -51,16 +56,18 @@ impl<D: Device<f32>> Dense<D> {
     }
 }
 
-impl Act {
-    /// `g` times the derivative of the non-linearity, given its output `y`.
-    fn backward<D: Device<f32>>(self, y: &Matrix<D>, g: Matrix<D>) -> Matrix<D> {
-        match self {
-            // 1 where y > 0, else 0: y >= 0, and 2^200 lifts even the smallest subnormal
-            // above 1. Three cheap passes instead of a comparison and a `choose`, which
-            // dfdx runs through its slow strided kernel.
-            Act::Relu => (y.clone() * TWO_POW_100 * TWO_POW_100).clamp(0.0, 1.0) * g,
-            Act::Sigmoid => g * y.clone() * (y.clone().negate() + 1.0),
-        }
+/// `g` times the derivative of the non-linearity `activation`, given its output `y`.
+fn activation_backward<D: Device<f32>>(
+    activation: Activation,
+    y: &Matrix<D>,
+    g: Matrix<D>,
+) -> Matrix<D> {
+    match activation {
+        // 1 where y > 0, else 0: y >= 0, and 2^200 lifts even the smallest subnormal
+        // above 1. Three cheap passes instead of a comparison and a `choose`, which
+        // dfdx runs through its slow strided kernel.
+        Activation::Relu => (y.clone() * TWO_POW_100 * TWO_POW_100).clamp(0.0, 1.0) * g,
+        Activation::Sigmoid => g * y.clone() * (y.clone().negate() + 1.0),
     }
 }
 
@@ -71,7 +78,7 @@ impl<D: Device<f32>> Mlp<D> {
         for (i, layer) in self.layers.iter().enumerate() {
             let mut y = layer.forward(values[i].clone());
             if i < last || activate_last {
-                y = self.activation.apply(y);
+                y = activate(self.activation, y);
             }
             values.push(y);
         }
@@ -95,7 +102,7 @@ impl<D: Device<f32>> Mlp<D> {
         let mut input_grad = None;
         for (i, layer) in self.layers.iter().enumerate().rev() {
             if i < last || activate_last {
-                g = self.activation.backward(&trace.values[i + 1], g);
+                g = activation_backward(self.activation, &trace.values[i + 1], g);
             }
             grads.push(layer.grad(&trace.values[i], &g));
             if i > 0 {
@@ -198,7 +205,7 @@ pub fn loss_and_gradients<D: Device<f32>>(
     let g_h =
         g_mu.matmul(transpose(&vae.mu.weight)) + g_logvar.matmul(transpose(&vae.logvar.weight));
     let mut grads = Vec::new();
-    let label_from = (class.is_some() && sees_label).then_some(crate::model::PIXELS);
+    let label_from = (class.is_some() && sees_label).then_some(PIXELS);
     let g_probs_encoder = vae
         .encoder
         .backward(&encoder, g_h, true, label_from, &mut grads);
@@ -206,8 +213,8 @@ pub fn loss_and_gradients<D: Device<f32>>(
     grads.push(logvar_grad);
 
     let mut terms = LossTerms {
-        reconstruction: crate::model::scalar(&recon),
-        kl: crate::model::scalar(&kl),
+        reconstruction: scalar(&recon),
+        kl: scalar(&kl),
         classifier: 0.0,
     };
     if let Some((classifier, labels, trace, probs, ce)) = class {
@@ -225,7 +232,7 @@ pub fn loss_and_gradients<D: Device<f32>>(
             g_logits = g_logits + probs * (g - dot);
         }
         classifier.backward(&trace, g_logits, false, None, &mut grads);
-        terms.classifier = crate::model::scalar(&ce);
+        terms.classifier = scalar(&ce);
     }
     grads.extend(decoder_grads);
     (terms, grads)
@@ -236,7 +243,7 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     use super::*;
-    use crate::model::{ModelConfig, PIXELS};
+    use crate::config::ModelConfig;
 
     /// A random batch: pixels uniform in [0, 1], one-hot labels, standard-normal noise.
     fn batch(dev: &Cpu, config: &ModelConfig, n: usize, rng: &mut impl Rng) -> Batch<Cpu> {
@@ -277,11 +284,11 @@ mod tests {
         let dev = Cpu::default();
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
         let configs = [
-            (vec![64], vec![48], 0, false, Act::Relu),
-            (vec![64, 32], vec![48, 40], 0, false, Act::Sigmoid),
-            (vec![64], vec![48], 10, true, Act::Relu),
-            (vec![64], vec![48, 40], 10, false, Act::Relu),
-            (vec![32], vec![24], 4, true, Act::Sigmoid),
+            (vec![64], vec![48], 0, false, Activation::Relu),
+            (vec![64, 32], vec![48, 40], 0, false, Activation::Sigmoid),
+            (vec![64], vec![48], 10, true, Activation::Relu),
+            (vec![64], vec![48, 40], 10, false, Activation::Relu),
+            (vec![32], vec![24], 4, true, Activation::Sigmoid),
         ];
         for (encoder_hidden, decoder_hidden, classes, sees_label, activation) in configs {
             let config = ModelConfig {

@@ -1,94 +1,26 @@
-//! The VAE as dfdx tensors whose sizes are chosen at run time.
-//!
-//! dfdx 0.13's `nn::Linear` fixes its sizes as const generics and its optimizers walk
-//! modules through `TensorCollection`, which cannot describe run-time shapes. So the
-//! layers here are plain structs of `(usize, usize)` tensors, and [`crate::adam::Adam`]
-//! updates them directly. The forward pass is ordinary dfdx tensor code and runs on any
-//! dfdx device.
+//! The VAE: an encoder for `z`, an optional classifier head, and the decoder that goes to
+//! the microcontroller, all as dense layers over run-time-shaped dfdx tensors
+//! ([`crate::tensor`]). The forward pass and the tape-driven loss here are ordinary dfdx
+//! code and run on any dfdx device; training uses the hand-derived gradients of
+//! [`crate::grad`], tested against this loss.
 
 use dfdx::prelude::*;
 use rand::distributions::{Distribution, Uniform};
-use serde::{Deserialize, Serialize};
+use vae_core::{Activation, PIXELS};
 
-/// A 2-D tensor of run-time shape.
-pub type Matrix<D, T = NoneTape> = Tensor<(usize, usize), f32, D, T>;
-/// A 1-D tensor of run-time shape.
-pub type Vector<D> = Tensor<(usize,), f32, D>;
+use crate::batch::Batch;
+use crate::config::ModelConfig;
+use crate::loss::LossTerms;
+use crate::tensor::{scalar, Matrix, Vector};
 
-/// Hidden-layer non-linearity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "lowercase")]
-pub enum Act {
-    /// max(x, 0)
-    Relu,
-    /// 1 / (1 + e^-x), as in the conditional-VAE tutorial
-    Sigmoid,
-}
-
-impl Act {
-    pub(crate) fn apply<D: Device<f32>, T: Tape<f32, D>>(self, x: Matrix<D, T>) -> Matrix<D, T> {
-        match self {
-            Act::Relu => x.relu(),
-            Act::Sigmoid => x.sigmoid(),
-        }
-    }
-
-    /// The same non-linearity as named in the model file format.
-    pub fn to_core(self) -> vae_core::Activation {
-        match self {
-            Act::Relu => vae_core::Activation::Relu,
-            Act::Sigmoid => vae_core::Activation::Sigmoid,
-        }
-    }
-}
-
-/// Shape of the whole VAE. Saved as JSON next to every checkpoint.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ModelConfig {
-    /// Size of the latent code z.
-    pub latent: usize,
-    /// Encoder hidden widths (input side first).
-    pub encoder_hidden: Vec<usize>,
-    /// Decoder hidden widths (latent side first).
-    pub decoder_hidden: Vec<usize>,
-    /// Hidden non-linearity (encoder, classifier and decoder).
-    pub activation: Act,
-    /// Number of classes of the classifier head; 0 for a plain, unconditional VAE.
-    pub classes: usize,
-    /// Classifier hidden widths.
-    pub classifier_hidden: Vec<usize>,
-    /// Feed the classifier's class probabilities to the encoder as well, so that z need
-    /// not carry the digit's identity (the decoder gets it from the label).
-    #[serde(default)]
-    pub encoder_sees_label: bool,
-}
-
-impl ModelConfig {
-    /// Input width of the decoder: `[z, class probabilities]`.
-    pub fn decoder_input(&self) -> usize {
-        self.latent + self.classes
-    }
-
-    /// The decoder as the model file format describes it.
-    pub fn decoder_architecture(&self) -> anyhow::Result<vae_core::Architecture> {
-        let mut hidden = heapless::Vec::new();
-        for &h in &self.decoder_hidden {
-            hidden.push(u16::try_from(h)?).map_err(|_| {
-                anyhow::anyhow!(
-                    "at most {} decoder hidden layers fit the model file",
-                    vae_core::MAX_HIDDEN_LAYERS
-                )
-            })?;
-        }
-        let arch = vae_core::Architecture {
-            latent: u16::try_from(self.latent)?,
-            classes: u16::try_from(self.classes)?,
-            hidden,
-            activation: self.activation.to_core(),
-            output: vae_core::PIXELS as u16,
-        };
-        arch.validate()?;
-        Ok(arch)
+/// Applies a hidden-layer non-linearity to every entry.
+pub(crate) fn activate<D: Device<f32>, T: Tape<f32, D>>(
+    activation: Activation,
+    x: Matrix<D, T>,
+) -> Matrix<D, T> {
+    match activation {
+        Activation::Relu => x.relu(),
+        Activation::Sigmoid => x.sigmoid(),
     }
 }
 
@@ -138,11 +70,11 @@ pub struct Mlp<D: Device<f32>> {
     /// The layers, input side first.
     pub layers: Vec<Dense<D>>,
     /// Non-linearity after every layer but the last.
-    pub activation: Act,
+    pub activation: Activation,
 }
 
 impl<D: Device<f32>> Mlp<D> {
-    fn new(dev: &D, widths: &[usize], activation: Act, rng: &mut impl rand::Rng) -> Self {
+    fn new(dev: &D, widths: &[usize], activation: Activation, rng: &mut impl rand::Rng) -> Self {
         let layers = widths
             .windows(2)
             .map(|w| Dense::new(dev, w[0], w[1], rng))
@@ -160,7 +92,7 @@ impl<D: Device<f32>> Mlp<D> {
         for (i, layer) in self.layers.iter().enumerate() {
             x = layer.forward(x);
             if i < last || activate_last {
-                x = self.activation.apply(x);
+                x = activate(self.activation, x);
             }
         }
         x
@@ -183,9 +115,6 @@ pub struct Vae<D: Device<f32>> {
     /// Decoder [z, class probabilities] -> hidden... -> 784 logits.
     pub decoder: Mlp<D>,
 }
-
-/// Pixels per image.
-pub const PIXELS: usize = vae_core::PIXELS;
 
 impl<D: Device<f32>> Vae<D> {
     /// A freshly initialized model, its weights drawn from `rng`.
@@ -257,6 +186,11 @@ impl<D: Device<f32>> Vae<D> {
         out
     }
 
+    /// The device the model lives on.
+    pub fn device(&self) -> D {
+        self.mu.weight.device().clone()
+    }
+
     /// Number of decoder parameters (what goes to the microcontroller).
     pub fn decoder_parameters(&self) -> usize {
         self.decoder
@@ -264,60 +198,6 @@ impl<D: Device<f32>> Vae<D> {
             .iter()
             .map(|l| l.inputs() * l.outputs() + l.outputs())
             .sum()
-    }
-}
-
-/// One training or evaluation batch, already on the device.
-pub struct Batch<D: Device<f32>> {
-    /// Encoder input, (batch, 784).
-    pub input: Matrix<D>,
-    /// Reconstruction target, (batch, 784), values in [0, 1].
-    pub target: Matrix<D>,
-    /// One-hot labels, (batch, classes); needed by conditional models.
-    pub labels: Option<Matrix<D>>,
-    /// Standard-normal noise for the reparameterization, (batch, latent).
-    pub noise: Matrix<D>,
-}
-
-impl<D: Device<f32>> Batch<D> {
-    /// Number of images.
-    pub fn len(&self) -> usize {
-        self.input.shape().0
-    }
-
-    /// Whether the batch holds no image.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-/// The terms of the loss, each averaged over the batch, in nats per image.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
-pub struct LossTerms {
-    /// -log p(x|z): Bernoulli cross-entropy summed over the 784 pixels.
-    pub reconstruction: f32,
-    /// KL(q(z|x) || N(0, I)).
-    pub kl: f32,
-    /// Cross-entropy of the classifier head against the true label (0 if none).
-    pub classifier: f32,
-}
-
-impl std::iter::Sum for LossTerms {
-    /// Term by term: the shards of a mini-batch, each already divided by the whole
-    /// mini-batch's size, add up to its terms.
-    fn sum<I: Iterator<Item = LossTerms>>(iter: I) -> Self {
-        iter.fold(LossTerms::default(), |a, b| LossTerms {
-            reconstruction: a.reconstruction + b.reconstruction,
-            kl: a.kl + b.kl,
-            classifier: a.classifier + b.classifier,
-        })
-    }
-}
-
-impl LossTerms {
-    /// The negative ELBO (reconstruction + KL), the figure users compare.
-    pub fn neg_elbo(&self) -> f32 {
-        self.reconstruction + self.kl
     }
 }
 
@@ -425,9 +305,24 @@ impl<D: Device<f32>> Vae<D> {
     pub fn decode(&self, input: Matrix<D>) -> Matrix<D> {
         self.decoder.forward(input, false).sigmoid()
     }
-}
 
-/// The value of a 0-dimensional tensor.
-pub fn scalar<D: Device<f32>, T>(t: &Tensor<(), f32, D, T>) -> f32 {
-    t.as_vec().first().copied().unwrap_or(f32::NAN)
+    /// Decodes decoder inputs (`latent + classes` values a row, row after row) into
+    /// 8-bit images, rounded as `vae-core` rounds them for a user to see.
+    pub fn decode_images(&self, input: Vec<f32>) -> Vec<[u8; PIXELS]> {
+        let width = self.config.decoder_input();
+        let n = input.len() / width;
+        let probs = self
+            .decode(self.device().tensor_from_vec(input, (n, width)))
+            .as_vec();
+        probs
+            .chunks_exact(PIXELS)
+            .map(|p| {
+                let mut image = [0u8; PIXELS];
+                for (pixel, &v) in image.iter_mut().zip(p) {
+                    *pixel = vae_core::to_pixel(v);
+                }
+                image
+            })
+            .collect()
+    }
 }

@@ -1,42 +1,28 @@
-//! Pictures made while or after training: a sample grid per epoch and their GIF.
+//! The pictures a run is looked at with, each drawn by its own function: a sample grid
+//! per epoch and their GIF, loss curves, reconstructions, a morph, the conditional grid,
+//! the latent manifold and scatter of latent-2 models; and the grids of `vae sample`
+//! and of a firmware's output.
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use dfdx::prelude::*;
+use mnist::Dataset;
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 use vae_core::PIXELS;
 
+use crate::history::EpochRecord;
 use crate::io::write_atomic;
 use crate::model::Vae;
-use crate::render::write_grid;
+use crate::render::{encode_gif, plot_error, plot_png, read_grey_png, Grid};
+use crate::run_dir::RunDir;
 
 /// Columns of the per-epoch grid (rows: digits 0-9, or 8 rows for a plain VAE).
 const SNAPSHOT_COLUMNS: usize = 8;
 
-/// The folder of per-epoch grids in a run folder.
-pub fn epochs_dir(run: &Path) -> PathBuf {
-    run.join("epochs")
-}
-
-/// Decodes decoder inputs `(n, latent + classes)` with the dfdx model into 8-bit images.
-pub fn decode_images<D: Device<f32>>(vae: &Vae<D>, input: Vec<f32>) -> Vec<[u8; PIXELS]> {
-    let width = vae.config.decoder_input();
-    let n = input.len() / width;
-    let dev = vae.decoder.layers[0].weight.device().clone();
-    let probs = vae.decode(dev.tensor_from_vec(input, (n, width))).as_vec();
-    probs
-        .chunks_exact(PIXELS)
-        .map(|p| {
-            let mut image = [0u8; PIXELS];
-            for (pixel, &v) in image.iter_mut().zip(p) {
-                *pixel = vae_core::to_pixel(v);
-            }
-            image
-        })
-        .collect()
-}
+/// Enlargement of the 28x28 tiles in a run's pictures.
+const SCALE: usize = 2;
 
 /// The same grid every epoch: fixed latent codes (seed 0), one column each; for a
 /// conditional model one row per digit, for a plain one eight rows of codes.
@@ -62,125 +48,41 @@ fn snapshot_images<D: Device<f32>>(vae: &Vae<D>) -> (Vec<[u8; PIXELS]>, usize) {
             }
         }
     }
-    (decode_images(vae, input), rows)
+    (vae.decode_images(input), rows)
 }
 
-/// Writes `run/epochs/epoch-NNN.png`: the fixed grid decoded by the model as it is now.
-pub fn epoch_snapshot<D: Device<f32>>(run: &Path, epoch: usize, vae: &Vae<D>) -> Result<()> {
-    let dir = epochs_dir(run);
+/// Writes the run's grid of epoch `epoch`: the fixed grid decoded by the model as it is
+/// now.
+pub fn epoch_snapshot<D: Device<f32>>(run: &RunDir, epoch: usize, vae: &Vae<D>) -> Result<()> {
+    let dir = run.epochs_dir();
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let (images, rows) = snapshot_images(vae);
-    write_grid(
-        &dir.join(format!("epoch-{epoch:03}.png")),
+    crate::render::write_grid(
+        &run.epoch_grid(epoch),
         &images,
         rows,
         SNAPSHOT_COLUMNS,
-        2,
+        SCALE,
     )
 }
 
-/// Assembles the grids `run/epochs/epoch-001.png` ... `epoch-{epochs}.png` that exist
-/// (a resumed run may lack early ones) into `run/epochs.gif` (0.3 s per frame, the last
-/// held for 2 s, looping).
-pub fn epochs_gif(run: &Path, epochs: usize) -> Result<PathBuf> {
-    let dir = epochs_dir(run);
+/// Assembles the grids of epochs 1 to `epochs` that exist (a resumed run may lack early
+/// ones) into the run's GIF (0.3 s per frame, the last held for 2 s, looping).
+pub fn epochs_gif(run: &RunDir, epochs: usize) -> Result<PathBuf> {
     let mut frames = Vec::new();
     for epoch in 1..=epochs {
-        let path = dir.join(format!("epoch-{epoch:03}.png"));
+        let path = run.epoch_grid(epoch);
         if path.exists() {
             frames.push(read_grey_png(&path).with_context(|| format!("{}", path.display()))?);
         }
     }
-    let out = run.join("epochs.gif");
+    let out = run.epochs_gif();
     write_atomic(&out, &encode_gif(&frames)?)?;
     Ok(out)
 }
 
-/// A greyscale PNG as (width, height, pixels).
-pub fn read_grey_png(path: &Path) -> Result<(u16, u16, Vec<u8>)> {
-    let file = std::fs::File::open(path).context("cannot open")?;
-    let decoder = png::Decoder::new(std::io::BufReader::new(file));
-    let mut reader = decoder.read_info()?;
-    let mut buf = vec![0u8; reader.output_buffer_size()];
-    let info = reader.next_frame(&mut buf)?;
-    if info.color_type != png::ColorType::Grayscale || info.bit_depth != png::BitDepth::Eight {
-        anyhow::bail!("not an 8-bit greyscale PNG");
-    }
-    buf.truncate(info.buffer_size());
-    Ok((u16::try_from(info.width)?, u16::try_from(info.height)?, buf))
-}
-
-/// An animated GIF of greyscale frames of one size.
-pub fn encode_gif(frames: &[(u16, u16, Vec<u8>)]) -> Result<Vec<u8>> {
-    let Some(&(width, height, _)) = frames.first() else {
-        anyhow::bail!("no frames");
-    };
-    let palette: Vec<u8> = (0..=255u8).flat_map(|g| [g, g, g]).collect();
-    let mut out = Vec::new();
-    {
-        let mut encoder = gif::Encoder::new(&mut out, width, height, &palette)?;
-        encoder.set_repeat(gif::Repeat::Infinite)?;
-        for (k, (w, h, pixels)) in frames.iter().enumerate() {
-            if (*w, *h) != (width, height) {
-                anyhow::bail!("frame {} is {w}x{h}, not {width}x{height}", k + 1);
-            }
-            let mut frame = gif::Frame::from_indexed_pixels(width, height, pixels.clone(), None);
-            frame.delay = if k + 1 == frames.len() { 200 } else { 30 };
-            encoder.write_frame(&frame)?;
-        }
-    }
-    Ok(out)
-}
-
-/// Registers the bundled DejaVu Sans with plotters (once), so plots need no system fonts.
-fn fonts() -> Result<()> {
-    static REGISTERED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let ok = *REGISTERED.get_or_init(|| {
-        plotters::style::register_font(
-            "sans-serif",
-            plotters::style::FontStyle::Normal,
-            dejavu::sans::regular(),
-        )
-        .is_ok()
-    });
-    anyhow::ensure!(ok, "the bundled font could not be loaded");
-    Ok(())
-}
-
-/// Draws with plotters into an RGB canvas of `width` x `height` and writes it as PNG.
-fn plot_png(
-    path: &Path,
-    (width, height): (u32, u32),
-    draw: impl FnOnce(
-        plotters::drawing::DrawingArea<plotters::backend::BitMapBackend<'_>, plotters::coord::Shift>,
-    ) -> Result<()>,
-) -> Result<()> {
-    use plotters::prelude::*;
-    fonts()?;
-    let mut rgb = vec![255u8; (width * height * 3) as usize];
-    {
-        let root = BitMapBackend::with_buffer(&mut rgb, (width, height)).into_drawing_area();
-        root.fill(&WHITE).map_err(plot_error)?;
-        draw(root.clone())?;
-        root.present().map_err(plot_error)?;
-    }
-    let mut out = Vec::new();
-    let mut encoder = png::Encoder::new(&mut out, width, height);
-    encoder.set_color(png::ColorType::Rgb);
-    encoder.set_depth(png::BitDepth::Eight);
-    encoder.set_compression(png::Compression::Best);
-    let mut writer = encoder.write_header()?;
-    writer.write_image_data(&rgb)?;
-    writer.finish()?;
-    write_atomic(path, &out).with_context(|| format!("cannot write {}", path.display()))
-}
-
-fn plot_error<E: std::fmt::Debug>(e: E) -> anyhow::Error {
-    anyhow::anyhow!("plotting failed: {e:?}")
-}
-
 /// Training and test loss per epoch (nats per image), from a run's history.
-pub fn loss_curves(history: &[crate::train::EpochRecord], path: &Path) -> Result<()> {
+pub fn loss_curves(history: &[EpochRecord], path: &Path) -> Result<()> {
     use plotters::prelude::*;
     anyhow::ensure!(!history.is_empty(), "the run has no finished epoch");
     let train: Vec<(f32, f32)> = history
@@ -236,7 +138,7 @@ pub fn loss_curves(history: &[crate::train::EpochRecord], path: &Path) -> Result
 }
 
 /// The test set's latent means, coloured by digit (latent-2 models).
-pub fn latent_scatter(points: &[(f32, f32, u8)], path: &Path) -> Result<()> {
+fn latent_scatter(points: &[(f32, f32, u8)], path: &Path) -> Result<()> {
     use plotters::prelude::*;
     let extent = points
         .iter()
@@ -331,65 +233,87 @@ pub fn normal_quantile(p: f64) -> f64 {
 }
 
 /// Every picture of a run, written into `out`; returns the files written.
-pub fn run_pictures(
+pub fn all(
     vae: &Vae<Cpu>,
-    history: &[crate::train::EpochRecord],
-    test: &crate::data::Dataset,
-    (from, to): (usize, usize),
+    history: &[EpochRecord],
+    test: &Dataset,
+    morph_ends: (usize, usize),
     out: &Path,
 ) -> Result<Vec<PathBuf>> {
-    let mut written = Vec::new();
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let dev = vae.decoder.layers[0].weight.device().clone();
-    let (latent, classes) = (vae.config.latent, vae.config.classes);
-    let width = latent + classes;
-    let image = |i: usize| -> [u8; PIXELS] {
-        let mut im = [0u8; PIXELS];
-        im.copy_from_slice(test.image(i));
-        im
-    };
-    // Decoder inputs [mu, class probabilities] of test images.
-    let encode = |indices: &[usize]| -> Vec<Vec<f32>> {
-        let x: Vec<f32> = indices
-            .iter()
-            .flat_map(|&i| test.image(i).iter().map(|&p| f32::from(p) / 255.0))
-            .collect();
-        let (mu, _, probs) = vae.encode(dev.tensor_from_vec(x, (indices.len(), PIXELS)));
-        (0..indices.len())
-            .map(|k| {
-                let mut v = mu[k * latent..(k + 1) * latent].to_vec();
-                if let Some(p) = &probs {
-                    v.extend_from_slice(&p[k * classes..(k + 1) * classes]);
-                }
-                v
-            })
-            .collect()
-    };
-
-    let path = out.join("loss.png");
-    loss_curves(history, &path)?;
+    let mut written = vec![out.join("loss.png"), out.join("reconstructions.png")];
+    loss_curves(history, &written[0])?;
+    reconstructions(vae, test, &written[1])?;
+    let path = out.join("morph.png");
+    morph(vae, test, morph_ends, &path)?;
     written.push(path);
+    if vae.config.classes > 0 {
+        let path = out.join("conditional.png");
+        conditional_grid(vae, &path)?;
+        written.push(path);
+    }
+    if vae.config.latent == 2 {
+        let path = out.join("manifold.png");
+        manifold(vae, &path)?;
+        written.push(path);
+        let path = out.join("latent-scatter.png");
+        latent_scatter(&latent_means(vae, test), &path)?;
+        written.push(path);
+    }
+    Ok(written)
+}
 
-    // Reconstructions: rows of originals, each followed by a row of their reconstructions.
+/// Decoder inputs `[mean of q(z|x), class probabilities]` of test images `indices`.
+fn codes(vae: &Vae<Cpu>, test: &Dataset, indices: &[usize]) -> Vec<Vec<f32>> {
+    let (latent, classes) = (vae.config.latent, vae.config.classes);
+    let x = test.intensities(indices.iter().copied());
+    let (mu, _, probs) = vae.encode(vae.device().tensor_from_vec(x, (indices.len(), PIXELS)));
+    (0..indices.len())
+        .map(|k| {
+            let mut v = mu[k * latent..(k + 1) * latent].to_vec();
+            if let Some(p) = &probs {
+                v.extend_from_slice(&p[k * classes..(k + 1) * classes]);
+            }
+            v
+        })
+        .collect()
+}
+
+/// Test image `i` as a tile.
+fn tile(test: &Dataset, i: usize) -> [u8; PIXELS] {
+    let mut image = [0u8; PIXELS];
+    image.copy_from_slice(test.image(i));
+    image
+}
+
+/// The first 20 test images, each row of ten followed by a row of their reconstructions
+/// (decoded from their latent means).
+pub fn reconstructions(vae: &Vae<Cpu>, test: &Dataset, path: &Path) -> Result<()> {
     let shown: Vec<usize> = (0..20.min(test.len())).collect();
-    let codes = encode(&shown);
-    let recon = decode_images(vae, codes.concat());
+    let recon = vae.decode_images(codes(vae, test, &shown).concat());
     let mut tiles = Vec::new();
     for (orig, rec) in shown.chunks(10).zip(recon.chunks(10)) {
-        tiles.extend(orig.iter().map(|&i| image(i)));
+        tiles.extend(orig.iter().map(|&i| tile(test, i)));
         tiles.extend_from_slice(rec);
     }
-    let path = out.join("reconstructions.png");
-    write_grid(&path, &tiles, tiles.len().div_ceil(10), 10, 2)?;
-    written.push(path);
+    Grid::new(tiles, 10).write(path, SCALE)
+}
 
-    // Morph between two test images' codes (label probabilities too), ends shown.
-    anyhow::ensure!(
-        from < test.len() && to < test.len(),
-        "--from and --to must be test image indices below {}",
-        test.len()
-    );
-    let ends = encode(&[from, to]);
+/// Decoding along the straight line between two test images' codes (label
+/// probabilities too), with the two images at the ends.
+pub fn morph(
+    vae: &Vae<Cpu>,
+    test: &Dataset,
+    (from, to): (usize, usize),
+    path: &Path,
+) -> Result<()> {
+    if from >= test.len() || to >= test.len() {
+        bail!(
+            "--from and --to must be test image indices below {}",
+            test.len()
+        );
+    }
+    let ends = codes(vae, test, &[from, to]);
     const STEPS: usize = 10;
     let line: Vec<f32> = (0..STEPS)
         .flat_map(|s| {
@@ -400,68 +324,124 @@ pub fn run_pictures(
                 .map(move |(a, b)| a + t * (b - a))
         })
         .collect();
-    let mut tiles = vec![image(from)];
-    tiles.extend(decode_images(vae, line));
-    tiles.push(image(to));
-    let path = out.join("morph.png");
-    write_grid(&path, &tiles, 1, tiles.len(), 2)?;
-    written.push(path);
+    let mut tiles = vec![tile(test, from)];
+    tiles.extend(vae.decode_images(line));
+    tiles.push(tile(test, to));
+    let cols = tiles.len();
+    Grid::new(tiles, cols).write(path, SCALE)
+}
 
-    if classes > 0 {
-        // Rows: digits; columns: ten latent codes (seed 0).
-        let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-        let codes: Vec<Vec<f32>> = (0..10)
-            .map(|_| {
-                (0..latent)
-                    .map(|_| StandardNormal.sample(&mut rng))
-                    .collect()
-            })
-            .collect();
-        let mut input = Vec::with_capacity(100 * width);
-        for digit in 0..classes {
-            for code in &codes {
-                input.extend(code);
-                input.extend((0..classes).map(|c| f32::from(u8::from(c == digit))));
-            }
+/// A conditional model's digits: rows 0 to 9, columns ten latent codes (seed 0).
+pub fn conditional_grid(vae: &Vae<Cpu>, path: &Path) -> Result<()> {
+    let (latent, classes) = (vae.config.latent, vae.config.classes);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    let codes: Vec<Vec<f32>> = (0..10)
+        .map(|_| {
+            (0..latent)
+                .map(|_| StandardNormal.sample(&mut rng))
+                .collect()
+        })
+        .collect();
+    let mut input = Vec::with_capacity(classes * 10 * (latent + classes));
+    for digit in 0..classes {
+        for code in &codes {
+            input.extend(code);
+            input.extend((0..classes).map(|c| f32::from(u8::from(c == digit))));
         }
-        let path = out.join("conditional.png");
-        write_grid(&path, &decode_images(vae, input), classes, 10, 2)?;
-        written.push(path);
     }
+    Grid::new(vae.decode_images(input), 10).write(path, SCALE)
+}
 
-    if latent == 2 {
-        // The decoded latent plane at normal quantiles 0.05 ... 0.95, z2 upwards.
-        const N: usize = 20;
-        let q: Vec<f32> = (0..N)
-            .map(|k| normal_quantile(0.05 + 0.9 * k as f64 / (N - 1) as f64) as f32)
-            .collect();
-        let mut input = Vec::with_capacity(N * N * width);
-        for row in 0..N {
-            for col in 0..N {
-                input.extend([q[col], q[N - 1 - row]]);
-                if classes > 0 {
-                    // A conditional model's plane is drawn for the digit 0 ... hardly
-                    // useful; spread the label uniformly instead.
-                    input.extend((0..classes).map(|_| 1.0 / classes as f32));
-                }
-            }
+/// A latent-2 model's decoded plane at normal quantiles 0.05 ... 0.95, z2 upwards.
+pub fn manifold(vae: &Vae<Cpu>, path: &Path) -> Result<()> {
+    const N: usize = 20;
+    let classes = vae.config.classes;
+    let q: Vec<f32> = (0..N)
+        .map(|k| normal_quantile(0.05 + 0.9 * k as f64 / (N - 1) as f64) as f32)
+        .collect();
+    let mut input = Vec::with_capacity(N * N * (2 + classes));
+    for row in 0..N {
+        for col in 0..N {
+            input.extend([q[col], q[N - 1 - row]]);
+            // A conditional model's plane is drawn for no digit in particular: the label
+            // spread uniformly.
+            input.extend((0..classes).map(|_| 1.0 / classes as f32));
         }
-        let path = out.join("manifold.png");
-        write_grid(&path, &decode_images(vae, input), N, N, 1)?;
-        written.push(path);
-
-        let all: Vec<usize> = (0..test.len()).collect();
-        let mut points = Vec::with_capacity(test.len());
-        for chunk in all.chunks(1000) {
-            for (code, &i) in encode(chunk).iter().zip(chunk) {
-                points.push((code[0], code[1], test.labels[i]));
-            }
-        }
-        let path = out.join("latent-scatter.png");
-        latent_scatter(&points, &path)?;
-        written.push(path);
     }
-    Ok(written)
+    Grid::new(vae.decode_images(input), N).write(path, 1)
+}
+
+/// The first two latent coordinates of every test image's code, with its digit.
+fn latent_means(vae: &Vae<Cpu>, test: &Dataset) -> Vec<(f32, f32, u8)> {
+    let all: Vec<usize> = (0..test.len()).collect();
+    let mut points = Vec::with_capacity(test.len());
+    for chunk in all.chunks(1000) {
+        for (code, &i) in codes(vae, test, chunk).iter().zip(chunk) {
+            points.push((code[0], code[1], test.labels[i]));
+        }
+    }
+    points
+}
+
+/// `vae sample`'s grid, drawn by `vae-core` from a model file: one row per digit 0-9
+/// (`digit` None, conditional model) or `count` images of `digit`, or of a plain
+/// model, in rows of at most ten; column c uses seed `seed + c`.
+pub fn sample_grid(
+    model: &vae_core::Model,
+    digit: Option<u8>,
+    count: usize,
+    seed: u64,
+) -> Result<Grid> {
+    let seeds = (0..count).map(|c| seed.wrapping_add(c as u64));
+    let (tiles, cols): (Vec<(u64, Option<u8>)>, usize) = match (model.is_conditional(), digit) {
+        (false, Some(_)) => bail!(
+            "the model was trained without labels and cannot draw a chosen digit; leave out --digit"
+        ),
+        (true, None) => (
+            (0..10u8)
+                .flat_map(|d| seeds.clone().map(move |s| (s, Some(d))))
+                .collect(),
+            count,
+        ),
+        (_, digit) => (seeds.map(|s| (s, digit)).collect(), count.min(10)),
+    };
+    let mut images = Vec::with_capacity(tiles.len());
+    for (seed, digit) in tiles {
+        let mut pixels = [0u8; PIXELS];
+        model.generate(seed, digit, &mut pixels)?;
+        images.push(pixels);
+    }
+    Ok(Grid::new(images, cols))
+}
+
+/// The images a firmware run printed (its `pixels N HEX` lines, in order) in rows of
+/// `cols`.
+pub fn firmware_grid(log: &str, cols: usize) -> Result<Grid> {
+    let mut images = Vec::new();
+    for (number, line) in log.lines().enumerate() {
+        let Some(rest) = line.strip_prefix("pixels ") else {
+            continue;
+        };
+        let hex = rest.split_once(' ').map_or("", |(_, hex)| hex.trim_end());
+        let bad = || {
+            format!(
+                "line {}: expected `pixels N` and 1,568 hex digits",
+                number + 1
+            )
+        };
+        if hex.len() != 2 * PIXELS || !hex.is_ascii() {
+            bail!(bad());
+        }
+        let mut pixels = [0u8; PIXELS];
+        for (i, pixel) in pixels.iter_mut().enumerate() {
+            *pixel = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).with_context(bad)?;
+        }
+        images.push(pixels);
+    }
+    if images.is_empty() {
+        bail!("no `pixels` lines: is this the output of the firmware?");
+    }
+    Ok(Grid::new(images, cols))
 }
 
 #[cfg(test)]

@@ -4,6 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use vae_tests::{scratch_dir, workspace};
+
 fn vae(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_vae"))
         .args(args)
@@ -12,14 +14,9 @@ fn vae(args: &[&str]) -> Output {
         .expect("the vae binary runs")
 }
 
-fn workspace() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
-
+/// A path `name` in a fresh folder of its own.
 fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("vae-cli-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir.join(name)
+    scratch_dir(&format!("cli-{name}")).join(name)
 }
 
 const MODEL: &str = "models/default/decoder-f16.vae";
@@ -166,7 +163,7 @@ fn missing_data_names_the_fix() {
 
 #[test]
 fn bad_mnist_files_are_refused() {
-    use trainer::data::{idx_bytes as idx, IMAGES_MAGIC as IMAGES, LABELS_MAGIC as LABELS};
+    use mnist::{idx_bytes as idx, IMAGES_MAGIC as IMAGES, LABELS_MAGIC as LABELS};
     let images = |n: u32| idx(IMAGES, &[n, 28, 28], &vec![7; 784 * n as usize]);
     let labels = |digits: &[u8]| idx(LABELS, &[digits.len() as u32], digits);
     // (what, images file, labels file, expected words); the message names the images

@@ -1,4 +1,9 @@
 //! MNIST from the four canonical IDX files, raw or gzipped.
+//!
+//! A crate of its own, apart from the trainer's dfdx code, so that the fuzz target of
+//! the reader and any other tool can read MNIST without building a tensor library.
+//! Every check a missing, damaged or mismatched file needs is here: each failure is an
+//! error that names the file and says how to fetch MNIST again.
 
 use std::fs::File;
 use std::io::Read;
@@ -6,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 
-use crate::model::PIXELS;
+use vae_core::PIXELS;
 
 /// What to tell a user whose data is missing or broken.
 pub const FETCH_HINT: &str = "run `scripts/fetch-mnist.sh` to download and verify MNIST";
@@ -123,6 +128,15 @@ impl Dataset {
     /// Grey levels of image `i`.
     pub fn image(&self, i: usize) -> &[u8] {
         &self.pixels[i * PIXELS..(i + 1) * PIXELS]
+    }
+
+    /// Images `indices` as intensities in [0, 1] ([`vae_core::intensity`]), one row of
+    /// 784 after another: what a network reads.
+    pub fn intensities(&self, indices: impl IntoIterator<Item = usize>) -> Vec<f32> {
+        indices
+            .into_iter()
+            .flat_map(|i| self.image(i).iter().map(|&p| vae_core::intensity(p)))
+            .collect()
     }
 
     /// The first `n` images (all if `n` is larger).

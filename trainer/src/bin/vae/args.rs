@@ -1,0 +1,305 @@
+//! The command line's arguments: one struct per command, every flag's help and
+//! default. The defaults of `vae train` are [`TrainConfig::default`]'s.
+
+use std::path::PathBuf;
+use std::sync::LazyLock;
+
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{Args, Parser, Subcommand};
+use trainer::config::{Binarize, LrSchedule, ModelConfig, TrainConfig};
+use trainer::eval::EvalOptions;
+use vae_core::Activation;
+
+/// The defaults every flag of `vae train` starts from.
+static DEFAULT: LazyLock<TrainConfig> = LazyLock::new(TrainConfig::default);
+
+/// Train a variational autoencoder on MNIST, shrink its decoder to f16, and draw digits.
+#[derive(Parser)]
+#[command(version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Train a model on MNIST; after every epoch writes config.json, history.json,
+    /// resume.safetensors and checkpoint.safetensors into the run folder.
+    Train(TrainArgs),
+    /// Write a trained decoder as model files (f16, f32 and i8) for `sample` and the
+    /// firmware.
+    Export(ExportArgs),
+    /// Draw digits from a model file into a PNG grid.
+    Sample(SampleArgs),
+    /// Print a model file's header, sizes and checksum status.
+    Inspect(InspectArgs),
+    /// Evaluate a trained model on the MNIST test set (f32, f16 and i8 decoders) and
+    /// write the figures as JSON.
+    Eval(EvalArgs),
+    /// Draw a run's pictures: loss curves, reconstructions, a morph, the conditional
+    /// grid, and for latent-2 models the latent manifold and the test set's latent means.
+    Pictures(PicturesArgs),
+    /// Train the independent digit classifier `vae eval` judges generated digits with.
+    TrainClassifier(TrainClassifierArgs),
+    /// Draw the images a firmware run printed (its `pixels` lines) into a PNG grid.
+    FirmwarePng(FirmwarePngArgs),
+}
+
+#[derive(Args)]
+pub struct TrainArgs {
+    /// Folder with the four MNIST IDX files (raw or .gz).
+    #[arg(long, default_value = "data/mnist")]
+    pub data_dir: PathBuf,
+    /// Run folder for the configuration, checkpoint and history.
+    #[arg(long, default_value = "runs/default")]
+    pub out: PathBuf,
+    #[arg(long, value_parser = positive(), help = format!(
+        "Passes over the 60,000 training images [default: {}; with --resume, the run's own]",
+        DEFAULT.epochs
+    ))]
+    pub epochs: Option<usize>,
+    /// Continue the run in --out from its last complete epoch, with its saved settings
+    /// (only --epochs may change); the result equals an uninterrupted run.
+    #[arg(long)]
+    pub resume: bool,
+    /// How grey pixels become targets: none (intensities, PyTorch example), dynamic
+    /// (Bernoulli draw every time an image is used, IWAE paper), threshold (at 0.5,
+    /// TensorFlow tutorial).
+    #[arg(long, value_enum, default_value_t = DEFAULT.binarize)]
+    pub binarize: Binarize,
+    /// Learning rate over the run: constant, or cosine (annealed to 0 by the last epoch).
+    #[arg(long, value_enum, default_value_t = DEFAULT.lr_schedule)]
+    pub lr_schedule: LrSchedule,
+    /// Raise the KL term's weight linearly from 0 to 1 over this many epochs.
+    #[arg(long, default_value_t = DEFAULT.kl_warmup)]
+    pub kl_warmup: usize,
+    /// Denoising: add Gaussian noise of this standard deviation to the encoder's input
+    /// (clipped to [0, 1]) and reconstruct the clean image; 0 is off.
+    #[arg(long, default_value_t = DEFAULT.denoise)]
+    pub denoise: f32,
+    /// Also draw a sample grid after every epoch (DIR/epochs/epoch-NNN.png) and, at the
+    /// end, an animated GIF of them (DIR/epochs.gif).
+    #[arg(long)]
+    pub snapshots: bool,
+    /// Images per optimization step.
+    #[arg(long, default_value_t = DEFAULT.batch_size, value_parser = positive())]
+    pub batch_size: usize,
+    /// Adam learning rate.
+    #[arg(long, default_value_t = DEFAULT.learning_rate)]
+    pub learning_rate: f32,
+    /// Size of the latent code z.
+    #[arg(long, default_value_t = DEFAULT.model.latent, value_parser = positive())]
+    pub latent: usize,
+    /// Encoder hidden widths, comma-separated (the encoder stays on the host).
+    #[arg(long, value_delimiter = ',', default_values_t = DEFAULT.model.encoder_hidden.clone(), value_parser = positive())]
+    pub encoder_hidden: Vec<usize>,
+    /// Decoder hidden widths, comma-separated (this part goes to the microcontroller).
+    #[arg(long, value_delimiter = ',', default_values_t = DEFAULT.model.decoder_hidden.clone(), value_parser = positive())]
+    pub decoder_hidden: Vec<usize>,
+    /// Classifier hidden widths, comma-separated (conditional models only).
+    #[arg(long, value_delimiter = ',', default_values_t = DEFAULT.model.classifier_hidden.clone(), value_parser = positive())]
+    pub classifier_hidden: Vec<usize>,
+    /// Train a plain VAE without labels (it cannot draw a chosen digit).
+    #[arg(long)]
+    pub unconditional: bool,
+    /// Feed the classifier's class probabilities to the encoder too (conditional models),
+    /// so z need not carry the digit and the decoder learns to follow the label.
+    #[arg(long, default_value_t = DEFAULT.model.encoder_sees_label, action = clap::ArgAction::Set)]
+    pub encoder_sees_label: bool,
+    /// Hidden-layer non-linearity.
+    #[arg(long, default_value = DEFAULT.model.activation.name(), value_parser = activation())]
+    pub activation: Activation,
+    /// Weight of the classifier's cross-entropy in the loss.
+    #[arg(long, default_value_t = DEFAULT.class_weight)]
+    pub class_weight: f32,
+    /// Seed for initialization, shuffling and noise.
+    #[arg(long, default_value_t = DEFAULT.seed)]
+    pub seed: u64,
+    /// Train on the first N training images only (quick runs).
+    #[arg(long, value_parser = positive())]
+    pub train_limit: Option<usize>,
+    /// Evaluate on the first N test images only (quick runs).
+    #[arg(long, value_parser = positive())]
+    pub test_limit: Option<usize>,
+    /// Hide the progress bars (per-epoch lines are still printed).
+    #[arg(long)]
+    pub no_progress: bool,
+    /// Where to train: cpu, or cuda (the first NVIDIA GPU; needs a `vae` built with
+    /// `--features cuda`).
+    #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
+    pub device: DeviceKind,
+}
+
+/// Where training runs.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DeviceKind {
+    /// This machine's CPU cores.
+    Cpu,
+    /// The first NVIDIA GPU, through dfdx's CUDA backend.
+    Cuda,
+}
+
+#[derive(Args)]
+pub struct ExportArgs {
+    /// Run folder written by `vae train`.
+    #[arg(long, default_value = "runs/default")]
+    pub run: PathBuf,
+    /// Folder for decoder-f16.vae, decoder-f32.vae and decoder-i8.vae (default: the run folder).
+    #[arg(long)]
+    pub out_dir: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct SampleArgs {
+    /// Model file to draw from.
+    #[arg(long, default_value = "models/default/decoder-f16.vae")]
+    pub model: PathBuf,
+    /// PNG file to write.
+    #[arg(long, default_value = "samples.png")]
+    pub out: PathBuf,
+    /// Draw only this digit (conditional models); without it, one row per digit 0-9.
+    #[arg(long, value_parser = clap::value_parser!(u8).range(0..=9))]
+    pub digit: Option<u8>,
+    /// Images per digit (or in all, for an unconditional model).
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    pub count: u16,
+    /// Seed of the first column; column c uses seed + c.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Enlargement of each 28x28 image in the PNG.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=16))]
+    pub scale: u8,
+    /// Also write the raw pixels (784 bytes per image, grid order) to this file.
+    #[arg(long)]
+    pub raw: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// Run folder written by `vae train`.
+    #[arg(long, default_value = "runs/default")]
+    pub run: PathBuf,
+    /// Folder with the four MNIST IDX files (raw or .gz).
+    #[arg(long, default_value = "data/mnist")]
+    pub data_dir: PathBuf,
+    /// Importance samples per test image for the IWAE estimate of -log p(x) (5,000 in
+    /// the papers; about 30 minutes for f32 and f16 on 2 cores); 0 skips it. Unconditional
+    /// models only.
+    #[arg(long, default_value_t = EvalOptions::default().iwae_k)]
+    pub iwae_k: usize,
+    /// Samples per digit for label fidelity (conditional models).
+    #[arg(long, default_value_t = EvalOptions::default().per_digit, value_parser = positive())]
+    pub per_digit: usize,
+    /// The independent digit classifier (see `vae train-classifier`).
+    #[arg(long, default_value = "models/classifier")]
+    pub classifier: PathBuf,
+    /// JSON file to write [default: RUN/eval.json].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Evaluate on the first N test images only (quick checks).
+    #[arg(long, value_parser = positive())]
+    pub test_limit: Option<usize>,
+    /// Seed of every random draw (the same for f32, f16 and i8).
+    #[arg(long, default_value_t = EvalOptions::default().seed)]
+    pub seed: u64,
+}
+
+#[derive(Args)]
+pub struct PicturesArgs {
+    /// Run folder written by `vae train`.
+    #[arg(long, default_value = "runs/default")]
+    pub run: PathBuf,
+    /// Folder with the four MNIST IDX files (raw or .gz).
+    #[arg(long, default_value = "data/mnist")]
+    pub data_dir: PathBuf,
+    /// Folder for the PNG files [default: RUN/pictures].
+    #[arg(long)]
+    pub out_dir: Option<PathBuf>,
+    /// Test image the morph starts from.
+    #[arg(long, default_value_t = 3)]
+    pub from: usize,
+    /// Test image the morph ends at.
+    #[arg(long, default_value_t = 2)]
+    pub to: usize,
+}
+
+#[derive(Args)]
+pub struct TrainClassifierArgs {
+    /// Folder with the four MNIST IDX files (raw or .gz).
+    #[arg(long, default_value = "data/mnist")]
+    pub data_dir: PathBuf,
+    /// Folder for classifier.safetensors and classifier.json.
+    #[arg(long, default_value = "models/classifier")]
+    pub out: PathBuf,
+    /// Passes over the training set.
+    #[arg(long, default_value_t = 20, value_parser = positive())]
+    pub epochs: usize,
+    /// Seed for initialization, shuffling and dropout.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Hide the progress bar.
+    #[arg(long)]
+    pub no_progress: bool,
+}
+
+#[derive(Args)]
+pub struct FirmwarePngArgs {
+    /// The firmware's output, saved to a file (`-` reads standard input).
+    pub log: PathBuf,
+    /// PNG file to write.
+    #[arg(long, default_value = "firmware.png")]
+    pub out: PathBuf,
+    /// Images per row of the grid.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub columns: u16,
+    /// Enlargement of each 28x28 image in the PNG.
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=16))]
+    pub scale: u8,
+}
+
+#[derive(Args)]
+pub struct InspectArgs {
+    /// Model file to inspect.
+    pub model: PathBuf,
+}
+
+fn positive() -> clap::builder::RangedU64ValueParser<usize> {
+    clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
+}
+
+fn activation() -> impl TypedValueParser<Value = Activation> {
+    PossibleValuesParser::new(Activation::ALL.map(Activation::name))
+        .try_map(|name| name.parse::<Activation>())
+}
+
+impl TrainArgs {
+    /// The run these flags describe, for a new run.
+    pub fn config(&self) -> TrainConfig {
+        let model = ModelConfig {
+            latent: self.latent,
+            encoder_hidden: self.encoder_hidden.clone(),
+            decoder_hidden: self.decoder_hidden.clone(),
+            activation: self.activation,
+            classifier_hidden: self.classifier_hidden.clone(),
+            encoder_sees_label: self.encoder_sees_label,
+            ..ModelConfig::default()
+        };
+        TrainConfig {
+            model: if self.unconditional {
+                model.unconditional()
+            } else {
+                model
+            },
+            epochs: self.epochs.unwrap_or(DEFAULT.epochs),
+            batch_size: self.batch_size,
+            learning_rate: self.learning_rate,
+            class_weight: self.class_weight,
+            seed: self.seed,
+            train_limit: self.train_limit,
+            binarize: self.binarize,
+            kl_warmup: self.kl_warmup,
+            denoise: self.denoise,
+            lr_schedule: self.lr_schedule,
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! `vae`: the command line. Parses the arguments ([`args`]) and hands each command to
+//! the library functions that do its work; what it prints is the user's report of it.
+
+mod args;
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::Parser;
+use dfdx::prelude::Cpu;
+use mnist::{Dataset, Split};
+use trainer::classifier::Classifier;
+use trainer::eval::{evaluate_model, EvalOptions};
+use trainer::io::{write_atomic, write_json};
+use trainer::model::Vae;
+use trainer::run_dir::RunDir;
+use trainer::step::TrainDevice;
+use trainer::train::{resume, train, EpochHook, RunOptions};
+use trainer::{checkpoint, export, history, pictures};
+use vae_core::{Header, Model};
+
+use args::*;
+
+fn main() -> ExitCode {
+    let result = match Cli::parse().command {
+        Command::Train(args) => match args.device {
+            DeviceKind::Cpu => run_train(&Cpu::default(), &args),
+            DeviceKind::Cuda => cuda(args.seed).and_then(|dev| run_train(&dev, &args)),
+        },
+        Command::Export(args) => run_export(args),
+        Command::Sample(args) => run_sample(args),
+        Command::Inspect(args) => run_inspect(args),
+        Command::Eval(args) => run_eval(args),
+        Command::Pictures(args) => run_pictures(args),
+        Command::TrainClassifier(args) => run_train_classifier(args),
+        Command::FirmwarePng(args) => run_firmware_png(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The first NVIDIA GPU (CUDA device 0).
+#[cfg(feature = "cuda")]
+fn cuda(seed: u64) -> Result<dfdx::tensor::Cuda> {
+    dfdx::tensor::Cuda::try_build(0, seed).map_err(|e| {
+        anyhow::anyhow!(
+            "--device cuda: no usable NVIDIA GPU (CUDA device 0: {e}); check that \
+             `nvidia-smi` lists a GPU, or train with --device cpu"
+        )
+    })
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda(_: u64) -> Result<Cpu> {
+    bail!(
+        "--device cuda: this `vae` was built without CUDA support; build it with \
+         `cargo build --release -p trainer --features cuda` on a machine with the CUDA \
+         toolkit, or `scripts/build-cuda.sh` (see README, \"Training on an NVIDIA GPU\")"
+    )
+}
+
+fn run_train<D: TrainDevice>(dev: &D, args: &TrainArgs) -> Result<()> {
+    let train_set = Dataset::load(&args.data_dir, Split::Train)?;
+    let test_set = Dataset::load(&args.data_dir, Split::Test)?;
+    let test_set = test_set.truncated(args.test_limit.unwrap_or(usize::MAX));
+    let run = RunDir::new(&args.out);
+    let snapshot = |epoch: usize, vae: &mut Vae<D>| pictures::epoch_snapshot(&run, epoch, vae);
+    let opts = RunOptions {
+        run: &run,
+        progress: !args.no_progress,
+        after_epoch: args.snapshots.then_some(&snapshot as &EpochHook<D>),
+    };
+    let (vae, history) = if args.resume {
+        resume(dev, args.epochs, &train_set, &test_set, &opts)?
+    } else {
+        train(dev, &args.config(), &train_set, &test_set, &opts)?
+    };
+    if args.snapshots {
+        println!(
+            "wrote {}",
+            pictures::epochs_gif(&run, history.len())?.display()
+        );
+    }
+    let last = history.last().map_or(f32::NAN, |r| r.test.neg_elbo());
+    println!(
+        "trained {} epochs: test loss {last:.2} nats/image; decoder {} parameters; run folder {run}",
+        history.len(),
+        vae.decoder_parameters(),
+    );
+    Ok(())
+}
+
+fn run_export(args: ExportArgs) -> Result<()> {
+    let (_, vae) = checkpoint::load(&Cpu::default(), &RunDir::new(&args.run))?;
+    let out = RunDir::new(args.out_dir.unwrap_or(args.run));
+    for (path, len) in export::write_model_files(&vae, &out)? {
+        println!("wrote {} ({len} bytes)", path.display());
+    }
+    Ok(())
+}
+
+fn read_model_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("cannot read model file {}", path.display()))
+}
+
+fn run_sample(args: SampleArgs) -> Result<()> {
+    let bytes = read_model_file(&args.model)?;
+    let model = Model::parse(&bytes).with_context(|| format!("{}", args.model.display()))?;
+    let grid = pictures::sample_grid(&model, args.digit, args.count.into(), args.seed)
+        .with_context(|| format!("{}", args.model.display()))?;
+    grid.write(&args.out, args.scale.into())?;
+    let (n, rows, cols) = (grid.images.len(), grid.rows, grid.cols);
+    println!("wrote {} ({n} images, {rows} x {cols})", args.out.display());
+    if let Some(raw) = &args.raw {
+        write_atomic(raw, grid.images.as_flattened())?;
+        println!("wrote {} ({} bytes)", raw.display(), n * vae_core::PIXELS);
+    }
+    Ok(())
+}
+
+fn run_inspect(args: InspectArgs) -> Result<()> {
+    let bytes = read_model_file(&args.model)?;
+    println!(
+        "file:        {} ({} bytes)",
+        args.model.display(),
+        bytes.len()
+    );
+    let (header, _) = Header::read(&bytes).with_context(|| format!("{}", args.model.display()))?;
+    print!("{header}");
+    if let Err(err) = Model::parse(&bytes) {
+        println!("checksum:    FAILED");
+        return Err(err).with_context(|| format!("{}", args.model.display()));
+    }
+    println!("checksum:    CRC-32 {:#010x} OK", header.stored_crc());
+    Ok(())
+}
+
+fn run_eval(args: EvalArgs) -> Result<()> {
+    let run = RunDir::new(&args.run);
+    let (_, vae) = checkpoint::load(&Cpu::default(), &run)?;
+    let test_set = Dataset::load(&args.data_dir, Split::Test)?;
+    let test_set = test_set.truncated(args.test_limit.unwrap_or(usize::MAX));
+    let (classifier, _) = Classifier::load(&args.classifier)
+        .context("the independent classifier is missing: `vae train-classifier` makes one")?;
+    let opts = EvalOptions {
+        iwae_k: args.iwae_k,
+        per_digit: args.per_digit,
+        seed: args.seed,
+        classifier: Some(&classifier),
+    };
+    let report = evaluate_model(&vae, &test_set, &opts)?;
+    let out = args.out.unwrap_or_else(|| run.eval());
+    write_json(&out, &report)?;
+    println!(
+        "{run} on {} test images; decoder {} parameters, latent {}\n{report}\nwrote {}",
+        report.test_images,
+        report.decoder_parameters,
+        report.latent,
+        out.display()
+    );
+    Ok(())
+}
+
+fn run_pictures(args: PicturesArgs) -> Result<()> {
+    let run = RunDir::new(&args.run);
+    let (_, vae) = checkpoint::load(&Cpu::default(), &run)?;
+    let history = history::load(&run)?;
+    let test_set = Dataset::load(&args.data_dir, Split::Test)?;
+    let out = args.out_dir.unwrap_or_else(|| run.pictures_dir());
+    for path in pictures::all(&vae, &history, &test_set, (args.from, args.to), &out)? {
+        println!("wrote {}", path.display());
+    }
+    // A run trained with --snapshots (and perhaps stopped early): its GIF.
+    if run.epochs_dir().is_dir() {
+        println!(
+            "wrote {}",
+            pictures::epochs_gif(&run, history.len())?.display()
+        );
+    }
+    Ok(())
+}
+
+fn run_train_classifier(args: TrainClassifierArgs) -> Result<()> {
+    let train_set = Dataset::load(&args.data_dir, Split::Train)?;
+    let test_set = Dataset::load(&args.data_dir, Split::Test)?;
+    let progress = !args.no_progress;
+    let (_, report) = Classifier::train(
+        &train_set,
+        &test_set,
+        args.epochs,
+        args.seed,
+        &args.out,
+        progress,
+    )?;
+    println!(
+        "classifier: {:.2}% of the 10,000 test images right; saved in {}",
+        100.0 * report.test_accuracy,
+        args.out.display()
+    );
+    Ok(())
+}
+
+fn run_firmware_png(args: FirmwarePngArgs) -> Result<()> {
+    let text = if args.log.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).context("cannot read standard input")?
+    } else {
+        std::fs::read_to_string(&args.log)
+            .with_context(|| format!("cannot read {}", args.log.display()))?
+    };
+    let grid = pictures::firmware_grid(&text, args.columns.into())
+        .with_context(|| format!("{}", args.log.display()))?;
+    grid.write(&args.out, args.scale.into())?;
+    let (n, rows, cols) = (grid.images.len(), grid.rows, grid.cols);
+    println!("wrote {} ({n} images, {rows} x {cols})", args.out.display());
+    Ok(())
+}

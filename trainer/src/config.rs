@@ -1,0 +1,250 @@
+//! What decides a training run, with every default written once, here: the model's
+//! shape ([`ModelConfig`]), the run's settings ([`TrainConfig`], saved as the run
+//! folder's `config.json`), and how images become batches ([`DataOptions`]). The CLI,
+//! the tests and the benchmark all start from these `Default`s.
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use vae_core::Activation;
+
+/// Shape of the whole VAE. Saved as JSON next to every checkpoint.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ModelConfig {
+    /// Size of the latent code z.
+    pub latent: usize,
+    /// Encoder hidden widths (input side first).
+    pub encoder_hidden: Vec<usize>,
+    /// Decoder hidden widths (latent side first).
+    pub decoder_hidden: Vec<usize>,
+    /// Hidden non-linearity (encoder, classifier and decoder).
+    pub activation: Activation,
+    /// Number of classes of the classifier head; 0 for a plain, unconditional VAE.
+    pub classes: usize,
+    /// Classifier hidden widths.
+    pub classifier_hidden: Vec<usize>,
+    /// Feed the classifier's class probabilities to the encoder as well, so that z need
+    /// not carry the digit's identity (the decoder gets it from the label).
+    #[serde(default)]
+    pub encoder_sees_label: bool,
+}
+
+impl Default for ModelConfig {
+    /// The default model: conditional on the digit, latent 10, encoder 400, decoder 128
+    /// (103,824 parameters: it fits a small microcontroller), classifier head 256.
+    fn default() -> Self {
+        ModelConfig {
+            latent: 10,
+            encoder_hidden: vec![400],
+            decoder_hidden: vec![128],
+            activation: Activation::Relu,
+            classes: 10,
+            classifier_hidden: vec![256],
+            encoder_sees_label: true,
+        }
+    }
+}
+
+impl ModelConfig {
+    /// The same shape without labels: no classifier head, nothing fed to the encoder.
+    pub fn unconditional(self) -> Self {
+        ModelConfig {
+            classes: 0,
+            classifier_hidden: Vec::new(),
+            encoder_sees_label: false,
+            ..self
+        }
+    }
+
+    /// Input width of the decoder: `[z, class probabilities]`.
+    pub fn decoder_input(&self) -> usize {
+        self.latent + self.classes
+    }
+
+    /// The decoder as the model file format describes it.
+    pub fn decoder_architecture(&self) -> Result<vae_core::Architecture> {
+        let mut hidden = heapless::Vec::new();
+        for &h in &self.decoder_hidden {
+            hidden.push(u16::try_from(h)?).map_err(|_| {
+                anyhow::anyhow!(
+                    "at most {} decoder hidden layers fit the model file",
+                    vae_core::MAX_HIDDEN_LAYERS
+                )
+            })?;
+        }
+        let arch = vae_core::Architecture {
+            latent: u16::try_from(self.latent)?,
+            classes: u16::try_from(self.classes)?,
+            hidden,
+            activation: self.activation,
+            output: vae_core::PIXELS as u16,
+        };
+        arch.validate()?;
+        Ok(arch)
+    }
+}
+
+/// Everything that decides a training run; saved as `config.json` in the run folder.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainConfig {
+    /// Model shape.
+    pub model: ModelConfig,
+    /// Passes over the training set.
+    pub epochs: usize,
+    /// Images per step.
+    pub batch_size: usize,
+    /// Adam learning rate.
+    pub learning_rate: f32,
+    /// Weight of the classifier cross-entropy in the loss (tutorial 1 uses 10).
+    pub class_weight: f32,
+    /// Seed for initialization, shuffling and noise.
+    pub seed: u64,
+    /// Train on the first N training images only (quick runs and tests).
+    pub train_limit: Option<usize>,
+    /// How pixel intensities become training targets.
+    #[serde(default)]
+    pub binarize: Binarize,
+    /// Epochs over which the KL term's weight rises linearly from 0 to 1 (0: always 1).
+    #[serde(default)]
+    pub kl_warmup: usize,
+    /// Denoising: the encoder sees `clip(x + denoise * N(0, 1), 0, 1)` and the decoder
+    /// must reconstruct the clean `x` (0: off).
+    #[serde(default)]
+    pub denoise: f32,
+    /// How the learning rate changes over the run.
+    #[serde(default)]
+    pub lr_schedule: LrSchedule,
+}
+
+impl Default for TrainConfig {
+    /// The default run: 30 epochs of batch 100, Adam at 1e-3, classifier weight 10,
+    /// seed 0, continuous pixels, no warm-up, no noise, a constant rate.
+    fn default() -> Self {
+        TrainConfig {
+            model: ModelConfig::default(),
+            epochs: 30,
+            batch_size: 100,
+            learning_rate: 1e-3,
+            class_weight: 10.0,
+            seed: 0,
+            train_limit: None,
+            binarize: Binarize::None,
+            kl_warmup: 0,
+            denoise: 0.0,
+            lr_schedule: LrSchedule::Constant,
+        }
+    }
+}
+
+impl TrainConfig {
+    /// How this run's training images become batches.
+    pub fn data_options(&self) -> DataOptions {
+        DataOptions {
+            binarize: self.binarize,
+            denoise: self.denoise,
+        }
+    }
+
+    /// The KL term's weight at step `global` (0-based) of a run with `steps_per_epoch`
+    /// steps an epoch: rising linearly to 1 over `kl_warmup` epochs.
+    pub fn kl_weight(&self, steps_per_epoch: usize, global: usize) -> f32 {
+        if self.kl_warmup == 0 {
+            return 1.0;
+        }
+        let total = (self.kl_warmup * steps_per_epoch) as f32;
+        ((global + 1) as f32 / total).min(1.0)
+    }
+
+    /// Refuses settings no run can train with, saying which and why.
+    pub fn validate(&self) -> Result<()> {
+        let m = &self.model;
+        if m.latent == 0 {
+            bail!("latent size must be at least 1");
+        }
+        if self.batch_size == 0 {
+            bail!("batch size must be at least 1");
+        }
+        if self.epochs == 0 {
+            bail!("epochs must be at least 1");
+        }
+        if !(self.learning_rate > 0.0 && self.learning_rate.is_finite()) {
+            bail!("learning rate must be a positive number");
+        }
+        if !(self.denoise >= 0.0 && self.denoise.is_finite()) {
+            bail!("--denoise must be 0 (off) or a positive noise level");
+        }
+        if m.classes == 1 || m.classes > 10 {
+            bail!("classes must be 0 (unconditional) or 2 to 10");
+        }
+        let widths = m
+            .encoder_hidden
+            .iter()
+            .chain(&m.decoder_hidden)
+            .chain(&m.classifier_hidden);
+        if widths.clone().any(|&w| w == 0) {
+            bail!("hidden layer widths must be at least 1");
+        }
+        // The decoder must fit the model file and the microcontroller's fixed buffers.
+        m.decoder_architecture()
+            .context("the decoder does not fit the model file format")?;
+        Ok(())
+    }
+}
+
+/// Learning rate over the run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LrSchedule {
+    /// The same rate throughout.
+    #[default]
+    Constant,
+    /// Cosine annealing from the rate to 0 over all epochs (Loshchilov & Hutter).
+    Cosine,
+}
+
+impl LrSchedule {
+    /// The rate at step `step` (0-based) of `total`, for a base rate `base`.
+    pub fn rate(self, base: f32, step: usize, total: usize) -> f32 {
+        match self {
+            LrSchedule::Constant => base,
+            LrSchedule::Cosine => {
+                let t = step as f32 / total.max(1) as f32;
+                base * 0.5 * (1.0 + (std::f32::consts::PI * t).cos())
+            }
+        }
+    }
+}
+
+/// How grey pixels are treated.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Binarize {
+    /// Intensities in [0, 1] as targets of the Bernoulli likelihood (PyTorch example).
+    #[default]
+    None,
+    /// Each pixel drawn as Bernoulli(intensity), afresh every time an image is used
+    /// (dynamic binarization, as in the IWAE paper).
+    Dynamic,
+    /// Pixels above 0.5 set to 1, others to 0, once (TensorFlow tutorial).
+    Threshold,
+}
+
+/// How images become a batch: binarization of the targets, input noise. The default is
+/// continuous pixels without noise.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct DataOptions {
+    /// Treatment of grey pixels (targets and encoder input alike).
+    pub binarize: Binarize,
+    /// Standard deviation of the Gaussian noise added to the encoder's input (clipped to
+    /// [0, 1]); the target stays clean.
+    pub denoise: f32,
+}
+
+impl DataOptions {
+    /// As a run is evaluated: the same pixels, no input noise.
+    pub fn for_test(self) -> Self {
+        DataOptions {
+            denoise: 0.0,
+            ..self
+        }
+    }
+}

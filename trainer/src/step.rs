@@ -1,0 +1,152 @@
+//! One optimization step: the mini-batch split into shards whose gradients are computed
+//! independently, then Adam's update of every layer; and [`TrainDevice`], which says how
+//! a device runs those independent parts. On the CPU they run side by side on rayon's
+//! threads (dfdx runs each elementwise operation on one thread); a CUDA device (whose
+//! handles are not `Send`) queues them one after another on its stream.
+
+use dfdx::prelude::*;
+use mnist::Dataset;
+use rand::SeedableRng;
+use rayon::prelude::*;
+
+use crate::adam::{Adam, LayerUpdate};
+use crate::batch::Batch;
+use crate::config::DataOptions;
+use crate::grad::{loss_and_gradients, DenseGrad};
+use crate::loss::LossTerms;
+use crate::model::Vae;
+
+/// A dfdx device the trainer can train on.
+pub trait TrainDevice: Device<f32> {
+    /// Shards each mini-batch is split into, computed side by side and summed (see
+    /// [`sharded_gradients`]). Results depend on this number, never on the thread
+    /// count.
+    const SHARDS: usize;
+
+    /// Runs every shard and returns their results in order.
+    fn run_shards(
+        dev: &Self,
+        vae: &Vae<Self>,
+        shards: Vec<Shard<'_>>,
+    ) -> Vec<(LossTerms, Vec<DenseGrad<Self>>)> {
+        shards.iter().map(|shard| shard.run(dev, vae)).collect()
+    }
+
+    /// Applies every layer's optimizer update.
+    fn update_layers(work: Vec<LayerUpdate<'_, Self>>) {
+        work.into_iter().for_each(LayerUpdate::apply);
+    }
+}
+
+impl TrainDevice for Cpu {
+    /// dfdx runs each elementwise operation on one thread, so two half-batches computed
+    /// side by side keep two cores busy all through the step, where one batch keeps them
+    /// busy only inside its matrix products. Fixed (not the core count) so that a run
+    /// gives the same numbers on any machine.
+    const SHARDS: usize = 2;
+
+    fn run_shards(
+        dev: &Self,
+        vae: &Vae<Self>,
+        shards: Vec<Shard<'_>>,
+    ) -> Vec<(LossTerms, Vec<DenseGrad<Self>>)> {
+        // With a shard on each core, a matrix product split across cores only adds
+        // hand-overs (measured: about 8 % slower); gemm, dfdx's CPU matmul, is told so
+        // for the duration and set back after.
+        let threshold = gemm_common::gemm::get_threading_threshold();
+        if shards.len() > 1 {
+            gemm_common::gemm::set_threading_threshold(usize::MAX);
+        }
+        let results = shards.par_iter().map(|shard| shard.run(dev, vae)).collect();
+        gemm_common::gemm::set_threading_threshold(threshold);
+        results
+    }
+
+    fn update_layers(work: Vec<LayerUpdate<'_, Self>>) {
+        work.into_par_iter().for_each(LayerUpdate::apply);
+    }
+}
+
+#[cfg(feature = "cuda")]
+impl TrainDevice for dfdx::tensor::Cuda {
+    /// One: a GPU wants the whole mini-batch in each kernel.
+    const SHARDS: usize = 1;
+}
+
+/// One shard of a mini-batch: see [`sharded_gradients`].
+pub struct Shard<'a> {
+    data: &'a Dataset,
+    indices: &'a [usize],
+    seed: u64,
+    images: usize,
+    options: DataOptions,
+    weights: (f32, f32),
+}
+
+impl Shard<'_> {
+    /// Draws the shard's batch and returns its loss terms and gradients.
+    pub fn run<D: Device<f32>>(&self, dev: &D, vae: &Vae<D>) -> (LossTerms, Vec<DenseGrad<D>>) {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(self.seed);
+        let batch = Batch::new(
+            dev,
+            self.data,
+            self.indices,
+            &vae.config,
+            self.options,
+            &mut rng,
+        );
+        let (class_weight, kl_weight) = self.weights;
+        loss_and_gradients(vae, &batch, self.images, class_weight, kl_weight)
+    }
+}
+
+/// Loss terms and gradients of one mini-batch (images `indices` of `data`), split into
+/// [`TrainDevice::SHARDS`] near-equal parts that are drawn (binarization, noise) and
+/// differentiated independently (in parallel on the CPU), each from its own generator
+/// seeded from `rng`.
+/// The terms are the mini-batch's; the gradients are one list per shard, to be summed
+/// (by [`Adam::layer_updates`]). `weights` are the classifier and KL weights.
+pub fn sharded_gradients<D: TrainDevice>(
+    dev: &D,
+    vae: &Vae<D>,
+    (data, indices): (&Dataset, &[usize]),
+    options: DataOptions,
+    rng: &mut impl rand::Rng,
+    weights: (f32, f32),
+) -> (LossTerms, Vec<Vec<DenseGrad<D>>>) {
+    let size = indices.len().div_ceil(D::SHARDS.max(1)).max(1);
+    let shards: Vec<Shard> = indices
+        .chunks(size)
+        .map(|part| Shard {
+            data,
+            indices: part,
+            seed: rng.gen(),
+            images: indices.len(),
+            options,
+            weights,
+        })
+        .collect();
+    let (terms, grads): (Vec<LossTerms>, _) = D::run_shards(dev, vae, shards).into_iter().unzip();
+    (terms.into_iter().sum(), grads)
+}
+
+/// One optimization step on the mini-batch `indices` of `data`: its gradients
+/// ([`sharded_gradients`]), then Adam's update of every layer, run by the device.
+/// Returns the mini-batch's loss terms; when its objective is not finite the model is
+/// left as it was, for the caller to stop.
+pub fn train_step<D: TrainDevice>(
+    vae: &mut Vae<D>,
+    adam: &mut Adam<D>,
+    batch: (&Dataset, &[usize]),
+    options: DataOptions,
+    rng: &mut impl rand::Rng,
+    (class_weight, kl_weight): (f32, f32),
+) -> LossTerms {
+    let dev = vae.device();
+    let (terms, grads) =
+        sharded_gradients(&dev, vae, batch, options, rng, (class_weight, kl_weight));
+    if terms.objective(class_weight).is_finite() {
+        D::update_layers(adam.layer_updates(vae, grads));
+    }
+    terms
+}
