@@ -67,18 +67,10 @@ fn model_file() -> impl Strategy<Value = (Architecture, Precision, Vec<u8>)> {
     })
 }
 
-/// `values` rounded layer by layer with `Precision::round_layer`.
+/// `values` rounded with `Precision::round_model`.
 fn rounded(arch: &Architecture, precision: Precision, values: &[f32]) -> Vec<f32> {
     let mut out = values.to_vec();
-    let mut rest = &mut out[..];
-    for (inputs, outputs) in arch.layers() {
-        let (layer, tail) = rest.split_at_mut(inputs * outputs + outputs);
-        let (weights, biases) = layer.split_at_mut(inputs * outputs);
-        precision
-            .round_layer(inputs, weights, biases)
-            .expect("layer lengths");
-        rest = tail;
-    }
+    precision.round_model(arch, &mut out).expect("model length");
     out
 }
 

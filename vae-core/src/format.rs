@@ -252,6 +252,42 @@ impl Precision {
         }
         Ok(())
     }
+
+    /// [`round_layer`](Self::round_layer) for every layer of a model of shape `arch`,
+    /// whose parameters `values` holds in the order [`encode`] takes them; the error is
+    /// [`Error::LengthMismatch`] unless it holds exactly `arch.parameter_count()`.
+    ///
+    /// ```
+    /// use vae_core::{Activation, Architecture, Precision};
+    /// let arch = Architecture {
+    ///     latent: 2, classes: 0, hidden: heapless::Vec::new(),
+    ///     activation: Activation::Relu, output: 784,
+    /// };
+    /// let mut values = vec![0.1f32; arch.parameter_count()];
+    /// Precision::F16.round_model(&arch, &mut values)?;
+    /// assert_eq!(values[0], half::f16::from_f32(0.1).to_f32());
+    /// assert!(Precision::F16.round_model(&arch, &mut values[1..]).is_err());
+    /// # Ok::<(), vae_core::Error>(())
+    /// ```
+    pub fn round_model(self, arch: &Architecture, values: &mut [f32]) -> Result<(), Error> {
+        let (expected, found) = (arch.parameter_count(), values.len());
+        if found != expected {
+            return Err(Error::LengthMismatch { expected, found });
+        }
+        let mut rest = values;
+        for (inputs, outputs) in arch.layers() {
+            let weights = inputs.saturating_mul(outputs);
+            let (layer, tail) = rest
+                .split_at_mut_checked(weights.saturating_add(outputs))
+                .ok_or(Error::LengthMismatch { expected, found })?;
+            let (weights, biases) = layer
+                .split_at_mut_checked(weights)
+                .ok_or(Error::LengthMismatch { expected, found })?;
+            self.round_layer(inputs, weights, biases)?;
+            rest = tail;
+        }
+        Ok(())
+    }
 }
 
 impl fmt::Display for Precision {
@@ -895,13 +931,7 @@ mod tests {
     /// `values` rounded layer by layer with `round_layer`.
     fn rounded(arch: &Architecture, precision: Precision, values: &[f32]) -> Vec<f32> {
         let mut out = values.to_vec();
-        let mut rest = &mut out[..];
-        for (inputs, outputs) in arch.layers() {
-            let (layer, tail) = rest.split_at_mut(inputs * outputs + outputs);
-            let (weights, biases) = layer.split_at_mut(inputs * outputs);
-            precision.round_layer(inputs, weights, biases).unwrap();
-            rest = tail;
-        }
+        precision.round_model(arch, &mut out).unwrap();
         out
     }
 
