@@ -5,7 +5,7 @@
 use dfdx::prelude::*;
 use mnist::Split;
 use trainer::classifier::Classifier;
-use trainer::config::{Binarize, DataOptions, ModelConfig, TrainConfig};
+use trainer::config::{Binarize, DataOptions, TrainConfig};
 use trainer::eval::{evaluate_model, iwae_nll, EvalOptions};
 use trainer::metrics::mean_loss;
 use trainer::run_dir::RunDir;
@@ -20,21 +20,16 @@ use vae_tests::{default_model_dir, load_mnist, scratch_dir, workspace};
 fn iwae_estimate_starts_at_the_elbo_and_tightens_with_more_samples() {
     let train_set = load_mnist(Split::Train, 2000);
     let test_set = load_mnist(Split::Test, 200);
-    let config = TrainConfig {
-        model: ModelConfig {
-            latent: 8,
-            encoder_hidden: vec![128],
-            decoder_hidden: vec![64],
-            ..ModelConfig::default()
-        }
-        .unconditional(),
-        epochs: 2,
-        batch_size: 50,
-        class_weight: 0.0,
-        seed: 3,
-        binarize: Binarize::Dynamic,
-        ..TrainConfig::default()
-    };
+    let mut config = TrainConfig::default();
+    config.model.latent = 8;
+    config.model.encoder_hidden = vec![128];
+    config.model.decoder_hidden = vec![64];
+    config.model = config.model.unconditional();
+    config.epochs = 2;
+    config.batch_size = 50;
+    config.class_weight = 0.0;
+    config.seed = 3;
+    config.binarize = Binarize::Dynamic;
     let run = RunDir::new(scratch_dir("iwae"));
     let dev = Cpu::seed_from_u64(3);
     let opts = RunOptions {

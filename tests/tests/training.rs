@@ -5,7 +5,7 @@
 use dfdx::prelude::*;
 use mnist::Split;
 use trainer::checkpoint;
-use trainer::config::{Binarize, DataOptions, LrSchedule, ModelConfig, TrainConfig};
+use trainer::config::{Binarize, DataOptions, LrSchedule, TrainConfig};
 use trainer::metrics::mean_loss;
 use trainer::run_dir::RunDir;
 use trainer::train::{resume, train, RunOptions};
@@ -13,20 +13,16 @@ use vae_tests::{load_mnist, scratch_dir};
 
 /// The default conditional model, shrunk to train in seconds.
 fn small_config() -> TrainConfig {
-    TrainConfig {
-        model: ModelConfig {
-            latent: 4,
-            encoder_hidden: vec![64],
-            decoder_hidden: vec![32],
-            classifier_hidden: vec![32],
-            ..ModelConfig::default()
-        },
-        epochs: 3,
-        batch_size: 50,
-        seed: 1,
-        train_limit: Some(3000),
-        ..TrainConfig::default()
-    }
+    let mut config = TrainConfig::default();
+    config.model.latent = 4;
+    config.model.encoder_hidden = vec![64];
+    config.model.decoder_hidden = vec![32];
+    config.model.classifier_hidden = vec![32];
+    config.epochs = 3;
+    config.batch_size = 50;
+    config.seed = 1;
+    config.train_limit = Some(3000);
+    config
 }
 
 /// A fresh, empty run folder.
@@ -83,15 +79,12 @@ fn loss_goes_down_on_a_slice_of_mnist() {
 fn resume_continues_exactly_where_the_run_stopped() {
     let train_set = load_mnist(Split::Train, 1000);
     let test_set = load_mnist(Split::Test, 300);
-    let config = TrainConfig {
-        epochs: 3,
-        train_limit: Some(1000),
-        binarize: Binarize::Dynamic,
-        kl_warmup: 2,
-        denoise: 0.3,
-        lr_schedule: LrSchedule::Cosine,
-        ..small_config()
-    };
+    let mut config = small_config();
+    config.train_limit = Some(1000);
+    config.binarize = Binarize::Dynamic;
+    config.kl_warmup = 2;
+    config.denoise = 0.3;
+    config.lr_schedule = LrSchedule::Cosine;
     let dev = Cpu::seed_from_u64(1);
     let straight = run_dir("resume-straight");
     let (_, full) = train(&dev, &config, &train_set, &test_set, &quiet(&straight)).unwrap();
@@ -171,11 +164,8 @@ fn resume_continues_exactly_where_the_run_stopped() {
 fn a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint() {
     let train_set = load_mnist(Split::Train, 500);
     let test_set = load_mnist(Split::Test, 200);
-    let config = TrainConfig {
-        epochs: 3,
-        train_limit: Some(500),
-        ..small_config()
-    };
+    let mut config = small_config();
+    config.train_limit = Some(500);
     let dev = Cpu::seed_from_u64(1);
     let out = run_dir("nan");
     // After epoch 1's checkpoint is written, one decoder weight becomes NaN.

@@ -20,7 +20,7 @@ use mnist::{Dataset, Split};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use trainer::adam::Adam;
-use trainer::config::{DataOptions, ModelConfig, TrainConfig};
+use trainer::config::{DataOptions, TrainConfig};
 use trainer::model::Vae;
 use trainer::step::train_step;
 
@@ -50,20 +50,14 @@ struct Args {
 
 fn main() -> Result<()> {
     let args = Args::parse();
-    let config = match args.model {
-        Preset::Classic => TrainConfig {
-            model: ModelConfig {
-                latent: 20,
-                decoder_hidden: vec![400],
-                ..ModelConfig::default()
-            }
-            .unconditional(),
-            batch_size: 128,
-            class_weight: 0.0,
-            ..TrainConfig::default()
-        },
-        Preset::Default => TrainConfig::default(),
-    };
+    let mut config = TrainConfig::default();
+    if let Preset::Classic = args.model {
+        config.model.latent = 20;
+        config.model.decoder_hidden = vec![400];
+        config.model = config.model.unconditional();
+        config.batch_size = 128;
+        config.class_weight = 0.0;
+    }
     let (batch_size, weights) = (config.batch_size, (config.class_weight, 1.0));
     let train = Dataset::load(&args.data_dir, Split::Train)?;
     let dev = Cpu::seed_from_u64(0);

@@ -45,11 +45,11 @@ impl Default for ModelConfig {
 }
 
 impl ModelConfig {
-    /// The same shape without labels: no classifier head, nothing fed to the encoder.
+    /// The same shape without labels: no classes, so no classifier head is built and
+    /// nothing but the image goes to the encoder (`classifier_hidden` is kept, unused).
     pub fn unconditional(self) -> Self {
         ModelConfig {
             classes: 0,
-            classifier_hidden: Vec::new(),
             encoder_sees_label: false,
             ..self
         }

@@ -6,7 +6,7 @@ use std::sync::LazyLock;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
-use trainer::config::{Binarize, LrSchedule, ModelConfig, TrainConfig};
+use trainer::config::{Binarize, LrSchedule, TrainConfig};
 use trainer::eval::EvalOptions;
 use vae_core::Activation;
 
@@ -273,33 +273,30 @@ fn activation() -> impl TypedValueParser<Value = Activation> {
 }
 
 impl TrainArgs {
-    /// The run these flags describe, for a new run.
+    /// The run these flags describe, for a new run: the defaults, changed where a flag
+    /// says so.
     pub fn config(&self) -> TrainConfig {
-        let model = ModelConfig {
-            latent: self.latent,
-            encoder_hidden: self.encoder_hidden.clone(),
-            decoder_hidden: self.decoder_hidden.clone(),
-            activation: self.activation,
-            classifier_hidden: self.classifier_hidden.clone(),
-            encoder_sees_label: self.encoder_sees_label,
-            ..ModelConfig::default()
-        };
-        TrainConfig {
-            model: if self.unconditional {
-                model.unconditional()
-            } else {
-                model
-            },
-            epochs: self.epochs.unwrap_or(DEFAULT.epochs),
-            batch_size: self.batch_size,
-            learning_rate: self.learning_rate,
-            class_weight: self.class_weight,
-            seed: self.seed,
-            train_limit: self.train_limit,
-            binarize: self.binarize,
-            kl_warmup: self.kl_warmup,
-            denoise: self.denoise,
-            lr_schedule: self.lr_schedule,
+        let mut config = TrainConfig::default();
+        let model = &mut config.model;
+        model.latent = self.latent;
+        model.encoder_hidden.clone_from(&self.encoder_hidden);
+        model.decoder_hidden.clone_from(&self.decoder_hidden);
+        model.activation = self.activation;
+        model.classifier_hidden.clone_from(&self.classifier_hidden);
+        model.encoder_sees_label = self.encoder_sees_label;
+        if self.unconditional {
+            config.model = config.model.unconditional();
         }
+        config.epochs = self.epochs.unwrap_or(config.epochs);
+        config.batch_size = self.batch_size;
+        config.learning_rate = self.learning_rate;
+        config.class_weight = self.class_weight;
+        config.seed = self.seed;
+        config.train_limit = self.train_limit;
+        config.binarize = self.binarize;
+        config.kl_warmup = self.kl_warmup;
+        config.denoise = self.denoise;
+        config.lr_schedule = self.lr_schedule;
+        config
     }
 }
