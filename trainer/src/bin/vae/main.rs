@@ -6,7 +6,7 @@ mod args;
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Parser;
 use dfdx::prelude::Cpu;
 use mnist::{Dataset, Split};
@@ -58,7 +58,7 @@ fn cuda(seed: u64) -> Result<dfdx::tensor::Cuda> {
 
 #[cfg(not(feature = "cuda"))]
 fn cuda(_: u64) -> Result<Cpu> {
-    bail!(
+    anyhow::bail!(
         "--device cuda: this `vae` was built without CUDA support; build it with \
          `cargo build --release -p trainer --features cuda` on a machine with the CUDA \
          toolkit, or `scripts/build-cuda.sh` (see README, \"Training on an NVIDIA GPU\")"
