@@ -2,7 +2,8 @@
 //!
 //! - `VAE_MODEL`: model file to embed (default: the committed default model, f16).
 //! - `VAE_FLASH_KIB`, `VAE_RAM_KIB` (QEMU only): the memory budget the linker enforces,
-//!   256 and 16 by default; a firmware that does not fit fails to link.
+//!   256 and 16 by default; a firmware that does not fit fails to link. (QEMU's microbit
+//!   has exactly that much: a larger budget links but does not run there.)
 
 use std::env;
 use std::fs;
@@ -14,21 +15,50 @@ fn main() {
 
     let qemu = env::var_os("CARGO_FEATURE_QEMU").is_some();
     let nucleo = env::var_os("CARGO_FEATURE_NUCLEO_F411RE").is_some();
-    let (flash_origin, flash_kib, ram_kib) = match (qemu, nucleo) {
-        (true, false) => (
+    let arch = env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
+    // (flash origin, flash KiB, RAM origin, RAM KiB). QEMU: the budget of a small chip,
+    // 256 KiB of flash and 16 KiB of RAM, on every architecture.
+    let (flash_origin, flash_kib, ram_origin, ram_kib) = match (qemu, nucleo, arch.as_str()) {
+        // mps2-an386 and microbit: flash at 0, RAM at 0x2000_0000 (the microbit has
+        // exactly 256 KiB and 16 KiB).
+        (true, false, "arm") => (
             0x0000_0000u32,
             kib("VAE_FLASH_KIB", 256),
+            0x2000_0000u32,
             kib("VAE_RAM_KIB", 16),
         ),
-        (false, true) => (0x0800_0000u32, 512, 128),
-        _ => fail("choose exactly one board feature: `qemu` (the default) or `nucleo-f411re`"),
+        // virt: everything is in its DRAM at 0x8000_0000, where the boot ROM jumps;
+        // "RAM" starts 4 MiB above, out of the way of a larger flash budget.
+        (true, false, "riscv32") => (
+            0x8000_0000u32,
+            kib("VAE_FLASH_KIB", 256),
+            0x8040_0000u32,
+            kib("VAE_RAM_KIB", 16),
+        ),
+        (false, true, "arm") => (0x0800_0000u32, 512, 0x2000_0000u32, 128),
+        _ => fail(&format!(
+            "choose exactly one board feature for this target ({arch}): `qemu` (the default) \
+             or `nucleo-f411re` (thumbv7em-none-eabihf only)"
+        )),
+    };
+    // riscv-rt places each kind of section by these aliases; cortex-m-rt uses the names.
+    let regions = if arch == "riscv32" {
+        "REGION_ALIAS(\"REGION_TEXT\", FLASH);\n\
+         REGION_ALIAS(\"REGION_RODATA\", FLASH);\n\
+         REGION_ALIAS(\"REGION_DATA\", RAM);\n\
+         REGION_ALIAS(\"REGION_BSS\", RAM);\n\
+         REGION_ALIAS(\"REGION_HEAP\", RAM);\n\
+         REGION_ALIAS(\"REGION_STACK\", RAM);\n"
+    } else {
+        ""
     };
     let memory = format!(
         "/* Written by build.rs. */\n\
          MEMORY\n{{\n  \
            FLASH : ORIGIN = {flash_origin:#010x}, LENGTH = {flash_kib}K\n  \
-           RAM   : ORIGIN = 0x20000000, LENGTH = {ram_kib}K\n\
+           RAM   : ORIGIN = {ram_origin:#010x}, LENGTH = {ram_kib}K\n\
          }}\n\
+         {regions}\
          __flash_origin = ORIGIN(FLASH);\n\
          __ram_origin = ORIGIN(RAM);\n"
     );

@@ -1,7 +1,8 @@
-//! QEMU `mps2-an386`: semihosting console and exit code, SysTick as an instruction
-//! counter under `-icount shift=0`.
+//! QEMU's Arm machines, `mps2-an386` (Cortex-M4F) and `microbit` (nRF51, Cortex-M0):
+//! semihosting console and exit code, SysTick as an instruction counter under
+//! `-icount shift=0`.
 
-use core::fmt::{self, Write};
+use core::fmt;
 use core::num::NonZeroU64;
 use core::sync::atomic::{AtomicU32, Ordering};
 
@@ -10,37 +11,18 @@ use cortex_m::peripheral::SYST;
 use cortex_m_rt::exception;
 use cortex_m_semihosting::{debug, hio};
 
+#[cfg(target_abi = "eabihf")]
 pub const NAME: &str = "QEMU mps2-an386 (Cortex-M4F)";
+#[cfg(not(target_abi = "eabihf"))]
+pub const NAME: &str = "QEMU microbit (nRF51, Cortex-M0)";
 
 /// Writes one line to the host's stdout in a single semihosting call.
 pub fn write_line(args: fmt::Arguments) {
-    let mut line = Line {
-        buf: [0; LINE],
-        len: 0,
-    };
-    // A line longer than the buffer is cut; the longest the firmware prints is 1,580 bytes.
-    let _ = line.write_fmt(args);
-    let _ = line.write_str("\n");
-    if let Ok(mut out) = hio::hstdout() {
-        let _ = out.write_all(line.buf.get(..line.len).unwrap_or(&[]));
-    }
-}
-
-const LINE: usize = 1700;
-
-struct Line {
-    buf: [u8; LINE],
-    len: usize,
-}
-
-impl Write for Line {
-    fn write_str(&mut self, s: &str) -> fmt::Result {
-        let end = self.len + s.len();
-        let slot = self.buf.get_mut(self.len..end).ok_or(fmt::Error)?;
-        slot.copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
-    }
+    super::with_line(args, |line| {
+        if let Ok(mut out) = hio::hstdout() {
+            let _ = out.write_all(line);
+        }
+    });
 }
 
 pub fn exit(success: bool) -> ! {
@@ -60,14 +42,19 @@ static WRAPS: AtomicU32 = AtomicU32::new(0);
 
 #[exception]
 fn SysTick() {
-    WRAPS.fetch_add(1, Ordering::Relaxed);
+    // Load and store rather than `fetch_add`, which ARMv6-M lacks: this handler is the
+    // only writer.
+    WRAPS.store(
+        WRAPS.load(Ordering::Relaxed).wrapping_add(1),
+        Ordering::Relaxed,
+    );
 }
 
 const RELOAD: u32 = 0x00FF_FFFF;
 
-/// SysTick on the core clock. QEMU clocks it at 25 MHz of virtual time, and with
-/// `-icount shift=0` virtual time is one nanosecond per instruction: each tick is 40
-/// instructions. The ratio is measured at start on a loop of known length rather than
+/// SysTick on the core clock. QEMU clocks it at 25 MHz (mps2-an386) or 16 MHz
+/// (microbit) of virtual time, and with `-icount shift=0` virtual time is one nanosecond
+/// per instruction: each tick is 40 or 62.5 instructions. The ratio is measured at start on a loop of known length rather than
 /// assumed, and costs are printed in instructions.
 pub struct Clock {
     /// Calibration: ticks taken by `CALIBRATION_INSTRUCTIONS` instructions (never 0, so
