@@ -13,8 +13,15 @@
 
 use core::fmt::{self, Write};
 
-#[cfg(all(feature = "qemu", feature = "nucleo-f411re"))]
-compile_error!("choose one board feature: `qemu` (the default) or `nucleo-f411re`");
+#[cfg(any(
+    all(feature = "qemu", feature = "nucleo-f411re"),
+    all(feature = "qemu", feature = "rp-pico"),
+    all(feature = "nucleo-f411re", feature = "rp-pico"),
+))]
+compile_error!("choose one board feature: `qemu` (the default), `nucleo-f411re` or `rp-pico`");
+
+#[cfg(any(all(feature = "qemu", target_arch = "arm"), feature = "rp-pico"))]
+mod systick;
 
 #[cfg(all(feature = "qemu", target_arch = "arm"))]
 mod qemu_arm;
@@ -30,6 +37,11 @@ pub use qemu_riscv::*;
 mod nucleo;
 #[cfg(feature = "nucleo-f411re")]
 pub use nucleo::*;
+
+#[cfg(feature = "rp-pico")]
+mod pico;
+#[cfg(feature = "rp-pico")]
+pub use pico::*;
 
 /// Prints `error: ...` and ends the run as a failure.
 pub fn fail(message: fmt::Arguments) -> ! {
