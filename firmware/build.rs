@@ -2,7 +2,8 @@
 //!
 //! - `VAE_MODEL`: model file to embed (default: the committed default model, f16).
 //! - `VAE_FLASH_KIB`, `VAE_RAM_KIB` (QEMU only): the memory budget the linker enforces,
-//!   256 and 16 by default; a firmware that does not fit fails to link.
+//!   256 and 16 by default; a firmware that does not fit fails to link. (QEMU's microbit
+//!   has exactly that much: a larger budget links but does not run there.)
 
 use std::env;
 use std::fs;
@@ -14,22 +15,68 @@ fn main() {
 
     let qemu = env::var_os("CARGO_FEATURE_QEMU").is_some();
     let nucleo = env::var_os("CARGO_FEATURE_NUCLEO_F411RE").is_some();
-    let (flash_origin, flash_kib, ram_kib) = match (qemu, nucleo) {
-        (true, false) => (
+    let pico = env::var_os("CARGO_FEATURE_RP_PICO").is_some();
+    let arch = env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
+    // (flash origin, flash KiB, RAM origin, RAM KiB). QEMU: the budget of a small chip,
+    // 256 KiB of flash and 16 KiB of RAM, on every architecture.
+    let board = (qemu, nucleo, pico);
+    let (flash_origin, flash_kib, ram_origin, ram_kib) = match (board, arch.as_str()) {
+        // mps2-an386 and microbit: flash at 0, RAM at 0x2000_0000 (the microbit has
+        // exactly 256 KiB and 16 KiB).
+        ((true, false, false), "arm") => (
             0x0000_0000u32,
             kib("VAE_FLASH_KIB", 256),
+            0x2000_0000u32,
             kib("VAE_RAM_KIB", 16),
         ),
-        (false, true) => (0x0800_0000u32, 512, 128),
-        _ => fail("choose exactly one board feature: `qemu` (the default) or `nucleo-f411re`"),
+        // virt: everything is in its DRAM at 0x8000_0000, where the boot ROM jumps;
+        // "RAM" starts 4 MiB above, out of the way of a larger flash budget.
+        ((true, false, false), "riscv32") => (
+            0x8000_0000u32,
+            kib("VAE_FLASH_KIB", 256),
+            0x8040_0000u32,
+            kib("VAE_RAM_KIB", 16),
+        ),
+        ((false, true, false), "arm") => (0x0800_0000u32, 512, 0x2000_0000u32, 128),
+        // RP2040: flash after the 256-byte boot loader; the 256 KiB of striped SRAM.
+        ((false, false, true), "arm") => (0x1000_0100u32, 2048, 0x2000_0000u32, 256),
+        _ => fail(&format!(
+            "choose exactly one board feature for this target ({arch}): `qemu` (the default), \
+             `nucleo-f411re` (thumbv7em-none-eabihf) or `rp-pico` (thumbv6m-none-eabi)"
+        )),
+    };
+    // riscv-rt places each kind of section by these aliases; cortex-m-rt uses the names.
+    let regions = if pico {
+        // The boot ROM loads and checks the first 256 bytes of flash: the boot loader.
+        "SECTIONS {\n  .boot2 ORIGIN(BOOT2) : { KEEP(*(.boot2)); } > BOOT2\n} INSERT BEFORE .text;\n"
+    } else if arch == "riscv32" {
+        "REGION_ALIAS(\"REGION_TEXT\", FLASH);\n\
+         REGION_ALIAS(\"REGION_RODATA\", FLASH);\n\
+         REGION_ALIAS(\"REGION_DATA\", RAM);\n\
+         REGION_ALIAS(\"REGION_BSS\", RAM);\n\
+         REGION_ALIAS(\"REGION_HEAP\", RAM);\n\
+         REGION_ALIAS(\"REGION_STACK\", RAM);\n"
+    } else {
+        ""
+    };
+    let (boot2, flash_less, flash_start) = if pico {
+        (
+            "BOOT2 : ORIGIN = 0x10000000, LENGTH = 0x100\n  ",
+            " - 0x100",
+            "ORIGIN(BOOT2)",
+        )
+    } else {
+        ("", "", "ORIGIN(FLASH)")
     };
     let memory = format!(
         "/* Written by build.rs. */\n\
          MEMORY\n{{\n  \
-           FLASH : ORIGIN = {flash_origin:#010x}, LENGTH = {flash_kib}K\n  \
-           RAM   : ORIGIN = 0x20000000, LENGTH = {ram_kib}K\n\
+           {boot2}\
+           FLASH : ORIGIN = {flash_origin:#010x}, LENGTH = {flash_kib}K{flash_less}\n  \
+           RAM   : ORIGIN = {ram_origin:#010x}, LENGTH = {ram_kib}K\n\
          }}\n\
-         __flash_origin = ORIGIN(FLASH);\n\
+         {regions}\
+         __flash_origin = {flash_start};\n\
          __ram_origin = ORIGIN(RAM);\n"
     );
     fs::write(out.join("memory.x"), memory).expect("write memory.x");

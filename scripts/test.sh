@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The project's whole test suite, as CI runs it: formatting, lints, the no_std build of
-# vae-core and both firmware builds for the Cortex-M4F, the firmware under QEMU, and every
+# vae-core, the firmware for the Cortex-M4F, Cortex-M0 and RV32IMAC (QEMU) and the
+# NUCLEO-F411RE and Raspberry Pi Pico boards, the firmware under QEMU on each of the
+# three, and every
 # test (unit, doc, workspace-level incl. firmware/host parity, CLI), and a short run of
 # each fuzz target.
 set -euo pipefail
@@ -15,17 +17,27 @@ echo "== cargo clippy (deny warnings)"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== the CUDA training path, type-checked without CUDA (dfdx ci-check)"
 cargo clippy -p trainer --all-targets --locked --features cuda-ci-check -- -D warnings
-echo "== vae-core for thumbv7em-none-eabihf (no_std, no alloc)"
-cargo build -p vae-core --target thumbv7em-none-eabihf --release --locked
-echo "== firmware for thumbv7em-none-eabihf: QEMU and NUCLEO-F411RE builds (embed models/default)"
+targets=(thumbv7em-none-eabihf thumbv6m-none-eabi riscv32imac-unknown-none-elf)
+for target in "${targets[@]}"; do
+  echo "== vae-core for $target (no_std, no alloc; clippy covers its assembly kernels)"
+  cargo clippy -p vae-core --target "$target" --release --locked -- -D warnings
+  cargo build -p vae-core --target "$target" --release --locked
+done
+echo "== firmware: clippy for each target and board, the NUCLEO-F411RE and Pico builds"
 (
   cd firmware
-  cargo clippy --release --locked -- -D warnings
+  for target in "${targets[@]}"; do
+    cargo clippy --release --locked --target "$target" -- -D warnings
+  done
   cargo clippy --release --locked --no-default-features --features nucleo-f411re -- -D warnings
+  cargo clippy --release --locked --target thumbv6m-none-eabi --no-default-features --features rp-pico -- -D warnings
   cargo build-nucleo --locked
-  cargo build --release --locked
-  echo "== firmware under QEMU (cargo run --release)"
-  cargo run --release --locked | grep -v -e '^pixels' -e '^  '
+  cargo build-pico --locked
+  # The images are compared with the host by tests/tests/firmware.rs; here, the rest.
+  for target in "${targets[@]}"; do
+    echo "== firmware under QEMU: cargo run --release --target $target"
+    cargo run --release --locked --target "$target" | grep -v -e '^pixels' -e '^  ' -e '^image' -e '^cost [0-9]'
+  done
 )
 echo "== fuzz targets, briefly (scripts/fuzz.sh; longer runs: FUZZ_RUNS=10000000 scripts/fuzz.sh)"
 (cd fuzz && cargo fmt -- --check && cargo clippy --all-targets -- -D warnings)

@@ -1,4 +1,5 @@
-//! Draws digits on a Cortex-M4F with the decoder embedded in flash.
+//! Draws digits on a microcontroller with the decoder embedded in flash: Cortex-M4F,
+//! Cortex-M0 and RV32IMAC under QEMU, and the boards of `board/`.
 //!
 //! At start the firmware checks the embedded model file with `vae-core`'s parser, then
 //! draws the demo of [`vae_core::demo::plan`]: each digit 0-9 from one seed, a few free
@@ -6,15 +7,19 @@
 //! (the host compares those with its own `vae-core`), followed by its cost. Then come the
 //! memory figures and `done`.
 //!
-//! A bad embedded model, a panic or a HardFault prints `error: ...` and ends the run
+//! A bad embedded model, a panic or a CPU fault prints `error: ...` and ends the run
 //! with a failure exit code (QEMU) or a halt (board).
+//!
+//! Everything here is shared by all targets. What differs lives behind two interfaces:
+//! `arch` (runtime crate, entry point, fault handler, the few instructions written in
+//! assembly) per instruction set, and `board` (console, clock, exit) per board.
 #![no_std]
 #![no_main]
 
+mod arch;
 mod board;
 mod stack;
 
-use cortex_m_rt::{entry, exception, ExceptionFrame};
 use vae_core::demo::{ascii_row, hex, plan, Drawing};
 use vae_core::{Model, IMAGE_SIDE, PIXELS};
 
@@ -40,8 +45,8 @@ struct Aligned<T: ?Sized>(T);
 
 static MODEL: &Aligned<[u8]> = &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/model.vae")));
 
-#[entry]
-fn main() -> ! {
+/// The firmware, entered from the architecture's runtime (`arch`) once RAM is set up.
+fn run() -> ! {
     stack::paint();
     let clock = board::Clock::start();
     say!("vae firmware on {}", board::NAME);
@@ -54,12 +59,12 @@ fn main() -> ! {
         Ok(model) => model,
         Err(err) => board::fail(format_args!("embedded model rejected: {err}")),
     };
-    let arch = model.architecture();
-    let macs: usize = arch.layers().map(|(i, o)| i * o).sum();
+    let shape = model.architecture();
+    let macs: usize = shape.layers().map(|(i, o)| i * o).sum();
     say!(
         "decoder: {} weights, {} parameters, {macs} multiply-accumulates per image",
         model.precision().name(),
-        arch.parameter_count(),
+        shape.parameter_count(),
     );
     say!("clock: {}", clock.describe());
 
@@ -121,24 +126,12 @@ fn main() -> ! {
 /// Faults on purpose in test builds (features `inject-hardfault`, `inject-panic`).
 fn inject_fault() {
     #[cfg(feature = "inject-hardfault")]
-    // SAFETY: not safe at all: an undefined instruction, to raise a HardFault.
-    unsafe {
-        core::arch::asm!("udf #0");
-    }
+    arch::undefined_instruction();
     #[cfg(feature = "inject-panic")]
     {
         let nothing: Option<u8> = core::hint::black_box(None);
         let _ = nothing.expect("a panic injected by the test build");
     }
-}
-
-#[exception]
-unsafe fn HardFault(frame: &ExceptionFrame) -> ! {
-    board::fail(format_args!(
-        "HardFault at pc {:#010x} (lr {:#010x})",
-        frame.pc(),
-        frame.lr()
-    ))
 }
 
 #[cfg(not(feature = "panic-never"))]

@@ -20,26 +20,9 @@ fn addr(symbol: *const u8) -> usize {
     symbol as usize
 }
 
-/// Paints the free stack. Runs in assembly so that it uses no stack of its own.
+/// Paints the free stack, in assembly so that painting uses no stack of its own.
 pub fn paint() {
-    let bottom = addr(&raw const __sheap);
-    // SAFETY: writes only words in [bottom, sp), memory below the live stack and above
-    // the statics that nothing uses yet.
-    unsafe {
-        core::arch::asm!(
-            "mov {end}, sp",
-            "2:",
-            "cmp {p}, {end}",
-            "bhs 3f",
-            "str {pattern}, [{p}], #4",
-            "b 2b",
-            "3:",
-            p = inout(reg) bottom => _,
-            end = out(reg) _,
-            pattern = in(reg) PAINT,
-            options(nostack),
-        );
-    }
+    crate::arch::paint_stack(addr(&raw const __sheap), PAINT);
 }
 
 pub struct Usage {

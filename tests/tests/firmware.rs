@@ -1,11 +1,15 @@
-//! The firmware under QEMU against the host: the images the Cortex-M4F build prints equal,
-//! byte for byte, what the host's `vae-core` computes for the same model file, seeds and
-//! digits; a bad model, a panic or a HardFault ends the run with a failure exit code; and
-//! no panic path is linked into the firmware at all.
+//! The firmware under QEMU against the host, on every target: the images each build
+//! prints equal, byte for byte, what the host's `vae-core` computes for the same model
+//! file, seeds and digits; a bad model, a panic or a CPU fault ends the run with a failure
+//! exit code; and no panic path is linked into the firmware at all.
 //!
-//! Each test builds the firmware (`cargo run --release` in `firmware/`, as README says)
-//! with the model chosen through `VAE_MODEL`, which needs the `thumbv7em-none-eabihf`
-//! target and `qemu-system-arm` (both installed by `scripts/setup.sh`).
+//! Targets: the Cortex-M4F (`thumbv7em-none-eabihf` on QEMU's `mps2-an386`), the
+//! Cortex-M0 (`thumbv6m-none-eabi` on `microbit`) and RV32IMAC (`riscv32imac-unknown-none-elf`
+//! on `virt`). Each test builds and runs the firmware (`cargo run --release --target ...`
+//! in `firmware/`, as README says) with the model chosen through `VAE_MODEL`; each
+//! variant is built once (a rebuild relinks the firmware crate only, about two seconds).
+//! The targets and QEMU come from `scripts/setup.sh`; when one is missing the test fails
+//! and says so.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -22,18 +26,60 @@ use vae_tests::{default_model_dir, scratch_dir, workspace};
 /// One firmware build at a time: each rebuilds the same crate with another model.
 static BUILD: Mutex<()> = Mutex::new(());
 
-/// Builds and runs the firmware in QEMU with `model` embedded and extra cargo arguments.
-fn run_firmware(model: &Path, extra: &[&str], env: &[(&str, &str)]) -> Output {
-    firmware_cargo("run", model, extra, env)
+/// A QEMU target of the firmware.
+struct Target {
+    triple: &'static str,
+    /// The QEMU binary its runner calls (`.cargo/config.toml`).
+    qemu: &'static str,
+    /// What its fault handler prints for an undefined instruction.
+    fault: &'static str,
+    /// The flash budget for the f32 model (415 KB of weights), where the machine has room
+    /// for more than the 256 KiB budget; `None`: the f32 file does not fit.
+    f32_flash_kib: Option<&'static str>,
 }
 
-/// `cargo COMMAND --release` in `firmware/` with `model` embedded.
-fn firmware_cargo(command: &str, model: &Path, extra: &[&str], env: &[(&str, &str)]) -> Output {
+const CORTEX_M4F: Target = Target {
+    triple: "thumbv7em-none-eabihf",
+    qemu: "qemu-system-arm",
+    fault: "error: HardFault at pc",
+    f32_flash_kib: Some("1024"),
+};
+
+/// The micro:bit's nRF51 has 256 KiB of flash and no more: the f32 file cannot run there.
+const CORTEX_M0: Target = Target {
+    triple: "thumbv6m-none-eabi",
+    qemu: "qemu-system-arm",
+    fault: "error: HardFault at pc",
+    f32_flash_kib: None,
+};
+
+/// Illegal instruction is exception 2.
+const RV32IMAC: Target = Target {
+    triple: "riscv32imac-unknown-none-elf",
+    qemu: "qemu-system-riscv32",
+    fault: "error: exception 2 at pc",
+    f32_flash_kib: Some("1024"),
+};
+
+/// Builds and runs the firmware in QEMU with `model` embedded and extra cargo arguments.
+fn run_firmware(target: &Target, model: &Path, extra: &[&str], env: &[(&str, &str)]) -> Output {
+    firmware_cargo(target, "run", model, extra, env)
+}
+
+/// `cargo COMMAND --release --target TRIPLE` in `firmware/` with `model` embedded.
+fn firmware_cargo(
+    target: &Target,
+    command: &str,
+    model: &Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Output {
     let _guard = BUILD.lock().unwrap_or_else(|e| e.into_inner());
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let output = Command::new(cargo)
         .current_dir(workspace().join("firmware"))
         .args([command, "--release", "--quiet", "--locked"])
+        .args(["--target", target.triple])
         .args(extra)
         .env("VAE_MODEL", model)
         .envs(env.iter().copied())
@@ -44,8 +90,15 @@ fn firmware_cargo(command: &str, model: &Path, extra: &[&str], env: &[(&str, &st
         .expect("cargo runs");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        !stderr.contains("qemu-system-arm: not found") && !stderr.contains("No such file"),
-        "QEMU is missing: run scripts/setup.sh (apt-get install qemu-system-arm)\n{stderr}"
+        !stderr.contains("target may not be installed"),
+        "the {} target is missing: run scripts/setup.sh\n{stderr}",
+        target.triple
+    );
+    assert!(
+        !stderr.contains(&format!("{}: not found", target.qemu))
+            && !stderr.contains("No such file"),
+        "{} is missing: run scripts/setup.sh\n{stderr}",
+        target.qemu
     );
     output
 }
@@ -78,8 +131,8 @@ fn parse(output: &Output) -> Printed {
 }
 
 /// Runs the firmware with `file` and checks every image against the host.
-fn assert_parity(file: &Path, env: &[(&str, &str)]) -> Printed {
-    let output = run_firmware(file, &[], env);
+fn assert_parity(target: &Target, file: &Path, env: &[(&str, &str)]) -> Printed {
+    let output = run_firmware(target, file, &[], env);
     let printed = parse(&output);
     assert!(
         output.status.success(),
@@ -114,7 +167,8 @@ fn assert_parity(file: &Path, env: &[(&str, &str)]) -> Printed {
         );
     }
     println!(
-        "{}: {} images identical; {}",
+        "{} {}: {} images identical; {}",
+        target.triple,
         file.display(),
         expected.len(),
         printed
@@ -127,13 +181,12 @@ fn assert_parity(file: &Path, env: &[(&str, &str)]) -> Printed {
     printed
 }
 
-#[test]
-fn f16_firmware_matches_the_host_byte_for_byte_and_draws_the_digits_asked_for() {
+/// The f16 file: every image as on the host, and the first ten images, the digits 0-9,
+/// are read as the digit asked for by the model's classifier (trained on MNIST labels).
+fn f16_matches_the_host_and_draws_the_digits_asked_for(target: &Target) {
     let dir = default_model_dir();
-    let printed = assert_parity(&dir.join("decoder-f16.vae"), &[]);
+    let printed = assert_parity(target, &dir.join("decoder-f16.vae"), &[]);
 
-    // The first ten images are the digits 0-9: the model's classifier (trained on MNIST
-    // labels) reads each as the digit asked for.
     let dev = Cpu::default();
     let (_, vae) = checkpoint::load(&dev, &RunDir::new(&dir)).unwrap();
     let classifier = vae.classifier.as_ref().expect("conditional model");
@@ -152,17 +205,17 @@ fn f16_firmware_matches_the_host_byte_for_byte_and_draws_the_digits_asked_for() 
     );
 }
 
-#[test]
-fn i8_firmware_matches_the_host_byte_for_byte() {
-    assert_parity(&default_model_dir().join("decoder-i8.vae"), &[]);
+fn i8_matches_the_host(target: &Target) {
+    assert_parity(target, &default_model_dir().join("decoder-i8.vae"), &[]);
 }
 
-#[test]
-fn f32_firmware_matches_the_host_byte_for_byte() {
-    // 415 KB of weights: more than the 256 KiB budget, so this build gets more flash.
+/// 415 KB of weights: more than the 256 KiB budget, so this build gets more flash.
+fn f32_matches_the_host(target: &Target) {
+    let flash = target.f32_flash_kib.expect("a target with room for f32");
     assert_parity(
+        target,
         &default_model_dir().join("decoder-f32.vae"),
-        &[("VAE_FLASH_KIB", "1024")],
+        &[("VAE_FLASH_KIB", flash)],
     );
 }
 
@@ -177,34 +230,33 @@ fn assert_fails_with(output: &Output, needle: &str) {
     assert!(!stdout.contains("\ndone"), "{stdout}");
 }
 
-#[test]
-fn a_corrupted_embedded_model_fails_the_run_with_a_message() {
+fn a_corrupted_embedded_model_fails_the_run_with_a_message(target: &Target) {
     let mut bytes = std::fs::read(default_model_dir().join("decoder-f16.vae")).unwrap();
     let at = bytes.len() / 2;
     bytes[at] ^= 0x08; // one bit of one weight
-    let file: PathBuf = scratch_dir("firmware-corrupt").join("corrupt.vae");
+    let dir = scratch_dir(&format!("firmware-bad-model-{}", target.triple));
+    let file: PathBuf = dir.join("corrupt.vae");
     std::fs::write(&file, &bytes).unwrap();
-    let output = run_firmware(&file, &[], &[]);
+    let output = run_firmware(target, &file, &[], &[]);
     assert_fails_with(
         &output,
         "error: embedded model rejected: model file is corrupt: CRC-32",
     );
 
-    let truncated = scratch_dir("firmware-truncated").join("truncated.vae");
+    let truncated = dir.join("truncated.vae");
     std::fs::write(&truncated, &bytes[..1000]).unwrap();
-    let output = run_firmware(&truncated, &[], &[]);
+    let output = run_firmware(target, &truncated, &[], &[]);
     assert_fails_with(
         &output,
         "error: embedded model rejected: model file is truncated",
     );
 }
 
-#[test]
-fn a_hardfault_or_a_panic_fails_the_run_with_a_message() {
+fn a_fault_or_a_panic_fails_the_run_with_a_message(target: &Target) {
     let model = default_model_dir().join("decoder-f16.vae");
-    let output = run_firmware(&model, &["--features", "inject-hardfault"], &[]);
-    assert_fails_with(&output, "error: HardFault at pc");
-    let output = run_firmware(&model, &["--features", "inject-panic"], &[]);
+    let output = run_firmware(target, &model, &["--features", "inject-hardfault"], &[]);
+    assert_fails_with(&output, target.fault);
+    let output = run_firmware(target, &model, &["--features", "inject-panic"], &[]);
     assert_fails_with(&output, "error: panic: ");
     assert!(String::from_utf8_lossy(&output.stdout).contains("a panic injected by the test build"));
 }
@@ -213,15 +265,15 @@ fn a_hardfault_or_a_panic_fails_the_run_with_a_message() {
 /// defined nowhere, so it links only if the optimizer removed every panic path: none is
 /// left in the firmware with `vae-core`. The same build with a panic injected must fail
 /// to link, or the check would prove nothing.
-#[test]
-fn no_panic_path_is_linked_into_the_firmware() {
+fn no_panic_path_is_linked_into_the_firmware(target: &Target) {
     let model = default_model_dir().join("decoder-f16.vae");
     let symbol = "undefined symbol: error_a_panic_path_is_linked_into_the_firmware";
-    let clean = firmware_cargo("build", &model, &["--features", "panic-never"], &[]);
+    let clean = firmware_cargo(target, "build", &model, &["--features", "panic-never"], &[]);
     let stderr = String::from_utf8_lossy(&clean.stderr);
     assert!(clean.status.success(), "a panic path is left:\n{stderr}");
 
     let injected = firmware_cargo(
+        target,
         "build",
         &model,
         &["--features", "panic-never,inject-panic"],
@@ -230,6 +282,74 @@ fn no_panic_path_is_linked_into_the_firmware() {
     let stderr = String::from_utf8_lossy(&injected.stderr);
     assert!(
         !injected.status.success() && stderr.contains(symbol),
+        "{stderr}"
+    );
+}
+
+/// The tests every target runs, as one module of tests per target.
+macro_rules! every_target {
+    ($($module:ident: $target:expr, f32: $f32:ident;)*) => {$(
+        mod $module {
+            use super::*;
+
+            #[test]
+            fn f16_firmware_matches_the_host_byte_for_byte_and_draws_the_digits_asked_for() {
+                f16_matches_the_host_and_draws_the_digits_asked_for(&$target);
+            }
+
+            #[test]
+            fn i8_firmware_matches_the_host_byte_for_byte() {
+                i8_matches_the_host(&$target);
+            }
+
+            every_target!(@f32 $f32 $target);
+
+            #[test]
+            fn a_corrupted_embedded_model_fails_the_run_with_a_message() {
+                super::a_corrupted_embedded_model_fails_the_run_with_a_message(&$target);
+            }
+
+            #[test]
+            fn a_fault_or_a_panic_fails_the_run_with_a_message() {
+                super::a_fault_or_a_panic_fails_the_run_with_a_message(&$target);
+            }
+
+            #[test]
+            fn no_panic_path_is_linked_into_the_firmware() {
+                super::no_panic_path_is_linked_into_the_firmware(&$target);
+            }
+        }
+    )*};
+    (@f32 yes $target:expr) => {
+        #[test]
+        fn f32_firmware_matches_the_host_byte_for_byte() {
+            f32_matches_the_host(&$target);
+        }
+    };
+    (@f32 no $target:expr) => {};
+}
+
+every_target! {
+    cortex_m4f: CORTEX_M4F, f32: yes;
+    cortex_m0: CORTEX_M0, f32: no;
+    rv32imac: RV32IMAC, f32: yes;
+}
+
+/// The f32 file does not fit the micro:bit: its build must fail to link for want of
+/// flash, as a firmware too large for the chip should.
+#[test]
+fn the_f32_model_does_not_fit_the_cortex_m0() {
+    assert!(CORTEX_M0.f32_flash_kib.is_none());
+    let output = firmware_cargo(
+        &CORTEX_M0,
+        "build",
+        &default_model_dir().join("decoder-f32.vae"),
+        &[],
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success() && stderr.contains("will not fit in region"),
         "{stderr}"
     );
 }

@@ -23,6 +23,28 @@ macro_rules! arm_fpu {
     )*};
 }
 
+/// Integer kernels for bare-metal cores without an FPU or DSP instructions: RV32 and Arm
+/// without hard float (written in Thumb-1, for ARMv6-M, which runs on every Cortex-M).
+/// The compiler's code for the portable i8 kernel is far from one multiply and one add
+/// per multiply-accumulate there.
+macro_rules! no_dsp {
+    ($($item:item)*) => {$(
+        #[cfg(all(any(target_arch = "riscv32", all(target_arch = "arm", not(target_abi = "eabihf"))), target_os = "none"))]
+        $item
+    )*};
+}
+
+/// The portable i8 kernel, on every target without an assembly one.
+macro_rules! portable_i8 {
+    ($($item:item)*) => {$(
+        #[cfg(not(any(
+            all(target_arch = "arm", target_os = "none", target_abi = "eabihf"),
+            all(any(target_arch = "riscv32", all(target_arch = "arm", not(target_abi = "eabihf"))), target_os = "none"),
+        )))]
+        $item
+    )*};
+}
+
 /// Portable kernels, everywhere else.
 macro_rules! portable {
     ($($item:item)*) => {$(
@@ -319,21 +341,188 @@ fn dot_i8_tail(pairs: &[u32], w: &[u8]) -> i32 {
     })
 }
 
-portable! {
+/// Sum over the whole groups of four inputs (pairs `(x0, x2)`, `(x1, x3)` against the
+/// weight bytes `q0 q1 q2 q3`): the definition every i8 kernel's loop reproduces.
+#[cfg_attr(
+    any(
+        all(target_arch = "arm", target_os = "none", target_abi = "eabihf"),
+        all(target_arch = "riscv32", target_os = "none")
+    ),
+    allow(dead_code)
+)]
+fn dot_i8_groups(pairs: &[u32], words: &[[u8; 4]]) -> i32 {
+    let mut acc = 0i32;
+    for (pair, word) in pairs.as_chunks::<2>().0.iter().zip(words) {
+        let (x0, x2) = halves(pair[0]);
+        let (x1, x3) = halves(pair[1]);
+        let [q0, q1, q2, q3] = word.map(|b| i32::from(b as i8));
+        acc = acc.wrapping_add(x0 * q0 + x2 * q2 + x1 * q1 + x3 * q3);
+    }
+    acc
+}
+
+portable_i8! {
     /// `sum_i q[i] * w[i]` over i8 weights `w` (one byte each, `x.len` of them), exact.
     pub(crate) fn dot_i8(x: &QuantizedInput, w: &[u8]) -> i32 {
         let groups = x.len / 4;
         let (words, _) = w.as_chunks::<4>();
-        let mut acc = 0i32;
-        for (pair, word) in x.pairs.as_chunks::<2>().0.iter().zip(words).take(groups) {
-            let (x0, x2) = halves(pair[0]);
-            let (x1, x3) = halves(pair[1]);
-            let [q0, q1, q2, q3] = word.map(|b| i32::from(b as i8));
-            acc = acc.wrapping_add(x0 * q0 + x2 * q2 + x1 * q1 + x3 * q3);
-        }
+        let pairs = x.pairs.get(..2 * groups).unwrap_or(&[]);
+        let acc = dot_i8_groups(pairs, words.get(..groups).unwrap_or(words));
         let tail_pairs = x.pairs.get(2 * groups..x.len.div_ceil(2)).unwrap_or(&[]);
         acc.wrapping_add(dot_i8_tail(tail_pairs, w.get(4 * groups..x.len).unwrap_or(&[])))
     }
+}
+
+no_dsp! {
+    /// `sum_i q[i] * w[i]` over i8 weights `w` (one byte each, `x.len` of them), exact:
+    /// the whole groups of four through [`dot_i8_loop`] (assembly), then the rest one at
+    /// a time.
+    pub(crate) fn dot_i8(x: &QuantizedInput, w: &[u8]) -> i32 {
+        let n = x.len.min(w.len());
+        let groups = n / 4;
+        let acc = dot_i8_loop(&x.pairs, w, groups);
+        let tail_pairs = x.pairs.get(2 * groups..n.div_ceil(2)).unwrap_or(&[]);
+        acc.wrapping_add(dot_i8_tail(tail_pairs, w.get(4 * groups..n).unwrap_or(&[])))
+    }
+}
+
+/// RV32IM: [`dot_i8_groups`] with `LB`/`LH` loading each weight and input sign-extended
+/// (the pairs are read as their i16 halves, in place), one `MUL` and one `ADD` each; two
+/// groups per loop: 16 loads, 8 `MUL`, 8 `ADD`, two pointer `ADDI` and a `BNE`, 35
+/// instructions for 8 multiply-accumulates. An odd number of groups enters the loop at
+/// its second half, pointers moved back by one group.
+#[cfg(all(target_arch = "riscv32", target_os = "none"))]
+fn dot_i8_loop(pairs: &[u32; MAX_WIDTH / 2], w: &[u8], groups: usize) -> i32 {
+    let groups = groups.min(w.len() / 4).min(MAX_WIDTH / 4);
+    if groups == 0 {
+        return 0;
+    }
+    let mut acc = 0i32;
+    let w_start = w.as_ptr() as usize;
+    let end = w_start + 4 * groups;
+    // An odd count starts at label 3 (the second group of the loop) with both pointers
+    // one group back, so that label 3 reads the first group.
+    let odd = groups % 2;
+    let w_ptr = w_start.wrapping_sub(4 * odd);
+    let x_ptr = (pairs.as_ptr() as usize).wrapping_sub(8 * odd);
+    // SAFETY: reads the bytes w[0..4 * groups] and the i16 halves of pairs[0..2 * groups]
+    // (groups <= MAX_WIDTH / 4, so within the array; `LH` reads aligned halves of u32
+    // words). The pointers moved back are only ever offset forward again before a load.
+    unsafe {
+        core::arch::asm!(
+            "bnez {odd}, 3f",
+            "2:",
+            "lb {q0}, 0({w})",
+            "lh {x0}, 0({x})",
+            "lb {q1}, 1({w})",
+            "lh {x1}, 4({x})",
+            "lb {q2}, 2({w})",
+            "lh {x2}, 2({x})",
+            "lb {q3}, 3({w})",
+            "lh {x3}, 6({x})",
+            "mul {q0}, {q0}, {x0}",
+            "mul {q1}, {q1}, {x1}",
+            "mul {q2}, {q2}, {x2}",
+            "mul {q3}, {q3}, {x3}",
+            "add {acc}, {acc}, {q0}",
+            "add {acc}, {acc}, {q1}",
+            "add {acc}, {acc}, {q2}",
+            "add {acc}, {acc}, {q3}",
+            "3:",
+            "lb {q0}, 4({w})",
+            "lh {x0}, 8({x})",
+            "lb {q1}, 5({w})",
+            "lh {x1}, 12({x})",
+            "lb {q2}, 6({w})",
+            "lh {x2}, 10({x})",
+            "lb {q3}, 7({w})",
+            "lh {x3}, 14({x})",
+            "mul {q0}, {q0}, {x0}",
+            "mul {q1}, {q1}, {x1}",
+            "mul {q2}, {q2}, {x2}",
+            "mul {q3}, {q3}, {x3}",
+            "add {acc}, {acc}, {q0}",
+            "add {acc}, {acc}, {q1}",
+            "add {acc}, {acc}, {q2}",
+            "add {acc}, {acc}, {q3}",
+            "addi {w}, {w}, 8",
+            "addi {x}, {x}, 16",
+            "bne {w}, {end}, 2b",
+            acc = inout(reg) acc,
+            w = inout(reg) w_ptr => _,
+            x = inout(reg) x_ptr => _,
+            end = in(reg) end,
+            odd = in(reg) odd,
+            q0 = out(reg) _, q1 = out(reg) _, q2 = out(reg) _, q3 = out(reg) _,
+            x0 = out(reg) _, x1 = out(reg) _, x2 = out(reg) _, x3 = out(reg) _,
+            options(nostack, readonly),
+        );
+    }
+    acc
+}
+
+/// ARMv6-M (Thumb-1: no `SMLAD`, no `LDRSB` with an immediate offset, eight low
+/// registers): [`dot_i8_groups`] with one `LDM` of four weights and two of input pairs,
+/// the bytes and halves sign-extended by `SXTB`/`SXTH` or a shift pair, one `MULS` and
+/// one `ADD` each into r8, and `CMP`/`BNE` against an end pointer in r9: 23 instructions
+/// for 4 multiply-accumulates. `LDM` needs word alignment, which ARMv6-M enforces for
+/// every word load: a row that does not start on a word takes [`dot_i8_groups`].
+#[cfg(all(target_arch = "arm", target_os = "none", not(target_abi = "eabihf")))]
+fn dot_i8_loop(pairs: &[u32; MAX_WIDTH / 2], w: &[u8], groups: usize) -> i32 {
+    let groups = groups.min(w.len() / 4).min(MAX_WIDTH / 4);
+    if !(w.as_ptr() as usize).is_multiple_of(4) {
+        let (words, _) = w.as_chunks::<4>();
+        let pairs = pairs.get(..2 * groups).unwrap_or(&[]);
+        return dot_i8_groups(pairs, words.get(..groups).unwrap_or(words));
+    }
+    if groups == 0 {
+        return 0;
+    }
+    let mut acc = 0i32;
+    let end = w.as_ptr() as usize + 4 * groups;
+    // SAFETY: reads the words w[0..4 * groups] (word-aligned, checked above) and
+    // pairs[0..2 * groups] (groups <= MAX_WIDTH / 4). r8 and r9 are declared clobbered.
+    unsafe {
+        core::arch::asm!(
+            "mov r8, {t}",
+            "mov r9, {u}",
+            "2:",
+            "ldm {w}!, {{{word}}}",
+            "ldm {x}!, {{{xa}}}",
+            "sxtb {t}, {word}",
+            "sxth {u}, {xa}",
+            "muls {t}, {u}, {t}",
+            "add r8, {t}",
+            "asrs {xa}, {xa}, #16",
+            "lsls {t}, {word}, #8",
+            "asrs {t}, {t}, #24",
+            "muls {t}, {xa}, {t}",
+            "add r8, {t}",
+            "ldm {x}!, {{{xa}}}",
+            "lsls {t}, {word}, #16",
+            "asrs {t}, {t}, #24",
+            "sxth {u}, {xa}",
+            "muls {t}, {u}, {t}",
+            "add r8, {t}",
+            "asrs {word}, {word}, #24",
+            "asrs {xa}, {xa}, #16",
+            "muls {word}, {xa}, {word}",
+            "add r8, {word}",
+            "cmp {w}, r9",
+            "bne 2b",
+            "mov {t}, r8",
+            t = inout(reg) acc,
+            u = inout(reg) end => _,
+            w = inout(reg) w.as_ptr() => _,
+            x = inout(reg) pairs.as_ptr() => _,
+            word = out(reg) _,
+            xa = out(reg) _,
+            out("r8") _,
+            out("r9") _,
+            options(nostack, readonly),
+        );
+    }
+    acc
 }
 
 arm_fpu! {
