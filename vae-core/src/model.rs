@@ -69,16 +69,16 @@ impl<'a> Model<'a> {
     /// # Ok::<(), vae_core::Error>(())
     /// ```
     pub fn decode_into(&self, input: &[f32], probs: &mut [f32; PIXELS]) -> Result<(), Error> {
-        self.forward(input, |o, p| {
+        self.forward(input, |o, logit| {
             if let Some(slot) = probs.get_mut(o) {
-                *slot = p;
+                *slot = sigmoid(logit);
             }
         })
     }
 
     /// The forward pass: hidden layers through two scratch buffers on the stack, the
-    /// output layer straight into `emit(pixel index, probability)`, so no 784-value
-    /// buffer is needed on the way to pixels.
+    /// output layer straight into `emit(pixel index, logit)`, so no 784-value buffer is
+    /// needed on the way to pixels.
     fn forward(&self, input: &[f32], mut emit: impl FnMut(usize, f32)) -> Result<(), Error> {
         let arch = &self.header.arch;
         let expected = arch.input_len();
@@ -106,7 +106,7 @@ impl<'a> Model<'a> {
                 current.get(..n_in).ok_or(too_wide)?
             };
             if index == last {
-                offset = self.dense(offset, x, n_out, |o, v| emit(o, sigmoid(v)))?;
+                offset = self.dense(offset, x, n_out, &mut emit)?;
             } else {
                 let y = next.get_mut(..n_out).ok_or(too_wide)?;
                 offset = self.dense(offset, x, n_out, |o, v| {
@@ -341,11 +341,13 @@ impl<'a> Model<'a> {
         self.decode_pixels(filled(&a, len)?, pixels)
     }
 
-    /// [`decode_into`](Self::decode_into), then [`to_pixel`] on every output.
+    /// [`decode_into`](Self::decode_into), then [`to_pixel`] on every output: the same
+    /// bits, computed without the output's exponential where it cannot change the pixel
+    /// (see [`logit_to_pixel`]).
     pub fn decode_pixels(&self, input: &[f32], pixels: &mut [u8; PIXELS]) -> Result<(), Error> {
-        self.forward(input, |o, p| {
+        self.forward(input, |o, logit| {
             if let Some(pixel) = pixels.get_mut(o) {
-                *pixel = to_pixel(p);
+                *pixel = logit_to_pixel(logit);
             }
         })
     }
@@ -397,4 +399,54 @@ fn relu(x: f32) -> f32 {
 /// every target).
 fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + libm::expf(-x))
+}
+
+/// Logits at least this far from 0 make a black (0) or white (255) pixel whatever the
+/// exponential's last bits: `to_pixel(sigmoid(6.25))` is 255 with `sigmoid(6.25) =
+/// 0.998073`, 3.4e-5 above the 254.5 / 255 that rounds to 255, and `sigmoid(-6.25) =
+/// 0.001927` is as far below the 0.5 / 255 that still rounds to 0. The unit test
+/// `saturated_logits_give_the_pixel_of_their_sigmoid` checks every f32 between 6.25
+/// and 17 of either sign; beyond 17, `expf(-v)` is below half an ulp of 1, so the
+/// sigmoid is exactly 1 (or below 5e-8), and the pixel 255 (or 0).
+const SATURATED_LOGIT: f32 = 6.25;
+
+/// The grey level of an output whose logit is `v`: exactly `to_pixel(sigmoid(v))`, with
+/// the exponential (in software on chips without an FPU, tens of instructions per pixel)
+/// left out where the pixel is black or white anyway, as most of a digit's background
+/// is. NaN takes the long way and gives 0, as `to_pixel` does.
+pub(crate) fn logit_to_pixel(v: f32) -> u8 {
+    if v >= SATURATED_LOGIT {
+        255
+    } else if v <= -SATURATED_LOGIT {
+        0
+    } else {
+        to_pixel(sigmoid(v))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
+mod tests {
+    use super::*;
+
+    /// The shortcut of [`logit_to_pixel`] changes no pixel: every f32 logit from
+    /// [`SATURATED_LOGIT`] to 17, of either sign (25 million of them), gives the pixel its
+    /// sigmoid gives; beyond 17 the sigmoid is exactly 1 or below 5e-8, checked at a few
+    /// points out to infinity. With a threshold of 6.0 this fails (6.0 makes 254).
+    #[test]
+    fn saturated_logits_give_the_pixel_of_their_sigmoid() {
+        let (from, to) = (SATURATED_LOGIT.to_bits(), 17.0f32.to_bits());
+        let beyond = [17.5f32, 20.0, 88.0, 89.0, 1e30, f32::MAX, f32::INFINITY];
+        let logits = (from..=to).map(f32::from_bits).chain(beyond);
+        for v in logits {
+            for v in [v, -v] {
+                assert_eq!(logit_to_pixel(v), to_pixel(sigmoid(v)), "logit {v}");
+            }
+        }
+        assert_eq!(logit_to_pixel(f32::NAN), to_pixel(sigmoid(f32::NAN)));
+        // Just inside the threshold the pixels are not yet black or white everywhere:
+        // the threshold is where the shortcut starts to pay, not an arbitrary margin.
+        assert_eq!(to_pixel(sigmoid(6.0)), 254);
+        assert_eq!(to_pixel(sigmoid(-6.0)), 1);
+    }
 }
