@@ -1,14 +1,19 @@
-//! RISC-V RV32 (machine mode): riscv-rt starts the program; any exception ends the run.
+//! RISC-V RV32 (machine mode): riscv-rt starts the program under QEMU (the only RISC-V
+//! build so far, hence the `qemu` gates); any exception ends the run.
 
+#[cfg(feature = "qemu")]
 use riscv::interrupt::Trap;
+#[cfg(feature = "qemu")]
 use riscv::register::{mcause, mepc, mtval};
 
+#[cfg(feature = "qemu")]
 #[riscv_rt::entry]
 fn main() -> ! {
     crate::run()
 }
 
 /// Every exception (riscv-rt calls this one where no specific handler is defined).
+#[cfg(feature = "qemu")]
 #[export_name = "ExceptionHandler"]
 fn exception_handler(_frame: &riscv_rt::TrapFrame) -> ! {
     let cause = match mcause::read().cause() {
