@@ -1,4 +1,6 @@
-//! Chooses the memory map for the selected board and the model file to embed.
+//! Chooses the memory map for the selected board and the model file to embed. (The
+//! ESP32-C3 links with esp-hal's memory map; for it, only the symbols of the memory
+//! report are written here.)
 //!
 //! - `VAE_MODEL`: model file to embed (default: the committed default model, f16).
 //! - `VAE_FLASH_KIB`, `VAE_RAM_KIB` (QEMU only): the memory budget the linker enforces,
@@ -7,7 +9,7 @@
 
 use std::env;
 use std::fs;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 fn main() {
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
@@ -16,14 +18,47 @@ fn main() {
     let qemu = env::var_os("CARGO_FEATURE_QEMU").is_some();
     let nucleo = env::var_os("CARGO_FEATURE_NUCLEO_F411RE").is_some();
     let pico = env::var_os("CARGO_FEATURE_RP_PICO").is_some();
+    let esp32c3 = env::var_os("CARGO_FEATURE_ESP32C3").is_some();
     let arch = env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
+    if esp32c3 && !(qemu || nucleo || pico) && arch == "riscv32" {
+        esp32c3_memory_report(&out);
+    } else {
+        memory_x(&out, (qemu, nucleo, pico, esp32c3), &arch);
+    }
+
+    let model = match env::var_os("VAE_MODEL") {
+        Some(path) => PathBuf::from(path),
+        None => manifest.join("../models/default/decoder-f16.vae"),
+    };
+    let model = manifest.join(model);
+    let bytes = fs::read(&model).unwrap_or_else(|e| {
+        fail(&format!(
+            "cannot read the model to embed, {}: {e}",
+            model.display()
+        ))
+    });
+    // Copied rather than included by path, so the path may come from the environment.
+    // It is checked by the firmware at start, not here: a bad file must be caught there.
+    fs::write(out.join("model.vae"), bytes).expect("write model.vae");
+    println!("cargo:rustc-env=FIRMWARE_MODEL_NAME={}", model.display());
+
+    println!("cargo:rerun-if-env-changed=VAE_MODEL");
+    println!("cargo:rerun-if-env-changed=VAE_FLASH_KIB");
+    println!("cargo:rerun-if-env-changed=VAE_RAM_KIB");
+    println!("cargo:rerun-if-changed={}", model.display());
+    println!("cargo:rerun-if-changed=build.rs");
+}
+
+/// Writes `memory.x`, the memory map cortex-m-rt and riscv-rt link with, and hands the board's
+/// flash and RAM sizes to the firmware.
+fn memory_x(out: &Path, board: (bool, bool, bool, bool), arch: &str) {
     // (flash origin, flash KiB, RAM origin, RAM KiB). QEMU: the budget of a small chip,
     // 256 KiB of flash and 16 KiB of RAM, on every architecture.
-    let board = (qemu, nucleo, pico);
-    let (flash_origin, flash_kib, ram_origin, ram_kib) = match (board, arch.as_str()) {
+    let pico = board.2;
+    let (flash_origin, flash_kib, ram_origin, ram_kib) = match (board, arch) {
         // mps2-an386 and microbit: flash at 0, RAM at 0x2000_0000 (the microbit has
         // exactly 256 KiB and 16 KiB).
-        ((true, false, false), "arm") => (
+        ((true, false, false, false), "arm") => (
             0x0000_0000u32,
             kib("VAE_FLASH_KIB", 256),
             0x2000_0000u32,
@@ -31,18 +66,19 @@ fn main() {
         ),
         // virt: everything is in its DRAM at 0x8000_0000, where the boot ROM jumps;
         // "RAM" starts 4 MiB above, out of the way of a larger flash budget.
-        ((true, false, false), "riscv32") => (
+        ((true, false, false, false), "riscv32") => (
             0x8000_0000u32,
             kib("VAE_FLASH_KIB", 256),
             0x8040_0000u32,
             kib("VAE_RAM_KIB", 16),
         ),
-        ((false, true, false), "arm") => (0x0800_0000u32, 512, 0x2000_0000u32, 128),
+        ((false, true, false, false), "arm") => (0x0800_0000u32, 512, 0x2000_0000u32, 128),
         // RP2040: flash after the 256-byte boot loader; the 256 KiB of striped SRAM.
-        ((false, false, true), "arm") => (0x1000_0100u32, 2048, 0x2000_0000u32, 256),
+        ((false, false, true, false), "arm") => (0x1000_0100u32, 2048, 0x2000_0000u32, 256),
         _ => fail(&format!(
             "choose exactly one board feature for this target ({arch}): `qemu` (the default), \
-             `nucleo-f411re` (thumbv7em-none-eabihf) or `rp-pico` (thumbv6m-none-eabi)"
+             `nucleo-f411re` (thumbv7em-none-eabihf), `rp-pico` (thumbv6m-none-eabi) or `esp32c3` \
+             (riscv32imc-unknown-none-elf)"
         )),
     };
     // riscv-rt places each kind of section by these aliases; cortex-m-rt uses the names.
@@ -83,28 +119,28 @@ fn main() {
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rustc-env=FIRMWARE_FLASH_KIB={flash_kib}");
     println!("cargo:rustc-env=FIRMWARE_RAM_KIB={ram_kib}");
+}
 
-    let model = match env::var_os("VAE_MODEL") {
-        Some(path) => PathBuf::from(path),
-        None => manifest.join("../models/default/decoder-f16.vae"),
-    };
-    let model = manifest.join(model);
-    let bytes = fs::read(&model).unwrap_or_else(|e| {
-        fail(&format!(
-            "cannot read the model to embed, {}: {e}",
-            model.display()
-        ))
-    });
-    // Copied rather than included by path, so the path may come from the environment.
-    // It is checked by the firmware at start, not here: a bad file must be caught there.
-    fs::write(out.join("model.vae"), bytes).expect("write model.vae");
-    println!("cargo:rustc-env=FIRMWARE_MODEL_NAME={}", model.display());
-
-    println!("cargo:rerun-if-env-changed=VAE_MODEL");
-    println!("cargo:rerun-if-env-changed=VAE_FLASH_KIB");
-    println!("cargo:rerun-if-env-changed=VAE_RAM_KIB");
-    println!("cargo:rerun-if-changed={}", model.display());
-    println!("cargo:rerun-if-changed=build.rs");
+/// ESP32-C3: esp-hal's linker script (`linkall.x`, with its own `memory.x`) lays out the
+/// program; this one, linked after it, only names what the memory report reads. Flash:
+/// the app descriptor, read-only data, code in flash, code copied to RAM (trap vectors,
+/// `.rwtext`) and `.data`'s initial values. RAM (`RWDATA`) starts with the space the code
+/// copied to RAM takes (the same SRAM seen through the instruction bus).
+fn esp32c3_memory_report(out: &Path) {
+    let script = out.join("esp32c3-report.x");
+    fs::write(
+        &script,
+        "/* Written by build.rs: symbols for the firmware's memory report. */\n\
+         __flash_used = SIZEOF(.flash.appdesc) + SIZEOF(.rodata) + SIZEOF(.text)\n    \
+           + SIZEOF(.trap) + SIZEOF(.rwtext) + SIZEOF(.data);\n\
+         __ram_origin = ORIGIN(RWDATA);\n",
+    )
+    .expect("write esp32c3-report.x");
+    println!("cargo:rustc-link-arg=-T{}", script.display());
+    // 4 MiB of flash on the ESP32-C3-DevKitM-1 and most modules (espflash's partition
+    // table gives the app all of it after the first 64 KiB); esp-hal's DRAM region.
+    println!("cargo:rustc-env=FIRMWARE_FLASH_KIB=4096");
+    println!("cargo:rustc-env=FIRMWARE_RAM_KIB=313");
 }
 
 fn kib(var: &str, default: u32) -> u32 {

@@ -1,5 +1,7 @@
-//! RISC-V RV32 (machine mode): riscv-rt starts the program under QEMU (the only RISC-V
-//! build so far, hence the `qemu` gates); any exception ends the run.
+//! RISC-V RV32 (machine mode). The runtime differs by board: riscv-rt under QEMU, esp-hal's
+//! (esp-riscv-rt, riscv-rt wrapped with the chip's own start-up) on the ESP32-C3. Any
+//! exception ends the run: here under QEMU, through esp-hal's handler and its panic on the
+//! ESP32-C3 (it also recognises a write to the stack guard), each printing `error: ...`.
 
 #[cfg(feature = "qemu")]
 use riscv::interrupt::Trap;
@@ -8,6 +10,12 @@ use riscv::register::{mcause, mepc, mtval};
 
 #[cfg(feature = "qemu")]
 #[riscv_rt::entry]
+fn main() -> ! {
+    crate::run()
+}
+
+#[cfg(feature = "esp32c3")]
+#[esp_hal::main]
 fn main() -> ! {
     crate::run()
 }

@@ -8,6 +8,9 @@
 //! - `Clock`: `start()`, `now()`, `since(start)` in `Clock::UNIT` (instructions under
 //!   QEMU, core cycles on a board) and `describe()` for the log.
 //!
+//! - `layout()`, only where the runtime crate is not cortex-m-rt or riscv-rt (whose linker
+//!   symbols `stack.rs` reads): the memory map for the memory figures.
+//!
 //! Adding a board: a file here, a feature in `Cargo.toml`, its memory map in `build.rs`,
 //! and an alias in `.cargo/config.toml` for its target and runner.
 
@@ -16,9 +19,14 @@ use core::fmt::{self, Write};
 #[cfg(any(
     all(feature = "qemu", feature = "nucleo-f411re"),
     all(feature = "qemu", feature = "rp-pico"),
+    all(feature = "qemu", feature = "esp32c3"),
     all(feature = "nucleo-f411re", feature = "rp-pico"),
+    all(feature = "nucleo-f411re", feature = "esp32c3"),
+    all(feature = "rp-pico", feature = "esp32c3"),
 ))]
-compile_error!("choose one board feature: `qemu` (the default), `nucleo-f411re` or `rp-pico`");
+compile_error!(
+    "choose one board feature: `qemu` (the default), `nucleo-f411re`, `rp-pico` or `esp32c3`"
+);
 
 #[cfg(any(all(feature = "qemu", target_arch = "arm"), feature = "rp-pico"))]
 mod systick;
@@ -42,6 +50,11 @@ pub use nucleo::*;
 mod pico;
 #[cfg(feature = "rp-pico")]
 pub use pico::*;
+
+#[cfg(feature = "esp32c3")]
+mod esp32c3;
+#[cfg(feature = "esp32c3")]
+pub use esp32c3::*;
 
 /// Prints `error: ...` and ends the run as a failure.
 pub fn fail(message: fmt::Arguments) -> ! {
