@@ -8,8 +8,9 @@ cd "$(dirname "$0")/.."
 command -v cargo >/dev/null || { echo "error: install Rust first (https://rustup.rs)" >&2; exit 1; }
 
 if command -v rustup >/dev/null; then
-  # The firmware's targets: Cortex-M4F, Cortex-M0 and RV32IMAC.
-  for target in thumbv7em-none-eabihf thumbv6m-none-eabi riscv32imac-unknown-none-elf; do
+  # The firmware's targets: Cortex-M4F, Cortex-M0, RV32IMAC (QEMU) and RV32IMC (ESP32-C3).
+  for target in thumbv7em-none-eabihf thumbv6m-none-eabi riscv32imac-unknown-none-elf \
+    riscv32imc-unknown-none-elf; do
     if ! rustup target list --installed | grep -qx "$target"; then
       rustup target add "$target"
     fi

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The project's whole test suite, as CI runs it: formatting, lints, the no_std build of
 # vae-core, the firmware for the Cortex-M4F, Cortex-M0 and RV32IMAC (QEMU) and the
-# NUCLEO-F411RE and Raspberry Pi Pico boards, the firmware under QEMU on each of the
-# three, and every
+# NUCLEO-F411RE, Raspberry Pi Pico and ESP32-C3 boards, the firmware under QEMU on each of
+# the three, and every
 # test (unit, doc, workspace-level incl. firmware/host parity, CLI), and a short run of
 # each fuzz target.
 set -euo pipefail
@@ -23,7 +23,7 @@ for target in "${targets[@]}"; do
   cargo clippy -p vae-core --target "$target" --release --locked -- -D warnings
   cargo build -p vae-core --target "$target" --release --locked
 done
-echo "== firmware: clippy for each target and board, the NUCLEO-F411RE and Pico builds"
+echo "== firmware: clippy for each target and board, the NUCLEO-F411RE, Pico and ESP32-C3 builds"
 (
   cd firmware
   for target in "${targets[@]}"; do
@@ -31,8 +31,10 @@ echo "== firmware: clippy for each target and board, the NUCLEO-F411RE and Pico 
   done
   cargo clippy --release --locked --no-default-features --features nucleo-f411re -- -D warnings
   cargo clippy --release --locked --target thumbv6m-none-eabi --no-default-features --features rp-pico -- -D warnings
+  cargo clippy --release --locked --target riscv32imc-unknown-none-elf --no-default-features --features esp32c3 -- -D warnings
   cargo build-nucleo --locked
   cargo build-pico --locked
+  cargo build-esp32c3 --locked
   # The images are compared with the host by tests/tests/firmware.rs; here, the rest.
   for target in "${targets[@]}"; do
     echo "== firmware under QEMU: cargo run --release --target $target"
