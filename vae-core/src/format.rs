@@ -653,12 +653,21 @@ fn checksum(parts: &[&[u8]]) -> u32 {
 /// assert!(encoded_len(&arch, Precision::F16).unwrap() > payload);
 /// ```
 pub fn encoded_len(arch: &Architecture, precision: Precision) -> Result<usize, Error> {
-    let header = header_for(arch, precision)?;
     let mut buf = [0u8; MAX_HEADER_LEN];
-    let header_len = postcard::to_slice(&header, &mut buf)
-        .map_err(|_| Error::UnsupportedArchitecture("header longer than MAX_HEADER_LEN"))?
-        .len();
+    let header_len = serialized_header(arch, precision, &mut buf)?.len();
     Ok(payload_offset(header_len).saturating_add(arch.payload_len(precision)))
+}
+
+/// The header of a file for `arch` at `precision`, CRC field zeroed, serialized into
+/// `buf`.
+fn serialized_header<'a>(
+    arch: &Architecture,
+    precision: Precision,
+    buf: &'a mut [u8; MAX_HEADER_LEN],
+) -> Result<&'a mut [u8], Error> {
+    let header = header_for(arch, precision)?;
+    postcard::to_slice(&header, buf)
+        .map_err(|_| Error::UnsupportedArchitecture("header longer than MAX_HEADER_LEN"))
 }
 
 fn header_for(arch: &Architecture, precision: Precision) -> Result<Header, Error> {
@@ -708,12 +717,10 @@ pub fn encode(
     values: impl IntoIterator<Item = f32>,
     out: &mut [u8],
 ) -> Result<usize, Error> {
-    let header = header_for(arch, precision)?;
     // The header is serialized here with its CRC field zeroed, and copied into `out` once
     // the payload, which the CRC covers, is written. The CRC is its last four bytes.
     let mut header_buf = [0u8; MAX_HEADER_LEN];
-    let header_bytes = postcard::to_slice(&header, &mut header_buf)
-        .map_err(|_| Error::UnsupportedArchitecture("header longer than MAX_HEADER_LEN"))?;
+    let header_bytes = serialized_header(arch, precision, &mut header_buf)?;
     let needed = payload_offset(header_bytes.len()).saturating_add(arch.payload_len(precision));
     let available = out.len();
     let file = out
