@@ -24,30 +24,40 @@ const SNAPSHOT_COLUMNS: usize = 8;
 /// Enlargement of the 28x28 tiles in a run's pictures.
 const SCALE: usize = 2;
 
-/// The same grid every epoch: fixed latent codes (seed 0), one column each; for a
-/// conditional model one row per digit, for a plain one eight rows of codes.
-fn snapshot_images<D: Device<f32>>(vae: &Vae<D>) -> (Vec<[u8; PIXELS]>, usize) {
-    let (latent, classes) = (vae.config.latent, vae.config.classes);
-    let rows = if classes > 0 { classes } else { 8 };
+/// `n` latent codes z ~ N(0, I) drawn from seed 0: the same columns in every picture.
+fn fixed_codes(latent: usize, n: usize) -> Vec<Vec<f32>> {
     let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-    let codes: Vec<Vec<f32>> = (0..SNAPSHOT_COLUMNS * if classes > 0 { 1 } else { rows })
+    (0..n)
         .map(|_| {
             (0..latent)
                 .map(|_| StandardNormal.sample(&mut rng))
                 .collect()
         })
-        .collect();
+        .collect()
+}
+
+/// Decoder inputs `[code, one-hot(digit)]`: a row per digit, a column per code.
+fn digit_rows(classes: usize, codes: &[Vec<f32>]) -> Vec<f32> {
     let mut input = Vec::new();
-    for row in 0..rows {
-        for col in 0..SNAPSHOT_COLUMNS {
-            if classes > 0 {
-                input.extend(&codes[col]);
-                input.extend((0..classes).map(|c| f32::from(u8::from(c == row))));
-            } else {
-                input.extend(&codes[row * SNAPSHOT_COLUMNS + col]);
-            }
+    for digit in 0..classes {
+        for code in codes {
+            input.extend(code);
+            input.extend((0..classes).map(|c| f32::from(u8::from(c == digit))));
         }
     }
+    input
+}
+
+/// The same grid every epoch: fixed latent codes, one column each; for a conditional
+/// model one row per digit, for a plain one eight rows of codes.
+fn snapshot_images<D: Device<f32>>(vae: &Vae<D>) -> (Vec<[u8; PIXELS]>, usize) {
+    let (latent, classes) = (vae.config.latent, vae.config.classes);
+    let (input, rows) = if classes > 0 {
+        let codes = fixed_codes(latent, SNAPSHOT_COLUMNS);
+        (digit_rows(classes, &codes), classes)
+    } else {
+        (fixed_codes(latent, 8 * SNAPSHOT_COLUMNS).concat(), 8)
+    };
     (vae.decode_images(input), rows)
 }
 
@@ -333,22 +343,8 @@ pub fn morph(
 
 /// A conditional model's digits: rows 0 to 9, columns ten latent codes (seed 0).
 pub fn conditional_grid(vae: &Vae<Cpu>, path: &Path) -> Result<()> {
-    let (latent, classes) = (vae.config.latent, vae.config.classes);
-    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
-    let codes: Vec<Vec<f32>> = (0..10)
-        .map(|_| {
-            (0..latent)
-                .map(|_| StandardNormal.sample(&mut rng))
-                .collect()
-        })
-        .collect();
-    let mut input = Vec::with_capacity(classes * 10 * (latent + classes));
-    for digit in 0..classes {
-        for code in &codes {
-            input.extend(code);
-            input.extend((0..classes).map(|c| f32::from(u8::from(c == digit))));
-        }
-    }
+    let codes = fixed_codes(vae.config.latent, 10);
+    let input = digit_rows(vae.config.classes, &codes);
     Grid::new(vae.decode_images(input), 10).write(path, SCALE)
 }
 
