@@ -8,12 +8,16 @@ use rand_distr::{Distribution, StandardNormal};
 use vae_core::PIXELS;
 
 use crate::config::{Binarize, DataOptions, ModelConfig};
-use crate::tensor::Matrix;
+use crate::tensor::{padded_rows, Matrix};
 
 /// One training or evaluation batch, already on the device.
 pub struct Batch<D: Device<f32>> {
     /// Encoder input, (batch, 784).
     pub input: Matrix<D>,
+    /// For a model whose encoder sees the label: `input` with `classes` zero columns
+    /// after each row, where the class probabilities go
+    /// ([`crate::tensor::place_columns`]).
+    pub padded_input: Option<Matrix<D>>,
     /// Reconstruction target, (batch, 784), values in [0, 1].
     pub target: Matrix<D>,
     /// One-hot labels, (batch, classes); needed by conditional models.
@@ -51,10 +55,12 @@ impl<D: Device<f32>> Batch<D> {
                 let noise: f32 = StandardNormal.sample(rng);
                 *p = (*p + options.denoise * noise).clamp(0.0, 1.0);
             }
-            dev.tensor_from_vec(pixels, (n, PIXELS))
+            dev.tensor_from_vec(pixels.clone(), (n, PIXELS))
         } else {
             target.clone()
         };
+        let padded_input = (model.classes > 0 && model.encoder_sees_label)
+            .then(|| padded_rows(dev, &pixels, PIXELS, model.classes));
         let labels = (model.classes > 0).then(|| {
             let mut onehot = vec![0.0f32; n * model.classes];
             for (row, &i) in indices.iter().enumerate() {
@@ -68,6 +74,7 @@ impl<D: Device<f32>> Batch<D> {
         Batch {
             target,
             input,
+            padded_input,
             labels,
             noise: dev.tensor_from_vec(noise, (n, model.latent)),
         }

@@ -222,7 +222,7 @@ pub fn iwae_nll<D: Device<f32>>(vae: &Vae<D>, test: &Dataset, k: usize, seed: u6
             .into_iter()
             .map(|p| f32::from(u8::from(rng.gen::<f32>() < p)))
             .collect();
-        let (mu, logvar, probs) = vae.encode(dev.tensor_from_vec(x.clone(), (n, PIXELS)));
+        let (mu, logvar, probs) = vae.encode(&x);
         // log w for every (image, sample).
         let mut log_w = vec![Vec::with_capacity(k); n];
         let mut done = 0;

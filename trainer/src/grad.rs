@@ -16,7 +16,7 @@ use vae_core::{Activation, PIXELS};
 use crate::batch::Batch;
 use crate::loss::LossTerms;
 use crate::model::{activate, Dense, Mlp, Vae};
-use crate::tensor::{scalar, Matrix, Vector};
+use crate::tensor::{join_columns, place_columns, scalar, Matrix, Vector};
 
 /// Gradient of the loss with respect to one dense layer's parameters.
 pub struct DenseGrad<D: Device<f32>> {
@@ -148,10 +148,15 @@ pub fn loss_and_gradients<D: Device<f32>>(
         }
         _ => None,
     };
-    let sees_label = vae.config.encoder_sees_label;
-    let encoder_input = match &class {
-        Some((_, _, _, probs, _)) if sees_label => (x, probs.clone()).concat_along(Axis::<1>),
-        _ => x,
+    let (encoder_input, sees_label) = match (&class, &batch.padded_input) {
+        (Some((_, _, _, probs, _)), Some(padded)) => {
+            let width = padded.shape().1;
+            (
+                padded.clone() + place_columns(probs.clone(), PIXELS, width),
+                true,
+            )
+        }
+        _ => (x, false),
     };
     let encoder = vae.encoder.trace(encoder_input, true);
     let h = encoder.output();
@@ -162,7 +167,7 @@ pub fn loss_and_gradients<D: Device<f32>>(
     let var = std.clone().square();
     let kl = (var.clone() + mu.clone().square() - logvar - 1.0).sum::<(), _>() * (0.5 * inv_n);
     let decoder_input = match &class {
-        Some((_, _, _, probs, _)) => (z, probs.clone()).concat_along(Axis::<1>),
+        Some((_, _, _, probs, _)) => join_columns(z, probs.clone()),
         None => z,
     };
     let decoder = vae.decoder.trace(decoder_input, false);
@@ -205,7 +210,7 @@ pub fn loss_and_gradients<D: Device<f32>>(
     let g_h =
         g_mu.matmul(transpose(&vae.mu.weight)) + g_logvar.matmul(transpose(&vae.logvar.weight));
     let mut grads = Vec::new();
-    let label_from = (class.is_some() && sees_label).then_some(PIXELS);
+    let label_from = sees_label.then_some(PIXELS);
     let g_probs_encoder = vae
         .encoder
         .backward(&encoder, g_h, true, label_from, &mut grads);
@@ -257,8 +262,11 @@ mod tests {
         let noise: Vec<f32> = (0..n * config.latent)
             .map(|_| rng.gen::<f32>() * 2.0 - 1.0)
             .collect();
-        let x: Matrix<Cpu> = dev.tensor_from_vec(pixels, (n, PIXELS));
+        let x: Matrix<Cpu> = dev.tensor_from_vec(pixels.clone(), (n, PIXELS));
+        let sees_label = config.classes > 0 && config.encoder_sees_label;
         Batch {
+            padded_input: sees_label
+                .then(|| crate::tensor::padded_rows(dev, &pixels, PIXELS, config.classes)),
             input: x.clone(),
             target: x,
             labels: (config.classes > 0).then(|| dev.tensor_from_vec(onehot, (n, config.classes))),

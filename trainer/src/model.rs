@@ -11,7 +11,7 @@ use vae_core::{Activation, PIXELS};
 use crate::batch::Batch;
 use crate::config::ModelConfig;
 use crate::loss::LossTerms;
-use crate::tensor::{scalar, Matrix, Vector};
+use crate::tensor::{join_columns, padded_rows, place_columns, scalar, Matrix, Vector};
 
 /// Applies a hidden-layer non-linearity to every entry.
 pub(crate) fn activate<D: Device<f32>, T: Tape<f32, D>>(
@@ -237,12 +237,14 @@ impl<D: Device<f32>> Vae<D> {
             _ => None,
         };
 
-        let x = x.put_tape(x_tape);
-        let h = match &class {
-            Some((_, probs, _)) if self.config.encoder_sees_label => self
-                .encoder
-                .forward((x, probs.retaped::<T>()).concat_along(Axis::<1>), true),
-            _ => self.encoder.forward(x, true),
+        let h = match (&class, &batch.padded_input) {
+            (Some((_, probs, _)), Some(padded)) => {
+                let width = padded.shape().1;
+                let joined = padded.clone().put_tape(x_tape)
+                    + place_columns(probs.retaped::<T>(), PIXELS, width);
+                self.encoder.forward(joined, true)
+            }
+            _ => self.encoder.forward(x.put_tape(x_tape), true),
         };
         let (h, h_tape) = h.split_tape();
         let mu = self.mu.forward(h.clone().put_tape(h_tape));
@@ -259,10 +261,7 @@ impl<D: Device<f32>> Vae<D> {
             * (0.5 / n);
 
         let (decoder_input, class_loss) = match class {
-            Some((ce, probs, p_tape)) => (
-                (z, probs.put_tape(p_tape)).concat_along(Axis::<1>),
-                Some(ce),
-            ),
+            Some((ce, probs, p_tape)) => (join_columns(z, probs.put_tape(p_tape)), Some(ce)),
             None => (z, None),
         };
         let logits = self.decoder.forward(decoder_input, false);
@@ -281,18 +280,23 @@ impl<D: Device<f32>> Vae<D> {
         (total, terms)
     }
 
-    /// The encoder on a batch of images: means and log-variances of q(z|x), each
-    /// `(batch, latent)` row by row, and the classifier's class probabilities
-    /// `(batch, classes)` for a conditional model.
-    pub fn encode(&self, x: Matrix<D>) -> (Vec<f32>, Vec<f32>, Option<Vec<f32>>) {
+    /// The encoder on a batch of images (intensities in [0, 1], 784 a row): means and
+    /// log-variances of q(z|x), each `(batch, latent)` row by row, and the classifier's
+    /// class probabilities `(batch, classes)` for a conditional model.
+    pub fn encode(&self, pixels: &[f32]) -> (Vec<f32>, Vec<f32>, Option<Vec<f32>>) {
+        let dev = self.device();
+        let x = dev.tensor_from_vec(pixels.to_vec(), (pixels.len() / PIXELS, PIXELS));
         let probs = self
             .classifier
             .as_ref()
             .map(|c| c.forward(x.clone(), false).softmax::<Axis<1>>());
         let h = match &probs {
-            Some(p) if self.config.encoder_sees_label => self
-                .encoder
-                .forward((x, p.clone()).concat_along(Axis::<1>), true),
+            Some(p) if self.config.encoder_sees_label => {
+                let classes = p.shape().1;
+                let padded = padded_rows(&dev, pixels, PIXELS, classes);
+                let joined = padded + place_columns(p.clone(), PIXELS, PIXELS + classes);
+                self.encoder.forward(joined, true)
+            }
             _ => self.encoder.forward(x, true),
         };
         let mu = self.mu.forward(h.clone()).as_vec();

@@ -277,7 +277,7 @@ pub fn all(
 fn codes(vae: &Vae<Cpu>, test: &Dataset, indices: &[usize]) -> Vec<Vec<f32>> {
     let (latent, classes) = (vae.config.latent, vae.config.classes);
     let x = test.intensities(indices.iter().copied());
-    let (mu, _, probs) = vae.encode(vae.device().tensor_from_vec(x, (indices.len(), PIXELS)));
+    let (mu, _, probs) = vae.encode(&x);
     (0..indices.len())
         .map(|k| {
             let mut v = mu[k * latent..(k + 1) * latent].to_vec();
