@@ -20,9 +20,14 @@ pub fn load_mnist(split: mnist::Split, n: usize) -> mnist::Dataset {
         .truncated(n)
 }
 
-/// The committed default model's folder.
+/// The committed default model's folder; or, where `VAE_TEST_MODEL_DIR` names another run
+/// folder, that one: how `scripts/gpu/compare.sh` puts a CUDA-trained model through the
+/// same quantization and label tests.
 pub fn default_model_dir() -> PathBuf {
-    workspace().join("models/default")
+    match std::env::var_os("VAE_TEST_MODEL_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => workspace().join("models/default"),
+    }
 }
 
 /// A fresh, empty scratch folder for one test.
