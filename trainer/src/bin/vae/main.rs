@@ -15,7 +15,7 @@ use trainer::eval::{evaluate_model, EvalOptions};
 use trainer::io::{write_atomic, write_json};
 use trainer::model::Vae;
 use trainer::run_dir::RunDir;
-use trainer::step::TrainDevice;
+use trainer::step::{cuda_device, TrainDevice};
 use trainer::train::{resume, train, EpochHook, RunOptions};
 use trainer::{checkpoint, export, history, pictures};
 use vae_core::{Header, Model};
@@ -26,7 +26,7 @@ fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Train(args) => match args.device {
             DeviceKind::Cpu => run_train(&Cpu::default(), &args),
-            DeviceKind::Cuda => cuda(args.seed).and_then(|dev| run_train(&dev, &args)),
+            DeviceKind::Cuda => cuda_device(args.seed).and_then(|dev| run_train(&dev, &args)),
         },
         Command::Export(args) => run_export(args),
         Command::Sample(args) => run_sample(args),
@@ -43,26 +43,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// The first NVIDIA GPU (CUDA device 0).
-#[cfg(feature = "cuda")]
-fn cuda(seed: u64) -> Result<dfdx::tensor::Cuda> {
-    dfdx::tensor::Cuda::try_build(0, seed).map_err(|e| {
-        anyhow::anyhow!(
-            "--device cuda: no usable NVIDIA GPU (CUDA device 0: {e}); check that \
-             `nvidia-smi` lists a GPU, or train with --device cpu"
-        )
-    })
-}
-
-#[cfg(not(feature = "cuda"))]
-fn cuda(_: u64) -> Result<Cpu> {
-    anyhow::bail!(
-        "--device cuda: this `vae` was built without CUDA support; build it with \
-         `cargo build --release -p trainer --features cuda` on a machine with the CUDA \
-         toolkit, or `scripts/build-cuda.sh` (see README, \"Training on an NVIDIA GPU\")"
-    )
 }
 
 fn run_train<D: TrainDevice>(dev: &D, args: &TrainArgs) -> Result<()> {
