@@ -17,7 +17,7 @@ use trainer::model::Vae;
 use trainer::run_dir::RunDir;
 use trainer::step::{cuda_device, TrainDevice};
 use trainer::train::{resume, train, EpochHook, RunOptions};
-use trainer::{checkpoint, export, history, pictures};
+use trainer::{checkpoint, device_check, export, history, pictures};
 use vae_core::{Header, Model};
 
 use args::*;
@@ -35,6 +35,10 @@ fn main() -> ExitCode {
         Command::Pictures(args) => run_pictures(args),
         Command::TrainClassifier(args) => run_train_classifier(args),
         Command::FirmwarePng(args) => run_firmware_png(args),
+        Command::DeviceCheck(args) => match args.device {
+            DeviceKind::Cpu => run_device_check("the CPU", || Ok(Cpu::default())),
+            DeviceKind::Cuda => run_device_check("CUDA device 0", || cuda_device(0)),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -74,6 +78,20 @@ fn run_train<D: TrainDevice>(dev: &D, args: &TrainArgs) -> Result<()> {
         vae.decoder_parameters(),
     );
     Ok(())
+}
+
+fn run_device_check<D: TrainDevice>(label: &str, create: impl FnOnce() -> Result<D>) -> Result<()> {
+    let stages = device_check::check(label, create, |stage| println!("{stage}"));
+    let failed: Vec<&str> = stages
+        .iter()
+        .filter(|s| !s.passed())
+        .map(|s| s.name)
+        .collect();
+    match failed.as_slice() {
+        [] => Ok(()),
+        [device_check::DEVICE] => anyhow::bail!("device check: no device to check"),
+        names => anyhow::bail!("device check: {} failed", names.join(", ")),
+    }
 }
 
 fn run_export(args: ExportArgs) -> Result<()> {
