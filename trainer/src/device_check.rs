@@ -233,10 +233,12 @@ pub fn compare(what: &str, ours: &[f32], reference: &[f32], tolerance: f32) -> R
         .map(|(a, b)| (a - b).abs())
         .enumerate()
         .fold((0, 0.0f32), |w, (i, d)| if d > w.1 { (i, d) } else { w });
-    let error = match (diff, scale) {
-        (d, _) if d == 0.0 => 0.0,
-        (_, s) if s == 0.0 => f32::INFINITY,
-        (d, s) => d / s,
+    let error = if diff == 0.0 {
+        0.0
+    } else if scale == 0.0 {
+        f32::INFINITY
+    } else {
+        diff / scale
     };
     if error <= tolerance {
         Ok(error)
