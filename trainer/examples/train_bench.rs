@@ -6,10 +6,13 @@
 //! ```sh
 //! cargo run --release -p trainer --example train_bench -- --model classic
 //! cargo run --release -p trainer --example train_bench -- --model default
+//! cargo run --release -p trainer --features cuda --example train_bench -- --device cuda --batch-size 1000
 //! ```
 //!
 //! `classic` is the PyTorch example's VAE: 784-400-20-400-784, Bernoulli likelihood,
 //! Adam 1e-3, batch 128. `default` is the committed conditional model's shape, batch 100.
+//! `--batch-size` overrides the preset's batch; `--device cuda` times the first NVIDIA
+//! GPU (in a build with the `cuda` feature).
 
 use std::time::Instant;
 
@@ -22,7 +25,7 @@ use rand::SeedableRng;
 use trainer::adam::Adam;
 use trainer::config::{DataOptions, TrainConfig};
 use trainer::model::Vae;
-use trainer::step::train_step;
+use trainer::step::{cuda_device, train_step, TrainDevice};
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Preset {
@@ -46,10 +49,33 @@ struct Args {
     /// Folder with the four MNIST IDX files.
     #[arg(long, default_value = "data/mnist")]
     data_dir: std::path::PathBuf,
+    /// Images per step; 0 is the preset's (128 classic, 100 default).
+    #[arg(long, default_value_t = 0)]
+    batch_size: usize,
+    /// Where to train: cpu, or cuda (the first NVIDIA GPU; needs `--features cuda`).
+    #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
+    device: DeviceKind,
 }
 
-fn main() -> Result<()> {
-    let args = Args::parse();
+#[derive(Clone, Copy, ValueEnum)]
+enum DeviceKind {
+    /// This machine's CPU cores.
+    Cpu,
+    /// The first NVIDIA GPU.
+    Cuda,
+}
+
+fn main() -> std::process::ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(args: Args) -> Result<()> {
     let mut config = TrainConfig::default();
     if let Preset::Classic = args.model {
         config.model.latent = 20;
@@ -58,39 +84,71 @@ fn main() -> Result<()> {
         config.batch_size = 128;
         config.class_weight = 0.0;
     }
-    let (batch_size, weights) = (config.batch_size, (config.class_weight, 1.0));
+    if args.repeat == 0 {
+        anyhow::bail!("--repeat must be at least 1");
+    }
+    if args.batch_size > 0 {
+        config.batch_size = args.batch_size;
+    }
     let train = Dataset::load(&args.data_dir, Split::Train)?;
-    let dev = Cpu::seed_from_u64(0);
+    if config.batch_size > train.len() {
+        anyhow::bail!(
+            "--batch-size {} is more than the {} training images",
+            config.batch_size,
+            train.len()
+        );
+    }
+    match args.device {
+        DeviceKind::Cpu => bench(&Cpu::seed_from_u64(0), &config, &train, &args),
+        DeviceKind::Cuda => bench(&cuda_device(0)?, &config, &train, &args),
+    }
+}
+
+fn bench<D: TrainDevice>(
+    dev: &D,
+    config: &TrainConfig,
+    train: &Dataset,
+    args: &Args,
+) -> Result<()> {
+    let (batch_size, weights) = (config.batch_size, (config.class_weight, 1.0));
     let mut rates = Vec::with_capacity(args.repeat);
     for repeat in 0..args.repeat {
         let mut rng = rand::rngs::StdRng::seed_from_u64(repeat as u64);
-        let mut vae = Vae::new(&dev, &config.model, &mut rng);
+        let mut vae = Vae::new(dev, &config.model, &mut rng);
         let mut adam = Adam::new(&vae, config.learning_rate);
         let mut order: Vec<usize> = (0..train.len()).collect();
         order.shuffle(&mut rng);
         let mut batches = order.chunks_exact(batch_size).cycle();
-        let mut step = |vae: &mut Vae<Cpu>, adam: &mut Adam<Cpu>| {
+        let mut step = |vae: &mut Vae<D>, adam: &mut Adam<D>| {
             let chunk = batches.next().unwrap_or(&[]);
             train_step(
                 vae,
                 adam,
-                (&train, chunk),
+                (train, chunk),
                 DataOptions::default(),
                 &mut rng,
                 weights,
             );
         };
         step(&mut vae, &mut adam); // warm-up: first allocations
+                                   // A GPU runs the queued work asynchronously: wait for it before starting the clock
+                                   // and again before reading it, so that the time covers every step's kernels (on
+                                   // the CPU both waits return at once). `train_step` reads the loss terms back
+                                   // each step, which waits for the forward pass only, not for Adam's update.
+        dev.try_synchronize()
+            .map_err(|e| anyhow::anyhow!("device error: {e}"))?;
         let started = Instant::now();
         for _ in 0..args.steps {
             step(&mut vae, &mut adam);
         }
+        dev.try_synchronize()
+            .map_err(|e| anyhow::anyhow!("device error: {e}"))?;
         let rate = (args.steps * batch_size) as f64 / started.elapsed().as_secs_f64();
         println!("repeat {}: {rate:.0} images/s", repeat + 1);
         rates.push(rate);
     }
     rates.sort_by(f64::total_cmp);
-    let median = rates[rates.len() / 2];
+    let median = rates[rates.len() / 2]; // `repeat` is at least 1
     println!(
         "median {median:.0} images/s ({} steps of batch {batch_size}, {} repeats)",
         args.steps, args.repeat

@@ -19,7 +19,9 @@
 //! 5. Runs: [`step`] (one step: shards side by side, then Adam; [`step::TrainDevice`]
 //!    says how a CPU or CUDA device runs them), [`checkpoint`] (weights and resume
 //!    state), [`eval`] (`vae eval`'s report).
-//! 6. The loop: [`train`] (epochs, the run folder's files after each, `--resume`).
+//! 6. The loop: [`train`] (epochs, the run folder's files after each, `--resume`);
+//!    [`device_check`] (`vae device-check`: the step's code paths on a device against
+//!    the CPU).
 //!
 //! Where to add things:
 //! - a new layer type or activation: the forward pass in [`model`], its gradient in
@@ -37,6 +39,7 @@ pub mod batch;
 pub mod checkpoint;
 pub mod classifier;
 pub mod config;
+pub mod device_check;
 pub mod eval;
 pub mod export;
 pub mod grad;

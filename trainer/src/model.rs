@@ -191,6 +191,26 @@ impl<D: Device<f32>> Vae<D> {
         self.mu.weight.device().clone()
     }
 
+    /// The same model with its weights copied onto `dev` (through the host).
+    pub fn to_device<E: Device<f32>>(&self, dev: &E) -> Vae<E> {
+        let dense = |l: &Dense<D>| Dense {
+            weight: dev.tensor_from_vec(l.weight.as_vec(), *l.weight.shape()),
+            bias: dev.tensor_from_vec(l.bias.as_vec(), *l.bias.shape()),
+        };
+        let mlp = |m: &Mlp<D>| Mlp {
+            layers: m.layers.iter().map(dense).collect(),
+            activation: m.activation,
+        };
+        Vae {
+            config: self.config.clone(),
+            encoder: mlp(&self.encoder),
+            mu: dense(&self.mu),
+            logvar: dense(&self.logvar),
+            classifier: self.classifier.as_ref().map(mlp),
+            decoder: mlp(&self.decoder),
+        }
+    }
+
     /// Number of decoder parameters (what goes to the microcontroller).
     pub fn decoder_parameters(&self) -> usize {
         self.decoder

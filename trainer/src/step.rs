@@ -16,8 +16,9 @@ use crate::grad::{loss_and_gradients, DenseGrad};
 use crate::loss::LossTerms;
 use crate::model::Vae;
 
-/// A dfdx device the trainer can train on.
-pub trait TrainDevice: Device<f32> {
+/// A dfdx device the trainer can train on. `Synchronize` lets a caller wait for the
+/// device's queued work (a GPU runs it asynchronously), for honest timings.
+pub trait TrainDevice: Device<f32> + Synchronize {
     /// Shards each mini-batch is split into, computed side by side and summed (see
     /// [`sharded_gradients`]). Results depend on this number, never on the thread
     /// count.
@@ -71,6 +72,38 @@ impl TrainDevice for Cpu {
 impl TrainDevice for dfdx::tensor::Cuda {
     /// One: a GPU wants the whole mini-batch in each kernel.
     const SHARDS: usize = 1;
+}
+
+/// What `--device cuda` runs on: dfdx's CUDA device; in a build without the `cuda`
+/// feature, `Cpu`, only so that callers type-check (there [`cuda_device`] always fails).
+#[cfg(feature = "cuda")]
+pub type CudaDevice = dfdx::tensor::Cuda;
+/// What `--device cuda` runs on: dfdx's CUDA device; in a build without the `cuda`
+/// feature, `Cpu`, only so that callers type-check (there [`cuda_device`] always fails).
+#[cfg(not(feature = "cuda"))]
+pub type CudaDevice = Cpu;
+
+/// The first NVIDIA GPU (CUDA device 0), its generator seeded with `seed`: the one place
+/// `--device cuda` (of `vae` and of the examples) gets its device from.
+#[cfg(feature = "cuda")]
+pub fn cuda_device(seed: u64) -> anyhow::Result<CudaDevice> {
+    dfdx::tensor::Cuda::try_build(0, seed).map_err(|e| {
+        anyhow::anyhow!(
+            "--device cuda: no usable NVIDIA GPU (CUDA device 0: {e}); check that \
+             `nvidia-smi` lists a GPU, or use --device cpu"
+        )
+    })
+}
+
+/// The first NVIDIA GPU: in this build, without the `cuda` feature, an error that says
+/// how to build with it.
+#[cfg(not(feature = "cuda"))]
+pub fn cuda_device(_seed: u64) -> anyhow::Result<CudaDevice> {
+    anyhow::bail!(
+        "--device cuda: this program was built without CUDA support; build it with \
+         `cargo build --release -p trainer --features cuda` on a machine with the CUDA \
+         toolkit, or `scripts/build-cuda.sh` (see README, \"Training on an NVIDIA GPU\")"
+    )
 }
 
 /// One shard of a mini-batch: see [`sharded_gradients`].

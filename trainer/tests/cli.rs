@@ -496,3 +496,39 @@ fn a_killed_export_leaves_each_model_file_whole() {
         }
     }
 }
+
+/// `vae device-check --device cpu` compares the CPU with itself: every stage passes, one
+/// line each; `--device cuda` in this build (no `cuda` feature) fails at the first stage
+/// and says how to build with CUDA.
+#[test]
+fn device_check_reports_each_stage() {
+    let out = vae(&["device-check", "--device", "cpu"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = stdout.lines().collect();
+    let stages = [
+        "device",
+        "matrix product (cuBLAS on CUDA)",
+        "training step kernels (precompiled)",
+        "Adam update",
+        "run-time-compiled kernels (NVRTC)",
+    ];
+    assert_eq!(lines.len(), stages.len(), "{stdout}");
+    for (line, stage) in lines.iter().zip(stages) {
+        assert!(line.starts_with(&format!("ok   {stage}: ")), "{stdout}");
+    }
+
+    let out = vae(&["device-check", "--device", "cuda"]);
+    if !cfg!(feature = "cuda") {
+        assert_fails_with(&out, "device check: no device to check");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            stdout.starts_with("FAIL device: ") && stdout.contains("built without CUDA support"),
+            "{stdout}"
+        );
+    }
+}

@@ -43,6 +43,17 @@ pub enum Command {
     TrainClassifier(TrainClassifierArgs),
     /// Draw the images a firmware run printed (its `pixels` lines) into a PNG grid.
     FirmwarePng(FirmwarePngArgs),
+    /// Check every code path training takes on a device against the CPU (matrix
+    /// product, gradients, Adam); prints one line per stage, fails if any fails.
+    DeviceCheck(DeviceCheckArgs),
+}
+
+#[derive(Args)]
+pub struct DeviceCheckArgs {
+    /// The device to check: cuda (the first NVIDIA GPU; needs a `vae` built with
+    /// `--features cuda`), or cpu (compared with itself: a check of the check).
+    #[arg(long, value_enum, default_value_t = DeviceKind::Cuda)]
+    pub device: DeviceKind,
 }
 
 #[derive(Args)]

@@ -15,9 +15,9 @@ use trainer::eval::{evaluate_model, EvalOptions};
 use trainer::io::{write_atomic, write_json};
 use trainer::model::Vae;
 use trainer::run_dir::RunDir;
-use trainer::step::TrainDevice;
+use trainer::step::{cuda_device, TrainDevice};
 use trainer::train::{resume, train, EpochHook, RunOptions};
-use trainer::{checkpoint, export, history, pictures};
+use trainer::{checkpoint, device_check, export, history, pictures};
 use vae_core::{Header, Model};
 
 use args::*;
@@ -26,7 +26,7 @@ fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Train(args) => match args.device {
             DeviceKind::Cpu => run_train(&Cpu::default(), &args),
-            DeviceKind::Cuda => cuda(args.seed).and_then(|dev| run_train(&dev, &args)),
+            DeviceKind::Cuda => cuda_device(args.seed).and_then(|dev| run_train(&dev, &args)),
         },
         Command::Export(args) => run_export(args),
         Command::Sample(args) => run_sample(args),
@@ -35,6 +35,10 @@ fn main() -> ExitCode {
         Command::Pictures(args) => run_pictures(args),
         Command::TrainClassifier(args) => run_train_classifier(args),
         Command::FirmwarePng(args) => run_firmware_png(args),
+        Command::DeviceCheck(args) => match args.device {
+            DeviceKind::Cpu => run_device_check("the CPU", || Ok(Cpu::default())),
+            DeviceKind::Cuda => run_device_check("CUDA device 0", || cuda_device(0)),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -43,26 +47,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// The first NVIDIA GPU (CUDA device 0).
-#[cfg(feature = "cuda")]
-fn cuda(seed: u64) -> Result<dfdx::tensor::Cuda> {
-    dfdx::tensor::Cuda::try_build(0, seed).map_err(|e| {
-        anyhow::anyhow!(
-            "--device cuda: no usable NVIDIA GPU (CUDA device 0: {e}); check that \
-             `nvidia-smi` lists a GPU, or train with --device cpu"
-        )
-    })
-}
-
-#[cfg(not(feature = "cuda"))]
-fn cuda(_: u64) -> Result<Cpu> {
-    anyhow::bail!(
-        "--device cuda: this `vae` was built without CUDA support; build it with \
-         `cargo build --release -p trainer --features cuda` on a machine with the CUDA \
-         toolkit, or `scripts/build-cuda.sh` (see README, \"Training on an NVIDIA GPU\")"
-    )
 }
 
 fn run_train<D: TrainDevice>(dev: &D, args: &TrainArgs) -> Result<()> {
@@ -94,6 +78,20 @@ fn run_train<D: TrainDevice>(dev: &D, args: &TrainArgs) -> Result<()> {
         vae.decoder_parameters(),
     );
     Ok(())
+}
+
+fn run_device_check<D: TrainDevice>(label: &str, create: impl FnOnce() -> Result<D>) -> Result<()> {
+    let stages = device_check::check(label, create, |stage| println!("{stage}"));
+    let failed: Vec<&str> = stages
+        .iter()
+        .filter(|s| !s.passed())
+        .map(|s| s.name)
+        .collect();
+    match failed.as_slice() {
+        [] => Ok(()),
+        [device_check::DEVICE] => anyhow::bail!("device check: no device to check"),
+        names => anyhow::bail!("device check: {} failed", names.join(", ")),
+    }
 }
 
 fn run_export(args: ExportArgs) -> Result<()> {
