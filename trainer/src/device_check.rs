@@ -181,8 +181,8 @@ fn hint(message: &str) -> Option<&'static str> {
         (
             &["UNSUPPORTED_PTX_VERSION"],
             "the PTX was built for a newer CUDA than this GPU's driver supports; rebuild \
-             with a CUDA toolkit no newer than the driver's (the CUDA version `nvidia-smi` \
-             shows), or update the driver",
+             with CUDA_VERSION=<the CUDA version `nvidia-smi` shows> scripts/build-cuda.sh, \
+             or update the driver",
         ),
         (
             &["NO_BINARY_FOR_GPU", "INVALID_PTX", "INVALID_IMAGE"],
