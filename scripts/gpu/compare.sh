@@ -13,13 +13,14 @@
 #     nats of the CPU-trained model of the same configuration and seed;
 #  3. the CUDA-trained default model's f16 and i8 files pass the quantization and label
 #     tests the committed model passes (tests/tests/quantization.rs, conditional.rs).
-# CPU runs go to target/gpu-compare (kept: a second call reuses them).
+# CPU runs go to target/gpu-compare (kept: a second call reuses them). EPOCHS and
+# CLASSIC_EPOCHS must be those gpu-check.sh trained with (30 and 10).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 results="$(cd "${1:?usage: compare.sh RESULTS_DIR}" && pwd)"
-cpu=target/gpu-compare
-epochs="${EPOCHS:-30}"
+epochs="${EPOCHS:-30}" classic_epochs="${CLASSIC_EPOCHS:-10}"
+cpu="target/gpu-compare/epochs-$epochs-$classic_epochs"
 scripts/fetch-mnist.sh data/mnist >/dev/null
 cargo build --release --locked -q -p trainer --bin vae
 vae=target/release/vae
@@ -33,8 +34,8 @@ cpu_run() { # NAME ARGS...: train on the CPU unless done, then evaluate
 cpu_run default-s0 --seed 0 --epochs "$epochs"
 cpu_run default-s1 --seed 1 --epochs "$epochs"
 classic=(--unconditional --latent 20 --encoder-hidden 400 --decoder-hidden 400 --batch-size 128)
-cpu_run classic-s0 "${classic[@]}" --seed 0 --epochs "${CLASSIC_EPOCHS:-10}"
-cpu_run classic-s1 "${classic[@]}" --seed 1 --epochs "${CLASSIC_EPOCHS:-10}"
+cpu_run classic-s0 "${classic[@]}" --seed 0 --epochs "$classic_epochs"
+cpu_run classic-s1 "${classic[@]}" --seed 1 --epochs "$classic_epochs"
 runs=(default-s0 default-s1 classic-s0 classic-s1)
 for run in "${runs[@]/#/$cpu/}" "${runs[@]/#/$results/runs/}"; do
   [[ -f $run/checkpoint.safetensors ]] || { echo "error: $run has no checkpoint" >&2; exit 1; }

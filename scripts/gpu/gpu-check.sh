@@ -16,12 +16,14 @@
 #          model (10 epochs, batch 128), seeds 0 and 1 of each, on real MNIST, exported
 #   bench  images/s of the trainer and of PyTorch eager on this GPU, the same model and
 #          loss, at batch 128 and 1024, ROUNDS interleaved rounds of STEPS steps, medians
-# Knobs: ROUNDS (5), STEPS (300), EPOCHS (30 for the default model), CLASSIC_EPOCHS (10).
+# Knobs: ROUNDS (5), STEPS (300), EPOCHS (30 for the default model), CLASSIC_EPOCHS (10);
+# DEVICE=cpu rehearses the script on a CPU machine, with CPU builds in the bundle's place.
 set -uo pipefail
 
 out="${1:?usage: gpu-check.sh OUT_DIR [info smoke train bench]}"
 shift
 stages="${*:-info smoke train bench}"
+device="${DEVICE:-cuda}"
 source "$(dirname "$0")/env.sh"
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
@@ -55,11 +57,11 @@ if [[ $stages == *smoke* ]]; then
   else
     echo "- the binary refers to no build-machine folder" | tee -a "$summary"
   fi
-  if "$bundle/vae" device-check --device cuda | tee "$out/device-check.txt"; then
+  if "$bundle/vae" device-check --device "$device" | tee "$out/device-check.txt"; then
     sed 's/^/    /' "$out/device-check.txt" >> "$summary"
   else
     sed 's/^/    /' "$out/device-check.txt" >> "$summary"
-    fail "vae device-check --device cuda (above)"
+    fail "vae device-check --device $device (above)"
   fi
 fi
 
@@ -70,11 +72,14 @@ train() {
   shift
   rm -rf "$dir"
   start=$SECONDS
-  if "$bundle/vae" train --device cuda --data-dir "$bundle/mnist" --out "$dir" "$@" \
+  if "$bundle/vae" train --device "$device" --data-dir "$bundle/mnist" --out "$dir" "$@" \
     && "$bundle/vae" export --run "$dir"; then
     rm -f "$dir/resume.safetensors" # Adam's state: three times the weights, not needed
-    echo "- $name (\`vae train --device cuda $*\`): $((SECONDS - start)) s; last epoch:" \
-      "$(python3 -c 'import json,sys; h=json.load(open(sys.argv[1]))[-1]; t=h["test"]; print(f"test loss {t["reconstruction"]+t["kl"]:.2f}, {h["images_per_second"]:.0f} images/s, label fidelity {h.get("label_fidelity")}")' "$dir/history.json")" \
+    echo "- $name (\`vae train --device $device $*\`): $((SECONDS - start)) s; last epoch:" \
+      "$(python3 -c 'import json, sys
+h = json.load(open(sys.argv[1]))[-1]
+t = h["test"]["reconstruction"] + h["test"]["kl"]
+print("test loss %.2f, %.0f images/s, label fidelity %s" % (t, h["images_per_second"], h.get("label_fidelity")))' "$dir/history.json")" \
       | tee -a "$summary"
   else
     fail "training $name"
@@ -103,9 +108,9 @@ if [[ $stages == *bench* ]]; then
     for batch in 128 1024; do
       torch_rates=() ours_rates=()
       for ((r = 1; r <= rounds; r++)); do
-        t="$(python3 "$bundle/pytorch_vae.py" --device cuda --data-dir "$bundle/mnist" --model "$model" \
+        t="$(python3 "$bundle/pytorch_vae.py" --device "$device" --data-dir "$bundle/mnist" --model "$model" \
           --batch-size "$batch" --steps "$steps" --repeat 1 | rate)"
-        o="$("$bundle/train_bench" --device cuda --data-dir "$bundle/mnist" --model "$model" \
+        o="$("$bundle/train_bench" --device "$device" --data-dir "$bundle/mnist" --model "$model" \
           --batch-size "$batch" --steps "$steps" --repeat 1 | rate)"
         printf '%s\t%s\t%s\t%s\t%s\n' "$model" "$batch" "$r" "${t:-NA}" "${o:-NA}" | tee -a "$out/bench.tsv"
         [[ -n $t && -n $o ]] || { fail "bench $model batch $batch round $r did not report"; continue; }
