@@ -1,12 +1,14 @@
 //! `vae eval`'s estimators on real models and data: the importance-weighted bound
 //! behaves as theory says, quantized decoders cost what README claims, and the
-//! independent classifier reads the committed model's digits as asked.
+//! independent classifier (the judge) reads the committed model's digits as asked, real
+//! digits as they are, and tells generated digits from real ones by Fréchet distance.
 
 use dfdx::prelude::*;
 use mnist::Split;
-use trainer::classifier::Classifier;
+use trainer::classifier::{Classifier, FEATURES};
 use trainer::config::{Binarize, DataOptions, TrainConfig};
 use trainer::eval::{evaluate_model, iwae_nll, EvalOptions};
+use trainer::frechet::{frechet_distance, FeatureStats};
 use trainer::metrics::mean_loss;
 use trainer::run_dir::RunDir;
 use trainer::train::{train, RunOptions};
@@ -58,8 +60,7 @@ fn iwae_estimate_starts_at_the_elbo_and_tightens_with_more_samples() {
 fn quantized_decoders_cost_little_and_digits_read_as_asked() {
     let dev = Cpu::default();
     let (_, vae) = trainer::checkpoint::load(&dev, &RunDir::new(default_model_dir())).unwrap();
-    let (classifier, report) = Classifier::load(&workspace().join("models/classifier")).unwrap();
-    assert!(report.test_accuracy >= 0.98, "{report:?}");
+    let (classifier, _) = Classifier::load(&workspace().join("models/classifier")).unwrap();
     let test_set = load_mnist(Split::Test, 2000);
     let opts = EvalOptions {
         iwae_k: 0,
@@ -81,5 +82,78 @@ fn quantized_decoders_cost_little_and_digits_read_as_asked() {
     let fidelity = r.f16.label_fidelity.unwrap();
     assert!(fidelity >= 0.97, "{fidelity}");
     assert!(r.f16.label_fidelity_t05.unwrap() >= 0.99);
-    assert!(r.classifier_accuracy.unwrap() >= 0.97);
+    // The f16 decoder draws nearly the same 1,000 digits as f32 (pixels differ by a grey
+    // level here and there): their Fréchet distances to the test set agree to 1 %.
+    let (fd32, fd16) = (
+        r.f32.frechet_distance.unwrap(),
+        r.f16.frechet_distance.unwrap(),
+    );
+    assert!(
+        fd32 > 0.0 && (fd16 - fd32).abs() < 0.01 * fd32,
+        "{fd32} vs {fd16}"
+    );
+}
+
+/// The committed judge: at least 99.3 % right on the 10,000 test images, the goal it was
+/// trained for (measured 99.35 %; the first 2,000 alone give only 98.9 %, so no slice).
+#[test]
+fn the_judge_reads_real_digits_right() {
+    let (judge, _) = Classifier::load(&workspace().join("models/classifier")).unwrap();
+    let accuracy = judge.accuracy(&load_mnist(Split::Test, 10_000)).unwrap();
+    assert!(accuracy >= 0.993, "{accuracy}");
+}
+
+/// Fréchet distance on the judge's features tells real digits from generated ones: 2,000
+/// real training digits are far closer to 2,000 test digits than the committed model's
+/// 2,000 samples are (measured: 14.4 and 37.5).
+#[test]
+fn real_digits_are_closer_to_the_test_set_than_generated_ones() {
+    let (judge, _) = Classifier::load(&workspace().join("models/classifier")).unwrap();
+    let stats = |images: &[f32]| {
+        let (features, _) = judge.judge(images).unwrap();
+        FeatureStats::new(&features, FEATURES).unwrap()
+    };
+    let test = stats(&load_mnist(Split::Test, 2000).intensities(0..2000));
+    let real = stats(&load_mnist(Split::Train, 2000).intensities(0..2000));
+    let dev = Cpu::default();
+    let (_, vae) = trainer::checkpoint::load(&dev, &RunDir::new(default_model_dir())).unwrap();
+    let input = trainer::metrics::fidelity_inputs(&vae.config, 200, 1.0, 0);
+    let images = trainer::classifier::intensities(&vae.decode_images(input));
+    let generated = stats(&images);
+    let (fd_real, fd_generated) = (
+        frechet_distance(&real, &test).unwrap(),
+        frechet_distance(&generated, &test).unwrap(),
+    );
+    println!("Fréchet distance to the test set: real {fd_real:.3}, generated {fd_generated:.3}");
+    assert!(
+        fd_real < 0.5 * fd_generated,
+        "real {fd_real}, generated {fd_generated}"
+    );
+}
+
+/// A damaged or missing judge is an error that names the file, not a panic.
+#[test]
+fn a_damaged_judge_is_an_error() {
+    let dir = scratch_dir("damaged-judge");
+    let committed = workspace().join("models/classifier");
+    for name in ["classifier.safetensors", "classifier.json"] {
+        std::fs::copy(committed.join(name), dir.join(name)).unwrap();
+    }
+    let weights = std::fs::read(dir.join("classifier.safetensors")).unwrap();
+    std::fs::write(
+        dir.join("classifier.safetensors"),
+        &weights[..weights.len() / 2],
+    )
+    .unwrap();
+    let err = Classifier::load(&dir)
+        .err()
+        .expect("a truncated judge loads");
+    assert!(
+        format!("{err:#}").contains("classifier.safetensors"),
+        "{err:#}"
+    );
+    let err = Classifier::load(&dir.join("missing"))
+        .err()
+        .expect("a missing judge loads");
+    assert!(format!("{err:#}").contains("classifier"), "{err:#}");
 }

@@ -11,9 +11,10 @@ use rand_distr::{Distribution, StandardNormal};
 use serde::Serialize;
 use vae_core::{Precision, PIXELS};
 
-use crate::classifier::Classifier;
+use crate::classifier::{intensities, Classifier, FEATURES};
 use crate::config::{Binarize, DataOptions};
 use crate::export::quantized;
+use crate::frechet::{frechet_distance, FeatureStats};
 use crate::metrics::{argmax, fidelity_inputs, label_fidelity, mean_loss, share_read_as_asked};
 use crate::model::Vae;
 use crate::progress;
@@ -70,6 +71,10 @@ pub struct Metrics {
     pub label_fidelity: Option<f32>,
     /// At temperature 0.5, read by the independent classifier.
     pub label_fidelity_t05: Option<f32>,
+    /// Fréchet distance between the judge's features of the temperature-1 samples
+    /// (`per_digit` per digit; `10 x per_digit` for an unconditional model) and of the
+    /// test set: the MNIST analogue of FID (lower is better).
+    pub frechet_distance: Option<f64>,
 }
 
 /// The evaluation of one model.
@@ -102,10 +107,18 @@ pub struct Report {
 
 /// Evaluates `vae` as trained and with its decoder quantized to f16 and i8.
 pub fn evaluate_model(vae: &Vae<Cpu>, test: &Dataset, opts: &EvalOptions) -> Result<Report> {
-    let f32 = metrics(vae, test, opts, true);
-    let f16 = metrics(&quantized(vae, Precision::F16)?, test, opts, true);
+    let judge = match opts.classifier {
+        Some(classifier) => {
+            let (features, _) = classifier.judge(&test.intensities(0..test.len()))?;
+            Some((classifier, FeatureStats::new(&features, FEATURES)?))
+        }
+        None => None,
+    };
+    let judge = judge.as_ref().map(|(c, stats)| (*c, stats));
+    let f32 = metrics(vae, test, opts, judge, true)?;
+    let f16 = metrics(&quantized(vae, Precision::F16)?, test, opts, judge, true)?;
     // The IWAE estimate is the slow one (minutes); for i8 it is left out.
-    let i8 = metrics(&quantized(vae, Precision::I8)?, test, opts, false);
+    let i8 = metrics(&quantized(vae, Precision::I8)?, test, opts, judge, false)?;
     let f16_minus_f32 = difference(&f16, &f32);
     Ok(Report {
         decoder_parameters: vae.decoder_parameters(),
@@ -114,7 +127,7 @@ pub fn evaluate_model(vae: &Vae<Cpu>, test: &Dataset, opts: &EvalOptions) -> Res
         iwae_k: opts.iwae_k,
         test_images: test.len(),
         head_accuracy: head_accuracy(vae, test),
-        classifier_accuracy: opts.classifier.map(|c| c.accuracy(test)),
+        classifier_accuracy: opts.classifier.map(|c| c.accuracy(test)).transpose()?,
         f32,
         f16,
         i8,
@@ -122,7 +135,13 @@ pub fn evaluate_model(vae: &Vae<Cpu>, test: &Dataset, opts: &EvalOptions) -> Res
     })
 }
 
-fn metrics(vae: &Vae<Cpu>, test: &Dataset, opts: &EvalOptions, with_iwae: bool) -> Metrics {
+fn metrics(
+    vae: &Vae<Cpu>,
+    test: &Dataset,
+    opts: &EvalOptions,
+    judge: Option<(&Classifier, &FeatureStats)>,
+    with_iwae: bool,
+) -> Result<Metrics> {
     let continuous = mean_loss(vae, test, DataOptions::default(), opts.seed);
     let threshold = DataOptions {
         binarize: Binarize::Threshold,
@@ -130,11 +149,15 @@ fn metrics(vae: &Vae<Cpu>, test: &Dataset, opts: &EvalOptions, with_iwae: bool) 
     };
     let binarized = mean_loss(vae, test, threshold, opts.seed);
     let fidelity = |t: f32| label_fidelity(vae, opts.per_digit, t, opts.seed);
-    let independent = |t: f32| {
-        opts.classifier
-            .and_then(|c| independent_fidelity(vae, c, opts.per_digit, t, opts.seed))
+    let (independent, independent_t05, frechet_distance) = match judge {
+        Some((classifier, test_stats)) => {
+            let (read, frechet) = judge_samples(vae, classifier, test_stats, opts)?;
+            let t05 = independent_fidelity(vae, classifier, opts.per_digit, 0.5, opts.seed)?;
+            (read, t05, Some(frechet))
+        }
+        None => (None, None, None),
     };
-    Metrics {
+    Ok(Metrics {
         test_loss: continuous.neg_elbo(),
         test_reconstruction: continuous.reconstruction,
         test_kl: continuous.kl,
@@ -145,9 +168,27 @@ fn metrics(vae: &Vae<Cpu>, test: &Dataset, opts: &EvalOptions, with_iwae: bool) 
             .then(|| iwae_nll(vae, test, opts.iwae_k, opts.seed)),
         label_fidelity_head: fidelity(1.0),
         label_fidelity_head_t05: fidelity(0.5),
-        label_fidelity: independent(1.0),
-        label_fidelity_t05: independent(0.5),
-    }
+        label_fidelity: independent,
+        label_fidelity_t05: independent_t05,
+        frechet_distance,
+    })
+}
+
+/// What the judge makes of the temperature-1 samples of [`fidelity_inputs`]: the share
+/// read as the digit asked for (conditional models) and the Fréchet distance of their
+/// features to the test set's.
+fn judge_samples(
+    vae: &Vae<Cpu>,
+    classifier: &Classifier,
+    test_stats: &FeatureStats,
+    opts: &EvalOptions,
+) -> Result<(Option<f32>, f64)> {
+    let input = fidelity_inputs(&vae.config, opts.per_digit, 1.0, opts.seed);
+    let images = vae.decode_images(input);
+    let (features, read) = classifier.judge(&intensities(&images))?;
+    let fidelity = (vae.config.classes > 0).then(|| share_read_as_asked(read, opts.per_digit));
+    let frechet = frechet_distance(&FeatureStats::new(&features, FEATURES)?, test_stats)?;
+    Ok((fidelity, frechet))
 }
 
 fn difference(a: &Metrics, b: &Metrics) -> Metrics {
@@ -162,6 +203,10 @@ fn difference(a: &Metrics, b: &Metrics) -> Metrics {
         label_fidelity_head_t05: opt(a.label_fidelity_head_t05, b.label_fidelity_head_t05),
         label_fidelity: opt(a.label_fidelity, b.label_fidelity),
         label_fidelity_t05: opt(a.label_fidelity_t05, b.label_fidelity_t05),
+        frechet_distance: a
+            .frechet_distance
+            .zip(b.frechet_distance)
+            .map(|(x, y)| x - y),
     }
 }
 
@@ -193,13 +238,13 @@ pub fn independent_fidelity<D: Device<f32>>(
     per_digit: usize,
     temperature: f32,
     seed: u64,
-) -> Option<f32> {
+) -> Result<Option<f32>> {
     if vae.config.classes == 0 {
-        return None;
+        return Ok(None);
     }
     let input = fidelity_inputs(&vae.config, per_digit, temperature, seed);
-    let read = classifier.read(&vae.decode_images(input));
-    Some(share_read_as_asked(read, per_digit))
+    let read = classifier.read(&vae.decode_images(input))?;
+    Ok(Some(share_read_as_asked(read, per_digit)))
 }
 
 /// Importance-weighted estimate of `-log p(x)` (Burda et al. 2016) with `k` samples per
@@ -331,6 +376,10 @@ impl fmt::Display for Report {
             (
                 "label fidelity T=1 (model's own head)",
                 cells(&|m| share(m.label_fidelity_head)),
+            ),
+            (
+                "Fréchet distance to the test set (judge)",
+                cells(&|m| m.frechet_distance.map_or("-".into(), |v| format!("{v:.3}"))),
             ),
         ];
         writeln!(f, "{:<46} {:>10} {:>10} {:>10}", "", "f32", "f16", "i8")?;

@@ -10,7 +10,8 @@
 //!
 //! 1. Foundations, importing no other module: [`config`] (what decides a run, with
 //!    every default), [`tensor`], [`loss`], [`run_dir`] (a run folder's file names),
-//!    [`io`] (atomic writes), [`progress`].
+//!    [`io`] (atomic writes), [`progress`], [`frechet`] (the Fréchet distance between
+//!    two sets of features).
 //! 2. The model: [`batch`] (images to a batch on the device), [`model`] (layers, the
 //!    VAE, its forward pass and tape-driven loss), [`history`], [`render`] (PNG, GIF).
 //! 3. Gradients and measures: [`grad`] (the hand-derived gradients), [`metrics`] (mean
@@ -42,6 +43,7 @@ pub mod config;
 pub mod device_check;
 pub mod eval;
 pub mod export;
+pub mod frechet;
 pub mod grad;
 pub mod history;
 pub mod io;

@@ -43,7 +43,7 @@ pub fn label_fidelity<D: Device<f32>>(
     let classifier = vae.classifier.as_ref()?;
     let (latent, classes) = (vae.config.latent, vae.config.classes);
     let input = fidelity_inputs(&vae.config, per_digit, temperature, seed);
-    let n = per_digit * classes;
+    let n = input.len() / (latent + classes).max(1);
     let images = vae.decode(vae.device().tensor_from_vec(input, (n, latent + classes)));
     let logits = classifier.forward(images, false).as_vec();
     let read = logits.chunks_exact(classes).map(argmax);
@@ -51,7 +51,8 @@ pub fn label_fidelity<D: Device<f32>>(
 }
 
 /// Decoder inputs `[z, one-hot(k)]` for label fidelity: `per_digit` rows for each digit
-/// k in turn, `z ~ N(0, temperature^2 I)` drawn from `seed`.
+/// k in turn, `z ~ N(0, temperature^2 I)` drawn from `seed`. For an unconditional model,
+/// as many rows of `z` alone (ten times `per_digit`).
 pub fn fidelity_inputs(
     model: &ModelConfig,
     per_digit: usize,
@@ -60,7 +61,7 @@ pub fn fidelity_inputs(
 ) -> Vec<f32> {
     let (latent, classes) = (model.latent, model.classes);
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let n = per_digit * classes;
+    let n = per_digit * if classes > 0 { classes } else { 10 };
     let mut input = Vec::with_capacity(n * (latent + classes));
     for k in 0..n {
         let digit = k / per_digit;

@@ -39,7 +39,8 @@ pub enum Command {
     /// Draw a run's pictures: loss curves, reconstructions, a morph, the conditional
     /// grid, and for latent-2 models the latent manifold and the test set's latent means.
     Pictures(PicturesArgs),
-    /// Train the independent digit classifier `vae eval` judges generated digits with.
+    /// Train the independent digit classifier (a small CNN) that `vae eval` judges
+    /// generated digits with: label fidelity, and the Fréchet distance on its features.
     TrainClassifier(TrainClassifierArgs),
     /// Draw the images a firmware run printed (its `pixels` lines) into a PNG grid.
     FirmwarePng(FirmwarePngArgs),
@@ -242,8 +243,8 @@ pub struct TrainClassifierArgs {
     /// Folder for classifier.safetensors and classifier.json.
     #[arg(long, default_value = "models/classifier")]
     pub out: PathBuf,
-    /// Passes over the training set.
-    #[arg(long, default_value_t = 20, value_parser = positive())]
+    /// Passes over the training set (12 give the committed judge's 99.3 %+).
+    #[arg(long, default_value_t = 12, value_parser = positive())]
     pub epochs: usize,
     /// Seed for initialization, shuffling and dropout.
     #[arg(long, default_value_t = 0)]
