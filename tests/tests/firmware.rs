@@ -209,6 +209,35 @@ fn i8_matches_the_host(target: &Target) {
     assert_parity(target, &default_model_dir().join("decoder-i8.vae"), &[]);
 }
 
+/// A made-up i8 and f16 model (random weights) whose layer widths hit every case of the
+/// kernels the default model does not: inputs 17, 23, 14 and 10 wide leave every tail of
+/// a group of four (1, 3, 2, 2) and every count of groups modulo four (0, 1, 3, 2) the
+/// unrolled loops enter at, and rows of odd length start on every byte alignment (the
+/// Cortex-M0 loop takes only word-aligned rows).
+fn odd_widths_match_the_host(target: &Target) {
+    let mut hidden = heapless::Vec::new();
+    for width in [23, 14, 10] {
+        hidden.push(width).unwrap();
+    }
+    let arch = vae_core::Architecture {
+        latent: 7,
+        classes: 10,
+        hidden,
+        activation: vae_core::Activation::Relu,
+        output: PIXELS as u16,
+    };
+    let dir = scratch_dir(&format!("firmware-odd-widths-{}", target.triple));
+    for precision in [vae_core::Precision::I8, vae_core::Precision::F16] {
+        let mut rng = vae_core::Rng::new(17);
+        let values = (0..arch.parameter_count()).map(|_| (rng.uniform() - 0.5) * 2.0);
+        let mut buf = vec![0u8; 1 << 20];
+        let len = vae_core::encode(&arch, precision, values, &mut buf).unwrap();
+        let file = dir.join(format!("odd-{}.vae", precision.name()));
+        std::fs::write(&file, &buf[..len]).unwrap();
+        assert_parity(target, &file, &[]);
+    }
+}
+
 /// 415 KB of weights: more than the 256 KiB budget, so this build gets more flash.
 fn f32_matches_the_host(target: &Target) {
     let flash = target.f32_flash_kib.expect("a target with room for f32");
@@ -300,6 +329,11 @@ macro_rules! every_target {
             #[test]
             fn i8_firmware_matches_the_host_byte_for_byte() {
                 i8_matches_the_host(&$target);
+            }
+
+            #[test]
+            fn odd_layer_widths_match_the_host_byte_for_byte() {
+                odd_widths_match_the_host(&$target);
             }
 
             every_target!(@f32 $f32 $target);

@@ -170,9 +170,12 @@ fn i8_decoder_computes_its_dequantized_weights_exactly() {
         }
     }
     println!("i8 decoder against its f64 reference: max |dp| = {max_abs:.2e}");
-    // The only differences are the i16 quantization of each layer's input (step
-    // max|x| / 32767, so each term moves by at most 1.5e-5 of the largest input times its
-    // weight) and f32 rounding; over ~130 terms that is ~1e-4 in a logit. Measured
-    // 1.55e-4; a wrong scale, a misread row or a sum that overflows is off by far more.
+    // The only differences are the decoder's integer arithmetic: each layer's input
+    // quantized to i16 with a power-of-two step (at most 2^-14 of the largest input, so
+    // each term moves by at most 3e-5 of it times its weight), the Q16 values between
+    // layers (steps of 1.5e-5), each row's scale rounded to 15 bits (3e-5 relative); over
+    // ~130 terms that is ~2e-4 in a logit, times the sigmoid's slope (at most 1/4).
+    // Measured 2.31e-4; a wrong scale, a misread row or a sum that overflows is off by far
+    // more.
     assert!(max_abs < 1e-3, "max abs error {max_abs}");
 }

@@ -266,160 +266,180 @@ arm_fpu! {
     }
 }
 
-/// A layer's input quantized to i16 for the i8 kernel: `x[i] ~= scale * q[i]`, with
-/// `scale = max |x| / 32767`.
+/// The little-endian f32 in `bytes`: one word load where the bytes are word-aligned (as
+/// in every committed model file), byte loads elsewhere (ARMv6-M faults on an unaligned
+/// word load, and the compiler cannot know).
+pub(crate) fn read_f32(bytes: &[u8; 4]) -> f32 {
+    let at = bytes.as_ptr();
+    let word = if (at as usize).is_multiple_of(4) {
+        // SAFETY: `at` points at 4 readable bytes and is word-aligned; any bits are a u32.
+        // Volatile, or the compiler, seeing both branches give the same value, keeps only
+        // the byte loads.
+        u32::from_le(unsafe { at.cast::<u32>().read_volatile() })
+    } else {
+        u32::from_le_bytes(*bytes)
+    };
+    f32::from_bits(word)
+}
+
+/// A layer's input quantized to i16 for the i8 kernel: `q[i] = round(v[i] / 2^shift)`
+/// for the Q16 values `v` (see [`fixed`](crate::fixed)), with the power of two that
+/// leaves 15 bits for the largest, so the scale is a shift and no division is needed.
 ///
-/// Values are stored in pairs, two i16 per word, in the order `SMLAD` wants them: each
-/// group of four inputs `x0 x1 x2 x3` as the words `(x0, x2)` and `(x1, x3)`, which pair
-/// with the bytes `SXTB16` extracts from a word of four i8 weights (`q0, q2`, and after a
-/// rotate, `q1, q3`). Inputs after the last whole group follow in order.
+/// Stored as each kernel reads it. With DSP instructions (Cortex-M4F), in pairs, two i16
+/// per word, in the order `SMLAD` wants them: each group of four inputs `x0 x1 x2 x3` as
+/// the words `(x0, x2)` and `(x1, x3)`, which pair with the bytes `SXTB16` extracts from a
+/// word of four i8 weights (`q0, q2`, and after a rotate, `q1, q3`), inputs after the last
+/// whole group in order. Elsewhere one i32 per input, which the loops without DSP
+/// instructions load into a register ready to multiply.
 ///
 /// No sum overflows: `|q| <= 32767`, weights `<= 127` in magnitude and at most
 /// `MAX_WIDTH = 512` terms, so `|sum| <= 512 * 32767 * 127 = 2_130_444_288 < 2^31`.
-pub(crate) struct QuantizedInput {
-    pairs: [u32; MAX_WIDTH / 2],
-    len: usize,
-    /// `max |x| / 32767`, 0 when every input is 0.
-    pub(crate) scale: f32,
+pub(crate) struct QuantizedInput<'a> {
+    /// The first `len` words of the buffer (pairs only in the first half of them).
+    values: &'a [i32],
+    /// `q[i] = round(v[i] / 2^shift)`.
+    pub(crate) shift: u32,
 }
 
 const _: () = assert!(MAX_WIDTH as u64 * 32767 * 127 < (1u64 << 31));
 
-impl QuantizedInput {
-    /// Quantizes `x` (at most `MAX_WIDTH` values; more are ignored): `q = round(x / scale)`,
-    /// computed as `round(x * (32767 / max))`. NaN becomes 0.
-    pub(crate) fn new(x: &[f32]) -> Self {
-        let x = x.get(..MAX_WIDTH).unwrap_or(x);
-        let max = x
-            .iter()
-            .fold(0.0f32, |m, v| if v.abs() > m { v.abs() } else { m });
-        let (scale, inverse) = if max > 0.0 && max.is_finite() {
-            (max / 32767.0, 32767.0 / max)
-        } else {
-            (0.0, 0.0)
-        };
-        // `as` saturates, and maps NaN to 0.
-        let q = |v: &f32| libm::roundf(v * inverse) as i16 as u16 as u32;
-        let mut pairs = [0u32; MAX_WIDTH / 2];
-        let (groups, tail) = x.as_chunks::<4>();
-        let mut slots = pairs.iter_mut();
-        for [x0, x1, x2, x3] in groups {
-            if let (Some(a), Some(b)) = (slots.next(), slots.next()) {
-                *a = q(x0) | (q(x2) << 16);
-                *b = q(x1) | (q(x3) << 16);
-            }
-        }
-        for chunk in tail.chunks(2) {
-            if let Some(slot) = slots.next() {
-                let hi = chunk.get(1).map_or(0, q);
-                *slot = chunk.first().map_or(0, q) | (hi << 16);
-            }
-        }
+impl<'a> QuantizedInput<'a> {
+    /// Quantizes the Q16 values `buffer[..len]` in place (`len` at most `MAX_WIDTH`).
+    pub(crate) fn new(buffer: &'a mut [i32; MAX_WIDTH], len: usize) -> Self {
+        let len = len.min(MAX_WIDTH);
+        let shift = crate::fixed::input_shift(buffer.get(..len).unwrap_or(&[]));
+        pack(buffer, len, |v| crate::fixed::quantize(v, shift));
         QuantizedInput {
-            pairs,
-            len: x.len(),
-            scale,
+            values: buffer.get(..len).unwrap_or(&[]),
+            shift,
         }
     }
 }
 
-/// The two i16 halves of a word, low first.
-fn halves(word: u32) -> (i32, i32) {
-    (
-        i32::from(word as u16 as i16),
-        i32::from((word >> 16) as u16 as i16),
-    )
-}
-
-/// Sum over the inputs past the last whole group of four: the tail pairs in input order.
-fn dot_i8_tail(pairs: &[u32], w: &[u8]) -> i32 {
-    let weight = |i: usize| i32::from(w.get(i).copied().unwrap_or(0) as i8);
-    pairs.iter().enumerate().fold(0i32, |acc, (k, &pair)| {
-        let (lo, hi) = halves(pair);
-        acc.wrapping_add(lo * weight(2 * k))
-            .wrapping_add(hi * weight(2 * k + 1))
-    })
-}
-
-/// Sum over the whole groups of four inputs (pairs `(x0, x2)`, `(x1, x3)` against the
-/// weight bytes `q0 q1 q2 q3`): the definition every i8 kernel's loop reproduces.
-#[cfg_attr(
-    any(
-        all(target_arch = "arm", target_os = "none", target_abi = "eabihf"),
-        all(target_arch = "riscv32", target_os = "none")
-    ),
-    allow(dead_code)
-)]
-fn dot_i8_groups(pairs: &[u32], words: &[[u8; 4]]) -> i32 {
-    let mut acc = 0i32;
-    for (pair, word) in pairs.as_chunks::<2>().0.iter().zip(words) {
-        let (x0, x2) = halves(pair[0]);
-        let (x1, x3) = halves(pair[1]);
-        let [q0, q1, q2, q3] = word.map(|b| i32::from(b as i8));
-        acc = acc.wrapping_add(x0 * q0 + x2 * q2 + x1 * q1 + x3 * q3);
+arm_fpu! {
+    /// Quantizes `buffer[..len]` into pairs at its start, in place: pair `k` is written
+    /// to word `k` only after the inputs it is made of (at `2k` and beyond) are read.
+    fn pack(buffer: &mut [i32; MAX_WIDTH], len: usize, q: impl Fn(i32) -> i32) {
+        let at = |buffer: &[i32; MAX_WIDTH], i: usize| {
+            if i < len {
+                buffer.get(i).map_or(0, |&v| q(v) as i16 as u16 as u32)
+            } else {
+                0
+            }
+        };
+        let groups = len / 4;
+        for g in 0..groups {
+            let [x0, x1, x2, x3] = core::array::from_fn(|k| at(buffer, 4 * g + k));
+            if let Some([a, b]) = buffer.get_mut(2 * g..2 * g + 2) {
+                *a = (x0 | (x2 << 16)) as i32;
+                *b = (x1 | (x3 << 16)) as i32;
+            }
+        }
+        for k in 0..(len - 4 * groups).div_ceil(2) {
+            let i = 4 * groups + 2 * k;
+            let pair = at(buffer, i) | (at(buffer, i + 1) << 16);
+            if let Some(slot) = buffer.get_mut(2 * groups + k) {
+                *slot = pair as i32;
+            }
+        }
     }
-    acc
+
+    /// The two i16 halves of a word, low first.
+    fn halves(word: i32) -> (i32, i32) {
+        (
+            i32::from(word as u16 as i16),
+            i32::from((word as u32 >> 16) as u16 as i16),
+        )
+    }
+
+    /// Sum over the inputs past the last whole group of four: the tail pairs in input
+    /// order.
+    fn dot_i8_tail(pairs: &[i32], w: &[u8]) -> i32 {
+        let weight = |i: usize| i32::from(w.get(i).copied().unwrap_or(0) as i8);
+        pairs.iter().enumerate().fold(0i32, |acc, (k, &pair)| {
+            let (lo, hi) = halves(pair);
+            acc.wrapping_add(lo * weight(2 * k))
+                .wrapping_add(hi * weight(2 * k + 1))
+        })
+    }
+}
+
+portable! {
+    /// Quantizes `buffer[..len]` in place.
+    fn pack(buffer: &mut [i32; MAX_WIDTH], len: usize, q: impl Fn(i32) -> i32) {
+        for v in buffer.iter_mut().take(len) {
+            *v = q(*v);
+        }
+    }
+
+    /// `sum_i q[i] * w[i]` in order: the definition every i8 kernel without DSP
+    /// instructions reproduces (integer sums are exact, so the order does not matter).
+    #[cfg_attr(all(target_arch = "riscv32", target_os = "none"), allow(dead_code))]
+    fn dot_i8_values(q: &[i32], w: &[u8]) -> i32 {
+        q.iter()
+            .zip(w)
+            .fold(0i32, |acc, (&q, &w)| acc.wrapping_add(q * i32::from(w as i8)))
+    }
 }
 
 portable_i8! {
-    /// `sum_i q[i] * w[i]` over i8 weights `w` (one byte each, `x.len` of them), exact.
+    /// `sum_i q[i] * w[i]` over i8 weights `w` (one byte each, one per input), exact.
     pub(crate) fn dot_i8(x: &QuantizedInput, w: &[u8]) -> i32 {
-        let groups = x.len / 4;
-        let (words, _) = w.as_chunks::<4>();
-        let pairs = x.pairs.get(..2 * groups).unwrap_or(&[]);
-        let acc = dot_i8_groups(pairs, words.get(..groups).unwrap_or(words));
-        let tail_pairs = x.pairs.get(2 * groups..x.len.div_ceil(2)).unwrap_or(&[]);
-        acc.wrapping_add(dot_i8_tail(tail_pairs, w.get(4 * groups..x.len).unwrap_or(&[])))
+        dot_i8_values(x.values, w)
     }
 }
 
 no_dsp! {
-    /// `sum_i q[i] * w[i]` over i8 weights `w` (one byte each, `x.len` of them), exact:
+    /// `sum_i q[i] * w[i]` over i8 weights `w` (one byte each, one per input), exact:
     /// the whole groups of four through [`dot_i8_loop`] (assembly), then the rest one at
     /// a time.
     pub(crate) fn dot_i8(x: &QuantizedInput, w: &[u8]) -> i32 {
-        let n = x.len.min(w.len());
-        let groups = n / 4;
-        let acc = dot_i8_loop(&x.pairs, w, groups);
-        let tail_pairs = x.pairs.get(2 * groups..n.div_ceil(2)).unwrap_or(&[]);
-        acc.wrapping_add(dot_i8_tail(tail_pairs, w.get(4 * groups..n).unwrap_or(&[])))
+        let (head, tail) = x.values.split_at_checked(x.values.len() & !3).unwrap_or((&[], x.values));
+        let acc = dot_i8_loop(head, w, head.len() / 4);
+        acc.wrapping_add(dot_i8_values(tail, w.get(head.len()..).unwrap_or(&[])))
     }
 }
 
-/// RV32IM: [`dot_i8_groups`] with `LB`/`LH` loading each weight and input sign-extended
-/// (the pairs are read as their i16 halves, in place), one `MUL` and one `ADD` each; two
-/// groups per loop: 16 loads, 8 `MUL`, 8 `ADD`, two pointer `ADDI` and a `BNE`, 35
-/// instructions for 8 multiply-accumulates. An odd number of groups enters the loop at
-/// its second half, pointers moved back by one group.
+/// RV32IM: [`dot_i8_values`] with `LB` loading each weight sign-extended and `LW` each
+/// input, one `MUL` and one `ADD` each; four groups of four per loop: 32 loads, 16 `MUL`,
+/// 16 `ADD`, two pointer `ADDI` and a `BNE`, 67 instructions for 16 multiply-accumulates.
+/// A count of groups that is not a multiple of four enters the loop at the group that
+/// leaves a whole number of passes, pointers moved back by the groups it skips.
 #[cfg(all(target_arch = "riscv32", target_os = "none"))]
-fn dot_i8_loop(pairs: &[u32; MAX_WIDTH / 2], w: &[u8], groups: usize) -> i32 {
-    let groups = groups.min(w.len() / 4).min(MAX_WIDTH / 4);
+fn dot_i8_loop(values: &[i32], w: &[u8], groups: usize) -> i32 {
+    let groups = groups.min(w.len() / 4).min(values.len() / 4);
     if groups == 0 {
         return 0;
     }
     let mut acc = 0i32;
     let w_start = w.as_ptr() as usize;
     let end = w_start + 4 * groups;
-    // An odd count starts at label 3 (the second group of the loop) with both pointers
-    // one group back, so that label 3 reads the first group.
-    let odd = groups % 2;
-    let w_ptr = w_start.wrapping_sub(4 * odd);
-    let x_ptr = (pairs.as_ptr() as usize).wrapping_sub(8 * odd);
-    // SAFETY: reads the bytes w[0..4 * groups] and the i16 halves of pairs[0..2 * groups]
-    // (groups <= MAX_WIDTH / 4, so within the array; `LH` reads aligned halves of u32
-    // words). The pointers moved back are only ever offset forward again before a load.
+    // Enter at group `skip` of the loop (labels 2 to 5), both pointers `skip` groups
+    // back, so that the group entered reads the first one.
+    let skip = (4 - groups % 4) % 4;
+    let w_ptr = w_start.wrapping_sub(4 * skip);
+    let x_ptr = (values.as_ptr() as usize).wrapping_sub(16 * skip);
+    // SAFETY: reads the bytes w[0..4 * groups] and values[0..4 * groups] (groups is at
+    // most a quarter of each length). The pointers moved back are only ever offset
+    // forward again before a load.
     unsafe {
         core::arch::asm!(
-            "bnez {odd}, 3f",
+            "beqz {skip}, 2f",
+            "addi {skip}, {skip}, -1",
+            "beqz {skip}, 3f",
+            "addi {skip}, {skip}, -1",
+            "beqz {skip}, 4f",
+            "j 5f",
             "2:",
             "lb {q0}, 0({w})",
-            "lh {x0}, 0({x})",
+            "lw {x0}, 0({x})",
             "lb {q1}, 1({w})",
-            "lh {x1}, 4({x})",
+            "lw {x1}, 4({x})",
             "lb {q2}, 2({w})",
-            "lh {x2}, 2({x})",
+            "lw {x2}, 8({x})",
             "lb {q3}, 3({w})",
-            "lh {x3}, 6({x})",
+            "lw {x3}, 12({x})",
             "mul {q0}, {q0}, {x0}",
             "mul {q1}, {q1}, {x1}",
             "mul {q2}, {q2}, {x2}",
@@ -430,13 +450,13 @@ fn dot_i8_loop(pairs: &[u32; MAX_WIDTH / 2], w: &[u8], groups: usize) -> i32 {
             "add {acc}, {acc}, {q3}",
             "3:",
             "lb {q0}, 4({w})",
-            "lh {x0}, 8({x})",
+            "lw {x0}, 16({x})",
             "lb {q1}, 5({w})",
-            "lh {x1}, 12({x})",
+            "lw {x1}, 20({x})",
             "lb {q2}, 6({w})",
-            "lh {x2}, 10({x})",
+            "lw {x2}, 24({x})",
             "lb {q3}, 7({w})",
-            "lh {x3}, 14({x})",
+            "lw {x3}, 28({x})",
             "mul {q0}, {q0}, {x0}",
             "mul {q1}, {q1}, {x1}",
             "mul {q2}, {q2}, {x2}",
@@ -445,14 +465,48 @@ fn dot_i8_loop(pairs: &[u32; MAX_WIDTH / 2], w: &[u8], groups: usize) -> i32 {
             "add {acc}, {acc}, {q1}",
             "add {acc}, {acc}, {q2}",
             "add {acc}, {acc}, {q3}",
-            "addi {w}, {w}, 8",
-            "addi {x}, {x}, 16",
+            "4:",
+            "lb {q0}, 8({w})",
+            "lw {x0}, 32({x})",
+            "lb {q1}, 9({w})",
+            "lw {x1}, 36({x})",
+            "lb {q2}, 10({w})",
+            "lw {x2}, 40({x})",
+            "lb {q3}, 11({w})",
+            "lw {x3}, 44({x})",
+            "mul {q0}, {q0}, {x0}",
+            "mul {q1}, {q1}, {x1}",
+            "mul {q2}, {q2}, {x2}",
+            "mul {q3}, {q3}, {x3}",
+            "add {acc}, {acc}, {q0}",
+            "add {acc}, {acc}, {q1}",
+            "add {acc}, {acc}, {q2}",
+            "add {acc}, {acc}, {q3}",
+            "5:",
+            "lb {q0}, 12({w})",
+            "lw {x0}, 48({x})",
+            "lb {q1}, 13({w})",
+            "lw {x1}, 52({x})",
+            "lb {q2}, 14({w})",
+            "lw {x2}, 56({x})",
+            "lb {q3}, 15({w})",
+            "lw {x3}, 60({x})",
+            "mul {q0}, {q0}, {x0}",
+            "mul {q1}, {q1}, {x1}",
+            "mul {q2}, {q2}, {x2}",
+            "mul {q3}, {q3}, {x3}",
+            "add {acc}, {acc}, {q0}",
+            "add {acc}, {acc}, {q1}",
+            "add {acc}, {acc}, {q2}",
+            "add {acc}, {acc}, {q3}",
+            "addi {w}, {w}, 16",
+            "addi {x}, {x}, 64",
             "bne {w}, {end}, 2b",
             acc = inout(reg) acc,
             w = inout(reg) w_ptr => _,
             x = inout(reg) x_ptr => _,
             end = in(reg) end,
-            odd = in(reg) odd,
+            skip = inout(reg) skip => _,
             q0 = out(reg) _, q1 = out(reg) _, q2 = out(reg) _, q3 = out(reg) _,
             x0 = out(reg) _, x1 = out(reg) _, x2 = out(reg) _, x3 = out(reg) _,
             options(nostack, readonly),
@@ -462,81 +516,144 @@ fn dot_i8_loop(pairs: &[u32; MAX_WIDTH / 2], w: &[u8], groups: usize) -> i32 {
 }
 
 /// ARMv6-M (Thumb-1: no `SMLAD`, no `LDRSB` with an immediate offset, eight low
-/// registers): [`dot_i8_groups`] with one `LDM` of four weights and two of input pairs,
-/// the bytes and halves sign-extended by `SXTB`/`SXTH` or a shift pair, one `MULS` and
-/// one `ADD` each into r8, and `CMP`/`BNE` against an end pointer in r9: 23 instructions
-/// for 4 multiply-accumulates. `LDM` needs word alignment, which ARMv6-M enforces for
-/// every word load: a row that does not start on a word takes [`dot_i8_groups`].
+/// registers): [`dot_i8_values`] with one `LDM` of four weights into r6 and one of four
+/// inputs into r2-r5, each weight byte sign-extended into r7 by `SXTB`, a shift pair or
+/// one `ASRS`, one `MULS` and one `ADD` into r8 per multiply-accumulate; four groups per
+/// loop and `CMP`/`BNE` against an end pointer in r9: 66 instructions for 16
+/// multiply-accumulates (16 per group, 4 per multiply-accumulate, is the floor of this
+/// scheme). The loop needs all eight low registers: the two the compiler
+/// keeps for itself (r6, and r7, the frame pointer) are saved on the stack around it.
+/// `LDM` needs word alignment, which ARMv6-M enforces for every word load: a row that
+/// does not start on a word takes [`dot_i8_values`]. A count of groups that is not a
+/// multiple of four enters the loop part-way (`LDM` moves the pointers itself).
 #[cfg(all(target_arch = "arm", target_os = "none", not(target_abi = "eabihf")))]
-fn dot_i8_loop(pairs: &[u32; MAX_WIDTH / 2], w: &[u8], groups: usize) -> i32 {
-    let groups = groups.min(w.len() / 4).min(MAX_WIDTH / 4);
+fn dot_i8_loop(values: &[i32], w: &[u8], groups: usize) -> i32 {
+    let groups = groups.min(w.len() / 4).min(values.len() / 4);
     if !(w.as_ptr() as usize).is_multiple_of(4) {
-        let (words, _) = w.as_chunks::<4>();
-        let pairs = pairs.get(..2 * groups).unwrap_or(&[]);
-        return dot_i8_groups(pairs, words.get(..groups).unwrap_or(words));
+        let n = 4 * groups;
+        return dot_i8_values(values.get(..n).unwrap_or(&[]), w.get(..n).unwrap_or(&[]));
     }
     if groups == 0 {
         return 0;
     }
     let mut acc = 0i32;
     let end = w.as_ptr() as usize + 4 * groups;
+    // Enter at group `skip` of the loop (labels 2 to 5) so that the first pass does
+    // `groups % 4` of them (`LDM` moves the pointers, so they need no adjusting).
+    let skip = (4 - groups % 4) % 4;
     // SAFETY: reads the words w[0..4 * groups] (word-aligned, checked above) and
-    // pairs[0..2 * groups] (groups <= MAX_WIDTH / 4). r8 and r9 are declared clobbered.
+    // values[0..4 * groups] (groups <= values.len() / 4). r6 and r7 are pushed before and
+    // popped after; r2-r5, r8 and r9 are declared clobbered.
     unsafe {
         core::arch::asm!(
-            "mov r8, {t}",
-            "mov r9, {u}",
+            "push {{r6, r7}}",
+            "mov r8, r2",
+            "mov r9, r3",
+            "cmp r4, #0",
+            "beq 2f",
+            "cmp r4, #1",
+            "beq 3f",
+            "cmp r4, #2",
+            "beq 4f",
+            "b 5f",
             "2:",
-            "ldm {w}!, {{{word}}}",
-            "ldm {x}!, {{{xa}}}",
-            "sxtb {t}, {word}",
-            "sxth {u}, {xa}",
-            "muls {t}, {u}, {t}",
-            "add r8, {t}",
-            "asrs {xa}, {xa}, #16",
-            "lsls {t}, {word}, #8",
-            "asrs {t}, {t}, #24",
-            "muls {t}, {xa}, {t}",
-            "add r8, {t}",
-            "ldm {x}!, {{{xa}}}",
-            "lsls {t}, {word}, #16",
-            "asrs {t}, {t}, #24",
-            "sxth {u}, {xa}",
-            "muls {t}, {u}, {t}",
-            "add r8, {t}",
-            "asrs {word}, {word}, #24",
-            "asrs {xa}, {xa}, #16",
-            "muls {word}, {xa}, {word}",
-            "add r8, {word}",
-            "cmp {w}, r9",
+            "ldm r1!, {{r6}}",
+            "ldm r0!, {{r2, r3, r4, r5}}",
+            "sxtb r7, r6",
+            "muls r7, r2, r7",
+            "add r8, r7",
+            "lsls r7, r6, #16",
+            "asrs r7, r7, #24",
+            "muls r7, r3, r7",
+            "add r8, r7",
+            "lsls r7, r6, #8",
+            "asrs r7, r7, #24",
+            "muls r7, r4, r7",
+            "add r8, r7",
+            "asrs r6, r6, #24",
+            "muls r6, r5, r6",
+            "add r8, r6",
+            "3:",
+            "ldm r1!, {{r6}}",
+            "ldm r0!, {{r2, r3, r4, r5}}",
+            "sxtb r7, r6",
+            "muls r7, r2, r7",
+            "add r8, r7",
+            "lsls r7, r6, #16",
+            "asrs r7, r7, #24",
+            "muls r7, r3, r7",
+            "add r8, r7",
+            "lsls r7, r6, #8",
+            "asrs r7, r7, #24",
+            "muls r7, r4, r7",
+            "add r8, r7",
+            "asrs r6, r6, #24",
+            "muls r6, r5, r6",
+            "add r8, r6",
+            "4:",
+            "ldm r1!, {{r6}}",
+            "ldm r0!, {{r2, r3, r4, r5}}",
+            "sxtb r7, r6",
+            "muls r7, r2, r7",
+            "add r8, r7",
+            "lsls r7, r6, #16",
+            "asrs r7, r7, #24",
+            "muls r7, r3, r7",
+            "add r8, r7",
+            "lsls r7, r6, #8",
+            "asrs r7, r7, #24",
+            "muls r7, r4, r7",
+            "add r8, r7",
+            "asrs r6, r6, #24",
+            "muls r6, r5, r6",
+            "add r8, r6",
+            "5:",
+            "ldm r1!, {{r6}}",
+            "ldm r0!, {{r2, r3, r4, r5}}",
+            "sxtb r7, r6",
+            "muls r7, r2, r7",
+            "add r8, r7",
+            "lsls r7, r6, #16",
+            "asrs r7, r7, #24",
+            "muls r7, r3, r7",
+            "add r8, r7",
+            "lsls r7, r6, #8",
+            "asrs r7, r7, #24",
+            "muls r7, r4, r7",
+            "add r8, r7",
+            "asrs r6, r6, #24",
+            "muls r6, r5, r6",
+            "add r8, r6",
+            "cmp r1, r9",
             "bne 2b",
-            "mov {t}, r8",
-            t = inout(reg) acc,
-            u = inout(reg) end => _,
-            w = inout(reg) w.as_ptr() => _,
-            x = inout(reg) pairs.as_ptr() => _,
-            word = out(reg) _,
-            xa = out(reg) _,
+            "mov r2, r8",
+            "pop {{r6, r7}}",
+            inout("r0") values.as_ptr() => _,
+            inout("r1") w.as_ptr() => _,
+            inout("r2") acc,
+            inout("r3") end => _,
+            inout("r4") skip => _,
+            out("r5") _,
             out("r8") _,
             out("r9") _,
-            options(nostack, readonly),
+            options(readonly),
         );
     }
     acc
 }
 
 arm_fpu! {
-    /// `sum_i q[i] * w[i]` over i8 weights `w` (one byte each, `x.len` of them), exact:
+    /// `sum_i q[i] * w[i]` over i8 weights `w` (one byte each, one per input), exact:
     /// four weights per loop (one word load, two `SXTB16`, one `LDRD` of two input pairs,
     /// two `SMLAD`), then the rest one at a time.
     pub(crate) fn dot_i8(x: &QuantizedInput, w: &[u8]) -> i32 {
-        let n = x.len.min(w.len());
+        let n = x.values.len().min(w.len());
         let groups = n / 4;
         let mut acc = 0i32;
         if groups > 0 {
             // SAFETY: reads 4 * groups <= n bytes of `w` (unaligned `LDR` is allowed on
-            // ARMv7-M) and 2 * groups words of `x.pairs` (a u32 array: `LDRD` needs word
-            // alignment), which holds MAX_WIDTH / 2 >= n / 2 words.
+            // ARMv7-M) and 2 * groups <= n / 2 words of `x.values` (an i32 slice, so word
+            // aligned, as `LDRD` needs).
             unsafe {
                 core::arch::asm!(
                     "2:",
@@ -549,7 +666,7 @@ arm_fpu! {
                     "subs {n}, {n}, #1",
                     "bne 2b",
                     acc = inout(reg) acc,
-                    x = inout(reg) x.pairs.as_ptr() => _,
+                    x = inout(reg) x.values.as_ptr() => _,
                     w = inout(reg) w.as_ptr() => _,
                     n = inout(reg) groups => _,
                     word = out(reg) _,
@@ -560,12 +677,13 @@ arm_fpu! {
                 );
             }
         }
-        let tail_pairs = x.pairs.get(2 * groups..n.div_ceil(2)).unwrap_or(&[]);
+        let tail_pairs = x.values.get(2 * groups..n.div_ceil(2)).unwrap_or(&[]);
         acc.wrapping_add(dot_i8_tail(tail_pairs, w.get(4 * groups..n).unwrap_or(&[])))
     }
 }
 
 #[cfg(test)]
+#[allow(clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
@@ -573,34 +691,45 @@ mod tests {
     fn quantized_dot_matches_the_exact_sum_for_every_tail_length() {
         let mut rng = crate::Rng::new(3);
         for n in 1..=23 {
-            let x: std::vec::Vec<f32> = (0..n).map(|_| rng.uniform() * 4.0 - 2.0).collect();
+            let v: std::vec::Vec<i32> = (0..n).map(|_| rng.next_u32() as i32 >> 9).collect();
             let w: std::vec::Vec<u8> = (0..n).map(|_| rng.next_u32() as u8).collect();
-            let q = QuantizedInput::new(&x);
+            let mut buffer = [0i32; MAX_WIDTH];
+            buffer[..n].copy_from_slice(&v);
+            let q = QuantizedInput::new(&mut buffer, n);
             let got = dot_i8(&q, &w);
-            // Reference: quantize one value at a time, sum in order.
-            let inverse = 32767.0 / x.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-            let want: i32 = x
+            // Reference: the shift that leaves 15 bits, each value rounded on its own in
+            // f64, summed in order.
+            let max = v.iter().map(|v| f64::from(*v).abs()).fold(0.0, f64::max);
+            let shift = (max.log2().floor() as i32 + 1 - 15).max(0);
+            assert_eq!(q.shift, shift as u32, "n = {n}");
+            let want: i32 = v
                 .iter()
                 .zip(&w)
-                .map(|(v, &b)| libm::roundf(v * inverse) as i32 * i32::from(b as i8))
+                .map(|(&v, &b)| {
+                    let q = (f64::from(v) / f64::from(shift).exp2())
+                        .round()
+                        .clamp(-32767.0, 32767.0);
+                    q as i32 * i32::from(b as i8)
+                })
                 .sum();
             assert_eq!(got, want, "n = {n}");
         }
     }
 
     #[test]
-    fn quantizing_zeros_and_nan_gives_zero() {
-        let q = QuantizedInput::new(&[0.0, f32::NAN, 0.0]);
-        assert_eq!(q.scale, 0.0);
+    fn quantizing_zeros_gives_zero() {
+        let mut buffer = [0i32; MAX_WIDTH];
+        let q = QuantizedInput::new(&mut buffer, 3);
+        assert_eq!(q.shift, 0);
         assert_eq!(dot_i8(&q, &[5, 6, 7]), 0);
     }
 
     #[test]
     fn largest_sum_does_not_overflow() {
-        let x = [1.0f32; MAX_WIDTH];
+        let mut x = [i32::MAX; MAX_WIDTH];
         let w = [0x81u8; MAX_WIDTH]; // -127
         assert_eq!(
-            dot_i8(&QuantizedInput::new(&x), &w),
+            dot_i8(&QuantizedInput::new(&mut x, MAX_WIDTH), &w),
             -(MAX_WIDTH as i32) * 32767 * 127
         );
     }

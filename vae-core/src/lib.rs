@@ -37,6 +37,7 @@ extern crate std;
 
 pub mod demo;
 mod error;
+mod fixed;
 pub mod format;
 mod kernels;
 mod model;

@@ -1,7 +1,7 @@
 //! A parsed model file and the decoder forward pass over its in-place weights.
 
 use crate::format::{split_and_verify, Activation, Architecture, Header, Precision};
-use crate::{kernels, Error, Rng, MAX_WIDTH, PIXELS};
+use crate::{fixed, kernels, Error, Rng, MAX_WIDTH, PIXELS};
 
 /// A validated model file, borrowing its weights from the bytes it was parsed from
 /// (flash on a microcontroller, a buffer on the host).
@@ -51,10 +51,10 @@ impl<'a> Model<'a> {
     /// [`Architecture::input_len`]) and writes the 784 pixel probabilities.
     ///
     /// For f32 and f16 weights each output is `bias + w[0]*x[0] + w[1]*x[1] + ...`, summed
-    /// in that order in f32. For i8 weights the layer's input is first quantized to i16
-    /// (`x ~= sx * qx`, `sx = max |x| / 32767`) and each output is
-    /// `bias + (sum_i qx[i] * q[i]) as f32 * (scale * sx)`, the sum exact in i32. Either way
-    /// every platform that follows IEEE 754 gets the same bits.
+    /// in that order in f32: every platform that follows IEEE 754 gets the same bits. For
+    /// i8 weights the decoder runs in integers (Q16 values between layers, exact i32 sums;
+    /// see `forward_i8`), the same bits everywhere without help from the FPU, and only the
+    /// output's sigmoid is f32.
     ///
     /// ```
     /// # let mut buf = vec![0u8; 1 << 16];
@@ -71,15 +71,16 @@ impl<'a> Model<'a> {
     pub fn decode_into(&self, input: &[f32], probs: &mut [f32; PIXELS]) -> Result<(), Error> {
         self.forward(input, |o, logit| {
             if let Some(slot) = probs.get_mut(o) {
-                *slot = sigmoid(logit);
+                *slot = logit.probability();
             }
         })
     }
 
     /// The forward pass: hidden layers through two scratch buffers on the stack, the
     /// output layer straight into `emit(pixel index, logit)`, so no 784-value buffer is
-    /// needed on the way to pixels.
-    fn forward(&self, input: &[f32], mut emit: impl FnMut(usize, f32)) -> Result<(), Error> {
+    /// needed on the way to pixels. f32 and f16 weights run in f32; i8 weights in
+    /// integers (see [`fixed`](crate::fixed)).
+    fn forward(&self, input: &[f32], mut emit: impl FnMut(usize, Logit)) -> Result<(), Error> {
         let arch = &self.header.arch;
         let expected = arch.input_len();
         if input.len() != expected {
@@ -88,89 +89,123 @@ impl<'a> Model<'a> {
                 found: input.len(),
             });
         }
-        let hidden_activation = match arch.activation {
+        match self.header.precision {
+            Precision::F32 => {
+                self.forward_float(input, f32::from_le_bytes, |o, v| emit(o, Logit::Float(v)))
+            }
+            Precision::F16 => {
+                self.forward_float(input, kernels::f16_to_f32, |o, v| emit(o, Logit::Float(v)))
+            }
+            Precision::I8 => self.forward_i8(input, |o, v| emit(o, Logit::Fixed(v))),
+        }
+    }
+
+    /// The layers' shapes with the payload offset where each starts, and whether it is the
+    /// output layer.
+    fn layers(&self) -> impl Iterator<Item = (usize, usize, bool)> + '_ {
+        let arch = &self.header.arch;
+        let last = arch.hidden.len();
+        arch.layers()
+            .enumerate()
+            .map(move |(index, (n_in, n_out))| (n_in, n_out, index == last))
+    }
+
+    /// The f32 and f16 forward pass: each output is `bias + w[0]*x[0] + w[1]*x[1] + ...`,
+    /// summed in that order in f32.
+    #[inline(never)]
+    fn forward_float<const B: usize>(
+        &self,
+        input: &[f32],
+        widen: impl Fn([u8; B]) -> f32 + Copy,
+        mut emit: impl FnMut(usize, f32),
+    ) -> Result<(), Error> {
+        let hidden_activation = match self.header.arch.activation {
             Activation::Relu => relu,
             Activation::Sigmoid => sigmoid,
         };
         let mut buffers = [[0.0f32; MAX_WIDTH]; 2];
         let [first, second] = &mut buffers;
         let (mut current, mut next) = (first, second);
-        let mut offset = 0usize;
-        let last = arch.hidden.len();
-        for (index, (n_in, n_out)) in arch.layers().enumerate() {
-            // `validate` (in `parse`) has capped the widths at MAX_WIDTH.
-            let too_wide = Error::UnsupportedArchitecture("a hidden layer is wider than MAX_WIDTH");
+        let mut payload = Payload::new(self.payload);
+        for (index, (n_in, n_out, last)) in self.layers().enumerate() {
+            let n_in = with_inputs(n_in)?;
             let x = if index == 0 {
-                input
+                input.get(..n_in).ok_or(TOO_WIDE)?
             } else {
-                current.get(..n_in).ok_or(too_wide)?
+                current.get(..n_in).ok_or(TOO_WIDE)?
             };
-            if index == last {
-                offset = self.dense(offset, x, n_out, &mut emit)?;
+            let weights = payload.next(n_in.saturating_mul(n_out).saturating_mul(B))?;
+            let biases = payload.next(n_out.saturating_mul(B))?;
+            if last {
+                kernels::layer(x, weights, biases, widen, &mut emit);
             } else {
-                let y = next.get_mut(..n_out).ok_or(too_wide)?;
-                offset = self.dense(offset, x, n_out, |o, v| {
+                let y = next.get_mut(..n_out).ok_or(TOO_WIDE)?;
+                kernels::layer(x, weights, biases, widen, |o, v| {
                     if let Some(slot) = y.get_mut(o) {
                         *slot = hidden_activation(v);
                     }
-                })?;
+                });
                 core::mem::swap(&mut current, &mut next);
             }
         }
         Ok(())
     }
 
-    /// One dense layer `y = W x + b` with `n_out` outputs, reading `W` and `b` from the
-    /// payload at `offset` and handing each `y[o]` to `out(o, y[o])`; returns the offset of
-    /// the next layer.
-    fn dense(
-        &self,
-        offset: usize,
-        x: &[f32],
-        n_out: usize,
-        mut out: impl FnMut(usize, f32),
-    ) -> Result<usize, Error> {
-        let n = x.len();
-        if n == 0 {
-            // `validate` refuses a latent or hidden width of 0.
-            return Err(Error::UnsupportedArchitecture("a layer has no inputs"));
+    /// The i8 forward pass, in integers: the input in Q16, then for each layer its input
+    /// quantized to i16 with a power-of-two scale `2^shift` (15 bits for the largest), the
+    /// exact sum `acc = sum_i q[i] * w[i]` in i32, and each output
+    /// `round(acc * scale * 2^shift) + round(bias * 2^16)` in Q16, saturated, with `scale`
+    /// and `bias` the row's f32 values read by their bits ([`fixed::scaled`]). A sigmoid
+    /// hidden layer (no committed model has one) goes through f32.
+    #[inline(never)]
+    fn forward_i8(&self, input: &[f32], mut emit: impl FnMut(usize, i32)) -> Result<(), Error> {
+        let activation = self.header.arch.activation;
+        let mut buffers = [[0i32; MAX_WIDTH]; 2];
+        let [first, second] = &mut buffers;
+        let (mut current, mut next) = (first, second);
+        for (slot, v) in current.iter_mut().zip(input) {
+            *slot = fixed::from_f32(*v);
         }
-        // The next `len` payload bytes: parts of this layer, one after the other.
-        let mut end = offset;
-        let mut next = |len: usize| {
-            let start = end;
-            end = start.saturating_add(len);
-            self.payload.get(start..end).ok_or(Error::Truncated {
-                expected: end,
-                found: self.payload.len(),
-            })
-        };
-        let weights = n.saturating_mul(n_out);
-        match self.header.precision {
-            Precision::F32 => {
-                let weights = next(weights.saturating_mul(4))?;
-                let biases = next(n_out.saturating_mul(4))?;
-                kernels::layer(x, weights, biases, f32::from_le_bytes, out);
-            }
-            Precision::F16 => {
-                let weights = next(weights.saturating_mul(2))?;
-                let biases = next(n_out.saturating_mul(2))?;
-                kernels::layer(x, weights, biases, kernels::f16_to_f32, out);
-            }
-            Precision::I8 => {
-                let weights = next(weights)?;
-                let scales = next(n_out.saturating_mul(4))?;
-                let biases = next(n_out.saturating_mul(4))?;
-                let q = kernels::QuantizedInput::new(x);
-                let params = scales.as_chunks().0.iter().zip(biases.as_chunks().0);
-                for (o, (row, (scale, bias))) in weights.chunks_exact(n).zip(params).enumerate() {
-                    let sum = kernels::dot_i8(&q, row) as f32;
-                    let scale = f32::from_le_bytes(*scale) * q.scale;
-                    out(o, f32::from_le_bytes(*bias) + sum * scale);
+        let mut payload = Payload::new(self.payload);
+        for (n_in, n_out, last) in self.layers() {
+            let n_in = with_inputs(n_in)?;
+            let weights = payload.next(n_in.saturating_mul(n_out))?;
+            let scales = payload.next(n_out.saturating_mul(4))?;
+            let biases = payload.next(n_out.saturating_mul(4))?;
+            let q = kernels::QuantizedInput::new(current, n_in);
+            let mut y = if last {
+                None
+            } else {
+                Some(next.get_mut(..n_out).ok_or(TOO_WIDE)?)
+            };
+            let (mut weights, mut scales, mut biases) = (weights, scales, biases);
+            for o in 0..n_out {
+                let (Some((row, w)), Some((scale, s)), Some((bias, b))) = (
+                    weights.split_at_checked(n_in),
+                    scales.split_first_chunk::<4>(),
+                    biases.split_first_chunk::<4>(),
+                ) else {
+                    break;
+                };
+                (weights, scales, biases) = (w, s, b);
+                let v = fixed::output(kernels::dot_i8(&q, row), scale, bias, q.shift);
+                match &mut y {
+                    None => emit(o, v),
+                    Some(y) => {
+                        if let Some(slot) = y.get_mut(o) {
+                            *slot = match activation {
+                                Activation::Relu => v.max(0),
+                                Activation::Sigmoid => fixed::from_f32(sigmoid(fixed::to_f32(v))),
+                            };
+                        }
+                    }
                 }
             }
+            if !last {
+                core::mem::swap(&mut current, &mut next);
+            }
         }
-        Ok(end)
+        Ok(())
     }
 
     /// Builds the decoder input `[z, one-hot(digit)]` in `input` and returns its length.
@@ -347,7 +382,7 @@ impl<'a> Model<'a> {
     pub fn decode_pixels(&self, input: &[f32], pixels: &mut [u8; PIXELS]) -> Result<(), Error> {
         self.forward(input, |o, logit| {
             if let Some(pixel) = pixels.get_mut(o) {
-                *pixel = logit_to_pixel(logit);
+                *pixel = logit.pixel();
             }
         })
     }
@@ -359,6 +394,64 @@ fn filled(input: &[f32; MAX_WIDTH], len: usize) -> Result<&[f32], Error> {
     input.get(..len).ok_or(Error::UnsupportedArchitecture(
         "decoder input wider than MAX_WIDTH",
     ))
+}
+
+/// "A hidden layer is wider than MAX_WIDTH": `validate` (in `parse`) has capped the
+/// widths, so this is never returned for a parsed model.
+const TOO_WIDE: Error = Error::UnsupportedArchitecture("a hidden layer is wider than MAX_WIDTH");
+
+/// `n`, a layer's input width, if it is not 0 (which `validate` refuses).
+fn with_inputs(n: usize) -> Result<usize, Error> {
+    match n {
+        0 => Err(Error::UnsupportedArchitecture("a layer has no inputs")),
+        n => Ok(n),
+    }
+}
+
+/// The weights of the layers, one part after the other.
+struct Payload<'a> {
+    bytes: &'a [u8],
+    end: usize,
+}
+
+impl<'a> Payload<'a> {
+    fn new(bytes: &'a [u8]) -> Self {
+        Payload { bytes, end: 0 }
+    }
+
+    /// The next `len` bytes.
+    fn next(&mut self, len: usize) -> Result<&'a [u8], Error> {
+        let start = self.end;
+        self.end = start.saturating_add(len);
+        self.bytes.get(start..self.end).ok_or(Error::Truncated {
+            expected: self.end,
+            found: self.bytes.len(),
+        })
+    }
+}
+
+/// An output of the decoder before the sigmoid: f32 from f32 and f16 weights, Q16 from
+/// i8 weights.
+#[derive(Clone, Copy)]
+enum Logit {
+    Float(f32),
+    Fixed(i32),
+}
+
+impl Logit {
+    fn probability(self) -> f32 {
+        match self {
+            Logit::Float(v) => sigmoid(v),
+            Logit::Fixed(v) => sigmoid(fixed::to_f32(v)),
+        }
+    }
+
+    fn pixel(self) -> u8 {
+        match self {
+            Logit::Float(v) => logit_to_pixel(v),
+            Logit::Fixed(v) => fixed::pixel(v),
+        }
+    }
 }
 
 /// The grey level of a pixel of probability `p` (0 = black, 255 = white), rounded to

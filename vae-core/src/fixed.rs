@@ -1,0 +1,334 @@
+//! The integer arithmetic of the i8 decoder: fixed-point values with 16 fraction bits
+//! ("Q16": `v / 65536`) between its layers, how f32 numbers and the i8
+//! kernels' exact dot products become them, and the grey level of a Q16 logit.
+//!
+//! From the first layer's input to the last pixel, the i8 decoder runs on integers: on a
+//! chip without an FPU every f32 multiply or add is a software call of about a hundred
+//! instructions, more than the multiply-accumulates of a whole input row. Only the
+//! decoder input (`z`, drawn in f32, and the one-hot label) and each row's f32 scale and
+//! bias are read as floats, by their bits ([`scaled`]). Everything here is exact integer
+//! arithmetic with one rounding rule, so every target, the host included, gets the same
+//! bits without any help from IEEE 754.
+
+/// Largest magnitude a Q16 value takes; results beyond it saturate (symmetric, so that
+/// negating never overflows).
+const LIMIT: u32 = i32::MAX as u32;
+
+/// `round(v / 2^s)` for a magnitude `v`, ties up (away from zero once the sign is put
+/// back): every rounding of the i8 decoder. No overflow: the rounding bit is added after
+/// the shift.
+fn round_shift(v: u32, s: u32) -> u32 {
+    match s {
+        0 => v,
+        1..=31 => (v >> s) + ((v >> (s - 1)) & 1),
+        32 => v >> 31,
+        _ => 0,
+    }
+}
+
+/// [`round_shift`] for a wider magnitude, and a left shift (saturated at [`LIMIT`]) for a
+/// negative `s`; the result saturated at [`LIMIT`].
+fn round_shift_wide(v: u64, s: i32) -> u32 {
+    let v = if s > 0 {
+        let s = s.unsigned_abs();
+        match s {
+            1..=63 => (v >> s) + ((v >> (s - 1)) & 1),
+            64 => v >> 63,
+            _ => 0,
+        }
+    } else {
+        match v.checked_shl(s.unsigned_abs()) {
+            Some(shifted) if shifted >> s.unsigned_abs() == v => shifted,
+            _ if v == 0 => 0,
+            _ => u64::MAX,
+        }
+    };
+    v.min(u64::from(LIMIT)) as u32
+}
+
+/// `magnitude` with the sign of `negative`.
+fn signed(magnitude: u32, negative: bool) -> i32 {
+    // At most LIMIT = i32::MAX, so both casts are exact.
+    let v = magnitude.min(LIMIT) as i32;
+    if negative {
+        -v
+    } else {
+        v
+    }
+}
+
+/// An f32 read from its bits: sign, the 24-bit mantissa (implicit bit included) and the
+/// biased exponent `b`, so that `|v| = mantissa * 2^(b - 150)` (subnormals: `b = 1` with
+/// no implicit bit). Infinities are `b = 255` with the mantissa `2^23` (beyond every
+/// range here, so they saturate); NaN reads as 0.
+fn parts(v: f32) -> (bool, u32, u32) {
+    let bits = v.to_bits();
+    let biased = (bits >> 23) & 0xff;
+    let fraction = bits & 0x7f_ffff;
+    let negative = bits >> 31 == 1;
+    match biased {
+        0 => (negative, fraction, 1),
+        0xff if fraction != 0 => (false, 0, 0),
+        _ => (negative, fraction | 1 << 23, biased),
+    }
+}
+
+/// `v` in Q16: `round(v * 65536)`, ties away from zero, saturated; NaN gives 0.
+pub(crate) fn from_f32(v: f32) -> i32 {
+    let (negative, mantissa, biased) = parts(v);
+    // |v| * 2^16 = mantissa * 2^(biased - 134).
+    let magnitude = match biased {
+        0..=133 => round_shift(mantissa, 134 - biased),
+        134..=141 => mantissa << (biased - 134), // below 2^24 * 2^7 = 2^31
+        _ => LIMIT,
+    };
+    signed(magnitude, negative)
+}
+
+/// `round(value * factor * 2^shift)` (ties away from zero) in Q16's range, saturated:
+/// the one product of the i8 decoder with a float, a row's scale, read by its bits and
+/// rounded to a 15-bit mantissa `m` (relative step 2^-15, far below the i8 weights' own
+/// 2^-8), so that `|value| * m` splits into two 32-bit products: `|value| < 2^31`,
+/// `m < 2^15`. NaN counts as 0.
+pub(crate) fn scaled(value: i32, factor: f32, shift: i32) -> i32 {
+    let (negative, mantissa, biased) = parts(factor);
+    let (m, biased) = match round_shift(mantissa, 9) {
+        0x8000 => (0x4000, biased + 1),
+        m => (m, biased),
+    };
+    // |value * factor| * 2^shift = |value| * m * 2^(biased - 141 + shift), rounded by
+    // shifting right by s.
+    let s = 141 - biased as i32 - shift;
+    let a = value.unsigned_abs();
+    let magnitude = if s >= 0 {
+        // |value| * m = q * 2^16 + r with r < 2^16, in two 32-bit products.
+        let low = (a & 0xffff) * m; // < 2^31
+        let q = (a >> 16) * m + (low >> 16); // < 2^30 + 2^15
+        let r = low & 0xffff;
+        match s.unsigned_abs() {
+            16 => q + ((r >> 15) & 1),
+            // The r bits cannot change round(q * 2^16 + r) / 2^s) when s > 16.
+            s @ 17.. => round_shift(q, s - 16),
+            // q * 2^(16 - s) + round(r / 2^s), saturated.
+            s => match q.checked_shl(16 - s) {
+                Some(high) if high >> (16 - s) == q => high.saturating_add(round_shift(r, s)),
+                _ => LIMIT,
+            },
+        }
+    } else {
+        round_shift_wide(u64::from(a) * u64::from(m), s)
+    };
+    signed(magnitude, negative != (value < 0))
+}
+
+/// A row's output in Q16 from its exact sum `acc` over inputs quantized with `shift`:
+/// `scaled(acc, scale, shift) + from_f32(bias)`, saturated, with the row's f32 scale and
+/// bias read from their little-endian bytes.
+pub(crate) fn output(acc: i32, scale: &[u8; 4], bias: &[u8; 4], shift: u32) -> i32 {
+    let scale = crate::kernels::read_f32(scale);
+    let bias = crate::kernels::read_f32(bias);
+    scaled(acc, scale, shift as i32).saturating_add(from_f32(bias))
+}
+
+/// A Q16 value as f32 (exact up to 2^24 / 65536 = 256 in magnitude, rounded beyond).
+pub(crate) fn to_f32(v: i32) -> f32 {
+    v as f32 * (1.0 / 65536.0)
+}
+
+/// The right shift `j` that brings every value of `values` into i16 with 15 bits for the
+/// largest: `max |v| < 2^(15 + j)`, 0 when they already fit.
+pub(crate) fn input_shift(values: &[i32]) -> u32 {
+    let max = values.iter().fold(0u32, |m, v| m.max(v.unsigned_abs()));
+    (u32::BITS - max.leading_zeros()).saturating_sub(15)
+}
+
+/// `round(v / 2^shift)` (ties away from zero), within `[-32767, 32767]` (rounding can
+/// reach 32768).
+pub(crate) fn quantize(v: i32, shift: u32) -> i32 {
+    signed(round_shift(v.unsigned_abs(), shift).min(32767), v < 0)
+}
+
+/// `T[p - 1]` for `p` in 1..=255: the smallest Q16 logit whose pixel is at least `p`,
+/// `ceil(65536 * ln((p - 0.5) / (255.5 - p)))`, where `255 * sigmoid(logit)` reaches
+/// `p - 0.5`. Checked against that formula in f64, with the distance of each value to
+/// the nearest integer, by `thresholds_are_the_rounding_points_of_the_sigmoid`.
+#[rustfmt::skip]
+const THRESHOLDS: [i32; 255] = [
+    -408449, -336193, -302456, -280145, -263414, -250000, -238789, -229147,
+    -220679, -213123, -206296, -200066, -194332, -189017, -184062, -179418,
+    -175047, -170915, -166997, -163269, -159713, -156311, -153051, -149918,
+    -146904, -143997, -141190, -138475, -135845, -133295, -130819, -128412,
+    -126070, -123789, -121565, -119394, -117274, -115202, -113176, -111192,
+    -109249, -107344, -105476, -103642, -101842, -100074, -98335, -96626,
+    -94944, -93288, -91658, -90051, -88468, -86907, -85368, -83848,
+    -82349, -80868, -79405, -77960, -76532, -75120, -73723, -72341,
+    -70974, -69621, -68281, -66954, -65640, -64338, -63048, -61768,
+    -60500, -59242, -57994, -56756, -55528, -54309, -53098, -51896,
+    -50703, -49517, -48339, -47168, -46005, -44848, -43698, -42555,
+    -41418, -40287, -39161, -38041, -36927, -35818, -34714, -33614,
+    -32519, -31429, -30343, -29261, -28182, -27108, -26037, -24970,
+    -23905, -22844, -21786, -20731, -19678, -18628, -17580, -16535,
+    -15491, -14450, -13410, -12372, -11336, -10301, -9267, -8234,
+    -7203, -6172, -5142, -4113, -3084, -2056, -1028, 0,
+    1029, 2057, 3085, 4114, 5143, 6173, 7204, 8235,
+    9268, 10302, 11337, 12373, 13411, 14451, 15492, 16536,
+    17581, 18629, 19679, 20732, 21787, 22845, 23906, 24971,
+    26038, 27109, 28183, 29262, 30344, 31430, 32520, 33615,
+    34715, 35819, 36928, 38042, 39162, 40288, 41419, 42556,
+    43699, 44849, 46006, 47169, 48340, 49518, 50704, 51897,
+    53099, 54310, 55529, 56757, 57995, 59243, 60501, 61769,
+    63049, 64339, 65641, 66955, 68282, 69622, 70975, 72342,
+    73724, 75121, 76533, 77961, 79406, 80869, 82350, 83849,
+    85369, 86908, 88469, 90052, 91659, 93289, 94945, 96627,
+    98336, 100075, 101843, 103643, 105477, 107345, 109250, 111193,
+    113177, 115203, 117275, 119395, 121566, 123790, 126071, 128413,
+    130820, 133296, 135846, 138476, 141191, 143998, 146905, 149919,
+    153052, 156312, 159714, 163270, 166998, 170916, 175048, 179419,
+    184063, 189018, 194333, 200067, 206297, 213124, 220680, 229148,
+    238790, 250001, 263415, 280146, 302457, 336194, 408450,
+];
+
+/// Where each 4096-wide bucket of logits from `THRESHOLDS[0]` up starts: the number of
+/// thresholds at or below its first logit. At most 5 thresholds fall into one bucket (the
+/// sigmoid is steepest at 0: 255 / 4 levels per unit of logit, 4096 / 65536 of a unit per
+/// bucket), so a pixel is found in a few steps from its bucket's start.
+const BUCKET_BITS: u32 = 12;
+#[allow(clippy::indexing_slicing)] // evaluated by the compiler: an index out of range fails the build
+const BUCKETS: [u8; 200] = {
+    let mut buckets = [0u8; 200];
+    let mut b = 0;
+    while b < buckets.len() {
+        let start = THRESHOLDS[0] + ((b as i32) << BUCKET_BITS);
+        let mut p = 0;
+        while p < THRESHOLDS.len() && THRESHOLDS[p] <= start {
+            p += 1;
+        }
+        buckets[b] = p as u8;
+        b += 1;
+    }
+    buckets
+};
+const _: () = assert!(
+    (THRESHOLDS[254] - THRESHOLDS[0]) >> BUCKET_BITS < BUCKETS.len() as i32,
+    "the buckets cover every logit between the first and the last threshold"
+);
+
+/// The grey level of a Q16 logit: `255 * sigmoid(logit)` rounded to nearest (ties up),
+/// computed exactly, as the number of thresholds the logit reaches: no exponential, two
+/// comparisons for a black or white pixel, and for a grey one a table look-up and a few
+/// comparisons from there.
+pub(crate) fn pixel(logit: i32) -> u8 {
+    let (black, white) = (THRESHOLDS[0], THRESHOLDS[254]);
+    if logit < black {
+        return 0;
+    }
+    if logit >= white {
+        return 255;
+    }
+    let bucket = (logit - black) >> BUCKET_BITS; // in 0..200, checked above
+    let mut p = BUCKETS.get(bucket as usize).map_or(0, |&p| usize::from(p));
+    while let Some(&t) = THRESHOLDS.get(p) {
+        if logit < t {
+            break;
+        }
+        p += 1;
+    }
+    p as u8
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
+mod tests {
+    use super::*;
+
+    /// Each threshold is the rounding point of `255 * sigmoid`, computed here in f64
+    /// (error about 1e-16 relative, so 1e-10 absolute at 65536 * 6.3), and none lies
+    /// within 1e-6 of an integer, where f64's error could move the ceiling; p = 128 is
+    /// exactly 0 (ln 1).
+    #[test]
+    fn thresholds_are_the_rounding_points_of_the_sigmoid() {
+        for (i, &t) in THRESHOLDS.iter().enumerate() {
+            let p = i as f64 + 1.0;
+            let exact = 65536.0 * ((p - 0.5) / (255.5 - p)).ln();
+            if p == 128.0 {
+                assert_eq!((exact, t), (0.0, 0));
+                continue;
+            }
+            assert!((exact - exact.round()).abs() > 1e-6, "p = {p}: {exact}");
+            assert_eq!(t, exact.ceil() as i32, "p = {p}");
+        }
+    }
+
+    /// Every Q16 logit from below the black threshold to above the white one gives the
+    /// grey level of its sigmoid, computed in f64 as `floor(255 * sigmoid + 0.5)`.
+    #[test]
+    fn pixels_are_the_rounded_sigmoid_of_every_logit() {
+        for logit in -420_000..=420_000 {
+            let sigmoid = 1.0 / (1.0 + (-f64::from(logit) / 65536.0).exp());
+            let want = (255.0 * sigmoid + 0.5).floor() as u8;
+            assert_eq!(pixel(logit), want, "logit {logit}");
+        }
+        assert_eq!((pixel(i32::MIN), pixel(i32::MAX)), (0, 255));
+    }
+
+    #[test]
+    fn floats_become_rounded_saturated_q16() {
+        assert_eq!(from_f32(1.0), 65536);
+        assert_eq!(from_f32(-2.5), -163_840);
+        assert_eq!(from_f32(1.5 / 65536.0), 2); // ties away from zero
+        assert_eq!(from_f32(-1.5 / 65536.0), -2);
+        assert_eq!(from_f32(-2.5 / 65536.0), -3);
+        assert_eq!(from_f32(32767.99), 2_147_483_008); // 32767.990234375 in f32
+        assert_eq!(from_f32(32768.0), i32::MAX);
+        assert_eq!(from_f32(0.4 / 65536.0), 0);
+        assert_eq!(from_f32(f32::from_bits(1)), 0); // the smallest subnormal
+        assert_eq!(from_f32(1e9), i32::MAX);
+        assert_eq!(from_f32(-1e9), -i32::MAX);
+        assert_eq!(from_f32(f32::INFINITY), i32::MAX);
+        assert_eq!(from_f32(f32::NEG_INFINITY), -i32::MAX);
+        assert_eq!(from_f32(f32::NAN), 0);
+        assert_eq!(to_f32(from_f32(-3.25)), -3.25);
+    }
+
+    /// `scaled` against the product computed in f64 with the factor's mantissa rounded
+    /// to 15 bits (exact in f64 for these magnitudes), rounded half away from zero,
+    /// across the shifts of both code paths (the two 32-bit products for a right shift of
+    /// 16 or more, the 64-bit one below), ties and saturation included.
+    #[test]
+    fn scaled_products_round_the_exact_product() {
+        let mut rng = crate::Rng::new(5);
+        let mut ties = 0;
+        for _ in 0..200_000 {
+            let value = rng.next_u32() as i32 >> (rng.next_u32() % 31);
+            let factor =
+                (rng.uniform() - 0.5) * f32::from_bits(((rng.next_u32() % 40) << 23) | 0x3000_0000);
+            let shift = (rng.next_u32() % 40) as i32 - 8;
+            let (m, e) = libm::frexp(f64::from(factor)); // factor = m * 2^e, 0.5 <= |m| < 1
+            let m15 = (m * 32768.0).abs().round().copysign(m) / 32768.0;
+            let exact = f64::from(value) * m15 * f64::from(e + shift).exp2();
+            ties += usize::from(exact.fract().abs() == 0.5);
+            let rounded = exact.abs().round().copysign(exact); // half away from zero
+            let want = rounded.clamp(-f64::from(i32::MAX), f64::from(i32::MAX));
+            let got = f64::from(scaled(value, factor, shift));
+            assert_eq!(got, want, "{value} * {factor} * 2^{shift}");
+        }
+        assert!(ties > 100, "{ties} ties");
+        assert_eq!(scaled(i32::MIN, -f32::MAX, 200), i32::MAX);
+        assert_eq!(scaled(0, f32::INFINITY, 0), 0);
+        assert_eq!(scaled(7, f32::NAN, 0), 0);
+    }
+
+    #[test]
+    fn inputs_quantize_to_15_bits() {
+        assert_eq!(input_shift(&[0, 0]), 0);
+        assert_eq!(input_shift(&[32767, -5]), 0);
+        assert_eq!(input_shift(&[-32768]), 1);
+        assert_eq!(input_shift(&[65536 * 3]), 3);
+        assert_eq!(input_shift(&[i32::MIN]), 17);
+        assert_eq!(quantize(65535, 1), 32767); // rounds to 32768, clamped
+        assert_eq!(quantize(-65535, 1), -32767);
+        assert_eq!(quantize(i32::MIN, 17), -16384);
+        assert_eq!(quantize(5, 1), 3);
+        assert_eq!(quantize(-5, 1), -3);
+    }
+}
