@@ -125,9 +125,25 @@ pub(crate) fn scaled(value: i32, factor: f32, shift: i32) -> i32 {
 /// `scaled(acc, scale, shift) + from_f32(bias)`, saturated, with the row's f32 scale and
 /// bias read from their little-endian bytes.
 pub(crate) fn output(acc: i32, scale: &[u8; 4], bias: &[u8; 4], shift: u32) -> i32 {
-    let scale = crate::kernels::read_f32(scale);
-    let bias = crate::kernels::read_f32(bias);
+    let scale = read_f32(scale);
+    let bias = read_f32(bias);
     scaled(acc, scale, shift as i32).saturating_add(from_f32(bias))
+}
+
+/// The little-endian f32 in `bytes`: one word load where the bytes are word-aligned (as
+/// in every committed model file), byte loads elsewhere (ARMv6-M faults on an unaligned
+/// word load, and the compiler cannot know).
+fn read_f32(bytes: &[u8; 4]) -> f32 {
+    let at = bytes.as_ptr();
+    let word = if (at as usize).is_multiple_of(4) {
+        // SAFETY: `at` points at 4 readable bytes and is word-aligned; any bits are a u32.
+        // Volatile, or the compiler, seeing both branches give the same value, keeps only
+        // the byte loads.
+        u32::from_le(unsafe { at.cast::<u32>().read_volatile() })
+    } else {
+        u32::from_le_bytes(*bytes)
+    };
+    f32::from_bits(word)
 }
 
 /// A Q16 value as f32 (exact up to 2^24 / 65536 = 256 in magnitude, rounded beyond).

@@ -266,22 +266,6 @@ arm_fpu! {
     }
 }
 
-/// The little-endian f32 in `bytes`: one word load where the bytes are word-aligned (as
-/// in every committed model file), byte loads elsewhere (ARMv6-M faults on an unaligned
-/// word load, and the compiler cannot know).
-pub(crate) fn read_f32(bytes: &[u8; 4]) -> f32 {
-    let at = bytes.as_ptr();
-    let word = if (at as usize).is_multiple_of(4) {
-        // SAFETY: `at` points at 4 readable bytes and is word-aligned; any bits are a u32.
-        // Volatile, or the compiler, seeing both branches give the same value, keeps only
-        // the byte loads.
-        u32::from_le(unsafe { at.cast::<u32>().read_volatile() })
-    } else {
-        u32::from_le_bytes(*bytes)
-    };
-    f32::from_bits(word)
-}
-
 /// A layer's input quantized to i16 for the i8 kernel: `q[i] = round(v[i] / 2^shift)`
 /// for the Q16 values `v` (see [`fixed`](crate::fixed)), with the power of two that
 /// leaves 15 bits for the largest, so the scale is a shift and no division is needed.
