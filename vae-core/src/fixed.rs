@@ -107,7 +107,7 @@ pub(crate) fn scaled(value: i32, factor: f32, shift: i32) -> i32 {
         let r = low & 0xffff;
         match s.unsigned_abs() {
             16 => q + ((r >> 15) & 1),
-            // The r bits cannot change round(q * 2^16 + r) / 2^s) when s > 16.
+            // The r bits cannot change round((q * 2^16 + r) / 2^s) when s > 16.
             s @ 17.. => round_shift(q, s - 16),
             // q * 2^(16 - s) + round(r / 2^s), saturated.
             s => match q.checked_shl(16 - s) {
