@@ -215,24 +215,58 @@ fn i8_matches_the_host(target: &Target) {
 /// unrolled loops enter at, and rows of odd length start on every byte alignment (the
 /// Cortex-M0 loop takes only word-aligned rows).
 fn odd_widths_match_the_host(target: &Target) {
+    made_up_models_match_the_host(
+        target,
+        "odd",
+        7,
+        &[23, 14, 10],
+        &[vae_core::Precision::I8, vae_core::Precision::F16],
+    );
+}
+
+/// Made-up i8 models whose inputs are whole groups of four, where the Cortex-M0 runs its
+/// loop over rows in assembly too, 32 rows per call, entering a pass of seven groups at
+/// `groups % 7`: inputs 12, 4, 24, 56 and 20 wide (3, 1, 6, 0 and 5 groups modulo 7) in
+/// one model, 16 and 8 (4 and 2) in the other, and 784 output rows (24 calls of 32 and one
+/// of 16), hidden layers of fewer than 32.
+fn whole_group_widths_match_the_host(target: &Target) {
+    made_up_models_match_the_host(
+        target,
+        "groups-a",
+        2,
+        &[4, 24, 56, 20],
+        &[vae_core::Precision::I8],
+    );
+    made_up_models_match_the_host(target, "groups-b", 6, &[8], &[vae_core::Precision::I8]);
+}
+
+/// A conditional model of random weights with these hidden widths, in each precision, run
+/// on `target` against the host.
+fn made_up_models_match_the_host(
+    target: &Target,
+    name: &str,
+    latent: u16,
+    widths: &[u16],
+    precisions: &[vae_core::Precision],
+) {
     let mut hidden = heapless::Vec::new();
-    for width in [23, 14, 10] {
+    for &width in widths {
         hidden.push(width).unwrap();
     }
     let arch = vae_core::Architecture {
-        latent: 7,
+        latent,
         classes: 10,
         hidden,
         activation: vae_core::Activation::Relu,
         output: PIXELS as u16,
     };
-    let dir = scratch_dir(&format!("firmware-odd-widths-{}", target.triple));
-    for precision in [vae_core::Precision::I8, vae_core::Precision::F16] {
+    let dir = scratch_dir(&format!("firmware-{name}-{}", target.triple));
+    for &precision in precisions {
         let mut rng = vae_core::Rng::new(17);
         let values = (0..arch.parameter_count()).map(|_| (rng.uniform() - 0.5) * 2.0);
         let mut buf = vec![0u8; 1 << 20];
         let len = vae_core::encode(&arch, precision, values, &mut buf).unwrap();
-        let file = dir.join(format!("odd-{}.vae", precision.name()));
+        let file = dir.join(format!("{name}-{}.vae", precision.name()));
         std::fs::write(&file, &buf[..len]).unwrap();
         assert_parity(target, &file, &[]);
     }
@@ -334,6 +368,11 @@ macro_rules! every_target {
             #[test]
             fn odd_layer_widths_match_the_host_byte_for_byte() {
                 odd_widths_match_the_host(&$target);
+            }
+
+            #[test]
+            fn whole_group_layer_widths_match_the_host_byte_for_byte() {
+                whole_group_widths_match_the_host(&$target);
             }
 
             every_target!(@f32 $f32 $target);

@@ -74,7 +74,26 @@ fn parts(v: f32) -> (bool, u32, u32) {
 }
 
 /// `v` in Q16: `round(v * 65536)`, ties away from zero, saturated; NaN gives 0.
+///
+/// Written for the chips without an FPU, where it runs once per output: the usual
+/// magnitudes (2^-24 to 1, a right shift of 1 to 31) take a few integer instructions
+/// inline, the rest [`from_f32_general`].
+#[inline]
 pub(crate) fn from_f32(v: f32) -> i32 {
+    let bits = v.to_bits();
+    let biased = (bits >> 23) & 0xff;
+    if (103..=133).contains(&biased) {
+        // |v| * 2^16 = mantissa * 2^(biased - 134), a right shift of 1 to 31.
+        let mantissa = (bits & 0x7f_ffff) | 1 << 23;
+        return small_signed(round_shift_fast(mantissa, 134 - biased), bits);
+    }
+    from_f32_general(v)
+}
+
+/// [`from_f32`] for every f32.
+#[cold]
+#[inline(never)]
+fn from_f32_general(v: f32) -> i32 {
     let (negative, mantissa, biased) = parts(v);
     // |v| * 2^16 = mantissa * 2^(biased - 134).
     let magnitude = match biased {
@@ -85,12 +104,55 @@ pub(crate) fn from_f32(v: f32) -> i32 {
     signed(magnitude, negative)
 }
 
+/// [`round_shift`] for a shift known to be 1 to 31.
+#[inline]
+fn round_shift_fast(v: u32, s: u32) -> u32 {
+    (v >> s) + ((v >> (s.wrapping_sub(1) & 31)) & 1)
+}
+
+/// A magnitude below 2^31 with the sign of bit 31 of `sign`.
+#[inline]
+fn small_signed(magnitude: u32, sign: u32) -> i32 {
+    let minus = 0u32.wrapping_sub(sign >> 31); // all ones for a negative sign
+    ((magnitude ^ minus).wrapping_sub(minus)) as i32
+}
+
 /// `round(value * factor * 2^shift)` (ties away from zero) in Q16's range, saturated:
 /// the one product of the i8 decoder with a float, a row's scale, read by its bits and
 /// rounded to a 15-bit mantissa `m` (relative step 2^-15, far below the i8 weights' own
 /// 2^-8), so that `|value| * m` splits into two 32-bit products: `|value| < 2^31`,
 /// `m < 2^15`. NaN counts as 0.
+///
+/// Inline for the usual case, a normal factor and a right shift `s` of 16 to 47 (every
+/// row of the committed models: scales near 2^-8, input shifts below 8); [`scaled_general`]
+/// for the rest. `m` may be 2^15 itself there (a mantissa that rounds up): the same
+/// product as 2^14 one shift further, and within the two products' bounds.
+#[inline]
 pub(crate) fn scaled(value: i32, factor: f32, shift: i32) -> i32 {
+    let bits = factor.to_bits();
+    let biased = (bits >> 23) & 0xff;
+    let s = 141 - biased as i32 - shift;
+    if biased != 0 && biased != 0xff && (16..=47).contains(&s) {
+        let m = round_shift_fast((bits & 0x7f_ffff) | 1 << 23, 9); // <= 2^15
+        let a = value.unsigned_abs(); // <= 2^31
+        let low = (a & 0xffff) * m; // < 2^31
+        let q = (a >> 16) * m + (low >> 16); // <= 2^30 + 2^15
+                                             // t = floor(|value| * m / 2^(s - 1)): q shifted, or for s = 16 q and the top bit
+                                             // of the low half; the bits below cannot change the rounding.
+        let t = if s > 16 {
+            q >> ((s - 17) as u32 & 31)
+        } else {
+            (q << 1) | ((low >> 15) & 1)
+        };
+        return small_signed((t >> 1) + (t & 1), bits ^ value as u32);
+    }
+    scaled_general(value, factor, shift)
+}
+
+/// [`scaled`] for every factor and shift.
+#[cold]
+#[inline(never)]
+fn scaled_general(value: i32, factor: f32, shift: i32) -> i32 {
     let (negative, mantissa, biased) = parts(factor);
     let (m, biased) = match round_shift(mantissa, 9) {
         0x8000 => (0x4000, biased + 1),
@@ -332,6 +394,26 @@ mod tests {
         assert_eq!(scaled(i32::MIN, -f32::MAX, 200), i32::MAX);
         assert_eq!(scaled(0, f32::INFINITY, 0), 0);
         assert_eq!(scaled(7, f32::NAN, 0), 0);
+    }
+
+    /// `from_f32` against f64 (exact for every f32 times 2^16) rounded half away from
+    /// zero and clamped, for f32s of every exponent, through both of its paths.
+    #[test]
+    fn every_exponent_rounds_to_q16() {
+        let mut rng = crate::Rng::new(8);
+        for _ in 0..200_000 {
+            let v = f32::from_bits(rng.next_u32());
+            if v.is_nan() {
+                continue;
+            }
+            let exact = f64::from(v) * 65536.0;
+            let want = exact
+                .abs()
+                .round()
+                .copysign(exact)
+                .clamp(-f64::from(i32::MAX), f64::from(i32::MAX));
+            assert_eq!(f64::from(from_f32(v)), want, "{v:e}");
+        }
     }
 
     #[test]

@@ -369,19 +369,96 @@ portable! {
 
 portable_i8! {
     /// `sum_i q[i] * w[i]` over i8 weights `w` (one byte each, one per input), exact.
-    pub(crate) fn dot_i8(x: &QuantizedInput, w: &[u8]) -> i32 {
+    fn dot_i8(x: &QuantizedInput, w: &[u8]) -> i32 {
         dot_i8_values(x.values, w)
     }
 }
 
+/// The exact sums `sum_i q[i] * w[i]` of the rows of `weights` (one i8 byte per weight,
+/// rows as long as `x`), handed to `each` with the row's index, in order.
+#[cfg(not(all(
+    any(
+        target_arch = "riscv32",
+        all(target_arch = "arm", not(target_abi = "eabihf"))
+    ),
+    target_os = "none"
+)))]
+pub(crate) fn layer_i8(x: &QuantizedInput, weights: &[u8], mut each: impl FnMut(usize, i32)) {
+    let n = x.values.len();
+    if n == 0 {
+        return;
+    }
+    for (o, row) in weights.chunks_exact(n).enumerate() {
+        each(o, dot_i8(x, row));
+    }
+}
+
 no_dsp! {
-    /// `sum_i q[i] * w[i]` over i8 weights `w` (one byte each, one per input), exact:
-    /// the whole groups of four through [`dot_i8_loop`] (assembly), then the rest one at
-    /// a time.
-    pub(crate) fn dot_i8(x: &QuantizedInput, w: &[u8]) -> i32 {
-        let (head, tail) = x.values.split_at_checked(x.values.len() & !3).unwrap_or((&[], x.values));
-        let acc = dot_i8_loop(head, w, head.len() / 4);
-        acc.wrapping_add(dot_i8_values(tail, w.get(head.len()..).unwrap_or(&[])))
+    /// [`layer_i8`] a row at a time: each row's whole groups of four through
+    /// [`dot_i8_loop`] (assembly), then the rest one at a time. The input is split once
+    /// per layer, not once per row: on these cores the row's own work (its scale, bias
+    /// and pixel) is a large part of the cost.
+    fn layer_i8_by_rows(x: &QuantizedInput, weights: &[u8], mut each: impl FnMut(usize, i32)) {
+        let n = x.values.len();
+        if n == 0 {
+            return;
+        }
+        let (head, tail) = x.values.split_at_checked(n & !3).unwrap_or((&[], x.values));
+        for (o, row) in weights.chunks_exact(n).enumerate() {
+            let (row_head, row_tail) = row.split_at_checked(head.len()).unwrap_or((&[], row));
+            let acc = dot_i8_loop(head, row_head, head.len() / 4);
+            each(o, acc.wrapping_add(dot_i8_values(tail, row_tail)));
+        }
+    }
+}
+
+/// RV32: [`layer_i8`] a row at a time.
+#[cfg(all(target_arch = "riscv32", target_os = "none"))]
+pub(crate) fn layer_i8(x: &QuantizedInput, weights: &[u8], each: impl FnMut(usize, i32)) {
+    layer_i8_by_rows(x, weights, each);
+}
+
+/// How many rows' sums the ARMv6-M row loop ([`rows_i8`]) computes per call.
+#[cfg(all(target_arch = "arm", target_os = "none", not(target_abi = "eabihf")))]
+const ROWS_PER_CALL: usize = 32;
+
+/// Where [`rows_i8`] enters its loop of [`GROUPS_PER_PASS`] groups, so that the first
+/// pass over a row does `groups % GROUPS_PER_PASS` of them.
+#[cfg(all(target_arch = "arm", target_os = "none", not(target_abi = "eabihf")))]
+fn group_skip(groups: usize) -> usize {
+    (GROUPS_PER_PASS - groups % GROUPS_PER_PASS) % GROUPS_PER_PASS
+}
+
+/// The groups of four multiply-accumulates in one pass of [`rows_i8`]'s loop: as many as
+/// its closing `BNE` reaches (7 * 32 bytes + 2, of at most 256 back).
+#[cfg(all(target_arch = "arm", target_os = "none", not(target_abi = "eabihf")))]
+const GROUPS_PER_PASS: usize = 7;
+
+/// ARMv6-M: [`layer_i8`] with the loop over rows in assembly too ([`rows_i8`], [`ROWS_PER_CALL`]
+/// rows per call) where every row starts on a word, as `LDM` needs (weights on a word, a
+/// width that is a multiple of four: every committed model); a row at a time elsewhere.
+#[cfg(all(target_arch = "arm", target_os = "none", not(target_abi = "eabihf")))]
+pub(crate) fn layer_i8(x: &QuantizedInput, weights: &[u8], mut each: impl FnMut(usize, i32)) {
+    let n = x.values.len();
+    if n == 0 || !n.is_multiple_of(4) || !(weights.as_ptr() as usize).is_multiple_of(4) {
+        layer_i8_by_rows(x, weights, each);
+        return;
+    }
+    let mut sums = [0i32; ROWS_PER_CALL];
+    let skip = group_skip(n / 4);
+    let (mut rest, mut o) = (weights, 0);
+    while let Some((block, after)) = rest
+        .split_at_checked(ROWS_PER_CALL * n)
+        .or(Some((rest, &[])))
+    {
+        for &sum in rows_i8(x.values, block, skip, &mut sums) {
+            each(o, sum);
+            o += 1;
+        }
+        if after.is_empty() {
+            break;
+        }
+        rest = after;
     }
 }
 
@@ -575,11 +652,96 @@ fn dot_i8_loop(values: &[i32], w: &[u8], groups: usize) -> i32 {
     acc
 }
 
+/// The sums of the whole rows of `block` (rows as long as `values`, a multiple of four,
+/// starting on a word), at most [`ROWS_PER_CALL`] of them, into `sums`; returns those
+/// written. [`dot_i8_loop`]'s groups, seven per pass, with the loop over rows around them
+/// in the same assembly: per row, 7 instructions to reset the input pointer, the row's end
+/// and the sum and to jump into the groups at `skip` ([`group_skip`]; the address is
+/// computed once per call), and 7 to store the sum and go on, where a call per row cost
+/// about 40.
+#[cfg(all(target_arch = "arm", target_os = "none", not(target_abi = "eabihf")))]
+fn rows_i8<'s>(
+    values: &[i32],
+    block: &[u8],
+    skip: usize,
+    sums: &'s mut [i32; ROWS_PER_CALL],
+) -> &'s [i32] {
+    let n = values.len() & !3;
+    let count = block.len().checked_div(n).unwrap_or(0).min(ROWS_PER_CALL);
+    if count == 0 || !(block.as_ptr() as usize).is_multiple_of(4) {
+        return &[];
+    }
+    // Within the groups whatever the caller passes: a wrong `skip` gives wrong sums, never
+    // a jump past the loop.
+    let skip = skip.min(GROUPS_PER_PASS - 1);
+    let out = sums.as_mut_ptr();
+    // SAFETY: reads the words block[0..count * n] (count * n <= block.len(), word-aligned,
+    // checked above; n is a multiple of four) and values[0..n], and writes the words
+    // sums[0..count] (count <= ROWS_PER_CALL). The entry is one of the seven groups
+    // (skip <= 6). r6 and r7 are pushed before and popped after, with the two words of
+    // arguments pushed between them; everything else is declared clobbered.
+    unsafe {
+        core::arch::asm!(
+            "push {{r6, r7}}",
+            "push {{r3, r5}}", // [sp]: the end of the sums; [sp, #4]: the row's bytes
+            "mov r10, r0",
+            "mov r11, r2",
+            "adr r7, 7f",
+            "lsls r4, r4, #5",
+            "adds r7, r7, r4",
+            "adds r7, #1", // a Thumb address
+            "mov r12, r7",
+            "b 6f",
+            ".p2align 2",
+            "7:",
+            m0_group!(),
+            m0_group!(),
+            m0_group!(),
+            m0_group!(),
+            m0_group!(),
+            m0_group!(),
+            m0_group!(),
+            "cmp r1, r9",
+            "bne 7b",
+            "mov r7, r11",
+            "mov r6, r8",
+            "stm r7!, {{r6}}",
+            "mov r11, r7",
+            "ldr r6, [sp]",
+            "cmp r7, r6",
+            "beq 8f",
+            "6:", // a row: the inputs from the first, its end, a zero sum, into the groups
+            "mov r0, r10",
+            "ldr r7, [sp, #4]",
+            "add r7, r1",
+            "mov r9, r7",
+            "movs r7, #0",
+            "mov r8, r7",
+            "bx r12",
+            "8:",
+            "add sp, #8",
+            "pop {{r6, r7}}",
+            inout("r0") values.as_ptr() => _,
+            inout("r1") block.as_ptr() => _,
+            inout("r2") out => _,
+            inout("r3") out.wrapping_add(count) => _,
+            inout("r4") skip => _,
+            inout("r5") n => _,
+            out("r8") _,
+            out("r9") _,
+            out("r10") _,
+            out("r11") _,
+            out("r12") _,
+        );
+    }
+    sums.get(..count).unwrap_or(&[])
+}
+
 arm_fpu! {
     /// `sum_i q[i] * w[i]` over i8 weights `w` (one byte each, one per input), exact:
     /// four weights per loop (one word load, two `SXTB16`, one `LDRD` of two input pairs,
     /// two `SMLAD`), then the rest one at a time.
-    pub(crate) fn dot_i8(x: &QuantizedInput, w: &[u8]) -> i32 {
+    fn dot_i8(x: &QuantizedInput, w: &[u8]) -> i32 {
         let n = x.values.len().min(w.len());
         let groups = n / 4;
         let mut acc = 0i32;

@@ -178,17 +178,17 @@ impl<'a> Model<'a> {
             } else {
                 Some(next.get_mut(..n_out).ok_or(TOO_WIDE)?)
             };
-            let (mut weights, mut scales, mut biases) = (weights, scales, biases);
-            for o in 0..n_out {
-                let (Some((row, w)), Some((scale, s)), Some((bias, b))) = (
-                    weights.split_at_checked(n_in),
-                    scales.split_first_chunk::<4>(),
-                    biases.split_first_chunk::<4>(),
-                ) else {
-                    break;
+            let shift = q.shift;
+            let mut rows = scales
+                .as_chunks::<4>()
+                .0
+                .iter()
+                .zip(biases.as_chunks::<4>().0);
+            kernels::layer_i8(&q, weights, |o, acc| {
+                let Some((scale, bias)) = rows.next() else {
+                    return;
                 };
-                (weights, scales, biases) = (w, s, b);
-                let v = fixed::output(kernels::dot_i8(&q, row), scale, bias, q.shift);
+                let v = fixed::output(acc, scale, bias, shift);
                 match &mut y {
                     None => emit(o, v),
                     Some(y) => {
@@ -200,7 +200,7 @@ impl<'a> Model<'a> {
                         }
                     }
                 }
-            }
+            });
             if !last {
                 core::mem::swap(&mut current, &mut next);
             }
