@@ -26,12 +26,6 @@ pub struct ModelConfig {
     /// not carry the digit's identity (the decoder gets it from the label).
     #[serde(default)]
     pub encoder_sees_label: bool,
-    /// In training, give the decoder (and the encoder, with `encoder_sees_label`) the
-    /// data set's own label, one-hot, as generation does, instead of the classifier
-    /// head's probabilities (tutorial 1). The head is still trained: reconstructions of
-    /// unlabelled images use it.
-    #[serde(default)]
-    pub true_label: bool,
 }
 
 impl Default for ModelConfig {
@@ -46,7 +40,6 @@ impl Default for ModelConfig {
             classes: 10,
             classifier_hidden: vec![256],
             encoder_sees_label: true,
-            true_label: false,
         }
     }
 }
@@ -58,7 +51,6 @@ impl ModelConfig {
         ModelConfig {
             classes: 0,
             encoder_sees_label: false,
-            true_label: false,
             ..self
         }
     }

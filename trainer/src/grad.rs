@@ -144,22 +144,15 @@ pub fn loss_and_gradients<D: Device<f32>>(
             let trace = classifier.trace(x.clone(), false);
             let log_probs = trace.output().clone().log_softmax::<Axis<1>>();
             let ce = (log_probs.clone() * labels.clone()).sum::<(), _>() * (-inv_n);
-            let probs = log_probs.exp();
-            // What the encoder and decoder are given as the digit.
-            let condition = if vae.config.true_label {
-                labels.clone()
-            } else {
-                probs.clone()
-            };
-            Some((classifier, labels, trace, probs, condition, ce))
+            Some((classifier, labels, trace, log_probs.exp(), ce))
         }
         _ => None,
     };
     let (encoder_input, sees_label) = match (&class, &batch.padded_input) {
-        (Some((_, _, _, _, condition, _)), Some(padded)) => {
+        (Some((_, _, _, probs, _)), Some(padded)) => {
             let width = padded.shape().1;
             (
-                padded.clone() + place_columns(condition.clone(), PIXELS, width),
+                padded.clone() + place_columns(probs.clone(), PIXELS, width),
                 true,
             )
         }
@@ -174,7 +167,7 @@ pub fn loss_and_gradients<D: Device<f32>>(
     let var = std.clone().square();
     let kl = (var.clone() + mu.clone().square() - logvar - 1.0).sum::<(), _>() * (0.5 * inv_n);
     let decoder_input = match &class {
-        Some((_, _, _, _, condition, _)) => join_columns(z, condition.clone()),
+        Some((_, _, _, probs, _)) => join_columns(z, probs.clone()),
         None => z,
     };
     let decoder = vae.decoder.trace(decoder_input, false);
@@ -229,11 +222,8 @@ pub fn loss_and_gradients<D: Device<f32>>(
         kl: scalar(&kl),
         classifier: 0.0,
     };
-    if let Some((classifier, labels, trace, probs, _, ce)) = class {
-        // With the true label as the condition, nothing flows back into the classifier
-        // from the encoder and decoder.
+    if let Some((classifier, labels, trace, probs, ce)) = class {
         let g_probs = match (g_probs, g_probs_encoder) {
-            _ if vae.config.true_label => None,
             (Some(a), Some(b)) => Some(a + b),
             (a, b) => a.or(b),
         };
@@ -308,16 +298,7 @@ mod tests {
             (vec![64], vec![48, 40], 10, false, Activation::Relu),
             (vec![32], vec![24], 4, true, Activation::Sigmoid),
         ];
-        // Each conditional one also with the true label as the condition.
-        let configs = configs.into_iter().flat_map(|c| {
-            let conditional = c.2 > 0;
-            [(c.clone(), false)]
-                .into_iter()
-                .chain(conditional.then_some((c, true)))
-        });
-        for ((encoder_hidden, decoder_hidden, classes, sees_label, activation), true_label) in
-            configs
-        {
+        for (encoder_hidden, decoder_hidden, classes, sees_label, activation) in configs {
             let config = ModelConfig {
                 latent: 5,
                 encoder_hidden,
@@ -326,7 +307,6 @@ mod tests {
                 classes,
                 classifier_hidden: vec![16],
                 encoder_sees_label: sees_label,
-                true_label,
             };
             let vae = Vae::new(&dev, &config, &mut rng);
             let batch = batch(&dev, &config, 12, &mut rng);

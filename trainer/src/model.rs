@@ -251,11 +251,7 @@ impl<D: Device<f32>> Vae<D> {
                 let (logits, l_tape) = logits.split_tape();
                 let log_probs = logits.clone().put_tape(l_tape).log_softmax::<Axis<1>>();
                 let ce = (log_probs * labels.clone()).sum::<(), _>() * (-1.0 / n);
-                let (probs, p_tape) = if self.config.true_label {
-                    (labels.clone(), T::default())
-                } else {
-                    logits.retaped::<T>().softmax::<Axis<1>>().split_tape()
-                };
+                let (probs, p_tape) = logits.retaped::<T>().softmax::<Axis<1>>().split_tape();
                 Some((ce, probs, p_tape))
             }
             _ => None,

@@ -118,10 +118,6 @@ pub struct TrainArgs {
     /// so z need not carry the digit and the decoder learns to follow the label.
     #[arg(long, default_value_t = DEFAULT.model.encoder_sees_label, action = clap::ArgAction::Set)]
     pub encoder_sees_label: bool,
-    /// In training, condition on the data set's labels (one-hot, as when drawing a digit)
-    /// rather than on the classifier head's probabilities (conditional models).
-    #[arg(long, default_value_t = DEFAULT.model.true_label, action = clap::ArgAction::Set)]
-    pub true_label: bool,
     /// Hidden-layer non-linearity.
     #[arg(long, default_value = DEFAULT.model.activation.name(), value_parser = activation())]
     pub activation: Activation,
@@ -300,7 +296,6 @@ impl TrainArgs {
         model.activation = self.activation;
         model.classifier_hidden.clone_from(&self.classifier_hidden);
         model.encoder_sees_label = self.encoder_sees_label;
-        model.true_label = self.true_label;
         if self.unconditional {
             config.model = config.model.unconditional();
         }
