@@ -11,6 +11,11 @@
 //!   multiply-adds per instruction. Integer sums are exact (see [`QuantizedInput`]), so
 //!   any order gives the same bits.
 //!
+//! On bare-metal cores without an FPU or DSP instructions the i8 kernel is assembly too,
+//! since the compiler's code for the portable one is far from a multiply and an add per
+//! multiply-accumulate there: RV32IM (`dot_i8_loop`, a row at a time) and ARMv6-M
+//! (Thumb-1, which runs on every Cortex-M; `rows_i8`, the loop over rows included).
+//!
 //! Slices are checked by the callers; the kernels read at most `x.len()` weights.
 
 use crate::MAX_WIDTH;
@@ -19,17 +24,6 @@ use crate::MAX_WIDTH;
 macro_rules! arm_fpu {
     ($($item:item)*) => {$(
         #[cfg(all(target_arch = "arm", target_os = "none", target_abi = "eabihf"))]
-        $item
-    )*};
-}
-
-/// Integer kernels for bare-metal cores without an FPU or DSP instructions: RV32 and Arm
-/// without hard float (written in Thumb-1, for ARMv6-M, which runs on every Cortex-M).
-/// The compiler's code for the portable i8 kernel is far from one multiply and one add
-/// per multiply-accumulate there.
-macro_rules! no_dsp {
-    ($($item:item)*) => {$(
-        #[cfg(all(any(target_arch = "riscv32", all(target_arch = "arm", not(target_abi = "eabihf"))), target_os = "none"))]
         $item
     )*};
 }
@@ -393,29 +387,22 @@ pub(crate) fn layer_i8(x: &QuantizedInput, weights: &[u8], mut each: impl FnMut(
     }
 }
 
-no_dsp! {
-    /// [`layer_i8`] a row at a time: each row's whole groups of four through
-    /// [`dot_i8_loop`] (assembly), then the rest one at a time. The input is split once
-    /// per layer, not once per row: on these cores the row's own work (its scale, bias
-    /// and pixel) is a large part of the cost.
-    fn layer_i8_by_rows(x: &QuantizedInput, weights: &[u8], mut each: impl FnMut(usize, i32)) {
-        let n = x.values.len();
-        if n == 0 {
-            return;
-        }
-        let (head, tail) = x.values.split_at_checked(n & !3).unwrap_or((&[], x.values));
-        for (o, row) in weights.chunks_exact(n).enumerate() {
-            let (row_head, row_tail) = row.split_at_checked(head.len()).unwrap_or((&[], row));
-            let acc = dot_i8_loop(head, row_head, head.len() / 4);
-            each(o, acc.wrapping_add(dot_i8_values(tail, row_tail)));
-        }
-    }
-}
-
-/// RV32: [`layer_i8`] a row at a time.
+/// RV32: [`layer_i8`] a row at a time: each row's whole groups of four through
+/// [`dot_i8_loop`] (assembly), then the rest one at a time. The input is split once per
+/// layer, not once per row: on these cores the row's own work (its scale, bias and pixel)
+/// is a large part of the cost.
 #[cfg(all(target_arch = "riscv32", target_os = "none"))]
-pub(crate) fn layer_i8(x: &QuantizedInput, weights: &[u8], each: impl FnMut(usize, i32)) {
-    layer_i8_by_rows(x, weights, each);
+pub(crate) fn layer_i8(x: &QuantizedInput, weights: &[u8], mut each: impl FnMut(usize, i32)) {
+    let n = x.values.len();
+    if n == 0 {
+        return;
+    }
+    let (head, tail) = x.values.split_at_checked(n & !3).unwrap_or((&[], x.values));
+    for (o, row) in weights.chunks_exact(n).enumerate() {
+        let (row_head, row_tail) = row.split_at_checked(head.len()).unwrap_or((&[], row));
+        let acc = dot_i8_loop(head, row_head, head.len() / 4);
+        each(o, acc.wrapping_add(dot_i8_values(tail, row_tail)));
+    }
 }
 
 /// How many rows' sums the ARMv6-M row loop ([`rows_i8`]) computes per call.
@@ -434,14 +421,20 @@ fn group_skip(groups: usize) -> usize {
 #[cfg(all(target_arch = "arm", target_os = "none", not(target_abi = "eabihf")))]
 const GROUPS_PER_PASS: usize = 7;
 
-/// ARMv6-M: [`layer_i8`] with the loop over rows in assembly too ([`rows_i8`], [`ROWS_PER_CALL`]
-/// rows per call) where every row starts on a word, as `LDM` needs (weights on a word, a
-/// width that is a multiple of four: every committed model); a row at a time elsewhere.
+/// ARMv6-M: [`layer_i8`] in assembly ([`rows_i8`], [`ROWS_PER_CALL`] rows per call) where
+/// every row starts on a word, as `LDM` needs: weights on a word and a width that is a
+/// multiple of four, as in every committed model. Other widths take the compiler's loop
+/// ([`dot_i8_values`]) a row at a time.
 #[cfg(all(target_arch = "arm", target_os = "none", not(target_abi = "eabihf")))]
 pub(crate) fn layer_i8(x: &QuantizedInput, weights: &[u8], mut each: impl FnMut(usize, i32)) {
     let n = x.values.len();
-    if n == 0 || !n.is_multiple_of(4) || !(weights.as_ptr() as usize).is_multiple_of(4) {
-        layer_i8_by_rows(x, weights, each);
+    if n == 0 {
+        return;
+    }
+    if !n.is_multiple_of(4) || !(weights.as_ptr() as usize).is_multiple_of(4) {
+        for (o, row) in weights.chunks_exact(n).enumerate() {
+            each(o, dot_i8_values(x.values, row));
+        }
         return;
     }
     let mut sums = [0i32; ROWS_PER_CALL];
@@ -558,9 +551,9 @@ fn dot_i8_loop(values: &[i32], w: &[u8], groups: usize) -> i32 {
     acc
 }
 
-/// One group of four multiply-accumulates of the ARMv6-M loop: four weights into r6, four
-/// inputs into r2-r5, each weight sign-extended into r7 (the last in r6 itself), `MULS`
-/// and `ADD` into r8.
+/// One group of four multiply-accumulates of the ARMv6-M loop ([`rows_i8`]): four weights
+/// into r6, four inputs into r2-r5, each weight sign-extended into r7 (the last in r6
+/// itself), `MULS` and `ADD` into r8.
 #[cfg(all(target_arch = "arm", target_os = "none", not(target_abi = "eabihf")))]
 macro_rules! m0_group {
     () => {
@@ -586,79 +579,20 @@ macro_rules! m0_group {
 }
 
 /// ARMv6-M (Thumb-1: no `SMLAD`, no `LDRSB` with an immediate offset, eight low
-/// registers): [`dot_i8_values`] with one `LDM` of four weights into r6 and one of four
-/// inputs into r2-r5, each weight byte sign-extended into r7 by `SXTB`, a shift pair or
-/// one `ASRS`, one `MULS` and one `ADD` into r8 per multiply-accumulate; four groups per
-/// loop and `CMP`/`BNE` against an end pointer in r9: 66 instructions for 16
-/// multiply-accumulates (16 per group, 4 per multiply-accumulate, is the floor of this
-/// scheme). The loop needs all eight low registers: the two the compiler
-/// keeps for itself (r6, and r7, the frame pointer) are saved on the stack around it.
-/// `LDM` needs word alignment, which ARMv6-M enforces for every word load: a row that
-/// does not start on a word takes [`dot_i8_values`]. A count of groups that is not a
-/// multiple of four enters the loop part-way (`LDM` moves the pointers itself).
-#[cfg(all(target_arch = "arm", target_os = "none", not(target_abi = "eabihf")))]
-fn dot_i8_loop(values: &[i32], w: &[u8], groups: usize) -> i32 {
-    let groups = groups.min(w.len() / 4).min(values.len() / 4);
-    if !(w.as_ptr() as usize).is_multiple_of(4) {
-        let n = 4 * groups;
-        return dot_i8_values(values.get(..n).unwrap_or(&[]), w.get(..n).unwrap_or(&[]));
-    }
-    if groups == 0 {
-        return 0;
-    }
-    let mut acc = 0i32;
-    let end = w.as_ptr() as usize + 4 * groups;
-    // Enter at group `skip` of the loop (labels 2 to 5) so that the first pass does
-    // `groups % 4` of them (`LDM` moves the pointers, so they need no adjusting).
-    let skip = (4 - groups % 4) % 4;
-    // SAFETY: reads the words w[0..4 * groups] (word-aligned, checked above) and
-    // values[0..4 * groups] (groups <= values.len() / 4). r6 and r7 are pushed before and
-    // popped after; r2-r5, r8 and r9 are declared clobbered.
-    unsafe {
-        core::arch::asm!(
-            "push {{r6, r7}}",
-            "mov r8, r2",
-            "mov r9, r3",
-            "cmp r4, #0",
-            "beq 2f",
-            "cmp r4, #1",
-            "beq 3f",
-            "cmp r4, #2",
-            "beq 4f",
-            "b 5f",
-            "2:",
-            m0_group!(),
-            "3:",
-            m0_group!(),
-            "4:",
-            m0_group!(),
-            "5:",
-            m0_group!(),
-            "cmp r1, r9",
-            "bne 2b",
-            "mov r2, r8",
-            "pop {{r6, r7}}",
-            inout("r0") values.as_ptr() => _,
-            inout("r1") w.as_ptr() => _,
-            inout("r2") acc,
-            inout("r3") end => _,
-            inout("r4") skip => _,
-            out("r5") _,
-            out("r8") _,
-            out("r9") _,
-            options(readonly),
-        );
-    }
-    acc
-}
-
-/// The sums of the whole rows of `block` (rows as long as `values`, a multiple of four,
-/// starting on a word), at most [`ROWS_PER_CALL`] of them, into `sums`; returns those
-/// written. [`dot_i8_loop`]'s groups, seven per pass, with the loop over rows around them
-/// in the same assembly: per row, 7 instructions to reset the input pointer, the row's end
-/// and the sum and to jump into the groups at `skip` ([`group_skip`]; the address is
-/// computed once per call), and 7 to store the sum and go on, where a call per row cost
-/// about 40.
+/// registers): the sums of the whole rows of `block` (rows as long as `values`, a multiple
+/// of four, starting on a word), at most [`ROWS_PER_CALL`] of them, into `sums`; returns
+/// those written. [`dot_i8_values`] in groups of four ([`m0_group`]): one `LDM` of four
+/// weights into r6 and one of four inputs into r2-r5, each weight byte sign-extended into
+/// r7 by `SXTB`, a shift pair or one `ASRS`, one `MULS` and one `ADD` into r8 per
+/// multiply-accumulate, 16 instructions per group (4 per multiply-accumulate, the floor of
+/// this scheme). Seven groups per pass and `CMP`/`BNE` against the row's end in r9: 114
+/// instructions for 28 multiply-accumulates. Around them, in the same assembly, the loop
+/// over rows: 7 instructions to reset the input pointer, the row's end and the sum and to
+/// jump into the groups at `skip` ([`group_skip`]; the address is computed once per call),
+/// and 7 to store the sum and go on, where a call per row cost about 40. The loop needs
+/// all eight low registers: the two the compiler keeps for itself (r6, and r7, the frame
+/// pointer) are saved on the stack around it. `LDM` needs word alignment, which ARMv6-M
+/// enforces for every word load.
 #[cfg(all(target_arch = "arm", target_os = "none", not(target_abi = "eabihf")))]
 fn rows_i8<'s>(
     values: &[i32],
