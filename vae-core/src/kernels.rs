@@ -440,16 +440,16 @@ pub(crate) fn layer_i8(x: &QuantizedInput, weights: &[u8], mut each: impl FnMut(
     let mut sums = [0i32; ROWS_PER_CALL];
     let skip = group_skip(n / 4);
     let (mut rest, mut o) = (weights, 0);
-    while let Some((block, after)) = rest
-        .split_at_checked(ROWS_PER_CALL * n)
-        .or(Some((rest, &[])))
-    {
+    loop {
+        let (block, after) = rest
+            .split_at_checked(ROWS_PER_CALL * n)
+            .unwrap_or((rest, &[]));
         for &sum in rows_i8(x.values, block, skip, &mut sums) {
             each(o, sum);
             o += 1;
         }
         if after.is_empty() {
-            break;
+            return;
         }
         rest = after;
     }
