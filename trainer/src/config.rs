@@ -94,7 +94,8 @@ pub struct TrainConfig {
     pub batch_size: usize,
     /// Adam learning rate.
     pub learning_rate: f32,
-    /// Weight of the classifier cross-entropy in the loss (tutorial 1 uses 10).
+    /// Weight of the classifier cross-entropy in the loss (tutorial 1 uses 10; 8 gave
+    /// better samples by every measure of `vae eval`, README "What mattered").
     pub class_weight: f32,
     /// Seed for initialization, shuffling and noise.
     pub seed: u64,
@@ -116,7 +117,7 @@ pub struct TrainConfig {
 }
 
 impl Default for TrainConfig {
-    /// The default run: 30 epochs of batch 100, Adam at 1e-3, classifier weight 10,
+    /// The default run: 30 epochs of batch 100, Adam at 1e-3, classifier weight 8,
     /// seed 0, continuous pixels, no warm-up, no noise, a constant rate.
     fn default() -> Self {
         TrainConfig {
@@ -124,7 +125,7 @@ impl Default for TrainConfig {
             epochs: 30,
             batch_size: 100,
             learning_rate: 1e-3,
-            class_weight: 10.0,
+            class_weight: 8.0,
             seed: 0,
             train_limit: None,
             binarize: Binarize::None,
