@@ -1,6 +1,7 @@
 //! A batch of MNIST images on the device, prepared as a run says: targets binarized or
 //! not, noise on the encoder's input, one-hot labels, and the reparameterization's
-//! standard-normal draws.
+//! standard-normal draws; and [`Images`], the dataset batches are drawn from, kept on the
+//! device where it pays (a GPU) so that a batch is gathered there.
 
 use dfdx::prelude::*;
 use mnist::Dataset;
@@ -40,15 +41,7 @@ impl<D: Device<f32>> Batch<D> {
     ) -> Self {
         let n = indices.len();
         let mut pixels = data.intensities(indices.iter().copied());
-        match options.binarize {
-            Binarize::None => {}
-            Binarize::Threshold => pixels
-                .iter_mut()
-                .for_each(|p| *p = f32::from(u8::from(*p > 0.5))),
-            Binarize::Dynamic => pixels
-                .iter_mut()
-                .for_each(|p| *p = f32::from(u8::from(rng.gen::<f32>() < *p))),
-        }
+        binarize(&mut pixels, options.binarize, rng);
         let target: Matrix<D> = dev.tensor_from_vec(pixels.clone(), (n, PIXELS));
         let input = if options.denoise > 0.0 {
             for p in &mut pixels {
@@ -59,24 +52,14 @@ impl<D: Device<f32>> Batch<D> {
         } else {
             target.clone()
         };
-        let padded_input = (model.classes > 0 && model.encoder_sees_label)
-            .then(|| padded_rows(dev, &pixels, PIXELS, model.classes));
-        let labels = (model.classes > 0).then(|| {
-            let mut onehot = vec![0.0f32; n * model.classes];
-            for (row, &i) in indices.iter().enumerate() {
-                onehot[row * model.classes + usize::from(data.labels[i])] = 1.0;
-            }
-            dev.tensor_from_vec(onehot, (n, model.classes))
-        });
-        let noise: Vec<f32> = (0..n * model.latent)
-            .map(|_| StandardNormal.sample(rng))
-            .collect();
+        let padded_input =
+            sees_label(model).then(|| padded_rows(dev, &pixels, PIXELS, model.classes));
         Batch {
             target,
             input,
             padded_input,
-            labels,
-            noise: dev.tensor_from_vec(noise, (n, model.latent)),
+            labels: one_hot(dev, data, indices, model),
+            noise: noise(dev, n, model, rng),
         }
     }
 
@@ -88,5 +71,169 @@ impl<D: Device<f32>> Batch<D> {
     /// Whether the batch holds no image.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// A dataset that batches are drawn from: on the host and, where a device keeps it
+/// there ([`Images::new`]), also on the device, as [`Batch::new`] would make each batch
+/// of it (for a model whose encoder sees the label, padded as it pads them): a batch is
+/// then a gather on the device. On a GPU, converting each batch on the host and copying
+/// it over took longer than the step's own kernels at large batches.
+pub struct Images<'a, D: Device<f32>> {
+    /// The dataset, on the host.
+    pub data: &'a Dataset,
+    /// Its images on the device: plain, and padded for the encoder.
+    on_device: Option<(Matrix<D>, Option<Matrix<D>>)>,
+}
+
+impl<'a, D: Device<f32>> Images<'a, D> {
+    /// `data`, for batches shaped for `model` and treated as `options` say; uploaded to
+    /// `dev` once if `keep`, unless `options` draw something afresh for every batch
+    /// (dynamic binarization, input noise), which only the host does.
+    pub fn new(
+        dev: &D,
+        data: &'a Dataset,
+        model: &ModelConfig,
+        options: DataOptions,
+        keep: bool,
+    ) -> Self {
+        let on_device = (keep && options.binarize != Binarize::Dynamic && options.denoise == 0.0)
+            .then(|| {
+                let mut pixels = data.intensities(0..data.len());
+                // Threshold binarization draws nothing: any generator will do.
+                binarize(
+                    &mut pixels,
+                    options.binarize,
+                    &mut rand::rngs::mock::StepRng::new(0, 0),
+                );
+                let padded =
+                    sees_label(model).then(|| padded_rows(dev, &pixels, PIXELS, model.classes));
+                (dev.tensor_from_vec(pixels, (data.len(), PIXELS)), padded)
+            });
+        Images { data, on_device }
+    }
+
+    /// Images `indices` as a batch for `model`, treated as `options` say (those given to
+    /// [`Images::new`]), with its draws from `rng`: the same batch, bit for bit, whether
+    /// gathered on the device or made on the host.
+    pub fn batch(
+        &self,
+        dev: &D,
+        indices: &[usize],
+        model: &ModelConfig,
+        options: DataOptions,
+        rng: &mut impl rand::Rng,
+    ) -> Batch<D> {
+        let Some((plain, padded)) = &self.on_device else {
+            return Batch::new(dev, self.data, indices, model, options, rng);
+        };
+        let n = indices.len();
+        let rows = dev.tensor_from_vec(indices.to_vec(), (n,));
+        let target: Matrix<D> = plain.clone().gather(rows.clone());
+        Batch {
+            input: target.clone(),
+            target,
+            padded_input: padded.as_ref().map(|p| p.clone().gather(rows)),
+            labels: one_hot(dev, self.data, indices, model),
+            noise: noise(dev, n, model, rng),
+        }
+    }
+}
+
+/// Whether a model's encoder takes the class probabilities beside the image.
+fn sees_label(model: &ModelConfig) -> bool {
+    model.classes > 0 && model.encoder_sees_label
+}
+
+/// Intensities treated as `how` says; dynamic binarization draws from `rng`.
+fn binarize(pixels: &mut [f32], how: Binarize, rng: &mut impl rand::Rng) {
+    match how {
+        Binarize::None => {}
+        Binarize::Threshold => pixels
+            .iter_mut()
+            .for_each(|p| *p = f32::from(u8::from(*p > 0.5))),
+        Binarize::Dynamic => pixels
+            .iter_mut()
+            .for_each(|p| *p = f32::from(u8::from(rng.gen::<f32>() < *p))),
+    }
+}
+
+/// One-hot labels of images `indices` of `data`, (batch, classes), for a conditional
+/// model.
+fn one_hot<D: Device<f32>>(
+    dev: &D,
+    data: &Dataset,
+    indices: &[usize],
+    model: &ModelConfig,
+) -> Option<Matrix<D>> {
+    (model.classes > 0).then(|| {
+        let mut onehot = vec![0.0f32; indices.len() * model.classes];
+        for (row, &i) in indices.iter().enumerate() {
+            onehot[row * model.classes + usize::from(data.labels[i])] = 1.0;
+        }
+        dev.tensor_from_vec(onehot, (indices.len(), model.classes))
+    })
+}
+
+/// The reparameterization's standard-normal draws, (n, latent).
+fn noise<D: Device<f32>>(
+    dev: &D,
+    n: usize,
+    model: &ModelConfig,
+    rng: &mut impl rand::Rng,
+) -> Matrix<D> {
+    let noise: Vec<f32> = (0..n * model.latent)
+        .map(|_| StandardNormal.sample(rng))
+        .collect();
+    dev.tensor_from_vec(noise, (n, model.latent))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ModelConfig;
+    use rand::{Rng, SeedableRng};
+
+    /// Kept on the device or not, `Images` gives the same batches, bit for bit, and
+    /// leaves the generator where it was: for every binarization and with input noise,
+    /// for a model whose encoder sees the label and an unconditional one.
+    #[test]
+    fn kept_images_give_the_host_batches_bit_for_bit() {
+        let dev = Cpu::default();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(9);
+        let data = Dataset {
+            pixels: (0..50 * PIXELS).map(|_| rng.gen()).collect(),
+            labels: (0..50).map(|_| rng.gen_range(0..10)).collect(),
+        };
+        let indices = [7, 3, 3, 49, 0, 12];
+        let models = [
+            ModelConfig::default(),
+            ModelConfig::default().unconditional(),
+        ];
+        let binarizations = [Binarize::None, Binarize::Threshold, Binarize::Dynamic];
+        for model in &models {
+            for binarize in binarizations {
+                for denoise in [0.0, 0.3] {
+                    let options = DataOptions { binarize, denoise };
+                    let [host, kept] = [false, true].map(|keep| {
+                        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+                        let images = Images::new(&dev, &data, model, options, keep);
+                        let batch = images.batch(&dev, &indices, model, options, &mut rng);
+                        let values = [
+                            Some(&batch.target),
+                            Some(&batch.input),
+                            batch.padded_input.as_ref(),
+                            batch.labels.as_ref(),
+                            Some(&batch.noise),
+                        ]
+                        .map(|t| {
+                            t.map(|t| t.as_vec().iter().map(|v| v.to_bits()).collect::<Vec<_>>())
+                        });
+                        (values, rng.gen::<u64>())
+                    });
+                    assert_eq!(host, kept, "{model:?} {options:?}");
+                }
+            }
+        }
     }
 }

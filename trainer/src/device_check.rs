@@ -15,13 +15,14 @@ use std::panic::{self, AssertUnwindSafe};
 use std::sync::Once;
 
 use dfdx::prelude::*;
+use mnist::Dataset;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use vae_core::PIXELS;
 
 use crate::adam::Adam;
-use crate::batch::Batch;
-use crate::config::{ModelConfig, TrainConfig};
+use crate::batch::{Batch, Images};
+use crate::config::{DataOptions, ModelConfig, TrainConfig};
 use crate::grad::{loss_and_gradients, DenseGrad};
 use crate::loss::LossTerms;
 use crate::model::Vae;
@@ -57,6 +58,8 @@ pub const MATRIX_PRODUCT: &str = "matrix product (cuBLAS on CUDA)";
 pub const TRAINING_STEP: &str = "training step kernels (precompiled)";
 /// See [`DEVICE`].
 pub const ADAM: &str = "Adam update";
+/// See [`DEVICE`].
+pub const GATHERED_BATCH: &str = "batches gathered on the device";
 /// See [`DEVICE`].
 pub const RUN_TIME_KERNELS: &str = "run-time-compiled kernels (NVRTC)";
 
@@ -111,6 +114,7 @@ pub fn check<D: TrainDevice>(
     done(run_stage(MATRIX_PRODUCT, || matrix_product(&dev)));
     done(run_stage(TRAINING_STEP, || training_step(&dev)));
     done(run_stage(ADAM, || adam_update(&dev)));
+    done(run_stage(GATHERED_BATCH, || gathered_batch(&dev)));
     done(Stage {
         name: RUN_TIME_KERNELS,
         outcome: Ok(
@@ -279,6 +283,75 @@ fn matrix_product<D: TrainDevice>(dev: &D) -> Result<String, String> {
     Ok(format!(
         "({BATCH}x{PIXELS})x({PIXELS}x400), max relative error {error:.1e} \
          (tolerance {MATMUL_TOLERANCE:.0e})"
+    ))
+}
+
+/// Batches of both models, drawn from a made-up dataset kept on the device ([`Images`],
+/// as `vae train` keeps MNIST where [`TrainDevice::KEEPS_IMAGES`]), against the same
+/// batches made on the CPU: equal bit for bit, since gathering only copies.
+fn gathered_batch<D: TrainDevice>(dev: &D) -> Result<String, String> {
+    let mut rng = StdRng::seed_from_u64(3);
+    let n = 300;
+    let data = Dataset {
+        pixels: (0..n * PIXELS).map(|_| rng.gen()).collect(),
+        labels: (0..n).map(|_| rng.gen_range(0..10)).collect(),
+    };
+    let indices: Vec<usize> = (0..BATCH).map(|_| rng.gen_range(0..n)).collect();
+    let options = DataOptions::default();
+    for (name, config) in models() {
+        let cpu = Cpu::default();
+        let host = Batch::new(
+            &cpu,
+            &data,
+            &indices,
+            &config,
+            options,
+            &mut StdRng::seed_from_u64(4),
+        );
+        let ours = Images::new(dev, &data, &config, options, true).batch(
+            dev,
+            &indices,
+            &config,
+            options,
+            &mut StdRng::seed_from_u64(4),
+        );
+        let pairs = [
+            (
+                "target",
+                Some(ours.target.as_vec()),
+                Some(host.target.as_vec()),
+            ),
+            (
+                "input",
+                Some(ours.input.as_vec()),
+                Some(host.input.as_vec()),
+            ),
+            (
+                "padded input",
+                ours.padded_input.map(|t| t.as_vec()),
+                host.padded_input.map(|t| t.as_vec()),
+            ),
+            (
+                "labels",
+                ours.labels.map(|t| t.as_vec()),
+                host.labels.map(|t| t.as_vec()),
+            ),
+            (
+                "noise",
+                Some(ours.noise.as_vec()),
+                Some(host.noise.as_vec()),
+            ),
+        ];
+        for (what, a, b) in pairs {
+            if a != b {
+                return Err(format!(
+                    "{name} model: the gathered batch's {what} differs from the CPU's"
+                ));
+            }
+        }
+    }
+    Ok(format!(
+        "default and classic models, {BATCH} of {n} images: equal to the CPU's batches bit for bit"
     ))
 }
 
@@ -483,6 +556,7 @@ mod tests {
                 MATRIX_PRODUCT,
                 TRAINING_STEP,
                 ADAM,
+                GATHERED_BATCH,
                 RUN_TIME_KERNELS
             ]
         );

@@ -5,12 +5,11 @@
 //! handles are not `Send`) queues them one after another on its stream.
 
 use dfdx::prelude::*;
-use mnist::Dataset;
 use rand::SeedableRng;
 use rayon::prelude::*;
 
 use crate::adam::{Adam, LayerUpdate};
-use crate::batch::Batch;
+use crate::batch::Images;
 use crate::config::DataOptions;
 use crate::grad::{loss_and_gradients, DenseGrad};
 use crate::loss::LossTerms;
@@ -24,11 +23,15 @@ pub trait TrainDevice: Device<f32> + Synchronize {
     /// count.
     const SHARDS: usize;
 
+    /// Whether the training images are kept on the device, uploaded once, rather than
+    /// copied over for every batch ([`Images`]).
+    const KEEPS_IMAGES: bool;
+
     /// Runs every shard and returns their results in order.
     fn run_shards(
         dev: &Self,
         vae: &Vae<Self>,
-        shards: Vec<Shard<'_>>,
+        shards: Vec<Shard<'_, Self>>,
     ) -> Vec<(LossTerms, Vec<DenseGrad<Self>>)> {
         shards.iter().map(|shard| shard.run(dev, vae)).collect()
     }
@@ -45,11 +48,13 @@ impl TrainDevice for Cpu {
     /// busy only inside its matrix products. Fixed (not the core count) so that a run
     /// gives the same numbers on any machine.
     const SHARDS: usize = 2;
+    /// Nothing to copy: the host's memory is the device's.
+    const KEEPS_IMAGES: bool = false;
 
     fn run_shards(
         dev: &Self,
         vae: &Vae<Self>,
-        shards: Vec<Shard<'_>>,
+        shards: Vec<Shard<'_, Self>>,
     ) -> Vec<(LossTerms, Vec<DenseGrad<Self>>)> {
         // With a shard on each core, a matrix product split across cores only adds
         // hand-overs (measured: about 8 % slower); gemm, dfdx's CPU matmul, is told so
@@ -72,6 +77,9 @@ impl TrainDevice for Cpu {
 impl TrainDevice for dfdx::tensor::Cuda {
     /// One: a GPU wants the whole mini-batch in each kernel.
     const SHARDS: usize = 1;
+    /// Measured on an H200 (BENCHMARKS.md, "GPU"): converting and copying each batch
+    /// from the host cost more than the step's kernels at batch 1024.
+    const KEEPS_IMAGES: bool = true;
 }
 
 /// What `--device cuda` runs on: dfdx's CUDA device; in a build without the `cuda`
@@ -107,8 +115,8 @@ pub fn cuda_device(_seed: u64) -> anyhow::Result<CudaDevice> {
 }
 
 /// One shard of a mini-batch: see [`sharded_gradients`].
-pub struct Shard<'a> {
-    data: &'a Dataset,
+pub struct Shard<'a, D: Device<f32>> {
+    source: &'a Images<'a, D>,
     indices: &'a [usize],
     seed: u64,
     images: usize,
@@ -116,24 +124,19 @@ pub struct Shard<'a> {
     weights: (f32, f32),
 }
 
-impl Shard<'_> {
+impl<D: Device<f32>> Shard<'_, D> {
     /// Draws the shard's batch and returns its loss terms and gradients.
-    pub fn run<D: Device<f32>>(&self, dev: &D, vae: &Vae<D>) -> (LossTerms, Vec<DenseGrad<D>>) {
+    pub fn run(&self, dev: &D, vae: &Vae<D>) -> (LossTerms, Vec<DenseGrad<D>>) {
         let mut rng = rand::rngs::StdRng::seed_from_u64(self.seed);
-        let batch = Batch::new(
-            dev,
-            self.data,
-            self.indices,
-            &vae.config,
-            self.options,
-            &mut rng,
-        );
+        let batch = self
+            .source
+            .batch(dev, self.indices, &vae.config, self.options, &mut rng);
         let (class_weight, kl_weight) = self.weights;
         loss_and_gradients(vae, &batch, self.images, class_weight, kl_weight)
     }
 }
 
-/// Loss terms and gradients of one mini-batch (images `indices` of `data`), split into
+/// Loss terms and gradients of one mini-batch (images `indices` of `images`), split into
 /// [`TrainDevice::SHARDS`] near-equal parts that are drawn (binarization, noise) and
 /// differentiated independently (in parallel on the CPU), each from its own generator
 /// seeded from `rng`.
@@ -142,16 +145,16 @@ impl Shard<'_> {
 pub fn sharded_gradients<D: TrainDevice>(
     dev: &D,
     vae: &Vae<D>,
-    (data, indices): (&Dataset, &[usize]),
+    (images, indices): (&Images<D>, &[usize]),
     options: DataOptions,
     rng: &mut impl rand::Rng,
     weights: (f32, f32),
 ) -> (LossTerms, Vec<Vec<DenseGrad<D>>>) {
     let size = indices.len().div_ceil(D::SHARDS.max(1)).max(1);
-    let shards: Vec<Shard> = indices
+    let shards: Vec<Shard<D>> = indices
         .chunks(size)
         .map(|part| Shard {
-            data,
+            source: images,
             indices: part,
             seed: rng.gen(),
             images: indices.len(),
@@ -163,14 +166,14 @@ pub fn sharded_gradients<D: TrainDevice>(
     (terms.into_iter().sum(), grads)
 }
 
-/// One optimization step on the mini-batch `indices` of `data`: its gradients
+/// One optimization step on the mini-batch `indices` of `images`: its gradients
 /// ([`sharded_gradients`]), then Adam's update of every layer, run by the device.
 /// Returns the mini-batch's loss terms; when its objective is not finite the model is
 /// left as it was, for the caller to stop.
 pub fn train_step<D: TrainDevice>(
     vae: &mut Vae<D>,
     adam: &mut Adam<D>,
-    batch: (&Dataset, &[usize]),
+    batch: (&Images<D>, &[usize]),
     options: DataOptions,
     rng: &mut impl rand::Rng,
     (class_weight, kl_weight): (f32, f32),

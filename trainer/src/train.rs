@@ -11,6 +11,7 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
 use crate::adam::Adam;
+use crate::batch::Images;
 use crate::checkpoint;
 use crate::config::TrainConfig;
 use crate::history::{self, EpochRecord};
@@ -119,6 +120,7 @@ fn run_epochs<D: TrainDevice>(
         .map_or(train.len(), |n| n.min(train.len()));
     let steps_per_epoch = used.div_ceil(config.batch_size);
     let data = config.data_options();
+    let images = Images::new(&vae.device(), train, &config.model, data, D::KEEPS_IMAGES);
 
     for epoch in history.len() + 1..=config.epochs {
         let mut rng = epoch_rng(config.seed, epoch);
@@ -139,7 +141,7 @@ fn run_epochs<D: TrainDevice>(
             let terms = train_step(
                 &mut vae,
                 &mut adam,
-                (train, chunk),
+                (&images, chunk),
                 data,
                 &mut rng,
                 (config.class_weight, kl_weight),
