@@ -95,12 +95,19 @@ pub type CudaDevice = Cpu;
 /// `--device cuda` (of `vae` and of the examples) gets its device from.
 #[cfg(feature = "cuda")]
 pub fn cuda_device(seed: u64) -> anyhow::Result<CudaDevice> {
-    dfdx::tensor::Cuda::try_build(0, seed).map_err(|e| {
+    use dfdx::tensor::Cache;
+    let dev = dfdx::tensor::Cuda::try_build(0, seed).map_err(|e| {
         anyhow::anyhow!(
             "--device cuda: no usable NVIDIA GPU (CUDA device 0: {e}); check that \
              `nvidia-smi` lists a GPU, or use --device cpu"
         )
-    })
+    })?;
+    // Every dfdx operation allocates its result; with the cache (off by default) a freed
+    // buffer goes back to the next allocation of its size instead of to the driver, and
+    // a step allocates the same sizes every time.
+    dev.try_enable_cache()
+        .map_err(|e| anyhow::anyhow!("--device cuda: {e}"))?;
+    Ok(dev)
 }
 
 /// The first NVIDIA GPU: in this build, without the `cuda` feature, an error that says
