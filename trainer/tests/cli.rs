@@ -515,6 +515,7 @@ fn device_check_reports_each_stage() {
         "matrix product (cuBLAS on CUDA)",
         "training step kernels (precompiled)",
         "Adam update",
+        "batches gathered on the device",
         "run-time-compiled kernels (NVRTC)",
     ];
     assert_eq!(lines.len(), stages.len(), "{stdout}");
