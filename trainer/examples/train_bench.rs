@@ -125,7 +125,7 @@ fn bench<D: TrainDevice>(
         let mut batches = order.chunks_exact(batch_size).cycle();
         let mut step = |vae: &mut Vae<D>, adam: &mut Adam<D>| {
             let chunk = batches.next().unwrap_or(&[]);
-            train_step(vae, adam, (&images, chunk), options, &mut rng, weights);
+            train_step(vae, adam, (&images, chunk), &mut rng, weights);
         };
         step(&mut vae, &mut adam); // warm-up: first allocations
                                    // A GPU runs the queued work asynchronously: wait for it before starting the clock

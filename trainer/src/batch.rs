@@ -63,6 +63,21 @@ impl<D: Device<f32>> Batch<D> {
         }
     }
 
+    /// Every tensor's values on the host, named, in a fixed order (`None` where the
+    /// batch has no such tensor): for comparing two batches.
+    pub fn parts(&self) -> [(&'static str, Option<Vec<f32>>); 5] {
+        [
+            ("target", Some(self.target.as_vec())),
+            ("input", Some(self.input.as_vec())),
+            (
+                "padded input",
+                self.padded_input.as_ref().map(|t| t.as_vec()),
+            ),
+            ("labels", self.labels.as_ref().map(|t| t.as_vec())),
+            ("noise", Some(self.noise.as_vec())),
+        ]
+    }
+
     /// Number of images.
     pub fn len(&self) -> usize {
         self.input.shape().0
@@ -81,7 +96,9 @@ impl<D: Device<f32>> Batch<D> {
 /// it over took longer than the step's own kernels at large batches.
 pub struct Images<'a, D: Device<f32>> {
     /// The dataset, on the host.
-    pub data: &'a Dataset,
+    data: &'a Dataset,
+    /// How each batch is treated.
+    options: DataOptions,
     /// Its images on the device: plain, and padded for the encoder.
     on_device: Option<(Matrix<D>, Option<Matrix<D>>)>,
 }
@@ -110,22 +127,25 @@ impl<'a, D: Device<f32>> Images<'a, D> {
                     sees_label(model).then(|| padded_rows(dev, &pixels, PIXELS, model.classes));
                 (dev.tensor_from_vec(pixels, (data.len(), PIXELS)), padded)
             });
-        Images { data, on_device }
+        Images {
+            data,
+            options,
+            on_device,
+        }
     }
 
-    /// Images `indices` as a batch for `model`, treated as `options` say (those given to
-    /// [`Images::new`]), with its draws from `rng`: the same batch, bit for bit, whether
-    /// gathered on the device or made on the host.
+    /// Images `indices` as a batch for `model` (the one given to [`Images::new`]),
+    /// treated as its options say, with its draws from `rng`: the same batch, bit for
+    /// bit, whether gathered on the device or made on the host.
     pub fn batch(
         &self,
         dev: &D,
         indices: &[usize],
         model: &ModelConfig,
-        options: DataOptions,
         rng: &mut impl rand::Rng,
     ) -> Batch<D> {
         let Some((plain, padded)) = &self.on_device else {
-            return Batch::new(dev, self.data, indices, model, options, rng);
+            return Batch::new(dev, self.data, indices, model, self.options, rng);
         };
         let n = indices.len();
         let rows = dev.tensor_from_vec(indices.to_vec(), (n,));
@@ -218,16 +238,9 @@ mod tests {
                     let [host, kept] = [false, true].map(|keep| {
                         let mut rng = rand::rngs::StdRng::seed_from_u64(5);
                         let images = Images::new(&dev, &data, model, options, keep);
-                        let batch = images.batch(&dev, &indices, model, options, &mut rng);
-                        let values = [
-                            Some(&batch.target),
-                            Some(&batch.input),
-                            batch.padded_input.as_ref(),
-                            batch.labels.as_ref(),
-                            Some(&batch.noise),
-                        ]
-                        .map(|t| {
-                            t.map(|t| t.as_vec().iter().map(|v| v.to_bits()).collect::<Vec<_>>())
+                        let batch = images.batch(&dev, &indices, model, &mut rng);
+                        let values = batch.parts().map(|(_, t)| {
+                            t.map(|t| t.iter().map(|v| v.to_bits()).collect::<Vec<_>>())
                         });
                         (values, rng.gen::<u64>())
                     });

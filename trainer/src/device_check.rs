@@ -312,37 +312,10 @@ fn gathered_batch<D: TrainDevice>(dev: &D) -> Result<String, String> {
             dev,
             &indices,
             &config,
-            options,
             &mut StdRng::seed_from_u64(4),
         );
-        let pairs = [
-            (
-                "target",
-                Some(ours.target.as_vec()),
-                Some(host.target.as_vec()),
-            ),
-            (
-                "input",
-                Some(ours.input.as_vec()),
-                Some(host.input.as_vec()),
-            ),
-            (
-                "padded input",
-                ours.padded_input.map(|t| t.as_vec()),
-                host.padded_input.map(|t| t.as_vec()),
-            ),
-            (
-                "labels",
-                ours.labels.map(|t| t.as_vec()),
-                host.labels.map(|t| t.as_vec()),
-            ),
-            (
-                "noise",
-                Some(ours.noise.as_vec()),
-                Some(host.noise.as_vec()),
-            ),
-        ];
-        for (what, a, b) in pairs {
+        let pairs = ours.parts().into_iter().zip(host.parts());
+        for ((what, a), (_, b)) in pairs {
             if a != b {
                 return Err(format!(
                     "{name} model: the gathered batch's {what} differs from the CPU's"

@@ -10,7 +10,6 @@ use rayon::prelude::*;
 
 use crate::adam::{Adam, LayerUpdate};
 use crate::batch::Images;
-use crate::config::DataOptions;
 use crate::grad::{loss_and_gradients, DenseGrad};
 use crate::loss::LossTerms;
 use crate::model::Vae;
@@ -127,7 +126,6 @@ pub struct Shard<'a, D: Device<f32>> {
     indices: &'a [usize],
     seed: u64,
     images: usize,
-    options: DataOptions,
     weights: (f32, f32),
 }
 
@@ -135,9 +133,7 @@ impl<D: Device<f32>> Shard<'_, D> {
     /// Draws the shard's batch and returns its loss terms and gradients.
     pub fn run(&self, dev: &D, vae: &Vae<D>) -> (LossTerms, Vec<DenseGrad<D>>) {
         let mut rng = rand::rngs::StdRng::seed_from_u64(self.seed);
-        let batch = self
-            .source
-            .batch(dev, self.indices, &vae.config, self.options, &mut rng);
+        let batch = self.source.batch(dev, self.indices, &vae.config, &mut rng);
         let (class_weight, kl_weight) = self.weights;
         loss_and_gradients(vae, &batch, self.images, class_weight, kl_weight)
     }
@@ -153,7 +149,6 @@ pub fn sharded_gradients<D: TrainDevice>(
     dev: &D,
     vae: &Vae<D>,
     (images, indices): (&Images<D>, &[usize]),
-    options: DataOptions,
     rng: &mut impl rand::Rng,
     weights: (f32, f32),
 ) -> (LossTerms, Vec<Vec<DenseGrad<D>>>) {
@@ -165,7 +160,6 @@ pub fn sharded_gradients<D: TrainDevice>(
             indices: part,
             seed: rng.gen(),
             images: indices.len(),
-            options,
             weights,
         })
         .collect();
@@ -181,13 +175,11 @@ pub fn train_step<D: TrainDevice>(
     vae: &mut Vae<D>,
     adam: &mut Adam<D>,
     batch: (&Images<D>, &[usize]),
-    options: DataOptions,
     rng: &mut impl rand::Rng,
     (class_weight, kl_weight): (f32, f32),
 ) -> LossTerms {
     let dev = vae.device();
-    let (terms, grads) =
-        sharded_gradients(&dev, vae, batch, options, rng, (class_weight, kl_weight));
+    let (terms, grads) = sharded_gradients(&dev, vae, batch, rng, (class_weight, kl_weight));
     if terms.objective(class_weight).is_finite() {
         D::update_layers(adam.layer_updates(vae, grads));
     }

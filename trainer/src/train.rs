@@ -142,7 +142,6 @@ fn run_epochs<D: TrainDevice>(
                 &mut vae,
                 &mut adam,
                 (&images, chunk),
-                data,
                 &mut rng,
                 (config.class_weight, kl_weight),
             );
