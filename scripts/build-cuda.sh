@@ -83,7 +83,7 @@ mkdir -p "$bundle/mnist"
 built="target/cuda/$host/release"
 strip -o "$bundle/vae" "$built/vae"
 strip -o "$bundle/train_bench" "$built/examples/train_bench"
-cp scripts/bench/pytorch_vae.py scripts/gpu/gpu-check.sh scripts/gpu/env.sh scripts/gpu/run.sh "$bundle/"
+cp scripts/bench/pytorch_vae.py scripts/bench/pytorch_kernels.py scripts/gpu/gpu-check.sh scripts/gpu/env.sh scripts/gpu/run.sh "$bundle/"
 
 # PTX a driver of CUDA $cuda refuses (CUDA_ERROR_UNSUPPORTED_PTX_VERSION) fails the build.
 newest="$(cat "$bundle/vae" "$bundle/train_bench" | strings -n 8 \
