@@ -23,7 +23,8 @@ pub struct Batch<D: Device<f32>> {
     pub target: Matrix<D>,
     /// One-hot labels, (batch, classes); needed by conditional models.
     pub labels: Option<Matrix<D>>,
-    /// Standard-normal noise for the reparameterization, (batch, latent).
+    /// Standard-normal noise for the reparameterization, (batch x samples, latent): the
+    /// draws for image i in rows i x samples.. (i + 1) x samples.
     pub noise: Matrix<D>,
 }
 
@@ -59,8 +60,13 @@ impl<D: Device<f32>> Batch<D> {
             input,
             padded_input,
             labels: one_hot(dev, data, indices, model),
-            noise: noise(dev, n, model, rng),
+            noise: noise(dev, n * options.samples, model, rng),
         }
+    }
+
+    /// Draws of z per image: the noise's rows per image.
+    pub fn samples(&self) -> usize {
+        self.noise.shape().0 / self.len().max(1)
     }
 
     /// Every tensor's values on the host, named, in a fixed order (`None` where the
@@ -155,7 +161,7 @@ impl<'a, D: Device<f32>> Images<'a, D> {
             target,
             padded_input: padded.as_ref().map(|p| p.clone().gather(rows)),
             labels: one_hot(dev, self.data, indices, model),
-            noise: noise(dev, n, model, rng),
+            noise: noise(dev, n * self.options.samples, model, rng),
         }
     }
 }
@@ -195,17 +201,17 @@ fn one_hot<D: Device<f32>>(
     })
 }
 
-/// The reparameterization's standard-normal draws, (n, latent).
+/// The reparameterization's standard-normal draws, (rows, latent).
 fn noise<D: Device<f32>>(
     dev: &D,
-    n: usize,
+    rows: usize,
     model: &ModelConfig,
     rng: &mut impl rand::Rng,
 ) -> Matrix<D> {
-    let noise: Vec<f32> = (0..n * model.latent)
+    let noise: Vec<f32> = (0..rows * model.latent)
         .map(|_| StandardNormal.sample(rng))
         .collect();
-    dev.tensor_from_vec(noise, (n, model.latent))
+    dev.tensor_from_vec(noise, (rows, model.latent))
 }
 
 #[cfg(test)]
@@ -233,8 +239,12 @@ mod tests {
         let binarizations = [Binarize::None, Binarize::Threshold, Binarize::Dynamic];
         for model in &models {
             for binarize in binarizations {
-                for denoise in [0.0, 0.3] {
-                    let options = DataOptions { binarize, denoise };
+                for (denoise, samples) in [(0.0, 1), (0.3, 1), (0.0, 3)] {
+                    let options = DataOptions {
+                        binarize,
+                        denoise,
+                        samples,
+                    };
                     let [host, kept] = [false, true].map(|keep| {
                         let mut rng = rand::rngs::StdRng::seed_from_u64(5);
                         let images = Images::new(&dev, &data, model, options, keep);

@@ -3,6 +3,8 @@
 //! folder's `config.json`), and how images become batches ([`DataOptions`]). The CLI,
 //! the tests and the benchmark all start from these `Default`s.
 
+use std::path::PathBuf;
+
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use vae_core::Activation;
@@ -114,6 +116,20 @@ pub struct TrainConfig {
     /// How the learning rate changes over the run.
     #[serde(default)]
     pub lr_schedule: LrSchedule,
+    /// Samples of z per image in the objective: 1 is the ELBO (with its KL term in
+    /// closed form); K > 1 the importance-weighted bound of Burda et al. (IWAE), which
+    /// is tighter and trains the decoder towards a higher likelihood, for K decoder
+    /// passes per image (unconditional models).
+    #[serde(default = "one")]
+    pub importance_samples: usize,
+    /// The run whose checkpoint the weights start from (fine-tuning), instead of a
+    /// fresh initialization; optimizer state and schedule start afresh.
+    #[serde(default)]
+    pub init: Option<PathBuf>,
+}
+
+fn one() -> usize {
+    1
 }
 
 impl Default for TrainConfig {
@@ -132,6 +148,8 @@ impl Default for TrainConfig {
             kl_warmup: 0,
             denoise: 0.0,
             lr_schedule: LrSchedule::Constant,
+            importance_samples: 1,
+            init: None,
         }
     }
 }
@@ -142,6 +160,7 @@ impl TrainConfig {
         DataOptions {
             binarize: self.binarize,
             denoise: self.denoise,
+            samples: self.importance_samples,
         }
     }
 
@@ -172,6 +191,15 @@ impl TrainConfig {
         }
         if !(self.denoise >= 0.0 && self.denoise.is_finite()) {
             bail!("--denoise must be 0 (off) or a positive noise level");
+        }
+        if self.importance_samples == 0 {
+            bail!("--importance-samples must be at least 1 (1 is the ELBO)");
+        }
+        if self.importance_samples > 1 && m.classes > 0 {
+            bail!(
+                "--importance-samples above 1 trains unconditional models only (add \
+                 --unconditional)"
+            );
         }
         if m.classes == 1 || m.classes > 10 {
             bail!("classes must be 0 (unconditional) or 2 to 10");
@@ -229,22 +257,35 @@ pub enum Binarize {
     Threshold,
 }
 
-/// How images become a batch: binarization of the targets, input noise. The default is
-/// continuous pixels without noise.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+/// How images become a batch: binarization of the targets, input noise, draws of z per
+/// image. The default is continuous pixels without noise and one draw.
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DataOptions {
     /// Treatment of grey pixels (targets and encoder input alike).
     pub binarize: Binarize,
     /// Standard deviation of the Gaussian noise added to the encoder's input (clipped to
     /// [0, 1]); the target stays clean.
     pub denoise: f32,
+    /// Reparameterization draws per image ([`TrainConfig::importance_samples`]).
+    pub samples: usize,
+}
+
+impl Default for DataOptions {
+    fn default() -> Self {
+        DataOptions {
+            binarize: Binarize::None,
+            denoise: 0.0,
+            samples: 1,
+        }
+    }
 }
 
 impl DataOptions {
-    /// As a run is evaluated: the same pixels, no input noise.
+    /// As a run is evaluated: the same pixels, no input noise, one draw of z (the ELBO).
     pub fn for_test(self) -> Self {
         DataOptions {
             denoise: 0.0,
+            samples: 1,
             ..self
         }
     }

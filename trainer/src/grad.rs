@@ -28,12 +28,12 @@ pub struct DenseGrad<D: Device<f32>> {
 
 /// Activations of an [`Mlp`] on one batch: its input, then each layer's output (after
 /// the non-linearity where there is one).
-struct Trace<D: Device<f32>> {
+pub(crate) struct Trace<D: Device<f32>> {
     values: Vec<Matrix<D>>,
 }
 
 impl<D: Device<f32>> Trace<D> {
-    fn output(&self) -> &Matrix<D> {
+    pub(crate) fn output(&self) -> &Matrix<D> {
         // `values` always holds the input, so `last` exists.
         &self.values[self.values.len() - 1]
     }
@@ -42,13 +42,13 @@ impl<D: Device<f32>> Trace<D> {
 /// 2^100, exactly representable in f32.
 const TWO_POW_100: f32 = 1.267_650_6e30;
 
-fn transpose<D: Device<f32>>(m: &Matrix<D>) -> Matrix<D> {
+pub(crate) fn transpose<D: Device<f32>>(m: &Matrix<D>) -> Matrix<D> {
     m.clone().permute::<_, Axes2<1, 0>>()
 }
 
 impl<D: Device<f32>> Dense<D> {
     /// Gradients of this layer from its input `x` and the gradient `g` at its output.
-    fn grad(&self, x: &Matrix<D>, g: &Matrix<D>) -> DenseGrad<D> {
+    pub(crate) fn grad(&self, x: &Matrix<D>, g: &Matrix<D>) -> DenseGrad<D> {
         DenseGrad {
             weight: transpose(x).matmul(g.clone()),
             bias: g.clone().sum::<(usize,), Axis<0>>(),
@@ -72,7 +72,7 @@ fn activation_backward<D: Device<f32>>(
 }
 
 impl<D: Device<f32>> Mlp<D> {
-    fn trace(&self, x: Matrix<D>, activate_last: bool) -> Trace<D> {
+    pub(crate) fn trace(&self, x: Matrix<D>, activate_last: bool) -> Trace<D> {
         let last = self.layers.len().saturating_sub(1);
         let mut values = vec![x];
         for (i, layer) in self.layers.iter().enumerate() {
@@ -89,7 +89,7 @@ impl<D: Device<f32>> Mlp<D> {
     /// into `out` (input side first). Returns the gradient with respect to the input
     /// columns `input_from..` (`None` for `input_from: None`, which saves the largest
     /// product when the input is data).
-    fn backward(
+    pub(crate) fn backward(
         &self,
         trace: &Trace<D>,
         mut g: Matrix<D>,
@@ -205,17 +205,9 @@ pub fn loss_and_gradients<D: Device<f32>>(
     };
     let g_mu = g_z.clone() + mu * (kl_weight * inv_n);
     let g_logvar = g_z * batch.noise.clone() * std * 0.5 + (var - 1.0) * (0.5 * kl_weight * inv_n);
-    let mu_grad = vae.mu.grad(h, &g_mu);
-    let logvar_grad = vae.logvar.grad(h, &g_logvar);
-    let g_h =
-        g_mu.matmul(transpose(&vae.mu.weight)) + g_logvar.matmul(transpose(&vae.logvar.weight));
     let mut grads = Vec::new();
     let label_from = sees_label.then_some(PIXELS);
-    let g_probs_encoder = vae
-        .encoder
-        .backward(&encoder, g_h, true, label_from, &mut grads);
-    grads.push(mu_grad);
-    grads.push(logvar_grad);
+    let g_probs_encoder = encoder_backward(vae, &encoder, (g_mu, g_logvar), label_from, &mut grads);
 
     let mut terms = LossTerms {
         reconstruction: scalar(&recon),
@@ -241,6 +233,29 @@ pub fn loss_and_gradients<D: Device<f32>>(
     }
     grads.extend(decoder_grads);
     (terms, grads)
+}
+
+/// Back-propagates the gradients at q(z|x)'s means and log-variances `(g_mu, g_logvar)`
+/// through their layers and the encoder (whose forward pass is `encoder`), pushing the
+/// encoder's, then `mu`'s and `logvar`'s gradients into `grads`, in
+/// [`Vae::dense_layers`] order. Returns the gradient with respect to the encoder's input
+/// columns `input_from..` (see [`Mlp::backward`]).
+pub(crate) fn encoder_backward<D: Device<f32>>(
+    vae: &Vae<D>,
+    encoder: &Trace<D>,
+    (g_mu, g_logvar): (Matrix<D>, Matrix<D>),
+    input_from: Option<usize>,
+    grads: &mut Vec<DenseGrad<D>>,
+) -> Option<Matrix<D>> {
+    let h = encoder.output();
+    let mu_grad = vae.mu.grad(h, &g_mu);
+    let logvar_grad = vae.logvar.grad(h, &g_logvar);
+    let g_h =
+        g_mu.matmul(transpose(&vae.mu.weight)) + g_logvar.matmul(transpose(&vae.logvar.weight));
+    let g_input = vae.encoder.backward(encoder, g_h, true, input_from, grads);
+    grads.push(mu_grad);
+    grads.push(logvar_grad);
+    g_input
 }
 
 #[cfg(test)]

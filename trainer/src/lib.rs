@@ -14,8 +14,9 @@
 //!    two sets of features).
 //! 2. The model: [`batch`] (images to a batch on the device), [`model`] (layers, the
 //!    VAE, its forward pass and tape-driven loss), [`history`], [`render`] (PNG, GIF).
-//! 3. Gradients and measures: [`grad`] (the hand-derived gradients), [`metrics`] (mean
-//!    loss, label fidelity), [`export`] (model files), [`pictures`].
+//! 3. Gradients and measures: [`grad`] (the hand-derived gradients), [`importance`]
+//!    (the importance-weighted bound's, built on them), [`metrics`] (mean loss, label
+//!    fidelity), [`export`] (model files), [`pictures`].
 //! 4. Optimization: [`adam`] (per-layer updates), [`classifier`] (the independent judge).
 //! 5. Runs: [`step`] (one step: shards side by side, then Adam; [`step::TrainDevice`]
 //!    says how a CPU or CUDA device runs them), [`checkpoint`] (weights and resume
@@ -46,6 +47,7 @@ pub mod export;
 pub mod frechet;
 pub mod grad;
 pub mod history;
+pub mod importance;
 pub mod io;
 pub mod loss;
 pub mod metrics;

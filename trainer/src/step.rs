@@ -11,6 +11,7 @@ use rayon::prelude::*;
 use crate::adam::{Adam, LayerUpdate};
 use crate::batch::Images;
 use crate::grad::{loss_and_gradients, DenseGrad};
+use crate::importance::importance_weighted_gradients;
 use crate::loss::LossTerms;
 use crate::model::Vae;
 
@@ -135,7 +136,11 @@ impl<D: Device<f32>> Shard<'_, D> {
         let mut rng = rand::rngs::StdRng::seed_from_u64(self.seed);
         let batch = self.source.batch(dev, self.indices, &vae.config, &mut rng);
         let (class_weight, kl_weight) = self.weights;
-        loss_and_gradients(vae, &batch, self.images, class_weight, kl_weight)
+        if batch.samples() > 1 {
+            importance_weighted_gradients(vae, &batch, self.images, kl_weight)
+        } else {
+            loss_and_gradients(vae, &batch, self.images, class_weight, kl_weight)
+        }
     }
 }
 

@@ -2,9 +2,10 @@
 //! evaluation and the run folder's files after every epoch; and resuming a stopped run
 //! exactly where it stopped.
 
+use std::path::Path;
 use std::time::Instant;
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use dfdx::prelude::*;
 use mnist::Dataset;
 use rand::seq::SliceRandom;
@@ -50,9 +51,27 @@ pub fn train<D: TrainDevice>(
     opts.run.create()?;
     write_json(&opts.run.config(), config)?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(config.seed);
-    let vae = Vae::new(dev, &config.model, &mut rng);
+    let vae = match &config.init {
+        Some(dir) => initial_weights(dev, config, dir)?,
+        None => Vae::new(dev, &config.model, &mut rng),
+    };
     let adam = Adam::new(&vae, config.learning_rate);
     run_epochs(config, vae, adam, Vec::new(), train, test, opts)
+}
+
+/// The weights of the run in `dir` (its checkpoint), for a run of shape `config.model`.
+fn initial_weights<D: TrainDevice>(dev: &D, config: &TrainConfig, dir: &Path) -> Result<Vae<D>> {
+    let (from, vae) = checkpoint::load(dev, &RunDir::new(dir))
+        .with_context(|| format!("--init {}: cannot start from it", dir.display()))?;
+    if from.model != config.model {
+        bail!(
+            "--init {}: its model ({:?}) is not the one this run trains ({:?})",
+            dir.display(),
+            from.model,
+            config.model
+        );
+    }
+    Ok(vae)
 }
 
 /// Continues the run in `opts.run` where its last complete epoch left it, up to

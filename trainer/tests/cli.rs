@@ -150,6 +150,35 @@ fn out_of_range_arguments_are_refused() {
 }
 
 #[test]
+fn fine_tuning_arguments_are_checked() {
+    assert_fails_with(
+        &vae(&["train", "--init", "models/iwae", "--latent", "8"]),
+        "cannot be used with",
+    );
+    let out = scratch("init");
+    assert_fails_with(
+        &vae(&[
+            "train",
+            "--init",
+            "no/such/run",
+            "--out",
+            out.to_str().unwrap(),
+        ]),
+        "no/such/run is not a training run folder",
+    );
+    assert_fails_with(
+        &vae(&[
+            "train",
+            "--importance-samples",
+            "5",
+            "--out",
+            out.to_str().unwrap(),
+        ]),
+        "--importance-samples above 1 trains unconditional models only",
+    );
+}
+
+#[test]
 fn missing_data_names_the_fix() {
     let out = vae(&[
         "train",

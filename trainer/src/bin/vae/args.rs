@@ -74,6 +74,19 @@ pub struct TrainArgs {
     /// (only --epochs may change); the result equals an uninterrupted run.
     #[arg(long)]
     pub resume: bool,
+    /// Start from the weights of the run in DIR (fine-tuning) instead of a fresh
+    /// initialization; the model's shape is DIR's, while the optimizer and the
+    /// learning-rate schedule start afresh.
+    #[arg(long, value_name = "DIR", conflicts_with_all = [
+        "resume", "latent", "encoder_hidden", "decoder_hidden", "classifier_hidden",
+        "unconditional", "encoder_sees_label", "activation",
+    ])]
+    pub init: Option<PathBuf>,
+    /// Draws of z per image in the objective: 1 is the ELBO; K > 1 the tighter
+    /// importance-weighted bound (IWAE), which trains towards a higher likelihood for
+    /// K decoder passes per image (unconditional models).
+    #[arg(long, default_value_t = DEFAULT.importance_samples, value_parser = positive())]
+    pub importance_samples: usize,
     /// How grey pixels become targets: none (intensities, PyTorch example), dynamic
     /// (Bernoulli draw every time an image is used, IWAE paper), threshold (at 0.5,
     /// TensorFlow tutorial).
@@ -309,6 +322,8 @@ impl TrainArgs {
         config.kl_warmup = self.kl_warmup;
         config.denoise = self.denoise;
         config.lr_schedule = self.lr_schedule;
+        config.importance_samples = self.importance_samples;
+        config.init.clone_from(&self.init);
         config
     }
 }

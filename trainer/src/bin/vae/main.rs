@@ -63,7 +63,11 @@ fn run_train<D: TrainDevice>(dev: &D, args: &TrainArgs) -> Result<()> {
     let (vae, history) = if args.resume {
         resume(dev, args.epochs, &train_set, &test_set, &opts)?
     } else {
-        train(dev, &args.config(), &train_set, &test_set, &opts)?
+        let mut config = args.config();
+        if let Some(dir) = &args.init {
+            config.model = checkpoint::read_config(&RunDir::new(dir))?.model;
+        }
+        train(dev, &config, &train_set, &test_set, &opts)?
     };
     if args.snapshots {
         println!(
