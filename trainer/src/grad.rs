@@ -172,18 +172,8 @@ pub fn loss_and_gradients<D: Device<f32>>(
     };
     let decoder = vae.decoder.trace(decoder_input, false);
     let logits = decoder.output().clone();
-    // Bernoulli cross-entropy from the probabilities the gradient needs anyway:
-    // max(x, 0) - x t + ln(1 + e^-|x|), with ln(1 + e^-|x|) = -ln(max(p, 1 - p)), whose
-    // argument is never below 1/2. One logarithm per pixel instead of an exp and a log.
     let probs_out = logits.clone().sigmoid();
-    let recon = (logits.clone().relu()
-        - logits * batch.target.clone()
-        - probs_out
-            .clone()
-            .maximum(probs_out.clone().negate() + 1.0)
-            .ln())
-    .sum::<(), _>()
-        * inv_n;
+    let recon = cross_entropy(logits, &probs_out, batch.target.clone()).sum::<(), _>() * inv_n;
 
     // Backward.
     let mut decoder_grads = Vec::new();
@@ -233,6 +223,20 @@ pub fn loss_and_gradients<D: Device<f32>>(
     }
     grads.extend(decoder_grads);
     (terms, grads)
+}
+
+/// The Bernoulli cross-entropy -log p(target | logits) of every pixel, from the
+/// probabilities `probs = sigmoid(logits)` the gradient needs anyway:
+/// max(x, 0) - x t + ln(1 + e^-|x|), with ln(1 + e^-|x|) = -ln(max(p, 1 - p)), whose
+/// argument is never below 1/2. One logarithm per pixel instead of an exp and a log.
+pub(crate) fn cross_entropy<D: Device<f32>>(
+    logits: Matrix<D>,
+    probs: &Matrix<D>,
+    target: Matrix<D>,
+) -> Matrix<D> {
+    logits.clone().relu()
+        - logits * target
+        - probs.clone().maximum(probs.clone().negate() + 1.0).ln()
 }
 
 /// Back-propagates the gradients at q(z|x)'s means and log-variances `(g_mu, g_logvar)`

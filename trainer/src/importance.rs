@@ -12,7 +12,7 @@
 use dfdx::prelude::*;
 
 use crate::batch::Batch;
-use crate::grad::{encoder_backward, DenseGrad};
+use crate::grad::{cross_entropy, encoder_backward, DenseGrad};
 use crate::loss::LossTerms;
 use crate::model::Vae;
 #[cfg(test)]
@@ -60,12 +60,10 @@ pub fn importance_weighted_gradients<D: Device<f32>>(
     let decoder = vae.decoder.trace(z.clone(), false);
     let logits = decoder.output().clone();
     let probs = logits.clone().sigmoid();
-    // -log p(x|z) per draw, computed as in `loss_and_gradients`.
-    let nll = (logits.clone().relu()
-        - logits * target.clone()
-        - probs.clone().maximum(probs.clone().negate() + 1.0).ln())
-    .sum::<(usize,), Axis<1>>()
-    .as_vec();
+    // -log p(x|z) per draw.
+    let nll = cross_entropy(logits, &probs, target.clone())
+        .sum::<(usize,), Axis<1>>()
+        .as_vec();
     let z_sq = z.clone().square().sum::<(usize,), Axis<1>>().as_vec();
     let eps_sq = eps.clone().square().sum::<(usize,), Axis<1>>().as_vec();
     let logvar_sum = logvar.sum::<(usize,), Axis<1>>().as_vec();
