@@ -24,6 +24,7 @@ use crate::adam::Adam;
 use crate::batch::{Batch, Images};
 use crate::config::{DataOptions, ModelConfig, TrainConfig};
 use crate::grad::{loss_and_gradients, DenseGrad};
+use crate::importance::importance_weighted_gradients;
 use crate::loss::LossTerms;
 use crate::model::Vae;
 use crate::step::TrainDevice;
@@ -348,7 +349,7 @@ struct HostBatch {
 }
 
 impl HostBatch {
-    fn random(config: &ModelConfig, rng: &mut impl Rng) -> Self {
+    fn random(config: &ModelConfig, samples: usize, rng: &mut impl Rng) -> Self {
         let pixels = (0..BATCH * PIXELS).map(|_| rng.gen()).collect();
         let labels = (config.classes > 0).then(|| {
             let mut onehot = vec![0.0; BATCH * config.classes];
@@ -357,7 +358,7 @@ impl HostBatch {
             }
             onehot
         });
-        let noise = uniform(BATCH * config.latent, rng);
+        let noise = uniform(BATCH * samples * config.latent, rng);
         HostBatch {
             pixels,
             labels,
@@ -377,32 +378,45 @@ impl HostBatch {
                 .labels
                 .as_ref()
                 .map(|l| dev.tensor_from_vec(l.clone(), (BATCH, config.classes))),
-            noise: dev.tensor_from_vec(self.noise.clone(), (BATCH, config.latent)),
+            noise: dev.tensor_from_vec(
+                self.noise.clone(),
+                (self.noise.len() / config.latent, config.latent),
+            ),
         }
     }
 }
 
-/// A model of shape `config` on the CPU and its random batch, the same every time.
-fn setup(config: &ModelConfig) -> (Vae<Cpu>, HostBatch) {
+/// A model of shape `config` on the CPU and its random batch with `samples` draws of
+/// noise per image, the same every time.
+fn setup(config: &ModelConfig, samples: usize) -> (Vae<Cpu>, HostBatch) {
     let mut rng = StdRng::seed_from_u64(2);
     let vae = Vae::new(&Cpu::default(), config, &mut rng);
-    let batch = HostBatch::random(config, &mut rng);
+    let batch = HostBatch::random(config, samples, &mut rng);
     (vae, batch)
 }
 
-/// Loss terms and gradients of `vae` on `batch`, with the default loss weights.
+/// Loss terms and gradients of `vae` on `batch`, with the default loss weights: the
+/// ELBO's, or the importance-weighted bound's for a batch of several draws an image.
 fn gradients<E: Device<f32>>(vae: &Vae<E>, batch: &HostBatch) -> (LossTerms, Vec<DenseGrad<E>>) {
     let class_weight = TrainConfig::default().class_weight;
     let batch = batch.on(&vae.device(), &vae.config);
-    loss_and_gradients(vae, &batch, BATCH, class_weight, 1.0)
+    if batch.samples() > 1 {
+        importance_weighted_gradients(vae, &batch, BATCH, 1.0)
+    } else {
+        loss_and_gradients(vae, &batch, BATCH, class_weight, 1.0)
+    }
 }
 
 /// Every model's loss terms and gradients on the device against the CPU's, from the same
-/// weights and batch.
+/// weights and batch; for the classic model also those of the importance-weighted bound
+/// (`--importance-samples`), with 3 draws an image.
 fn training_step<D: TrainDevice>(dev: &D) -> Result<String, String> {
     let (mut worst, mut terms, mut tensors) = (0.0f32, 0, 0);
-    for (name, config) in models() {
-        let (reference, batch) = setup(&config);
+    let [default, classic] = models();
+    let importance = ("classic importance-weighted", classic.1.clone());
+    let cases = [(default, 1), (classic, 1), (importance, 3)];
+    for ((name, config), samples) in cases {
+        let (reference, batch) = setup(&config, samples);
         let ours = reference.to_device(dev);
         let (ref_terms, ref_grads) = gradients(&reference, &batch);
         let (our_terms, our_grads) = gradients(&ours, &batch);
@@ -446,7 +460,8 @@ fn training_step<D: TrainDevice>(dev: &D) -> Result<String, String> {
         }
     }
     Ok(format!(
-        "default and classic models, {BATCH} images: {terms} loss terms and {tensors} \
+        "default and classic models (ELBO), classic (importance-weighted, 3 draws), \
+         {BATCH} images: {terms} loss terms and {tensors} \
          gradients, max relative error {worst:.1e} (tolerance {STEP_TOLERANCE:.0e})"
     ))
 }
@@ -458,7 +473,7 @@ fn adam_update<D: TrainDevice>(dev: &D) -> Result<String, String> {
     let (mut worst, mut tensors) = (0.0f32, 0);
     let lr = TrainConfig::default().learning_rate;
     for (name, config) in models() {
-        let (mut reference, batch) = setup(&config);
+        let (mut reference, batch) = setup(&config, 1);
         let (_, grads) = gradients(&reference, &batch);
         let start = reference.clone();
         let mut ours = reference.to_device(dev);
@@ -544,7 +559,7 @@ mod tests {
     /// where the CPU has zeros. The unperturbed one passes exactly.
     #[test]
     fn a_perturbed_tensor_fails_the_comparison() {
-        let (vae, batch) = setup(&ModelConfig::default());
+        let (vae, batch) = setup(&ModelConfig::default(), 1);
         let (_, grads) = gradients(&vae, &batch);
         let reference = grads[0].weight.as_vec();
         assert_eq!(
