@@ -52,7 +52,7 @@ fn dfdx_forward_matches_vae_core_decode_of_the_f32_export() {
 #[test]
 fn committed_model_files_are_the_export_of_the_committed_checkpoint() {
     let mut files = 0;
-    for name in ["default", "latent2", "unconditional", "iwae"] {
+    for name in ["default", "latent2", "unconditional", "iwae", "iwae-k5"] {
         let run = RunDir::new(workspace().join("models").join(name));
         let (_, vae) = checkpoint::load(&Cpu::default(), &run).unwrap();
         for precision in Precision::ALL {
@@ -70,6 +70,6 @@ fn committed_model_files_are_the_export_of_the_committed_checkpoint() {
             files += 1;
         }
     }
-    // 3 for the default model, 2 for each of the other three.
-    assert_eq!(files, 9, "model files found");
+    // 3 for the default model, 2 for each of the other four.
+    assert_eq!(files, 11, "model files found");
 }
