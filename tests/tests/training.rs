@@ -245,32 +245,20 @@ fn fine_tuning_starts_from_the_given_run() {
     // The importance-weighted bound (K = 5) the run reports is a finite loss.
     assert!(history[0].train.neg_elbo().is_finite());
 
+    let refusal = |config: &TrainConfig, name: &str| {
+        let run = run_dir(name);
+        let err = train(&dev, config, &train_set, &test_set, &quiet(&run)).unwrap_err();
+        format!("{err:#}")
+    };
     let mut other = tuned_config.clone();
     other.model.latent += 1;
-    let err = train(
-        &dev,
-        &other,
-        &train_set,
-        &test_set,
-        &quiet(&run_dir("init-other")),
-    )
-    .unwrap_err();
+    let message = refusal(&other, "init-other");
     assert!(
-        format!("{err:#}").contains("is not the one this run trains"),
-        "{err:#}"
+        message.contains("is not the one this run trains"),
+        "{message}"
     );
     let mut conditional = small_config();
     conditional.importance_samples = 5;
-    let err = train(
-        &dev,
-        &conditional,
-        &train_set,
-        &test_set,
-        &quiet(&run_dir("iw-cond")),
-    )
-    .unwrap_err();
-    assert!(
-        format!("{err:#}").contains("unconditional models only"),
-        "{err:#}"
-    );
+    let message = refusal(&conditional, "iw-cond");
+    assert!(message.contains("unconditional models only"), "{message}");
 }
