@@ -15,6 +15,7 @@ use crate::classifier::{intensities, Classifier, FEATURES};
 use crate::config::{Binarize, DataOptions};
 use crate::export::quantized;
 use crate::frechet::{frechet_distance, FeatureStats};
+use crate::loss::log_mean_exp;
 use crate::metrics::{argmax, fidelity_inputs, label_fidelity, mean_loss, share_read_as_asked};
 use crate::model::Vae;
 use crate::progress;
@@ -305,9 +306,7 @@ pub fn iwae_nll<D: Device<f32>>(vae: &Vae<D>, test: &Dataset, k: usize, seed: u6
             done += m;
         }
         for w in &log_w {
-            let max = w.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-            let sum: f64 = w.iter().map(|v| (v - max).exp()).sum();
-            total += -(max + (sum / k as f64).ln());
+            total -= log_mean_exp(w);
         }
     }
     bar.finish_and_clear();

@@ -13,7 +13,7 @@ use dfdx::prelude::*;
 
 use crate::batch::Batch;
 use crate::grad::{cross_entropy, encoder_backward, DenseGrad};
-use crate::loss::LossTerms;
+use crate::loss::{log_mean_exp, normalized_weights, LossTerms};
 use crate::model::Vae;
 #[cfg(test)]
 use crate::tensor::scalar;
@@ -79,23 +79,23 @@ pub fn importance_weighted_gradients<D: Device<f32>>(
     let (mut bound, mut reconstruction) = (0.0f64, 0.0f64);
     for i in 0..n {
         let draws = i * k..(i + 1) * k;
-        for (beta, is_objective) in [(1.0, false), (f64::from(kl_weight), true)] {
-            let log_ws: Vec<f64> = draws.clone().map(|r| log_w(r, beta)).collect();
-            let max = log_ws.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-            let exps: Vec<f64> = log_ws.iter().map(|lw| (lw - max).exp()).collect();
-            let total: f64 = exps.iter().sum();
-            if is_objective {
-                for (r, e) in draws.clone().zip(&exps) {
-                    draw_scale[r] = (e / total) as f32 * inv_n;
-                }
-            } else {
-                bound += max + (total / k as f64).ln();
-                reconstruction += draws
-                    .clone()
-                    .zip(&exps)
-                    .map(|(r, e)| e / total * f64::from(nll[r]))
-                    .sum::<f64>();
-            }
+        let full: Vec<f64> = draws.clone().map(|r| log_w(r, 1.0)).collect();
+        let weights = normalized_weights(&full);
+        bound += log_mean_exp(&full);
+        reconstruction += draws
+            .clone()
+            .zip(&weights)
+            .map(|(r, w)| w * f64::from(nll[r]))
+            .sum::<f64>();
+        // Under KL warm-up the gradient follows the weights of the scaled densities.
+        let objective = if kl_weight == 1.0 {
+            weights
+        } else {
+            let beta = f64::from(kl_weight);
+            normalized_weights(&draws.clone().map(|r| log_w(r, beta)).collect::<Vec<_>>())
+        };
+        for (r, w) in draws.zip(objective) {
+            draw_scale[r] = w as f32 * inv_n;
         }
     }
     let reconstruction = (reconstruction * f64::from(inv_n)) as f32;
