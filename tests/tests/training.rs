@@ -204,7 +204,8 @@ fn a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint() {
 
 /// `init` starts a run from another run's weights (here with a rate too small to move
 /// them, so that the fine-tuned model is the one it started from), an importance-weighted
-/// run trains an unconditional model, and a model of another shape is refused.
+/// run reports a bound tighter than the ELBO, and a model of another shape and a
+/// conditional importance-weighted run are refused.
 #[test]
 fn fine_tuning_starts_from_the_given_run() {
     let train_set = load_mnist(Split::Train, 600);
@@ -242,8 +243,13 @@ fn fine_tuning_starts_from_the_given_run() {
     // model would be about 100 nats away (measured: 454 after the base run's 2 epochs,
     // 552 when `init` was ignored).
     assert!((after - before).abs() < 0.01, "{before} then {after}");
-    // The importance-weighted bound (K = 5) the run reports is a finite loss.
-    assert!(history[0].train.neg_elbo().is_finite());
+    // The bound the run reports, with 5 draws per image, is tighter than the same
+    // model's ELBO on the same images (each from its own binarization and noise draws):
+    // measured 447.8 against 454.4; the ELBO's own average in place of the bound gave
+    // 454.2, which fails.
+    let bound = history[0].train.neg_elbo();
+    let elbo = mean_loss(&trained, &train_set, options, 5).neg_elbo();
+    assert!(bound < elbo - 1.0, "bound {bound}, ELBO {elbo}");
 
     let refusal = |config: &TrainConfig, name: &str| {
         let run = run_dir(name);
