@@ -3,9 +3,9 @@
 //! labels, so it reads digits as a person would label them).
 
 use dfdx::prelude::*;
-use trainer::checkpoint;
-use trainer::metrics::argmax;
-use trainer::run_dir::RunDir;
+use trainer::foundation::run_dir::RunDir;
+use trainer::foundation::tensor::argmax;
+use trainer::train::checkpoint;
 use vae_core::{Model, PIXELS};
 use vae_tests::default_model_dir;
 

@@ -2,9 +2,9 @@
 //! and the committed model files against a fresh export of the committed checkpoint.
 
 use dfdx::prelude::*;
-use trainer::checkpoint;
-use trainer::export::model_file;
-use trainer::run_dir::RunDir;
+use trainer::foundation::run_dir::RunDir;
+use trainer::output::export::model_file;
+use trainer::train::checkpoint;
 use vae_core::{Model, Precision, MAX_WIDTH, PIXELS};
 use vae_tests::{default_model_dir, latents, workspace};
 

@@ -5,13 +5,14 @@
 
 use dfdx::prelude::*;
 use mnist::Split;
-use trainer::classifier::{Classifier, FEATURES};
-use trainer::config::{Binarize, DataOptions, TrainConfig};
-use trainer::eval::{evaluate_model, iwae_nll, EvalOptions};
-use trainer::frechet::{frechet_distance, FeatureStats};
-use trainer::metrics::mean_loss;
-use trainer::run_dir::RunDir;
-use trainer::train::{train, RunOptions};
+use trainer::eval::classifier::{Classifier, FEATURES};
+use trainer::eval::frechet::{frechet_distance, FeatureStats};
+use trainer::eval::iwae::iwae_nll;
+use trainer::eval::mean_loss::mean_loss;
+use trainer::eval::report::{evaluate_model, EvalOptions};
+use trainer::foundation::config::{Binarize, DataOptions, TrainConfig};
+use trainer::foundation::run_dir::RunDir;
+use trainer::train::run::{train, RunOptions};
 use vae_tests::{default_model_dir, load_mnist, scratch_dir, workspace};
 
 /// IWAE with k = 1 is the ELBO itself (up to Monte Carlo noise); with more samples the
@@ -59,7 +60,8 @@ fn iwae_estimate_starts_at_the_elbo_and_tightens_with_more_samples() {
 #[test]
 fn quantized_decoders_cost_little_and_digits_read_as_asked() {
     let dev = Cpu::default();
-    let (_, vae) = trainer::checkpoint::load(&dev, &RunDir::new(default_model_dir())).unwrap();
+    let (_, vae) =
+        trainer::train::checkpoint::load(&dev, &RunDir::new(default_model_dir())).unwrap();
     let (classifier, _) = Classifier::load(&workspace().join("models/classifier")).unwrap();
     let test_set = load_mnist(Split::Test, 2000);
     let opts = EvalOptions {
@@ -116,9 +118,10 @@ fn real_digits_are_closer_to_the_test_set_than_generated_ones() {
     let test = stats(&load_mnist(Split::Test, 2000).intensities(0..2000));
     let real = stats(&load_mnist(Split::Train, 2000).intensities(0..2000));
     let dev = Cpu::default();
-    let (_, vae) = trainer::checkpoint::load(&dev, &RunDir::new(default_model_dir())).unwrap();
-    let input = trainer::metrics::fidelity_inputs(&vae.config, 200, 1.0, 0);
-    let images = trainer::classifier::intensities(&vae.decode_images(input));
+    let (_, vae) =
+        trainer::train::checkpoint::load(&dev, &RunDir::new(default_model_dir())).unwrap();
+    let input = trainer::eval::fidelity::fidelity_inputs(&vae.config, 200, 1.0, 0);
+    let images = trainer::eval::classifier::intensities(&vae.decode_images(input));
     let generated = stats(&images);
     let (fd_real, fd_generated) = (
         frechet_distance(&real, &test).unwrap(),

@@ -16,9 +16,9 @@ use std::process::{Command, Output};
 use std::sync::Mutex;
 
 use dfdx::prelude::*;
-use trainer::checkpoint;
-use trainer::metrics::argmax;
-use trainer::run_dir::RunDir;
+use trainer::foundation::run_dir::RunDir;
+use trainer::foundation::tensor::argmax;
+use trainer::train::checkpoint;
 use vae_core::demo::{hex, plan, Drawing};
 use vae_core::{Model, PIXELS};
 use vae_tests::{default_model_dir, scratch_dir, workspace};

@@ -4,11 +4,11 @@
 
 use dfdx::prelude::*;
 use mnist::Split;
-use trainer::checkpoint;
-use trainer::config::{Binarize, DataOptions, LrSchedule, TrainConfig};
-use trainer::metrics::mean_loss;
-use trainer::run_dir::RunDir;
-use trainer::train::{resume, train, RunOptions};
+use trainer::eval::mean_loss::mean_loss;
+use trainer::foundation::config::{Binarize, DataOptions, LrSchedule, TrainConfig};
+use trainer::foundation::run_dir::RunDir;
+use trainer::train::checkpoint;
+use trainer::train::run::{resume, train, RunOptions};
 use vae_tests::{load_mnist, scratch_dir};
 
 /// The default conditional model, shrunk to train in seconds.
@@ -91,7 +91,7 @@ fn resume_continues_exactly_where_the_run_stopped() {
 
     // The same run, stopped right after epoch 1's files are written (as a kill would).
     let stopped = run_dir("resume-stopped");
-    let stop = |epoch: usize, _: &mut trainer::model::Vae<Cpu>| match epoch {
+    let stop = |epoch: usize, _: &mut trainer::nn::model::Vae<Cpu>| match epoch {
         1 => Err(std::io::Error::other("stopped").into()),
         _ => Ok(()),
     };
@@ -102,7 +102,7 @@ fn resume_continues_exactly_where_the_run_stopped() {
     assert!(train(&dev, &config, &train_set, &test_set, &opts).is_err());
     let (_, resumed) = resume(&dev, None, &train_set, &test_set, &quiet(&stopped)).unwrap();
 
-    let losses = |h: &[trainer::history::EpochRecord]| -> Vec<(f32, f32)> {
+    let losses = |h: &[trainer::output::history::EpochRecord]| -> Vec<(f32, f32)> {
         h.iter()
             .map(|r| (r.train.neg_elbo(), r.test.neg_elbo()))
             .collect()
@@ -138,7 +138,7 @@ fn resume_continues_exactly_where_the_run_stopped() {
     ] {
         let torn = run_dir(&format!("resume-torn-{file}"));
         let (path, kept) = (torn.path().join(file), torn.path().join("kept"));
-        let block = |epoch: usize, _: &mut trainer::model::Vae<Cpu>| {
+        let block = |epoch: usize, _: &mut trainer::nn::model::Vae<Cpu>| {
             assert_eq!(epoch, 1, "epoch 2 should have failed to write {file}");
             std::fs::rename(&path, &kept).unwrap();
             std::fs::create_dir(&path).unwrap();
@@ -169,7 +169,7 @@ fn a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint() {
     let dev = Cpu::seed_from_u64(1);
     let out = run_dir("nan");
     // After epoch 1's checkpoint is written, one decoder weight becomes NaN.
-    let poison = |epoch: usize, vae: &mut trainer::model::Vae<Cpu>| {
+    let poison = |epoch: usize, vae: &mut trainer::nn::model::Vae<Cpu>| {
         if epoch == 1 {
             let layer = &mut vae.decoder.layers[0];
             let mut w = layer.weight.as_vec();

@@ -1,5 +1,5 @@
 //! Training throughput of the project's trainer: real MNIST through the training loop's
-//! own step (`trainer::step::train_step`: batches, shards, gradients, Adam), for a fixed
+//! own step (`trainer::train::step::train_step`: batches, shards, gradients, Adam), for a fixed
 //! number of steps, a few times over; prints images per second for each repeat and their
 //! median.
 //!
@@ -22,11 +22,11 @@ use dfdx::prelude::*;
 use mnist::{Dataset, Split};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
-use trainer::adam::Adam;
-use trainer::batch::Images;
-use trainer::config::{DataOptions, TrainConfig};
-use trainer::model::Vae;
-use trainer::step::{cuda_device, train_step, TrainDevice};
+use trainer::data::batch::Images;
+use trainer::foundation::config::{DataOptions, TrainConfig};
+use trainer::nn::adam::Adam;
+use trainer::nn::model::Vae;
+use trainer::train::step::{cuda_device, train_step, TrainDevice};
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Preset {

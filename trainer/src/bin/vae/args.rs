@@ -6,8 +6,8 @@ use std::sync::LazyLock;
 
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
-use trainer::config::{Binarize, LrSchedule, TrainConfig};
-use trainer::eval::EvalOptions;
+use trainer::eval::report::EvalOptions;
+use trainer::foundation::config::{Binarize, LrSchedule, TrainConfig};
 use vae_core::Activation;
 
 /// The defaults every flag of `vae train` starts from.

@@ -8,8 +8,8 @@ use mnist::Dataset;
 use rand_distr::{Distribution, StandardNormal};
 use vae_core::PIXELS;
 
-use crate::config::{Binarize, DataOptions, ModelConfig};
-use crate::tensor::{padded_rows, Matrix};
+use crate::foundation::config::{Binarize, DataOptions, ModelConfig};
+use crate::foundation::tensor::{padded_rows, Matrix};
 
 /// One training or evaluation batch, already on the device.
 pub struct Batch<D: Device<f32>> {
@@ -17,7 +17,7 @@ pub struct Batch<D: Device<f32>> {
     pub input: Matrix<D>,
     /// For a model whose encoder sees the label: `input` with `classes` zero columns
     /// after each row, where the class probabilities go
-    /// ([`crate::tensor::place_columns`]).
+    /// ([`crate::foundation::tensor::place_columns`]).
     pub padded_input: Option<Matrix<D>>,
     /// Reconstruction target, (batch, 784), values in [0, 1].
     pub target: Matrix<D>,
@@ -217,7 +217,7 @@ fn noise<D: Device<f32>>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ModelConfig;
+    use crate::foundation::config::ModelConfig;
     use rand::{Rng, SeedableRng};
 
     /// Kept on the device or not, `Images` gives the same batches, bit for bit, and

@@ -1,7 +1,7 @@
 //! The Fréchet distance between two sets of feature vectors: the distance between the
 //! Gaussians fitted to each (Dowson & Landau, 1982), which FID (Heusel et al., 2017)
 //! computes on an image classifier's features. `vae eval` computes it on the judge's
-//! ([`crate::classifier`]) penultimate-layer features of generated digits and of the
+//! ([`crate::eval::classifier`]) penultimate-layer features of generated digits and of the
 //! MNIST test set:
 //!
 //! `FD = |m1 - m2|^2 + tr(S1) + tr(S2) - 2 tr((S1 S2)^(1/2))`

@@ -8,12 +8,12 @@ use dfdx::prelude::*;
 use rand::SeedableRng;
 use rayon::prelude::*;
 
-use crate::adam::{Adam, LayerUpdate};
-use crate::batch::Images;
-use crate::grad::{loss_and_gradients, DenseGrad};
-use crate::importance::importance_weighted_gradients;
-use crate::loss::LossTerms;
-use crate::model::Vae;
+use crate::data::batch::Images;
+use crate::foundation::loss::LossTerms;
+use crate::nn::adam::{Adam, LayerUpdate};
+use crate::nn::grad::{loss_and_gradients, DenseGrad};
+use crate::nn::importance::importance_weighted_gradients;
+use crate::nn::model::Vae;
 
 /// A dfdx device the trainer can train on. `Synchronize` lets a caller wait for the
 /// device's queued work (a GPU runs it asynchronously), for honest timings.

@@ -1,13 +1,13 @@
 //! Adam (Kingma & Ba, 2015) over the run-time-shaped parameters of [`Vae`], written
 //! with dfdx tensor operations so it runs on whichever device the model lives on. An
 //! update is a list of independent per-layer updates, which the device runs
-//! ([`crate::step::TrainDevice::update_layers`]).
+//! ([`crate::train::step::TrainDevice::update_layers`]).
 
 use dfdx::prelude::*;
 
-use crate::grad::DenseGrad;
-use crate::model::{Dense, Vae};
-use crate::tensor::{Matrix, Vector};
+use crate::foundation::tensor::{Matrix, Vector};
+use crate::nn::grad::DenseGrad;
+use crate::nn::model::{Dense, Vae};
 
 /// Adam's hyper-parameters and its two moment estimates per parameter.
 pub struct Adam<D: Device<f32>> {
@@ -52,7 +52,7 @@ impl<D: Device<f32>> Adam<D> {
 
     /// Takes one step and returns the update of every parameter from the sum of
     /// `shards`, each a gradient of every layer in [`Vae::dense_layers`] order (as
-    /// [`crate::grad::loss_and_gradients`] returns them), one independent update per
+    /// [`crate::nn::grad::loss_and_gradients`] returns them), one independent update per
     /// layer for the device to run ([`LayerUpdate::apply`]): on the CPU side by side,
     /// since dfdx runs each elementwise operation on one thread and the two large layers
     /// of an MLP VAE balance two cores.

@@ -70,6 +70,20 @@ pub fn padded_rows<D: Device<f32>>(
     dev.tensor_from_vec(padded, (rows, width + extra))
 }
 
+/// Index of the largest value (the first one on ties; 0 for an empty row).
+pub fn argmax(row: &[f32]) -> usize {
+    row.iter()
+        .enumerate()
+        .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
+            if v > best.1 {
+                (i, v)
+            } else {
+                best
+            }
+        })
+        .0
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

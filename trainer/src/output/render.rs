@@ -1,12 +1,12 @@
 //! Pixels into image files: grids of 28x28 grey digits and plots as PNG, frames as an
-//! animated GIF. What each picture shows is [`crate::pictures`]' business.
+//! animated GIF. What each picture shows is [`crate::output::pictures`]' business.
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use vae_core::{IMAGE_SIDE, PIXELS};
 
-use crate::io::write_atomic;
+use crate::foundation::io::write_atomic;
 
 /// Images of 28x28 grey levels laid out in rows and columns.
 pub struct Grid {

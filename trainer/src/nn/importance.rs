@@ -6,18 +6,18 @@
 //!
 //! Its gradient is the ELBO's per draw, weighted by the draws' normalized weights
 //! `w_k / sum_j w_j`: so this module runs the encoder once per image and the decoder
-//! once per draw, weighs each draw's gradient on the host, and reuses [`crate::grad`]'s
+//! once per draw, weighs each draw's gradient on the host, and reuses [`crate::nn::grad`]'s
 //! hand-derived backward passes (tested against dfdx's tape below, like them).
 
 use dfdx::prelude::*;
 
-use crate::batch::Batch;
-use crate::grad::{cross_entropy, encoder_backward, DenseGrad};
-use crate::loss::{log_mean_exp, normalized_weights, LossTerms};
-use crate::model::Vae;
+use crate::data::batch::Batch;
+use crate::foundation::loss::{log_mean_exp, normalized_weights, LossTerms};
 #[cfg(test)]
-use crate::tensor::scalar;
-use crate::tensor::{Matrix, Vector};
+use crate::foundation::tensor::scalar;
+use crate::foundation::tensor::{Matrix, Vector};
+use crate::nn::grad::{cross_entropy, encoder_backward, DenseGrad};
+use crate::nn::model::Vae;
 
 /// Loss terms of an unconditional `vae` on `batch`, whose noise holds
 /// [`Batch::samples`] draws per image, and the gradient of the negative
@@ -27,7 +27,7 @@ use crate::tensor::{Matrix, Vector};
 /// `reconstruction` is the draws' weighted mean of -log p(x|z), and `kl` the rest of the
 /// bound, so that [`LossTerms::neg_elbo`] is -log (1/K) sum_k w_k.
 ///
-/// Sums over the batch are divided by `images`, as in [`crate::grad::loss_and_gradients`].
+/// Sums over the batch are divided by `images`, as in [`crate::nn::grad::loss_and_gradients`].
 pub fn importance_weighted_gradients<D: Device<f32>>(
     vae: &Vae<D>,
     batch: &Batch<D>,
@@ -132,7 +132,7 @@ mod tests {
     use rand_distr::StandardNormal;
 
     use super::*;
-    use crate::config::ModelConfig;
+    use crate::foundation::config::ModelConfig;
     use vae_core::{Activation, PIXELS};
 
     type Taped = OwnedTape<f32, Cpu>;

@@ -10,11 +10,11 @@ use ::safetensors::tensor::{serialize, Dtype, SafeTensorError, SafeTensors, Tens
 use anyhow::{bail, Context, Result};
 use dfdx::prelude::*;
 
-use crate::adam::Adam;
-use crate::config::TrainConfig;
-use crate::io::{read_json, write_atomic};
-use crate::model::Vae;
-use crate::run_dir::RunDir;
+use crate::foundation::config::TrainConfig;
+use crate::foundation::io::{read_json, write_atomic};
+use crate::foundation::run_dir::RunDir;
+use crate::nn::adam::Adam;
+use crate::nn::model::Vae;
 
 /// What a run's resume state holds: where the run stands after its last complete epoch.
 pub struct ResumeState<D: Device<f32>> {

@@ -11,18 +11,19 @@ use mnist::Dataset;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 
-use crate::adam::Adam;
-use crate::batch::Images;
-use crate::checkpoint;
-use crate::config::TrainConfig;
-use crate::history::{self, EpochRecord};
-use crate::io::write_json;
-use crate::loss::MeanLoss;
-use crate::metrics::{label_fidelity, mean_loss};
-use crate::model::Vae;
-use crate::progress;
-use crate::run_dir::RunDir;
-use crate::step::{train_step, TrainDevice};
+use crate::data::batch::Images;
+use crate::eval::fidelity::label_fidelity;
+use crate::eval::mean_loss::mean_loss;
+use crate::foundation::config::TrainConfig;
+use crate::foundation::io::write_json;
+use crate::foundation::loss::MeanLoss;
+use crate::foundation::progress;
+use crate::foundation::run_dir::RunDir;
+use crate::nn::adam::Adam;
+use crate::nn::model::Vae;
+use crate::output::history::{self, EpochRecord};
+use crate::train::checkpoint;
+use crate::train::step::{train_step, TrainDevice};
 
 /// Where a run's output goes and how chatty it is.
 pub struct RunOptions<'a, D: Device<f32>> {

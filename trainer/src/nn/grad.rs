@@ -13,10 +13,10 @@ use dfdx::prelude::*;
 
 use vae_core::{Activation, PIXELS};
 
-use crate::batch::Batch;
-use crate::loss::LossTerms;
-use crate::model::{activate, Dense, Mlp, Vae};
-use crate::tensor::{join_columns, place_columns, scalar, Matrix, Vector};
+use crate::data::batch::Batch;
+use crate::foundation::loss::LossTerms;
+use crate::foundation::tensor::{join_columns, place_columns, scalar, Matrix, Vector};
+use crate::nn::model::{activate, Dense, Mlp, Vae};
 
 /// Gradient of the loss with respect to one dense layer's parameters.
 pub struct DenseGrad<D: Device<f32>> {
@@ -267,7 +267,7 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     use super::*;
-    use crate::config::ModelConfig;
+    use crate::foundation::config::ModelConfig;
 
     /// A random batch: pixels uniform in [0, 1], one-hot labels, standard-normal noise.
     fn batch(dev: &Cpu, config: &ModelConfig, n: usize, rng: &mut impl Rng) -> Batch<Cpu> {
@@ -284,8 +284,9 @@ mod tests {
         let x: Matrix<Cpu> = dev.tensor_from_vec(pixels.clone(), (n, PIXELS));
         let sees_label = config.classes > 0 && config.encoder_sees_label;
         Batch {
-            padded_input: sees_label
-                .then(|| crate::tensor::padded_rows(dev, &pixels, PIXELS, config.classes)),
+            padded_input: sees_label.then(|| {
+                crate::foundation::tensor::padded_rows(dev, &pixels, PIXELS, config.classes)
+            }),
             input: x.clone(),
             target: x,
             labels: (config.classes > 0).then(|| dev.tensor_from_vec(onehot, (n, config.classes))),

@@ -1,35 +1,16 @@
-//! What training and evaluation measure a model by: its mean loss on a data set, and
-//! how often its samples read as the digit they were drawn for.
+//! Label fidelity: how often a conditional model's samples read as the digit they were
+//! drawn for, by its own classifier head (reported while training) or by the independent
+//! judge (`vae eval`).
 
+use anyhow::Result;
 use dfdx::prelude::*;
-use mnist::Dataset;
 use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 
-use crate::batch::Batch;
-use crate::config::{DataOptions, ModelConfig};
-use crate::loss::{LossTerms, MeanLoss};
-use crate::model::Vae;
-
-/// Mean loss terms of `vae` on `data` prepared as `options` say, one z sample per image,
-/// noise drawn from `seed`.
-pub fn mean_loss<D: Device<f32>>(
-    vae: &Vae<D>,
-    data: &Dataset,
-    options: DataOptions,
-    seed: u64,
-) -> LossTerms {
-    let dev = vae.device();
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let order: Vec<usize> = (0..data.len()).collect();
-    let mut sum = MeanLoss::default();
-    for chunk in order.chunks(1000) {
-        let batch = Batch::new(&dev, data, chunk, &vae.config, options, &mut rng);
-        let (_, terms) = vae.loss(&batch, 0.0, 1.0, NoneTape);
-        sum.add(&terms, chunk.len());
-    }
-    sum.mean()
-}
+use crate::eval::classifier::Classifier;
+use crate::foundation::config::ModelConfig;
+use crate::foundation::tensor::argmax;
+use crate::nn::model::Vae;
 
 /// Share of decoded samples that the model's own classifier head reads as the digit
 /// they were drawn for: `per_digit` samples of each class with `z ~ N(0, temperature^2 I)`.
@@ -85,16 +66,19 @@ pub fn share_read_as_asked(read: impl IntoIterator<Item = usize>, per_digit: usi
     correct as f32 / rows.max(1) as f32
 }
 
-/// Index of the largest value (the first one on ties; 0 for an empty row).
-pub fn argmax(row: &[f32]) -> usize {
-    row.iter()
-        .enumerate()
-        .fold((0, f32::NEG_INFINITY), |best, (i, &v)| {
-            if v > best.1 {
-                (i, v)
-            } else {
-                best
-            }
-        })
-        .0
+/// Share of `per_digit` samples per digit, `z ~ N(0, t^2 I)`, that `classifier` reads as
+/// the digit asked for (images rounded to 8-bit pixels first, as a user sees them).
+pub fn independent_fidelity<D: Device<f32>>(
+    vae: &Vae<D>,
+    classifier: &Classifier,
+    per_digit: usize,
+    temperature: f32,
+    seed: u64,
+) -> Result<Option<f32>> {
+    if vae.config.classes == 0 {
+        return Ok(None);
+    }
+    let input = fidelity_inputs(&vae.config, per_digit, temperature, seed);
+    let read = classifier.read(&vae.decode_images(input))?;
+    Ok(Some(share_read_as_asked(read, per_digit)))
 }

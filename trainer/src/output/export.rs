@@ -7,9 +7,9 @@ use anyhow::Result;
 use dfdx::prelude::*;
 use vae_core::Precision;
 
-use crate::io::write_atomic;
-use crate::model::{Dense, Vae};
-use crate::run_dir::RunDir;
+use crate::foundation::io::write_atomic;
+use crate::foundation::run_dir::RunDir;
+use crate::nn::model::{Dense, Vae};
 
 /// One layer's weights row by row (`[out][in]`, the model file's order and the transpose
 /// of dfdx's `(in, out)` storage), and its biases.

@@ -23,9 +23,9 @@ use rand::SeedableRng;
 use serde::{Deserialize, Serialize};
 use vae_core::PIXELS;
 
-use crate::io::{read_json, write_atomic_with, write_json};
-use crate::metrics::argmax;
-use crate::progress;
+use crate::foundation::io::{read_json, write_atomic_with, write_json};
+use crate::foundation::progress;
+use crate::foundation::tensor::argmax;
 
 /// The parameters: the two convolutions (a dense layer over each 25-pixel, then
 /// 25x32-value, patch), then the two dense layers.

@@ -12,11 +12,11 @@ use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 use vae_core::PIXELS;
 
-use crate::history::EpochRecord;
-use crate::io::write_atomic;
-use crate::model::Vae;
-use crate::render::{encode_gif, plot_error, plot_png, read_grey_png, Grid};
-use crate::run_dir::RunDir;
+use crate::foundation::io::write_atomic;
+use crate::foundation::run_dir::RunDir;
+use crate::nn::model::Vae;
+use crate::output::history::EpochRecord;
+use crate::output::render::{encode_gif, plot_error, plot_png, read_grey_png, Grid};
 
 /// Columns of the per-epoch grid (rows: digits 0-9, or 8 rows for a plain VAE).
 const SNAPSHOT_COLUMNS: usize = 8;
@@ -67,7 +67,7 @@ pub fn epoch_snapshot<D: Device<f32>>(run: &RunDir, epoch: usize, vae: &Vae<D>) 
     let dir = run.epochs_dir();
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
     let (images, rows) = snapshot_images(vae);
-    crate::render::write_grid(
+    crate::output::render::write_grid(
         &run.epoch_grid(epoch),
         &images,
         rows,

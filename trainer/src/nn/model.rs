@@ -1,17 +1,17 @@
 //! The VAE: an encoder for `z`, an optional classifier head, and the decoder that goes to
 //! the microcontroller, all as dense layers over run-time-shaped dfdx tensors
-//! ([`crate::tensor`]). The forward pass and the tape-driven loss here are ordinary dfdx
+//! ([`crate::foundation::tensor`]). The forward pass and the tape-driven loss here are ordinary dfdx
 //! code and run on any dfdx device; training uses the hand-derived gradients of
-//! [`crate::grad`], tested against this loss.
+//! [`crate::nn::grad`], tested against this loss.
 
 use dfdx::prelude::*;
 use rand::distributions::{Distribution, Uniform};
 use vae_core::{Activation, PIXELS};
 
-use crate::batch::Batch;
-use crate::config::ModelConfig;
-use crate::loss::LossTerms;
-use crate::tensor::{join_columns, padded_rows, place_columns, scalar, Matrix, Vector};
+use crate::data::batch::Batch;
+use crate::foundation::config::ModelConfig;
+use crate::foundation::loss::LossTerms;
+use crate::foundation::tensor::{join_columns, padded_rows, place_columns, scalar, Matrix, Vector};
 
 /// Applies a hidden-layer non-linearity to every entry.
 pub(crate) fn activate<D: Device<f32>, T: Tape<f32, D>>(

@@ -4,9 +4,9 @@
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
-use crate::io::{read_json, write_json};
-use crate::loss::LossTerms;
-use crate::run_dir::RunDir;
+use crate::foundation::io::{read_json, write_json};
+use crate::foundation::loss::LossTerms;
+use crate::foundation::run_dir::RunDir;
 
 /// Losses of one epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

@@ -1,7 +1,7 @@
 //! `vae device-check`: a smoke test of every code path training takes on a device, each
 //! compared with the same computation on the CPU from the same inputs: creating the
 //! device, the matrix product (cuBLAS on CUDA), the training step's kernels (the
-//! hand-derived gradients of [`crate::grad`]) and Adam's update ([`crate::adam`], run as
+//! hand-derived gradients of [`crate::nn::grad`]) and Adam's update ([`crate::nn::adam`], run as
 //! [`TrainDevice::update_layers`] runs it). Generic over [`TrainDevice`], so it is built
 //! and tested on the CPU too, where it compares the CPU with itself.
 //!
@@ -20,15 +20,15 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use vae_core::PIXELS;
 
-use crate::adam::Adam;
-use crate::batch::{Batch, Images};
-use crate::config::{DataOptions, ModelConfig, TrainConfig};
-use crate::grad::{loss_and_gradients, DenseGrad};
-use crate::importance::importance_weighted_gradients;
-use crate::loss::LossTerms;
-use crate::model::Vae;
-use crate::step::TrainDevice;
-use crate::tensor::padded_rows;
+use crate::data::batch::{Batch, Images};
+use crate::foundation::config::{DataOptions, ModelConfig, TrainConfig};
+use crate::foundation::loss::LossTerms;
+use crate::foundation::tensor::padded_rows;
+use crate::nn::adam::Adam;
+use crate::nn::grad::{loss_and_gradients, DenseGrad};
+use crate::nn::importance::importance_weighted_gradients;
+use crate::nn::model::Vae;
+use crate::train::step::TrainDevice;
 
 /// Tolerance of the matrix product, relative to the largest magnitude of the CPU's
 /// result. Each entry is a sum of 784 products of values in [-1, 1], which the device

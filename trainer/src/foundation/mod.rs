@@ -1,0 +1,22 @@
+//! Layer 1, foundations: what the rest is built on.
+//!
+//! Each module imports only from the modules listed before it here and from lower
+//! layers (checked by `trainer/tests/layers.rs`).
+
+/// What decides a run: the model shape, the run settings and data options, with every default.
+pub mod config;
+
+/// Run-time-shaped dfdx tensors and the helpers that build them.
+pub mod tensor;
+
+/// The loss terms, their running mean, and the importance weights' arithmetic.
+pub mod loss;
+
+/// Atomic writes: nothing already written is lost.
+pub mod io;
+
+/// Progress bars for long work.
+pub mod progress;
+
+/// A run folder's file names.
+pub mod run_dir;
