@@ -1,0 +1,213 @@
+//! The decoded header of a model file, and the decoder's shape it holds.
+
+use core::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::layout::{MAX_CLASSES, MAX_HIDDEN_LAYERS, MAX_WIDTH, PIXELS};
+use super::names::{Activation, Precision};
+use crate::Error;
+
+/// Decoder shape: `[z, one-hot(class)] -> hidden... -> output`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Architecture {
+    /// Size of the latent code `z`.
+    pub latent: u16,
+    /// Number of classes fed as a one-hot vector after `z` (10 for digits, 0 for none).
+    pub classes: u16,
+    /// Widths of the hidden layers, input side first.
+    pub hidden: heapless::Vec<u16, MAX_HIDDEN_LAYERS>,
+    /// Non-linearity after each hidden layer.
+    pub activation: Activation,
+    /// Output size; always [`PIXELS`] in this version.
+    pub output: u16,
+}
+
+impl Architecture {
+    /// Length of the decoder input: latent size plus classes.
+    ///
+    /// ```
+    /// # let arch = vae_core::Architecture { latent: 10, classes: 10, hidden: heapless::Vec::new(),
+    /// #     activation: vae_core::Activation::Relu, output: 784 };
+    /// assert_eq!(arch.input_len(), 20);
+    /// ```
+    pub fn input_len(&self) -> usize {
+        usize::from(self.latent) + usize::from(self.classes)
+    }
+
+    /// `(inputs, outputs)` of each dense layer, input side first.
+    ///
+    /// ```
+    /// use vae_core::{Activation, Architecture};
+    /// let arch = Architecture {
+    ///     latent: 10, classes: 10, hidden: heapless::Vec::from_slice(&[128]).unwrap(),
+    ///     activation: Activation::Relu, output: 784,
+    /// };
+    /// assert!(arch.layers().eq([(20, 128), (128, 784)]));
+    /// assert_eq!(arch.parameter_count(), 20 * 128 + 128 + 128 * 784 + 784);
+    /// ```
+    pub fn layers(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        let widths = self
+            .hidden
+            .iter()
+            .map(|&h| usize::from(h))
+            .chain(core::iter::once(usize::from(self.output)));
+        let inputs =
+            core::iter::once(self.input_len()).chain(self.hidden.iter().map(|&h| h.into()));
+        inputs.zip(widths)
+    }
+
+    /// Number of stored values (weights and biases).
+    pub fn parameter_count(&self) -> usize {
+        // At most 5 layers of at most 65535 x 65535 + 65535: fits a u64, and on 32-bit
+        // targets `validate` has already capped widths at MAX_WIDTH.
+        self.layers()
+            .map(|(i, o)| i.saturating_mul(o).saturating_add(o))
+            .fold(0usize, usize::saturating_add)
+    }
+
+    /// Checks that this decoder fits the fixed-size buffers of this crate.
+    ///
+    /// ```
+    /// use vae_core::{Activation, Architecture, Error};
+    /// let arch = Architecture {
+    ///     latent: 0, classes: 10, hidden: heapless::Vec::new(),
+    ///     activation: Activation::Relu, output: 784,
+    /// };
+    /// assert!(matches!(arch.validate(), Err(Error::UnsupportedArchitecture(_))));
+    /// let many = Architecture { latent: 2, classes: 257, ..arch.clone() };
+    /// assert!(matches!(many.validate(), Err(Error::UnsupportedArchitecture(_))));
+    /// assert!(Architecture { classes: 256, ..many }.validate().is_ok());
+    /// ```
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.latent == 0 {
+            return Err(Error::UnsupportedArchitecture("latent size is 0"));
+        }
+        if self.classes == 1 {
+            return Err(Error::UnsupportedArchitecture(
+                "a conditional model needs at least 2 classes",
+            ));
+        }
+        if self.classes > MAX_CLASSES {
+            return Err(Error::UnsupportedArchitecture(
+                "more classes than a digit (u8) can name",
+            ));
+        }
+        if usize::from(self.output) != PIXELS {
+            return Err(Error::UnsupportedArchitecture(
+                "output size must be 784 (28x28)",
+            ));
+        }
+        if self.input_len() > MAX_WIDTH {
+            return Err(Error::UnsupportedArchitecture(
+                "decoder input wider than MAX_WIDTH",
+            ));
+        }
+        if self.hidden.contains(&0) {
+            return Err(Error::UnsupportedArchitecture("a hidden layer has width 0"));
+        }
+        if self.hidden.iter().any(|&h| usize::from(h) > MAX_WIDTH) {
+            return Err(Error::UnsupportedArchitecture(
+                "a hidden layer is wider than MAX_WIDTH",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Payload bytes for this architecture at `precision`.
+    pub fn payload_len(&self, precision: Precision) -> usize {
+        self.layers()
+            .map(|(i, o)| precision.layer_bytes(i, o))
+            .fold(0usize, usize::saturating_add)
+    }
+}
+
+/// The decoder's shape, input side first.
+///
+/// ```
+/// use vae_core::{Activation, Architecture};
+/// let arch = Architecture {
+///     latent: 10, classes: 10, hidden: heapless::Vec::from_slice(&[128, 256]).unwrap(),
+///     activation: Activation::Relu, output: 784,
+/// };
+/// assert_eq!(
+///     arch.to_string(),
+///     "[z 10 + one-hot 10] -> 128 relu -> 256 relu -> 784 sigmoid"
+/// );
+/// ```
+impl fmt::Display for Architecture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "[z {} + one-hot {}]", self.latent, self.classes)?;
+        for width in &self.hidden {
+            write!(f, " -> {width} {}", self.activation)?;
+        }
+        write!(f, " -> {} {}", self.output, Activation::Sigmoid)
+    }
+}
+
+/// The decoded header of a model file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Header {
+    /// Always [`MAGIC`](crate::MAGIC).
+    pub magic: [u8; 4],
+    /// Format version, [`FORMAT_VERSION`](crate::FORMAT_VERSION) for files this build writes.
+    pub version: u16,
+    /// Decoder shape.
+    pub arch: Architecture,
+    /// Weight precision.
+    pub precision: Precision,
+    /// Payload length in bytes.
+    pub payload_len: u32,
+    /// CRC-32 of the header bytes before this field and of the payload, little-endian.
+    pub crc32: [u8; 4],
+}
+
+impl Header {
+    /// The stored checksum as a number.
+    pub fn stored_crc(&self) -> u32 {
+        u32::from_le_bytes(self.crc32)
+    }
+}
+
+/// Four lines, each ending in `\n`: format, decoder, parameters, precision. The magic is
+/// shown as text, a byte that is not UTF-8 as U+FFFD (as `String::from_utf8_lossy`).
+///
+/// ```
+/// # let mut buf = vec![0u8; 1 << 16];
+/// let file = vae_core::example_model(vae_core::Precision::I8, &mut buf)?;
+/// let (header, _) = vae_core::Header::read(file)?;
+/// assert_eq!(
+///     header.to_string(),
+///     "format:      VAED version 2\n\
+///      decoder:     [z 2 + one-hot 10] -> 8 relu -> 784 sigmoid (conditional)\n\
+///      parameters:  7160\n\
+///      precision:   i8 (i8 weights with an f32 scale per row, f32 biases), payload 12704 bytes\n"
+/// );
+/// # Ok::<(), vae_core::Error>(())
+/// ```
+impl fmt::Display for Header {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("format:      ")?;
+        for chunk in self.magic.utf8_chunks() {
+            f.write_str(chunk.valid())?;
+            if !chunk.invalid().is_empty() {
+                f.write_str("\u{FFFD}")?;
+            }
+        }
+        writeln!(f, " version {}", self.version)?;
+        let kind = if self.arch.classes > 0 {
+            "conditional"
+        } else {
+            "unconditional"
+        };
+        writeln!(f, "decoder:     {} ({kind})", self.arch)?;
+        writeln!(f, "parameters:  {}", self.arch.parameter_count())?;
+        writeln!(
+            f,
+            "precision:   {} ({}), payload {} bytes",
+            self.precision,
+            self.precision.storage(),
+            self.payload_len
+        )
+    }
+}

@@ -1,0 +1,205 @@
+//! The format's tests: the writer against the documented layout and `round_layer`,
+//! errors, names.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
+use std::string::ToString;
+use std::vec;
+use std::vec::Vec;
+
+use serde::Deserialize;
+
+use super::*;
+use crate::{Error, UnknownName};
+
+fn arch(latent: u16, classes: u16, hidden: &[u16], activation: Activation) -> Architecture {
+    Architecture {
+        latent,
+        classes,
+        hidden: heapless::Vec::from_slice(hidden).unwrap(),
+        activation,
+        output: PIXELS as u16,
+    }
+}
+
+/// Values that probe every way two roundings can differ: i8 quotients at exact halves
+/// (row `[127, k + 0.5, ...]` has scale 1), f16 ties and overflow, rows of zeros, a row
+/// whose scale underflows to 0, negative weights that round to -0, a NaN and an
+/// infinite weight; then a pseudo-random tail.
+fn awkward_values(count: usize) -> Vec<f32> {
+    let mut special = vec![127.0, 0.5, -0.5, 1.5, -1.5, 2.5, -2.5, 126.5, -126.5];
+    special.extend([
+        1.0 + f32::EPSILON * 4096.0,
+        1.0 + 3.0 * f32::EPSILON * 4096.0,
+    ]);
+    special.extend([65520.0, -7e4, 1e-8, -1e-8, 0.0, -0.0, f32::MIN_POSITIVE]);
+    special.extend([f32::from_bits(1), -f32::from_bits(3), 0.0, 0.0, 0.0, 0.0]);
+    special.extend([100.0, -0.3, f32::NAN, 0.2, f32::INFINITY, 1.0, 0.0, 0.0]);
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    let tail = core::iter::repeat_with(move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 40) as f32 / (1u64 << 22) as f32 - 2.0
+    });
+    special.into_iter().chain(tail).take(count).collect()
+}
+
+/// Each layer's values as the file stores them, as f32, read by the layout the module
+/// documentation gives (not by the writer's code).
+fn stored_values(arch: &Architecture, precision: Precision, file: &[u8]) -> Vec<f32> {
+    let mut payload = &file[file.len() - arch.payload_len(precision)..];
+    let mut take = |n: usize| {
+        let (head, tail) = payload.split_at(n);
+        payload = tail;
+        head
+    };
+    let f32s = |b: &[u8]| -> Vec<f32> {
+        let words = b.chunks_exact(4);
+        words
+            .map(|w| f32::from_le_bytes(w.try_into().unwrap()))
+            .collect()
+    };
+    let mut out = Vec::new();
+    for (inputs, outputs) in arch.layers() {
+        let values = inputs * outputs + outputs;
+        match precision {
+            Precision::F32 => out.extend(f32s(take(4 * values))),
+            Precision::F16 => out.extend(
+                take(2 * values)
+                    .chunks_exact(2)
+                    .map(|h| half::f16::from_le_bytes([h[0], h[1]]).to_f32()),
+            ),
+            Precision::I8 => {
+                let q = take(inputs * outputs).to_vec();
+                // -127..=127, even where the scale is 0 and q does not matter.
+                assert!(!q.contains(&0x80), "-128 stored");
+                let scales = f32s(take(4 * outputs));
+                for (row, scale) in q.chunks_exact(inputs).zip(&scales) {
+                    out.extend(row.iter().map(|&q| f32::from(q as i8) * scale));
+                }
+                out.extend(f32s(take(4 * outputs)));
+            }
+        }
+    }
+    assert!(payload.is_empty());
+    out
+}
+
+/// `values` rounded layer by layer with `round_layer`.
+fn rounded(arch: &Architecture, precision: Precision, values: &[f32]) -> Vec<f32> {
+    let mut out = values.to_vec();
+    precision.round_model(arch, &mut out).unwrap();
+    out
+}
+
+/// The same bits, or both NaN.
+fn same_bits(a: f32, b: f32) -> bool {
+    a.to_bits() == b.to_bits() || (a.is_nan() && b.is_nan())
+}
+
+/// Fails if the writer and `round_layer` round any value differently: the scale (max,
+/// NaN handling), the rounding (halves away from zero, f16 ties to even), the clamp,
+/// which values form a row, or the biases' treatment. f32 and f16 values must match
+/// bit for bit, i8 values as numbers (only the sign of a zero may differ).
+#[test]
+fn the_writer_stores_what_round_layer_gives() {
+    for arch in [
+        arch(3, 0, &[9], Activation::Relu),
+        arch(2, 10, &[7, 5], Activation::Sigmoid),
+    ] {
+        let values = awkward_values(arch.parameter_count());
+        for precision in Precision::ALL {
+            let mut file = vec![0u8; encoded_len(&arch, precision).unwrap()];
+            encode(&arch, precision, values.iter().copied(), &mut file).unwrap();
+            let stored = stored_values(&arch, precision, &file);
+            let rounded = rounded(&arch, precision, &values);
+            for (k, (&s, &r)) in stored.iter().zip(&rounded).enumerate() {
+                // The file's `q as f32 * s` is +0.0 where `round(w / s) * s` is -0.0.
+                let zeros = precision == Precision::I8 && s == 0.0 && r == 0.0;
+                let ok = same_bits(s, r) || zeros;
+                assert!(ok, "{precision} value {k}: stored {s:e}, rounded {r:e}");
+            }
+        }
+    }
+}
+
+#[test]
+fn round_layer_checks_lengths_and_allows_empty_layers() {
+    let (mut w, mut b) = ([0.0f32; 6], [0.0f32; 2]);
+    assert_eq!(
+        Precision::I8.round_layer(4, &mut w, &mut b),
+        Err(Error::LengthMismatch {
+            expected: 8,
+            found: 6
+        })
+    );
+    for precision in Precision::ALL {
+        assert_eq!(precision.round_layer(0, &mut [], &mut b), Ok(()));
+        assert_eq!(precision.round_layer(5, &mut [], &mut []), Ok(()));
+    }
+}
+
+#[test]
+fn writer_errors_report_true_numbers() {
+    let arch = arch(1, 0, &[], Activation::Relu);
+    let count = arch.parameter_count();
+    let needed = encoded_len(&arch, Precision::F16).unwrap();
+    let mut out = vec![0u8; 4 * needed];
+    assert_eq!(
+        encode(
+            &arch,
+            Precision::F16,
+            vec![0.5; count],
+            &mut out[..needed - 1]
+        ),
+        Err(Error::BufferTooSmall {
+            needed,
+            available: needed - 1
+        })
+    );
+    for precision in Precision::ALL {
+        for given in [0, 1, 784, count - 1] {
+            assert_eq!(
+                encode(&arch, precision, vec![0.5; given], &mut out),
+                Err(Error::TooFewValues {
+                    expected: count,
+                    found: given
+                })
+            );
+        }
+        assert_eq!(
+            encode(&arch, precision, core::iter::repeat(0.5), &mut out),
+            Err(Error::TooManyValues { expected: count })
+        );
+        assert_eq!(
+            encode(&arch, precision, vec![0.5; count], &mut out),
+            Ok(encoded_len(&arch, precision).unwrap())
+        );
+    }
+}
+
+/// The value serde reads from a string (as serde_json reads `"relu"`).
+fn from_serde_name<'a, T: Deserialize<'a>>(name: &'a str) -> Option<T> {
+    use serde::de::{value::Error, IntoDeserializer};
+    T::deserialize(IntoDeserializer::<Error>::into_deserializer(name)).ok()
+}
+
+#[test]
+fn names_parse_back_and_are_the_serde_names() {
+    for activation in Activation::ALL {
+        assert_eq!(activation.name().parse(), Ok(activation));
+        assert_eq!(activation.to_string(), activation.name());
+        assert_eq!(from_serde_name(activation.name()), Some(activation));
+    }
+    for precision in Precision::ALL {
+        assert_eq!(precision.name().parse(), Ok(precision));
+        assert_eq!(precision.to_string(), precision.name());
+        assert_eq!(from_serde_name(precision.name()), Some(precision));
+    }
+    assert_eq!(from_serde_name::<Activation>("Relu"), None);
+    assert_eq!("Relu".parse::<Activation>(), Err(UnknownName::Activation));
+    assert_eq!("".parse::<Precision>(), Err(UnknownName::Precision));
+    assert_eq!(
+        UnknownName::Activation.to_string(),
+        "unknown activation: expected relu or sigmoid"
+    );
+}

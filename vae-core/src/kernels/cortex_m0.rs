@@ -1,0 +1,169 @@
+//! ARMv6-M (thumbv6m-none-eabi: Cortex-M0, M0+): the i8 layer in Thumb-1 assembly, rows
+//! in groups per call.
+
+use super::portable::dot_i8_values;
+use super::QuantizedInput;
+
+/// How many rows' sums the ARMv6-M row loop ([`rows_i8`]) computes per call.
+const ROWS_PER_CALL: usize = 32;
+
+/// Where [`rows_i8`] enters its loop of [`GROUPS_PER_PASS`] groups, so that the first
+/// pass over a row does `groups % GROUPS_PER_PASS` of them.
+fn group_skip(groups: usize) -> usize {
+    (GROUPS_PER_PASS - groups % GROUPS_PER_PASS) % GROUPS_PER_PASS
+}
+
+/// The groups of four multiply-accumulates in one pass of [`rows_i8`]'s loop: as many as
+/// its closing `BNE` reaches (7 * 32 bytes + 2, of at most 256 back).
+const GROUPS_PER_PASS: usize = 7;
+
+/// ARMv6-M: [`layer_i8`] in assembly ([`rows_i8`], [`ROWS_PER_CALL`] rows per call) where
+/// every row starts on a word, as `LDM` needs: weights on a word and a width that is a
+/// multiple of four, as in every committed model. Other widths take the compiler's loop
+/// ([`dot_i8_values`]) a row at a time.
+pub(crate) fn layer_i8(x: &QuantizedInput, weights: &[u8], mut each: impl FnMut(usize, i32)) {
+    let n = x.values.len();
+    if n == 0 {
+        return;
+    }
+    if !n.is_multiple_of(4) || !(weights.as_ptr() as usize).is_multiple_of(4) {
+        for (o, row) in weights.chunks_exact(n).enumerate() {
+            each(o, dot_i8_values(x.values, row));
+        }
+        return;
+    }
+    let mut sums = [0i32; ROWS_PER_CALL];
+    let skip = group_skip(n / 4);
+    let (mut rest, mut o) = (weights, 0);
+    loop {
+        let (block, after) = rest
+            .split_at_checked(ROWS_PER_CALL * n)
+            .unwrap_or((rest, &[]));
+        for &sum in rows_i8(x.values, block, skip, &mut sums) {
+            each(o, sum);
+            o += 1;
+        }
+        if after.is_empty() {
+            return;
+        }
+        rest = after;
+    }
+}
+
+/// One group of four multiply-accumulates of the ARMv6-M loop ([`rows_i8`]): four weights
+/// into r6, four inputs into r2-r5, each weight sign-extended into r7 (the last in r6
+/// itself), `MULS` and `ADD` into r8.
+macro_rules! m0_group {
+    () => {
+        concat!(
+            "ldm r1!, {{r6}}\n",
+            "ldm r0!, {{r2, r3, r4, r5}}\n",
+            "sxtb r7, r6\n",
+            "muls r7, r2, r7\n",
+            "add r8, r7\n",
+            "lsls r7, r6, #16\n",
+            "asrs r7, r7, #24\n",
+            "muls r7, r3, r7\n",
+            "add r8, r7\n",
+            "lsls r7, r6, #8\n",
+            "asrs r7, r7, #24\n",
+            "muls r7, r4, r7\n",
+            "add r8, r7\n",
+            "asrs r6, r6, #24\n",
+            "muls r6, r5, r6\n",
+            "add r8, r6",
+        )
+    };
+}
+
+/// ARMv6-M (Thumb-1: no `SMLAD`, no `LDRSB` with an immediate offset, eight low
+/// registers): the sums of the whole rows of `block` (rows as long as `values`, a multiple
+/// of four, starting on a word), at most [`ROWS_PER_CALL`] of them, into `sums`; returns
+/// those written. [`dot_i8_values`] in groups of four ([`m0_group`]): one `LDM` of four
+/// weights into r6 and one of four inputs into r2-r5, each weight byte sign-extended into
+/// r7 by `SXTB`, a shift pair or one `ASRS`, one `MULS` and one `ADD` into r8 per
+/// multiply-accumulate, 16 instructions per group (4 per multiply-accumulate, the floor of
+/// this scheme). Seven groups per pass and `CMP`/`BNE` against the row's end in r9: 114
+/// instructions for 28 multiply-accumulates. Around them, in the same assembly, the loop
+/// over rows: 7 instructions to reset the input pointer, the row's end and the sum and to
+/// jump into the groups at `skip` ([`group_skip`]; the address is computed once per call),
+/// and 7 to store the sum and go on, where a call per row cost about 40. The loop needs
+/// all eight low registers: the two the compiler keeps for itself (r6, and r7, the frame
+/// pointer) are saved on the stack around it. `LDM` needs word alignment, which ARMv6-M
+/// enforces for every word load.
+fn rows_i8<'s>(
+    values: &[i32],
+    block: &[u8],
+    skip: usize,
+    sums: &'s mut [i32; ROWS_PER_CALL],
+) -> &'s [i32] {
+    let n = values.len() & !3;
+    let count = block.len().checked_div(n).unwrap_or(0).min(ROWS_PER_CALL);
+    if count == 0 || !(block.as_ptr() as usize).is_multiple_of(4) {
+        return &[];
+    }
+    // Within the groups whatever the caller passes: a wrong `skip` gives wrong sums, never
+    // a jump past the loop.
+    let skip = skip.min(GROUPS_PER_PASS - 1);
+    let out = sums.as_mut_ptr();
+    // SAFETY: reads the words block[0..count * n] (count * n <= block.len(), word-aligned,
+    // checked above; n is a multiple of four) and values[0..n], and writes the words
+    // sums[0..count] (count <= ROWS_PER_CALL). The entry is one of the seven groups
+    // (skip <= 6). r6 and r7 are pushed before and popped after, with the two words of
+    // arguments pushed between them; everything else is declared clobbered.
+    unsafe {
+        core::arch::asm!(
+            "push {{r6, r7}}",
+            "push {{r3, r5}}", // [sp]: the end of the sums; [sp, #4]: the row's bytes
+            "mov r10, r0",
+            "mov r11, r2",
+            "adr r7, 7f",
+            "lsls r4, r4, #5",
+            "adds r7, r7, r4",
+            "adds r7, #1", // a Thumb address
+            "mov r12, r7",
+            "b 6f",
+            ".p2align 2",
+            "7:",
+            m0_group!(),
+            m0_group!(),
+            m0_group!(),
+            m0_group!(),
+            m0_group!(),
+            m0_group!(),
+            m0_group!(),
+            "cmp r1, r9",
+            "bne 7b",
+            "mov r7, r11",
+            "mov r6, r8",
+            "stm r7!, {{r6}}",
+            "mov r11, r7",
+            "ldr r6, [sp]",
+            "cmp r7, r6",
+            "beq 8f",
+            "6:", // a row: the inputs from the first, its end, a zero sum, into the groups
+            "mov r0, r10",
+            "ldr r7, [sp, #4]",
+            "add r7, r1",
+            "mov r9, r7",
+            "movs r7, #0",
+            "mov r8, r7",
+            "bx r12",
+            "8:",
+            "add sp, #8",
+            "pop {{r6, r7}}",
+            inout("r0") values.as_ptr() => _,
+            inout("r1") block.as_ptr() => _,
+            inout("r2") out => _,
+            inout("r3") out.wrapping_add(count) => _,
+            inout("r4") skip => _,
+            inout("r5") n => _,
+            out("r8") _,
+            out("r9") _,
+            out("r10") _,
+            out("r11") _,
+            out("r12") _,
+        );
+    }
+    sums.get(..count).unwrap_or(&[])
+}

@@ -1,0 +1,250 @@
+//! ARMv7E-M with a single-precision FPU (thumbv7em-none-eabihf: Cortex-M4F, M7F): f16
+//! widened by `VCVTB`/`VCVTT` and summed by `VMLA`, i8 by `SXTB16` and `SMLAD`.
+
+use super::{dot, QuantizedInput};
+use crate::MAX_WIDTH;
+
+/// The rows of one dense layer, one at a time through the assembly kernels (an M4F
+/// has one FPU pipeline; interleaving rows gains nothing there).
+pub(crate) fn layer<const B: usize>(
+    x: &[f32],
+    weights: &[u8],
+    biases: &[u8],
+    widen: impl Fn([u8; B]) -> f32,
+    mut out: impl FnMut(usize, f32),
+) {
+    let rows = weights
+        .chunks_exact(B * x.len())
+        .zip(biases.as_chunks::<B>().0);
+    for (o, (row, bias)) in rows.enumerate() {
+        let acc = widen(*bias);
+        out(
+            o,
+            if B == 2 {
+                dot_f16(acc, x, row)
+            } else {
+                dot(acc, x, row.as_chunks().0, &widen)
+            },
+        );
+    }
+}
+
+// Rust cannot pass values in FPU registers to inline assembly on this target (the `sreg`
+// class needs a target feature that is unstable to name), so the kernels move values
+// through core registers (`VMOV`) and declare the FPU registers they use as clobbered.
+/// An f16 value (little-endian bytes) widened to f32 by `VCVTB`; exact.
+pub(crate) fn f16_to_f32(bits: [u8; 2]) -> f32 {
+    let wide: u32;
+    // SAFETY: register-only; FPSCR.AHP is 0 (IEEE half) from reset.
+    unsafe {
+        core::arch::asm!(
+            "vmov s0, {half}",
+            "vcvtb.f32.f16 s0, s0",
+            "vmov {wide}, s0",
+            half = in(reg) u32::from(u16::from_le_bytes(bits)),
+            wide = lateout(reg) wide,
+            out("s0") _,
+            options(pure, nomem, nostack, preserves_flags),
+        );
+    }
+    f32::from_bits(wide)
+}
+
+/// `acc + x[0]*w[0] + x[1]*w[1] + ...` for little-endian f16 weights, left to right:
+/// eight weights per loop, then the rest one at a time. Per loop, with the weights
+/// word-aligned (the model file pads its header for this): one `VLDM` of four words
+/// of weights, one `VLDM` of eight inputs, eight `VCVTB`/`VCVTT`, eight `VMLA` and
+/// the loop's `SUBS`/`BNE`: 20 instructions for 8 multiply-accumulates. Unaligned
+/// weights take four `LDR` and two `VMOV` instead of the first `VLDM` (`VLDM` needs
+/// word alignment, `LDR` does not).
+pub(crate) fn dot_f16(acc: f32, x: &[f32], w: &[u8]) -> f32 {
+    let n = x.len().min(w.len() / 2);
+    let blocks = n / 8;
+    let mut acc = acc;
+    if blocks > 0 {
+        let mut bits = acc.to_bits();
+        // SAFETY (both blocks): reads 8 * blocks <= n inputs from `x` and 16 * blocks
+        // <= 2n bytes from `w`. `VLDM` reads `x`, an f32 slice and hence word-aligned,
+        // and `w` only when it is word-aligned. s0-s23 are declared clobbered; the
+        // accumulator lives in s0.
+        if (w.as_ptr() as usize).is_multiple_of(4) {
+            unsafe {
+                core::arch::asm!(
+                    "vmov s0, {acc}",
+                    "2:",
+                    "vldmia {w}!, {{s2-s5}}",
+                    "vldmia {x}!, {{s16-s23}}",
+                    "vcvtb.f32.f16 s8, s2",
+                    "vcvtt.f32.f16 s9, s2",
+                    "vcvtb.f32.f16 s10, s3",
+                    "vcvtt.f32.f16 s11, s3",
+                    "vmla.f32 s0, s16, s8",
+                    "vmla.f32 s0, s17, s9",
+                    "vmla.f32 s0, s18, s10",
+                    "vmla.f32 s0, s19, s11",
+                    "vcvtb.f32.f16 s8, s4",
+                    "vcvtt.f32.f16 s9, s4",
+                    "vcvtb.f32.f16 s10, s5",
+                    "vcvtt.f32.f16 s11, s5",
+                    "vmla.f32 s0, s20, s8",
+                    "vmla.f32 s0, s21, s9",
+                    "vmla.f32 s0, s22, s10",
+                    "vmla.f32 s0, s23, s11",
+                    "subs {n}, {n}, #1",
+                    "bne 2b",
+                    "vmov {acc}, s0",
+                    acc = inout(reg) bits,
+                    x = inout(reg) x.as_ptr() => _,
+                    w = inout(reg) w.as_ptr() => _,
+                    n = inout(reg) blocks => _,
+                    out("s0") _, out("s2") _, out("s3") _, out("s4") _, out("s5") _,
+                    out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+                    out("s16") _, out("s17") _, out("s18") _, out("s19") _,
+                    out("s20") _, out("s21") _, out("s22") _, out("s23") _,
+                    options(nostack, readonly),
+                );
+            }
+        } else {
+            unsafe {
+                core::arch::asm!(
+                    "vmov s0, {acc}",
+                    "2:",
+                    "ldr {a}, [{w}], #4",
+                    "ldr {b}, [{w}], #4",
+                    "vmov s2, s3, {a}, {b}",
+                    "ldr {a}, [{w}], #4",
+                    "ldr {b}, [{w}], #4",
+                    "vmov s4, s5, {a}, {b}",
+                    "vldmia {x}!, {{s16-s23}}",
+                    "vcvtb.f32.f16 s8, s2",
+                    "vcvtt.f32.f16 s9, s2",
+                    "vcvtb.f32.f16 s10, s3",
+                    "vcvtt.f32.f16 s11, s3",
+                    "vmla.f32 s0, s16, s8",
+                    "vmla.f32 s0, s17, s9",
+                    "vmla.f32 s0, s18, s10",
+                    "vmla.f32 s0, s19, s11",
+                    "vcvtb.f32.f16 s8, s4",
+                    "vcvtt.f32.f16 s9, s4",
+                    "vcvtb.f32.f16 s10, s5",
+                    "vcvtt.f32.f16 s11, s5",
+                    "vmla.f32 s0, s20, s8",
+                    "vmla.f32 s0, s21, s9",
+                    "vmla.f32 s0, s22, s10",
+                    "vmla.f32 s0, s23, s11",
+                    "subs {n}, {n}, #1",
+                    "bne 2b",
+                    "vmov {acc}, s0",
+                    acc = inout(reg) bits,
+                    x = inout(reg) x.as_ptr() => _,
+                    w = inout(reg) w.as_ptr() => _,
+                    n = inout(reg) blocks => _,
+                    a = out(reg) _,
+                    b = out(reg) _,
+                    out("s0") _, out("s2") _, out("s3") _, out("s4") _, out("s5") _,
+                    out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+                    out("s16") _, out("s17") _, out("s18") _, out("s19") _,
+                    out("s20") _, out("s21") _, out("s22") _, out("s23") _,
+                    options(nostack, readonly),
+                );
+            }
+        }
+        acc = f32::from_bits(bits);
+    }
+    let done = blocks * 8;
+    let (w, _) = w.get(2 * done..).unwrap_or(&[]).as_chunks::<2>();
+    let x = x.get(done..n).unwrap_or(&[]);
+    x.iter()
+        .zip(w)
+        .fold(acc, |acc, (x, w)| acc + x * f16_to_f32(*w))
+}
+
+/// Quantizes `buffer[..len]` into pairs at its start, in place: pair `k` is written
+/// to word `k` only after the inputs it is made of (at `2k` and beyond) are read.
+pub(super) fn pack(buffer: &mut [i32; MAX_WIDTH], len: usize, q: impl Fn(i32) -> i32) {
+    let at = |buffer: &[i32; MAX_WIDTH], i: usize| {
+        if i < len {
+            buffer.get(i).map_or(0, |&v| q(v) as i16 as u16 as u32)
+        } else {
+            0
+        }
+    };
+    let groups = len / 4;
+    for g in 0..groups {
+        let [x0, x1, x2, x3] = core::array::from_fn(|k| at(buffer, 4 * g + k));
+        if let Some([a, b]) = buffer.get_mut(2 * g..2 * g + 2) {
+            *a = (x0 | (x2 << 16)) as i32;
+            *b = (x1 | (x3 << 16)) as i32;
+        }
+    }
+    for k in 0..(len - 4 * groups).div_ceil(2) {
+        let i = 4 * groups + 2 * k;
+        let pair = at(buffer, i) | (at(buffer, i + 1) << 16);
+        if let Some(slot) = buffer.get_mut(2 * groups + k) {
+            *slot = pair as i32;
+        }
+    }
+}
+
+/// The two i16 halves of a word, low first.
+fn halves(word: i32) -> (i32, i32) {
+    (
+        i32::from(word as u16 as i16),
+        i32::from((word as u32 >> 16) as u16 as i16),
+    )
+}
+
+/// Sum over the inputs past the last whole group of four: the tail pairs in input
+/// order.
+fn dot_i8_tail(pairs: &[i32], w: &[u8]) -> i32 {
+    let weight = |i: usize| i32::from(w.get(i).copied().unwrap_or(0) as i8);
+    pairs.iter().enumerate().fold(0i32, |acc, (k, &pair)| {
+        let (lo, hi) = halves(pair);
+        acc.wrapping_add(lo * weight(2 * k))
+            .wrapping_add(hi * weight(2 * k + 1))
+    })
+}
+
+/// `sum_i q[i] * w[i]` over i8 weights `w` (one byte each, one per input), exact:
+/// four weights per loop (one word load, two `SXTB16`, one `LDRD` of two input pairs,
+/// two `SMLAD`), then the rest one at a time.
+fn dot_i8(x: &QuantizedInput, w: &[u8]) -> i32 {
+    let n = x.values.len().min(w.len());
+    let groups = n / 4;
+    let mut acc = 0i32;
+    if groups > 0 {
+        // SAFETY: reads 4 * groups <= n bytes of `w` (unaligned `LDR` is allowed on
+        // ARMv7-M) and 2 * groups <= n / 2 words of `x.values` (an i32 slice, so word
+        // aligned, as `LDRD` needs).
+        unsafe {
+            core::arch::asm!(
+                "2:",
+                "ldr {word}, [{w}], #4",
+                "ldrd {xa}, {xb}, [{x}], #8",
+                "sxtb16 {even}, {word}",
+                "sxtb16 {word}, {word}, ror #8",
+                "smlad {acc}, {even}, {xa}, {acc}",
+                "smlad {acc}, {word}, {xb}, {acc}",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                acc = inout(reg) acc,
+                x = inout(reg) x.values.as_ptr() => _,
+                w = inout(reg) w.as_ptr() => _,
+                n = inout(reg) groups => _,
+                word = out(reg) _,
+                even = out(reg) _,
+                xa = out(reg) _,
+                xb = out(reg) _,
+                options(nostack, readonly),
+            );
+        }
+    }
+    let tail_pairs = x.values.get(2 * groups..n.div_ceil(2)).unwrap_or(&[]);
+    acc.wrapping_add(dot_i8_tail(tail_pairs, w.get(4 * groups..n).unwrap_or(&[])))
+}
+
+/// The exact sums of the rows of `weights`, through [`dot_i8`]; see
+/// [`super::portable::layer_i8`].
+pub(crate) fn layer_i8(x: &QuantizedInput, weights: &[u8], each: impl FnMut(usize, i32)) {
+    super::portable::rows_i8(dot_i8, x, weights, each);
+}

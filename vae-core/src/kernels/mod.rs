@@ -1,0 +1,185 @@
+//! The inner loops of the dense layers: dot products over weights stored in place.
+//!
+//! Each kernel has a portable version, used on the host and as the definition, and on
+//! bare-metal Arm with a hard-float FPU (thumbv7em-none-eabihf: Cortex-M4F, M7F) a
+//! hand-scheduled one that gives the same bits:
+//! - f16: the FPU's `VCVTB`/`VCVTT` widen two halves per word in one instruction each
+//!   (the `half` crate would convert in software), and `VMLA` accumulates. `VMLA.F32` is
+//!   the unfused multiply-add: the product is rounded before the sum, exactly as the
+//!   portable `acc += x * w` (Rust never fuses it). The sum runs left to right in both.
+//! - i8: activations are quantized to i16 once per layer and `SMLAD` does two 16x16
+//!   multiply-adds per instruction. Integer sums are exact (see [`QuantizedInput`]), so
+//!   any order gives the same bits.
+//!
+//! On bare-metal cores without an FPU or DSP instructions the i8 kernel is assembly too,
+//! since the compiler's code for the portable one is far from a multiply and an add per
+//! multiply-accumulate there: RV32IM (`dot_i8_loop`, a row at a time) and ARMv6-M
+//! (Thumb-1, which runs on every Cortex-M; `rows_i8`, the loop over rows included).
+//!
+//! Slices are checked by the callers; the kernels read at most `x.len()` weights.
+//!
+//! One file per instruction set, chosen once below: [`portable`] (the definitions, used
+//! on the host and wherever no assembly replaces them), `cortex_m4f` (ARMv7E-M with an
+//! FPU), `cortex_m0` (ARMv6-M) and `rv32` (RV32IM).
+
+use crate::MAX_WIDTH;
+
+mod portable;
+
+cfg_if::cfg_if! {
+    if #[cfg(all(target_arch = "arm", target_os = "none", target_abi = "eabihf"))] {
+        mod cortex_m4f;
+        pub(crate) use cortex_m4f::{f16_to_f32, layer, layer_i8};
+        use cortex_m4f::pack;
+    } else if #[cfg(all(target_arch = "arm", target_os = "none"))] {
+        mod cortex_m0;
+        pub(crate) use portable::{f16_to_f32, layer};
+        pub(crate) use cortex_m0::layer_i8;
+        use portable::pack;
+    } else if #[cfg(all(target_arch = "riscv32", target_os = "none"))] {
+        mod rv32;
+        pub(crate) use portable::{f16_to_f32, layer};
+        pub(crate) use rv32::layer_i8;
+        use portable::pack;
+    } else {
+        pub(crate) use portable::{f16_to_f32, layer, layer_i8};
+        use portable::pack;
+    }
+}
+
+/// `acc + x[0]*w[0] + x[1]*w[1] + ...`, left to right, for weights of `B` bytes each
+/// widened to f32 by `widen`: the definition every kernel reproduces bit for bit.
+pub(crate) fn dot<const B: usize>(
+    acc: f32,
+    x: &[f32],
+    w: &[[u8; B]],
+    widen: impl Fn([u8; B]) -> f32,
+) -> f32 {
+    x.iter().zip(w).fold(acc, |acc, (x, w)| acc + x * widen(*w))
+}
+
+/// A layer's input quantized to i16 for the i8 kernel: `q[i] = round(v[i] / 2^shift)`
+/// for the Q16 values `v` (see [`fixed`](crate::fixed)), with the power of two that
+/// leaves 15 bits for the largest, so the scale is a shift and no division is needed.
+///
+/// Stored as each kernel reads it. With DSP instructions (Cortex-M4F), in pairs, two i16
+/// per word, in the order `SMLAD` wants them: each group of four inputs `x0 x1 x2 x3` as
+/// the words `(x0, x2)` and `(x1, x3)`, which pair with the bytes `SXTB16` extracts from a
+/// word of four i8 weights (`q0, q2`, and after a rotate, `q1, q3`), inputs after the last
+/// whole group in order. Elsewhere one i32 per input, which the loops without DSP
+/// instructions load into a register ready to multiply.
+///
+/// No sum overflows: `|q| <= 32767`, weights `<= 127` in magnitude and at most
+/// `MAX_WIDTH = 512` terms, so `|sum| <= 512 * 32767 * 127 = 2_130_444_288 < 2^31`.
+pub(crate) struct QuantizedInput<'a> {
+    /// The first `len` words of the buffer (pairs only in the first half of them).
+    pub(crate) values: &'a [i32],
+    /// `q[i] = round(v[i] / 2^shift)`.
+    pub(crate) shift: u32,
+}
+
+const _: () = assert!(MAX_WIDTH as u64 * 32767 * 127 < (1u64 << 31));
+
+impl<'a> QuantizedInput<'a> {
+    /// Quantizes the Q16 values `buffer[..len]` in place (`len` at most `MAX_WIDTH`).
+    pub(crate) fn new(buffer: &'a mut [i32; MAX_WIDTH], len: usize) -> Self {
+        let len = len.min(MAX_WIDTH);
+        let shift = crate::fixed::input_shift(buffer.get(..len).unwrap_or(&[]));
+        pack(buffer, len, |v| crate::fixed::quantize(v, shift));
+        QuantizedInput {
+            values: buffer.get(..len).unwrap_or(&[]),
+            shift,
+        }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantized_dot_matches_the_exact_sum_for_every_tail_length() {
+        let mut rng = crate::Rng::new(3);
+        for n in 1..=23 {
+            let v: std::vec::Vec<i32> = (0..n).map(|_| rng.next_u32() as i32 >> 9).collect();
+            let w: std::vec::Vec<u8> = (0..n).map(|_| rng.next_u32() as u8).collect();
+            let mut buffer = [0i32; MAX_WIDTH];
+            buffer[..n].copy_from_slice(&v);
+            let q = QuantizedInput::new(&mut buffer, n);
+            let got = portable::dot_i8(&q, &w);
+            // Reference: the shift that leaves 15 bits, each value rounded on its own in
+            // f64, summed in order.
+            let max = v.iter().map(|v| f64::from(*v).abs()).fold(0.0, f64::max);
+            let shift = (max.log2().floor() as i32 + 1 - 15).max(0);
+            assert_eq!(q.shift, shift as u32, "n = {n}");
+            let want: i32 = v
+                .iter()
+                .zip(&w)
+                .map(|(&v, &b)| {
+                    let q = (f64::from(v) / f64::from(shift).exp2())
+                        .round()
+                        .clamp(-32767.0, 32767.0);
+                    q as i32 * i32::from(b as i8)
+                })
+                .sum();
+            assert_eq!(got, want, "n = {n}");
+        }
+    }
+
+    #[test]
+    fn quantizing_zeros_gives_zero() {
+        let mut buffer = [0i32; MAX_WIDTH];
+        let q = QuantizedInput::new(&mut buffer, 3);
+        assert_eq!(q.shift, 0);
+        assert_eq!(portable::dot_i8(&q, &[5, 6, 7]), 0);
+    }
+
+    #[test]
+    fn largest_sum_does_not_overflow() {
+        let mut x = [i32::MAX; MAX_WIDTH];
+        let w = [0x81u8; MAX_WIDTH]; // -127
+        assert_eq!(
+            portable::dot_i8(&QuantizedInput::new(&mut x, MAX_WIDTH), &w),
+            -(MAX_WIDTH as i32) * 32767 * 127
+        );
+    }
+
+    #[test]
+    fn f16_dot_sums_left_to_right() {
+        let x = [1.0e8f32, 1.0, -1.0e8, 1.0];
+        let w: std::vec::Vec<u8> = [1.0f32; 4]
+            .iter()
+            .flat_map(|v| half::f16::from_f32(*v).to_le_bytes())
+            .collect();
+        // ((0 + 1e8) + 1) - 1e8 + 1 = 1 in f32 (the first 1 is lost to rounding).
+        assert_eq!(dot(0.0, &x, w.as_chunks::<2>().0, f16_to_f32), 1.0);
+    }
+
+    /// The four-rows-at-a-time layer gives each row the bits of its own left-to-right
+    /// sum, for every number of rows (full groups and every tail).
+    #[test]
+    fn layer_equals_row_by_row_sums() {
+        let mut rng = crate::Rng::new(11);
+        for rows in 1..=9 {
+            let n = 13;
+            let x: std::vec::Vec<f32> = (0..n).map(|_| rng.uniform() * 2.0 - 1.0).collect();
+            let w: std::vec::Vec<u8> = (0..rows * n)
+                .flat_map(|_| half::f16::from_f32(rng.uniform() - 0.5).to_le_bytes())
+                .collect();
+            let b: std::vec::Vec<u8> = (0..rows)
+                .flat_map(|_| half::f16::from_f32(rng.uniform()).to_le_bytes())
+                .collect();
+            let mut got = std::vec::Vec::new();
+            layer(&x, &w, &b, f16_to_f32, |o, v| got.push((o, v.to_bits())));
+            let want: std::vec::Vec<(usize, u32)> = w
+                .chunks_exact(2 * n)
+                .zip(b.as_chunks::<2>().0)
+                .map(|(row, bias)| dot(f16_to_f32(*bias), &x, row.as_chunks().0, f16_to_f32))
+                .map(f32::to_bits)
+                .enumerate()
+                .collect();
+            assert_eq!(got, want, "{rows} rows");
+        }
+    }
+}
