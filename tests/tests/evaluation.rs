@@ -10,7 +10,7 @@ use trainer::eval::frechet::{frechet_distance, FeatureStats};
 use trainer::eval::iwae::iwae_nll;
 use trainer::eval::mean_loss::mean_loss;
 use trainer::eval::report::{evaluate_model, EvalOptions};
-use trainer::foundation::config::{Binarize, DataOptions, TrainConfig};
+use trainer::foundation::config::{Binarize, DataOptions, LrSchedule, TrainConfig};
 use trainer::foundation::run_dir::RunDir;
 use trainer::train::run::{train, RunOptions};
 use vae_tests::{default_model_dir, load_mnist, scratch_dir, workspace};
@@ -33,6 +33,8 @@ fn iwae_estimate_starts_at_the_elbo_and_tightens_with_more_samples() {
     config.class_weight = 0.0;
     config.seed = 3;
     config.binarize = Binarize::Dynamic;
+    // The rate this test's bounds were measured with.
+    config.lr_schedule = LrSchedule::Constant;
     let run = RunDir::new(scratch_dir("iwae"));
     let dev = Cpu::seed_from_u64(3);
     let opts = RunOptions {

@@ -22,6 +22,9 @@ fn small_config() -> TrainConfig {
     config.batch_size = 50;
     config.seed = 1;
     config.train_limit = Some(3000);
+    // The class weight and rate these tests' bounds were measured with.
+    config.class_weight = 8.0;
+    config.lr_schedule = LrSchedule::Constant;
     config
 }
 

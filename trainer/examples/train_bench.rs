@@ -9,9 +9,11 @@
 //! cargo run --release -p trainer --features cuda --example train_bench -- --device cuda --batch-size 1000
 //! ```
 //!
-//! `classic` is the PyTorch example's VAE: 784-400-20-400-784, Bernoulli likelihood,
-//! Adam 1e-3, batch 128. `default` is the committed conditional model's shape, batch 100.
-//! `--batch-size` overrides the preset's batch; `--device cuda` times the first NVIDIA
+//! The models are `trainer::foundation::config::Preset`'s (`vae config --preset NAME`
+//! prints each, and `scripts/bench/pytorch_vae.py` builds the same from that): `classic`
+//! is the PyTorch example's VAE, 784-400-20-400-784 at batch 128; `default` is
+//! `models/default`'s conditional model and loss at batch 100. `--batch-size` overrides
+//! the preset's batch; `--device cuda` times the first NVIDIA
 //! GPU (in a build with the `cuda` feature).
 
 use std::time::Instant;
@@ -23,18 +25,10 @@ use mnist::{Dataset, Split};
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use trainer::data::batch::Images;
-use trainer::foundation::config::{DataOptions, TrainConfig};
+use trainer::foundation::config::{DataOptions, Preset, TrainConfig};
 use trainer::nn::adam::Adam;
 use trainer::nn::model::Vae;
 use trainer::train::step::{cuda_device, train_step, TrainDevice};
-
-#[derive(Clone, Copy, ValueEnum)]
-enum Preset {
-    /// 784-400-20-400-784, unconditional, batch 128 (PyTorch's examples/vae).
-    Classic,
-    /// The committed default model's shape, batch 100.
-    Default,
-}
 
 #[derive(Parser)]
 struct Args {
@@ -77,14 +71,7 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run(args: Args) -> Result<()> {
-    let mut config = TrainConfig::default();
-    if let Preset::Classic = args.model {
-        config.model.latent = 20;
-        config.model.decoder_hidden = vec![400];
-        config.model = config.model.unconditional();
-        config.batch_size = 128;
-        config.class_weight = 0.0;
-    }
+    let mut config = args.model.config();
     if args.repeat == 0 {
         anyhow::bail!("--repeat must be at least 1");
     }

@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
 use trainer::eval::report::EvalOptions;
-use trainer::foundation::config::{Binarize, LrSchedule, TrainConfig};
+use trainer::foundation::config::{Binarize, LrSchedule, Preset, TrainConfig};
 use vae_core::Activation;
 
 /// The defaults every flag of `vae train` starts from.
@@ -44,9 +44,19 @@ pub enum Command {
     TrainClassifier(TrainClassifierArgs),
     /// Draw the images a firmware run printed (its `pixels` lines) into a PNG grid.
     FirmwarePng(FirmwarePngArgs),
+    /// Print the settings `vae train` records in config.json for a new run: the
+    /// defaults, or a preset's.
+    Config(ConfigArgs),
     /// Check every code path training takes on a device against the CPU (matrix
     /// product, gradients, Adam); prints one line per stage, fails if any fails.
     DeviceCheck(DeviceCheckArgs),
+}
+
+#[derive(Args)]
+pub struct ConfigArgs {
+    /// The preset to print.
+    #[arg(long, value_enum, default_value_t = Preset::Default)]
+    pub preset: Preset,
 }
 
 #[derive(Args)]
@@ -82,6 +92,15 @@ pub struct TrainArgs {
         "unconditional", "encoder_sees_label", "activation",
     ])]
     pub init: Option<PathBuf>,
+    /// Train a named model and loss: default (the defaults, `models/default`'s), or
+    /// classic (the VAE of PyTorch's examples/vae); `vae config --preset NAME` prints it.
+    /// It fixes the shape, batch size, class weight and schedule: those flags conflict.
+    #[arg(long, value_enum, conflicts_with_all = [
+        "resume", "init", "latent", "encoder_hidden", "decoder_hidden", "classifier_hidden",
+        "unconditional", "encoder_sees_label", "activation", "batch_size", "class_weight",
+        "lr_schedule",
+    ])]
+    pub preset: Option<Preset>,
     /// Draws of z per image in the objective: 1 is the ELBO; K > 1 the tighter
     /// importance-weighted bound (IWAE), which trains towards a higher likelihood for
     /// K decoder passes per image (unconditional models).
@@ -179,8 +198,8 @@ pub struct SampleArgs {
     /// Model file to draw from.
     #[arg(long, default_value = "models/default/decoder-f16.vae")]
     pub model: PathBuf,
-    /// PNG file to write.
-    #[arg(long, default_value = "samples.png")]
+    /// PNG file to write (its name must end in .png).
+    #[arg(long, default_value = "samples.png", value_parser = png_path())]
     pub out: PathBuf,
     /// Draw only this digit (conditional models); without it, one row per digit 0-9.
     #[arg(long, value_parser = clap::value_parser!(u8).range(0..=9))]
@@ -271,8 +290,8 @@ pub struct TrainClassifierArgs {
 pub struct FirmwarePngArgs {
     /// The firmware's output, saved to a file (`-` reads standard input).
     pub log: PathBuf,
-    /// PNG file to write.
-    #[arg(long, default_value = "firmware.png")]
+    /// PNG file to write (its name must end in .png).
+    #[arg(long, default_value = "firmware.png", value_parser = png_path())]
     pub out: PathBuf,
     /// Images per row of the grid.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=100))]
@@ -292,6 +311,24 @@ fn positive() -> clap::builder::RangedU64ValueParser<usize> {
     clap::builder::RangedU64ValueParser::<usize>::new().range(1..)
 }
 
+/// A path whose name ends in `.png`: the only image format the CLI writes, so that a
+/// name asking for another is refused rather than given a PNG under that name.
+fn png_path() -> impl TypedValueParser<Value = PathBuf> {
+    clap::builder::PathBufValueParser::new().try_map(|path: PathBuf| {
+        if path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("png"))
+        {
+            Ok(path)
+        } else {
+            Err(format!(
+                "{} does not end in .png: images are written as PNG only",
+                path.display()
+            ))
+        }
+    })
+}
+
 fn activation() -> impl TypedValueParser<Value = Activation> {
     PossibleValuesParser::new(Activation::ALL.map(Activation::name))
         .try_map(|name| name.parse::<Activation>())
@@ -301,6 +338,25 @@ impl TrainArgs {
     /// The run these flags describe, for a new run: the defaults, changed where a flag
     /// says so.
     pub fn config(&self) -> TrainConfig {
+        let mut config = match self.preset {
+            Some(preset) => preset.config(),
+            None => self.shape(),
+        };
+        config.epochs = self.epochs.unwrap_or(config.epochs);
+        config.learning_rate = self.learning_rate;
+        config.seed = self.seed;
+        config.train_limit = self.train_limit;
+        config.binarize = self.binarize;
+        config.kl_warmup = self.kl_warmup;
+        config.denoise = self.denoise;
+        config.importance_samples = self.importance_samples;
+        config.init.clone_from(&self.init);
+        config
+    }
+
+    /// The defaults with the flags a preset would fix: shape, batch size, class weight
+    /// and schedule.
+    fn shape(&self) -> TrainConfig {
         let mut config = TrainConfig::default();
         let model = &mut config.model;
         model.latent = self.latent;
@@ -312,18 +368,9 @@ impl TrainArgs {
         if self.unconditional {
             config.model = config.model.unconditional();
         }
-        config.epochs = self.epochs.unwrap_or(config.epochs);
         config.batch_size = self.batch_size;
-        config.learning_rate = self.learning_rate;
         config.class_weight = self.class_weight;
-        config.seed = self.seed;
-        config.train_limit = self.train_limit;
-        config.binarize = self.binarize;
-        config.kl_warmup = self.kl_warmup;
-        config.denoise = self.denoise;
         config.lr_schedule = self.lr_schedule;
-        config.importance_samples = self.importance_samples;
-        config.init.clone_from(&self.init);
         config
     }
 }

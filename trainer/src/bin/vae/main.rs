@@ -37,6 +37,9 @@ fn main() -> ExitCode {
         Command::Pictures(args) => run_pictures(args),
         Command::TrainClassifier(args) => run_train_classifier(args),
         Command::FirmwarePng(args) => run_firmware_png(args),
+        Command::Config(args) => serde_json::to_string_pretty(&args.preset.config())
+            .map(|json| println!("{json}"))
+            .map_err(Into::into),
         Command::DeviceCheck(args) => match args.device {
             DeviceKind::Cpu => run_device_check("the CPU", || Ok(Cpu::default())),
             DeviceKind::Cuda => run_device_check("CUDA device 0", || cuda_device(0)),
@@ -52,6 +55,10 @@ fn main() -> ExitCode {
 }
 
 fn run_train<D: TrainDevice>(dev: &D, args: &TrainArgs) -> Result<()> {
+    if !args.resume {
+        // Settings no run can train with are refused before MNIST is read.
+        args.config().validate()?;
+    }
     let train_set = Dataset::load(&args.data_dir, Split::Train)?;
     let test_set = Dataset::load(&args.data_dir, Split::Test)?;
     let test_set = test_set.truncated(args.test_limit.unwrap_or(usize::MAX));
