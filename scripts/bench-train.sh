@@ -8,10 +8,16 @@
 #   scripts/bench-train.sh                 # 5 rounds of 300 steps per model
 #   ROUNDS=9 STEPS=500 scripts/bench-train.sh
 #
+# Both sides train the same model and loss: `vae config --preset NAME` prints it (the
+# presets are defined once, in trainer/src/foundation/config.rs); the trainer's harness
+# takes the preset by name and scripts/bench/pytorch_vae.py builds the network from
+# that file.
+#
 # PyTorch is installed from PyPI into a throwaway virtual environment (target/bench-venv,
 # git-ignored; about 3 GB with the CUDA libraries PyPI's Linux wheel pulls in, though only
-# the CPU is used). It is not a dependency of the project. TORCH_PYTHON=/path/to/python
-# uses an existing installation instead.
+# the CPU is used), pinned to the version below; every figure line names the version
+# that ran. It is not a dependency of the project. TORCH_PYTHON=/path/to/python uses an
+# existing installation instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,15 +26,17 @@ steps="${STEPS:-300}"
 models="${MODELS:-classic default}"
 
 scripts/fetch-mnist.sh data/mnist >/dev/null
+torch_pin="torch==2.11.0 numpy==2.4.6"
 python="${TORCH_PYTHON:-target/bench-venv/bin/python}"
-if ! "$python" -c "import torch" 2>/dev/null; then
-  echo "installing PyTorch into target/bench-venv (PyPI, one time)..."
+if [[ -z ${TORCH_PYTHON:-} ]] && ! "$python" -c "import torch; assert torch.__version__.startswith('2.11.0')" 2>/dev/null; then
+  echo "installing $torch_pin into target/bench-venv (PyPI, one time)..."
   python3 -m venv target/bench-venv
-  target/bench-venv/bin/pip install -q torch numpy
-  python=target/bench-venv/bin/python
+  target/bench-venv/bin/pip install -q $torch_pin
 fi
-cargo build --release --locked -q -p trainer --example train_bench
+cargo build --release --locked -q -p trainer --bin vae --example train_bench
 bench=target/release/examples/train_bench
+configs=target/bench-configs
+mkdir -p "$configs"
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 rate() { sed -n 's/^median \([0-9]*\) images\/s.*/\1/p'; }
@@ -36,9 +44,10 @@ rate() { sed -n 's/^median \([0-9]*\) images\/s.*/\1/p'; }
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | xargs)"
 echo "PyTorch $("$python" -c 'import torch; print(torch.__version__, "with", torch.get_num_threads(), "threads")')"
 for model in $models; do
+  target/release/vae config --preset "$model" > "$configs/$model.json"
   torch_rates=() ours_rates=()
   for ((r = 1; r <= rounds; r++)); do
-    t="$("$python" scripts/bench/pytorch_vae.py --model "$model" --steps "$steps" --repeat 1 | rate)"
+    t="$("$python" scripts/bench/pytorch_vae.py --config "$configs/$model.json" --steps "$steps" --repeat 1 | rate)"
     o="$("$bench" --model "$model" --steps "$steps" --repeat 1 | rate)"
     printf '%-8s round %d: PyTorch %6d images/s, trainer %6d images/s\n' "$model" "$r" "$t" "$o"
     torch_rates+=("$t") ours_rates+=("$o")

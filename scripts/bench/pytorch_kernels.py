@@ -4,9 +4,12 @@ trainer's count from Nsight Compute (BENCHMARKS.md, "GPU"). Kernel counts do not
 on the pixel values, so the images are random bytes on the GPU, gathered and turned into
 float32 per batch as in pytorch_vae.py.
 
-    python3 pytorch_kernels.py        # on a GPU machine, beside pytorch_vae.py (the CUDA bundle)
+    python3 pytorch_kernels.py classic.json default.json   # files from `vae config --preset NAME`
+
+on a GPU machine, beside pytorch_vae.py (the CUDA bundle).
 """
 
+import json
 import os
 import sys
 
@@ -23,21 +26,21 @@ def main():
     dev = torch.device("cuda")
     images = torch.randint(0, 256, (60000, 784), dtype=torch.uint8, device=dev)
     labels = torch.randint(0, 10, (60000,), device=dev)
-    for name in ["classic", "default"]:
+    print(f"torch {torch.__version__}, {torch.cuda.get_device_name(dev)}")
+    for path in sys.argv[1:]:
+        with open(path) as f:
+            config = json.load(f)
+        name = os.path.splitext(os.path.basename(path))[0]
         for bs in [128, 1024]:
             torch.manual_seed(0)
-            model = (p.Vae() if name == "classic" else p.ConditionalVae()).to(dev)
-            opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+            model = p.ConfiguredVae(config["model"], config["class_weight"]).to(dev)
+            opt = torch.optim.Adam(model.parameters(), lr=config["learning_rate"])
 
             def step():
                 idx = torch.randint(0, images.shape[0], (bs,), device=dev)
                 x = images[idx].float().div_(255.0)
                 opt.zero_grad(set_to_none=True)
-                if name == "classic":
-                    logits, mu, logvar = model(x)
-                    loss = p.loss_fn(logits, x, mu, logvar)
-                else:
-                    loss = model.loss(x, labels[idx])
+                loss = model.loss(x, labels[idx])
                 loss.backward()
                 opt.step()
 

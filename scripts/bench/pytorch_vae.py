@@ -1,16 +1,19 @@
-"""Training throughput of the project's two benchmark models in PyTorch, on the CPU or
-an NVIDIA GPU: the reference that `scripts/bench-train.sh` compares the project's
-trainer with.
+"""Training throughput of the project's benchmark models in PyTorch, on the CPU or an
+NVIDIA GPU: the reference that `scripts/bench-train.sh` and `gpu-check.sh` compare the
+project's trainer with.
 
---model classic follows PyTorch's examples/vae/main.py: 784-400-20-400-784, ReLU,
-Bernoulli likelihood on continuous pixels (BCE summed over pixels) + KL, Adam 1e-3,
-batch 128. --model default is the project's default conditional model (the same loss as
-trainer/src/model.rs): classifier 784-256-10 whose softmax goes to the encoder
-(794-400, latent 10) and the decoder (20-128-784), loss recon + KL + 10 x cross-entropy,
-Adam 1e-3, batch 100. Data: real MNIST read from the IDX files in --data-dir (raw or
+--config FILE: the model and loss as the trainer defines them, printed by `vae config
+--preset NAME` (the presets are defined once, in trainer/src/foundation/config.rs):
+classic, the VAE of PyTorch's examples/vae/main.py (784-400-20-400-784); default, the
+project's conditional model. The network is built from the file's layer widths, the
+same way trainer/src/nn/model.rs builds it: for a conditional model a classifier head
+whose softmax goes to the encoder (when `encoder_sees_label`) and to the decoder; the
+loss is the Bernoulli cross-entropy summed over continuous pixels + KL, plus
+`class_weight` x the classifier's cross-entropy, per image; Adam at the file's learning
+rate and batch size. Data: real MNIST read from the IDX files in --data-dir (raw or
 .gz), shuffled, each batch turned into float32 in [0, 1] as it is used (what the Rust
 pipeline does). One untimed warm-up step, then --steps timed steps, --repeat times;
-prints images/s per repeat and the median.
+prints images/s per repeat and the median, with the PyTorch version.
 
 --device cuda: the model and the images (uploaded once, as bytes) on the first GPU,
 each batch turned into float32 there; the clock is read after torch.cuda.synchronize(),
@@ -19,6 +22,7 @@ at the start and at the end, since the GPU runs the queued work asynchronously.
 
 import argparse
 import gzip
+import json
 import os
 import statistics
 import time
@@ -29,40 +33,47 @@ import torch.nn.functional as F
 from torch import nn
 
 
-class Vae(nn.Module):
-    def __init__(self, hidden=400, latent=20):
+def mlp(sizes, activation, last_activation):
+    """Dense layers `sizes[0] -> sizes[1] -> ...`, `activation` after each but the last
+    (and after the last too when `last_activation`)."""
+    layers = []
+    for k, (a, b) in enumerate(zip(sizes, sizes[1:])):
+        layers.append(nn.Linear(a, b))
+        if k < len(sizes) - 2 or last_activation:
+            layers.append(activation())
+    return nn.Sequential(*layers)
+
+
+class ConfiguredVae(nn.Module):
+    """The trainer's VAE for the `model` part of a `vae config` file."""
+
+    def __init__(self, model, class_weight):
         super().__init__()
-        self.fc1 = nn.Linear(784, hidden)
-        self.fc21 = nn.Linear(hidden, latent)
-        self.fc22 = nn.Linear(hidden, latent)
-        self.fc3 = nn.Linear(latent, hidden)
-        self.fc4 = nn.Linear(hidden, 784)
-
-    def forward(self, x):
-        h = F.relu(self.fc1(x))
-        mu, logvar = self.fc21(h), self.fc22(h)
-        z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
-        return self.fc4(F.relu(self.fc3(z))), mu, logvar
-
-
-class ConditionalVae(nn.Module):
-    def __init__(self, latent=10, classes=10):
-        super().__init__()
-        self.classifier = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, classes))
-        self.enc = nn.Linear(784 + classes, 400)
-        self.mu = nn.Linear(400, latent)
-        self.logvar = nn.Linear(400, latent)
-        self.dec = nn.Sequential(nn.Linear(latent + classes, 128), nn.ReLU(), nn.Linear(128, 784))
+        act = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid}[model["activation"]]
+        latent, classes = model["latent"], model["classes"]
+        self.classes, self.class_weight = classes, class_weight
+        self.sees_label = classes > 0 and model["encoder_sees_label"]
+        if classes:
+            self.classifier = mlp([784, *model["classifier_hidden"], classes], act, False)
+        enc_in = 784 + (classes if self.sees_label else 0)
+        self.enc = mlp([enc_in, *model["encoder_hidden"]], act, True)
+        width = (model["encoder_hidden"] or [enc_in])[-1]
+        self.mu = nn.Linear(width, latent)
+        self.logvar = nn.Linear(width, latent)
+        self.dec = mlp([latent + classes, *model["decoder_hidden"], 784], act, False)
 
     def loss(self, x, labels):
-        log_probs = F.log_softmax(self.classifier(x), dim=1)
-        ce = F.nll_loss(log_probs, labels, reduction="sum")
-        probs = log_probs.exp()
-        h = F.relu(self.enc(torch.cat([x, probs], dim=1)))
+        extra = 0.0
+        if self.classes:
+            log_probs = F.log_softmax(self.classifier(x), dim=1)
+            ce = F.nll_loss(log_probs, labels, reduction="sum")
+            extra = self.class_weight * ce / x.shape[0]
+            probs = log_probs.exp()
+        h = self.enc(torch.cat([x, probs], dim=1) if self.sees_label else x)
         mu, logvar = self.mu(h), self.logvar(h)
         z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
-        logits = self.dec(torch.cat([z, probs], dim=1))
-        return loss_fn(logits, x, mu, logvar) + 10.0 * ce / x.shape[0]
+        logits = self.dec(torch.cat([z, probs], dim=1) if self.classes else z)
+        return loss_fn(logits, x, mu, logvar) + extra
 
 
 def loss_fn(logits, x, mu, logvar):
@@ -104,8 +115,8 @@ def main():
     p.add_argument("--data-dir", default="data/mnist")
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--repeat", type=int, default=5)
-    p.add_argument("--model", choices=["classic", "default"], default="classic")
-    p.add_argument("--batch-size", type=int, default=0, help="0: 128 classic, 100 default")
+    p.add_argument("--config", required=True, help="the model, from `vae config --preset NAME`")
+    p.add_argument("--batch-size", type=int, default=0, help="0: the config's")
     p.add_argument("--threads", type=int, default=0, help="0: PyTorch's default")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     args = p.parse_args()
@@ -124,12 +135,14 @@ def main():
     # Uploaded once, as bytes; each batch becomes float32 where it is used.
     images = torch.from_numpy(read_images(f"{args.data_dir}/train-images-idx3-ubyte")).to(dev)
     labels = torch.from_numpy(read_labels(f"{args.data_dir}/train-labels-idx1-ubyte")).to(dev)
-    bs = args.batch_size or (128 if args.model == "classic" else 100)
+    with open(args.config) as f:
+        config = json.load(f)
+    bs = args.batch_size or config["batch_size"]
     rates = []
     for repeat in range(args.repeat):
         torch.manual_seed(repeat)
-        model = (Vae() if args.model == "classic" else ConditionalVae()).to(dev)
-        opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+        model = ConfiguredVae(config["model"], config["class_weight"]).to(dev)
+        opt = torch.optim.Adam(model.parameters(), lr=config["learning_rate"])
         order = torch.randperm(images.shape[0]).to(dev)
         batches = [order[i : i + bs] for i in range(0, images.shape[0] - bs + 1, bs)]
 
@@ -137,11 +150,7 @@ def main():
             idx = batches[i % len(batches)]
             x = images[idx].float().div_(255.0)
             opt.zero_grad(set_to_none=True)
-            if args.model == "classic":
-                logits, mu, logvar = model(x)
-                loss = loss_fn(logits, x, mu, logvar)
-            else:
-                loss = model.loss(x, labels[idx])
+            loss = model.loss(x, labels[idx])
             loss.backward()
             opt.step()
 

@@ -34,9 +34,8 @@ cpu_run() { # NAME ARGS...: train on the CPU unless done, then evaluate
 }
 cpu_run default-s0 --seed 0 --epochs "$epochs"
 cpu_run default-s1 --seed 1 --epochs "$epochs"
-classic=(--unconditional --latent 20 --encoder-hidden 400 --decoder-hidden 400 --batch-size 128)
-cpu_run classic-s0 "${classic[@]}" --seed 0 --epochs "$classic_epochs"
-cpu_run classic-s1 "${classic[@]}" --seed 1 --epochs "$classic_epochs"
+cpu_run classic-s0 --preset classic --seed 0 --epochs "$classic_epochs"
+cpu_run classic-s1 --preset classic --seed 1 --epochs "$classic_epochs"
 runs=(default-s0 default-s1 classic-s0 classic-s1)
 for run in "${runs[@]/#/$cpu/}" "${runs[@]/#/$results/runs/}"; do
   [[ -f $run/checkpoint.safetensors ]] || { echo "error: $run has no checkpoint" >&2; exit 1; }

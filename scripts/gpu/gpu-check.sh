@@ -89,12 +89,11 @@ print("test loss %.2f, %.0f images/s, label fidelity %s" % (t, h["images_per_sec
 if [[ $stages == *train* ]]; then
   section train
   epochs="${EPOCHS:-30}"
-  classic=(--unconditional --latent 20 --encoder-hidden 400 --decoder-hidden 400 --batch-size 128)
   # Seed 0 of each model first: a run cut short by the call's time limit still has one.
   train default-s0 --seed 0 --epochs "$epochs"
-  train classic-s0 "${classic[@]}" --seed 0 --epochs "${CLASSIC_EPOCHS:-10}"
+  train classic-s0 --preset classic --seed 0 --epochs "${CLASSIC_EPOCHS:-10}"
   train default-s1 --seed 1 --epochs "$epochs"
-  train classic-s1 "${classic[@]}" --seed 1 --epochs "${CLASSIC_EPOCHS:-10}"
+  train classic-s1 --preset classic --seed 1 --epochs "${CLASSIC_EPOCHS:-10}"
 fi
 
 if [[ $stages == *bench* ]]; then
@@ -103,13 +102,16 @@ if [[ $stages == *bench* ]]; then
   rate() { sed -n 's/^median \([0-9]*\) images\/s.*/\1/p'; }
   median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
   printf 'model\tbatch\tround\tpytorch\ttrainer\n' > "$out/bench.tsv"
+  echo "PyTorch $(python3 -c 'import torch; print(torch.__version__)') (the version each figure below ran with)" >> "$summary"
   echo "| model | batch | PyTorch eager, images/s | trainer, images/s | trainer / PyTorch |" >> "$summary"
   echo "|---|---|---|---|---|" >> "$summary"
   for model in classic default; do
+    # The model both sides train, defined once (trainer/src/foundation/config.rs).
+    "$bundle/vae" config --preset "$model" > "$out/$model.json"
     for batch in 128 1024; do
       torch_rates=() ours_rates=()
       for ((r = 1; r <= rounds; r++)); do
-        t="$(python3 "$bundle/pytorch_vae.py" --device "$device" --data-dir "$bundle/mnist" --model "$model" \
+        t="$(python3 "$bundle/pytorch_vae.py" --device "$device" --data-dir "$bundle/mnist" --config "$out/$model.json" \
           --batch-size "$batch" --steps "$steps" --repeat 1 | rate)"
         o="$("$bundle/train_bench" --device "$device" --data-dir "$bundle/mnist" --model "$model" \
           --batch-size "$batch" --steps "$steps" --repeat 1 | rate)"
