@@ -8,6 +8,7 @@ use clap::builder::{PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
 use trainer::eval::report::EvalOptions;
 use trainer::foundation::config::{Binarize, LrSchedule, Preset, TrainConfig};
+use trainer::foundation::io::read_json;
 use vae_core::Activation;
 
 /// The defaults every flag of `vae train` starts from.
@@ -101,6 +102,16 @@ pub struct TrainArgs {
         "lr_schedule",
     ])]
     pub preset: Option<Preset>,
+    /// Train with every setting recorded in FILE: a run's config.json, or `vae config`'s
+    /// output (how scripts/reproduce.sh retrains a committed model). The other setting
+    /// flags conflict with it.
+    #[arg(long = "config", value_name = "FILE", conflicts_with_all = [
+        "resume", "init", "preset", "epochs", "importance_samples", "binarize",
+        "lr_schedule", "kl_warmup", "denoise", "batch_size", "learning_rate", "latent",
+        "encoder_hidden", "decoder_hidden", "classifier_hidden", "unconditional",
+        "encoder_sees_label", "activation", "class_weight", "seed", "train_limit",
+    ])]
+    pub config_file: Option<PathBuf>,
     /// Draws of z per image in the objective: 1 is the ELBO; K > 1 the tighter
     /// importance-weighted bound (IWAE), which trains towards a higher likelihood for
     /// K decoder passes per image (unconditional models).
@@ -335,9 +346,12 @@ fn activation() -> impl TypedValueParser<Value = Activation> {
 }
 
 impl TrainArgs {
-    /// The run these flags describe, for a new run: the defaults, changed where a flag
-    /// says so.
-    pub fn config(&self) -> TrainConfig {
+    /// The run these flags describe, for a new run: `--config`'s file, or the defaults
+    /// (or a preset's) changed where a flag says so.
+    pub fn config(&self) -> anyhow::Result<TrainConfig> {
+        if let Some(file) = &self.config_file {
+            return read_json(file);
+        }
         let mut config = match self.preset {
             Some(preset) => preset.config(),
             None => self.shape(),
@@ -351,7 +365,7 @@ impl TrainArgs {
         config.denoise = self.denoise;
         config.importance_samples = self.importance_samples;
         config.init.clone_from(&self.init);
-        config
+        Ok(config)
     }
 
     /// The defaults with the flags a preset would fix: shape, batch size, class weight

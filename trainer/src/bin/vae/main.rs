@@ -57,7 +57,7 @@ fn main() -> ExitCode {
 fn run_train<D: TrainDevice>(dev: &D, args: &TrainArgs) -> Result<()> {
     if !args.resume {
         // Settings no run can train with are refused before MNIST is read.
-        args.config().validate()?;
+        args.config()?.validate()?;
     }
     let train_set = Dataset::load(&args.data_dir, Split::Train)?;
     let test_set = Dataset::load(&args.data_dir, Split::Test)?;
@@ -72,7 +72,7 @@ fn run_train<D: TrainDevice>(dev: &D, args: &TrainArgs) -> Result<()> {
     let (vae, history) = if args.resume {
         resume(dev, args.epochs, &train_set, &test_set, &opts)?
     } else {
-        let mut config = args.config();
+        let mut config = args.config()?;
         if let Some(dir) = &args.init {
             config.model = checkpoint::read_config(&RunDir::new(dir))?.model;
         }

@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# Retrains a committed model from its recorded configuration with the current `vae` and
+# compares the result with what is committed:
+#
+#   scripts/reproduce.sh models/default            # about 25 minutes on 2 cores
+#   UPDATE=1 scripts/reproduce.sh models/default   # also refresh the run's own files
+#
+# The run goes to target/reproduce/NAME (`vae train --config MODEL/config.json`, so every
+# setting is the recorded one), then:
+# - checkpoint.safetensors must be byte for byte the committed one (training is
+#   deterministic on the CPU: fixed seeds, and a fixed split of each batch into shards
+#   whatever the number of cores);
+# - history.json must hold the same losses and label fidelity, epoch by epoch (only the
+#   measured images per second may differ);
+# - each committed model file must be byte for byte `vae export`'s of the new checkpoint.
+# It prints one line per check and exits non-zero if any fails. A model trained on a GPU
+# gets other bits (cuBLAS sums in another order); none of the committed models is.
+#
+# With UPDATE=1 and every check passed, the model folder's config.json, history.json and
+# train.log are replaced by what the current `vae train` writes (train.log names the
+# model folder, not where it was made). Weights and model files are never touched.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+model="${1:?usage: scripts/reproduce.sh models/NAME}"
+model="${model%/}"
+[[ -f $model/config.json && -f $model/checkpoint.safetensors ]] \
+  || { echo "error: $model has no config.json and checkpoint.safetensors" >&2; exit 2; }
+run="target/reproduce/$(basename "$model")"
+
+scripts/fetch-mnist.sh data/mnist >/dev/null
+cargo build --release --locked -q -p trainer --bin vae
+vae=target/release/vae
+
+rm -rf "$run"
+mkdir -p "$run"
+echo "== vae train --config $model/config.json --out $run"
+start=$SECONDS
+"$vae" train --config "$model/config.json" --out "$run" --no-progress | tee "$run/train.log"
+echo "trained in $((SECONDS - start)) s"
+"$vae" export --run "$run" >/dev/null
+
+failed=0
+check() { # check NAME COMMAND...: one line, ok or FAIL
+  if "${@:2}"; then echo "ok   $1"; else echo "FAIL $1"; failed=1; fi
+}
+same_history() {
+  python3 - "$model/history.json" "$run/history.json" <<'EOF'
+import json, sys
+def losses(path):
+    with open(path) as f:
+        return [{k: v for k, v in epoch.items() if k != "images_per_second"} for epoch in json.load(f)]
+a, b = losses(sys.argv[1]), losses(sys.argv[2])
+if a != b:
+    first = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+    print(f"     epochs differ from epoch {first + 1} ({len(a)} committed, {len(b)} now)")
+    sys.exit(1)
+EOF
+}
+check "checkpoint.safetensors byte for byte" cmp -s "$model/checkpoint.safetensors" "$run/checkpoint.safetensors"
+check "history.json: the same losses every epoch" same_history
+for file in "$model"/decoder-*.vae; do
+  check "$(basename "$file") byte for byte" cmp -s "$file" "$run/$(basename "$file")"
+done
+# Keys a config.json written before they existed lacks take their recorded meaning.
+check "config.json: every recorded setting kept" python3 -c '
+import json, sys
+def within(a, b):
+    return all(k in b and (within(v, b[k]) if isinstance(v, dict) else v == b[k]) for k, v in a.items())
+sys.exit(not within(*(json.load(open(p)) for p in sys.argv[1:])))
+' "$model/config.json" "$run/config.json"
+
+if ((failed)); then
+  echo "$model: NOT reproduced (the new run is in $run)"
+  exit 1
+fi
+echo "$model: reproduced"
+if [[ ${UPDATE:-} == 1 ]]; then
+  cp "$run/config.json" "$run/history.json" "$model/"
+  sed "s|run folder $run\$|run folder $model|" "$run/train.log" > "$model/train.log"
+  echo "updated $model/config.json, history.json and train.log to what this vae writes"
+fi
