@@ -40,13 +40,31 @@ fn main() {
     // Copied rather than included by path, so the path may come from the environment.
     // It is checked by the firmware at start, not here: a bad file must be caught there.
     fs::write(out.join("model.vae"), bytes).expect("write model.vae");
-    println!("cargo:rustc-env=FIRMWARE_MODEL_NAME={}", model.display());
+    println!("cargo:rustc-env=FIRMWARE_MODEL_NAME={}", shown_name(&model, &manifest));
 
     println!("cargo:rerun-if-env-changed=VAE_MODEL");
     println!("cargo:rerun-if-env-changed=VAE_FLASH_KIB");
     println!("cargo:rerun-if-env-changed=VAE_RAM_KIB");
     println!("cargo:rerun-if-changed={}", model.display());
     println!("cargo:rerun-if-changed=build.rs");
+}
+
+/// How the firmware names its model: the path from the repository's root for a file in
+/// the repository, the file name alone otherwise. Never the folder the repository is
+/// checked out in, so that the binary (and its flash size) is the same in every checkout.
+fn shown_name(model: &Path, manifest: &Path) -> String {
+    let canonical = |p: &Path| fs::canonicalize(p).ok();
+    let repo = manifest.parent().and_then(canonical);
+    match (canonical(model), repo) {
+        (Some(model), Some(repo)) if model.starts_with(&repo) => model
+            .strip_prefix(&repo)
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
+        _ => model
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+    }
 }
 
 /// Writes `memory.x`, the memory map cortex-m-rt and riscv-rt link with, and hands the board's
