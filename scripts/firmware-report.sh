@@ -20,17 +20,12 @@ fi
 models=("$@")
 ((${#models[@]})) || models=(models/default/decoder-f16.vae models/default/decoder-i8.vae)
 
+cargo build --release --quiet --locked -p trainer --bin vae
 echo "target: $target"
 printf '%-34s %-4s %9s %7s %9s %13s %9s\n' model prec params flash ram instr/digit instr/MAC
 for model in "${models[@]}"; do
   path="$(realpath "$model")"
   out="$(cd firmware && VAE_MODEL="$path" VAE_FLASH_KIB="${VAE_FLASH_KIB:-256}" \
     cargo run --release --quiet --locked --target "$target" 2>&1)" || { echo "$out" >&2; exit 1; }
-  awk -v name="$model" '
-    /^decoder:/       { prec = $2; params = $4 }
-    /^cost per digit/ { digit = $4; permac = substr($6, 2) }
-    /^flash:/         { flash = $2 }
-    /^ram:/           { ram = $2 }
-    END { printf "%-34s %-4s %9s %7s %9s %13s %9s\n", name, prec, params, flash, ram, digit, permac }
-  ' <<<"$out"
+  printf '%-34s %s\n' "$model" "$(target/release/vae firmware-costs - <<<"$out")"
 done

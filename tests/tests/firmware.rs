@@ -16,6 +16,7 @@ use std::process::{Command, Output};
 use std::sync::Mutex;
 
 use dfdx::prelude::*;
+use trainer::data::firmware_log::FirmwareLog;
 use trainer::foundation::run_dir::RunDir;
 use trainer::foundation::tensor::argmax;
 use trainer::train::checkpoint;
@@ -111,22 +112,18 @@ struct Printed {
 
 fn parse(output: &Output) -> Printed {
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let mut images = Vec::new();
-    let mut description = None;
-    for line in stdout.lines() {
-        if let Some(rest) = line.strip_prefix("image ") {
-            let (_, text) = rest.split_once(": ").expect("image N: description");
-            description = Some(text.to_string());
-        } else if let Some(rest) = line.strip_prefix("pixels ") {
-            let (index, hex) = rest.split_once(' ').expect("pixels N HEX");
-            assert_eq!(index.parse::<usize>().unwrap(), images.len());
-            assert_eq!(hex.len(), 2 * PIXELS, "pixels line {index}");
-            let bytes = (0..PIXELS)
-                .map(|i| u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).unwrap())
-                .collect();
-            images.push((description.take().expect("image line first"), bytes));
-        }
-    }
+    let images = FirmwareLog::parse(&stdout)
+        .unwrap()
+        .images
+        .into_iter()
+        .map(|image| (image.description, image.pixels.to_vec()))
+        .collect::<Vec<_>>();
+    assert!(
+        images
+            .iter()
+            .all(|(description, _)| !description.is_empty()),
+        "an `image N: ...` line before every `pixels` line"
+    );
     Printed { images, stdout }
 }
 

@@ -5,3 +5,6 @@
 
 /// Images to batches on the device, binarized and noised as a run says.
 pub mod batch;
+
+/// What the firmware prints, read back: its images and measurements.
+pub mod firmware_log;

@@ -12,6 +12,7 @@ use rand::SeedableRng;
 use rand_distr::{Distribution, StandardNormal};
 use vae_core::PIXELS;
 
+use crate::data::firmware_log::FirmwareLog;
 use crate::foundation::io::write_atomic;
 use crate::foundation::run_dir::RunDir;
 use crate::nn::model::Vae;
@@ -413,27 +414,11 @@ pub fn sample_grid(
 /// The images a firmware run printed (its `pixels N HEX` lines, in order) in rows of
 /// `cols`.
 pub fn firmware_grid(log: &str, cols: usize) -> Result<Grid> {
-    let mut images = Vec::new();
-    for (number, line) in log.lines().enumerate() {
-        let Some(rest) = line.strip_prefix("pixels ") else {
-            continue;
-        };
-        let hex = rest.split_once(' ').map_or("", |(_, hex)| hex.trim_end());
-        let bad = || {
-            format!(
-                "line {}: expected `pixels N` and 1,568 hex digits",
-                number + 1
-            )
-        };
-        if hex.len() != 2 * PIXELS || !hex.is_ascii() {
-            bail!(bad());
-        }
-        let mut pixels = [0u8; PIXELS];
-        for (i, pixel) in pixels.iter_mut().enumerate() {
-            *pixel = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).with_context(bad)?;
-        }
-        images.push(pixels);
-    }
+    let images: Vec<_> = FirmwareLog::parse(log)?
+        .images
+        .into_iter()
+        .map(|image| image.pixels)
+        .collect();
     if images.is_empty() {
         bail!("no `pixels` lines: is this the output of the firmware?");
     }

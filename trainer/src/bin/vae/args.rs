@@ -45,6 +45,9 @@ pub enum Command {
     TrainClassifier(TrainClassifierArgs),
     /// Draw the images a firmware run printed (its `pixels` lines) into a PNG grid.
     FirmwarePng(FirmwarePngArgs),
+    /// Print a firmware run's own measurements on one line: precision, parameters,
+    /// flash and RAM bytes, instructions per digit and per multiply-accumulate.
+    FirmwareCosts(FirmwareCostsArgs),
     /// Print the settings `vae train` records in config.json for a new run: the
     /// defaults, or a preset's.
     Config(ConfigArgs),
@@ -310,6 +313,12 @@ pub struct FirmwarePngArgs {
     /// Enlargement of each 28x28 image in the PNG.
     #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(1..=16))]
     pub scale: u8,
+}
+
+#[derive(Args)]
+pub struct FirmwareCostsArgs {
+    /// The firmware's output, saved to a file (`-` reads standard input).
+    pub log: PathBuf,
 }
 
 #[derive(Args)]

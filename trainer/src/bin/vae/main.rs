@@ -6,10 +6,11 @@ mod args;
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::Parser;
 use dfdx::prelude::Cpu;
 use mnist::{Dataset, Split};
+use trainer::data::firmware_log::FirmwareLog;
 use trainer::device::check as device_check;
 use trainer::eval::classifier::Classifier;
 use trainer::eval::report::{evaluate_model, EvalOptions};
@@ -37,6 +38,7 @@ fn main() -> ExitCode {
         Command::Pictures(args) => run_pictures(args),
         Command::TrainClassifier(args) => run_train_classifier(args),
         Command::FirmwarePng(args) => run_firmware_png(args),
+        Command::FirmwareCosts(args) => run_firmware_costs(args),
         Command::Config(args) => serde_json::to_string_pretty(&args.preset.config())
             .map(|json| println!("{json}"))
             .map_err(Into::into),
@@ -217,13 +219,38 @@ fn run_train_classifier(args: TrainClassifierArgs) -> Result<()> {
     Ok(())
 }
 
-fn run_firmware_png(args: FirmwarePngArgs) -> Result<()> {
-    let text = if args.log.as_os_str() == "-" {
-        std::io::read_to_string(std::io::stdin()).context("cannot read standard input")?
+/// A firmware log's text, from a file or (`-`) standard input.
+fn read_log(path: &Path) -> Result<String> {
+    if path.as_os_str() == "-" {
+        std::io::read_to_string(std::io::stdin()).context("cannot read standard input")
     } else {
-        std::fs::read_to_string(&args.log)
-            .with_context(|| format!("cannot read {}", args.log.display()))?
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))
+    }
+}
+
+fn run_firmware_costs(args: FirmwareCostsArgs) -> Result<()> {
+    let log = FirmwareLog::parse(&read_log(&args.log)?)
+        .with_context(|| format!("{}", args.log.display()))?;
+    let (Some(precision), Some(parameters), Some(flash), Some(ram), Some(digit), Some(mac)) = (
+        log.precision,
+        log.parameters,
+        log.flash,
+        log.ram,
+        log.cost_per_digit,
+        log.cost_per_mac,
+    ) else {
+        bail!(
+            "{}: no decoder, cost per digit, flash and ram lines: is this the whole output \
+             of the firmware?",
+            args.log.display()
+        );
     };
+    println!("{precision:<4} {parameters:>9} {flash:>7} {ram:>9} {digit:>13} {mac:>9}");
+    Ok(())
+}
+
+fn run_firmware_png(args: FirmwarePngArgs) -> Result<()> {
+    let text = read_log(&args.log)?;
     let grid = pictures::firmware_grid(&text, args.columns.into())
         .with_context(|| format!("{}", args.log.display()))?;
     grid.write(&args.out, args.scale.into())?;
