@@ -50,6 +50,50 @@ pub(crate) fn f16_to_f32(bits: [u8; 2]) -> f32 {
     f32::from_bits(wide)
 }
 
+/// [`dot_f16`]'s loop over `$blocks` blocks of eight weights, the accumulator's bits in
+/// `$bits`: `$load`, the instructions that bring the block's four words of weights into
+/// s2-s5 from `{w}` (advancing it), with the registers they use in `$operands`; then one
+/// `VLDM` of eight inputs, eight `VCVTB`/`VCVTT` and eight `VMLA`.
+macro_rules! f16_blocks {
+    ($bits:ident, $x:ident, $w:ident, $blocks:ident, [$($load:literal),*], [$($operands:tt)*]) => {
+        core::arch::asm!(
+            "vmov s0, {acc}",
+            "2:",
+            $($load,)*
+            "vldmia {x}!, {{s16-s23}}",
+            "vcvtb.f32.f16 s8, s2",
+            "vcvtt.f32.f16 s9, s2",
+            "vcvtb.f32.f16 s10, s3",
+            "vcvtt.f32.f16 s11, s3",
+            "vmla.f32 s0, s16, s8",
+            "vmla.f32 s0, s17, s9",
+            "vmla.f32 s0, s18, s10",
+            "vmla.f32 s0, s19, s11",
+            "vcvtb.f32.f16 s8, s4",
+            "vcvtt.f32.f16 s9, s4",
+            "vcvtb.f32.f16 s10, s5",
+            "vcvtt.f32.f16 s11, s5",
+            "vmla.f32 s0, s20, s8",
+            "vmla.f32 s0, s21, s9",
+            "vmla.f32 s0, s22, s10",
+            "vmla.f32 s0, s23, s11",
+            "subs {n}, {n}, #1",
+            "bne 2b",
+            "vmov {acc}, s0",
+            acc = inout(reg) $bits,
+            x = inout(reg) $x.as_ptr() => _,
+            w = inout(reg) $w.as_ptr() => _,
+            n = inout(reg) $blocks => _,
+            $($operands)*
+            out("s0") _, out("s2") _, out("s3") _, out("s4") _, out("s5") _,
+            out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+            out("s16") _, out("s17") _, out("s18") _, out("s19") _,
+            out("s20") _, out("s21") _, out("s22") _, out("s23") _,
+            options(nostack, readonly),
+        )
+    };
+}
+
 /// `acc + x[0]*w[0] + x[1]*w[1] + ...` for little-endian f16 weights, left to right:
 /// eight weights per loop, then the rest one at a time. Per loop, with the weights
 /// word-aligned (the model file pads its header for this): one `VLDM` of four words
@@ -69,83 +113,24 @@ pub(crate) fn dot_f16(acc: f32, x: &[f32], w: &[u8]) -> f32 {
         // accumulator lives in s0.
         if (w.as_ptr() as usize).is_multiple_of(4) {
             unsafe {
-                core::arch::asm!(
-                    "vmov s0, {acc}",
-                    "2:",
-                    "vldmia {w}!, {{s2-s5}}",
-                    "vldmia {x}!, {{s16-s23}}",
-                    "vcvtb.f32.f16 s8, s2",
-                    "vcvtt.f32.f16 s9, s2",
-                    "vcvtb.f32.f16 s10, s3",
-                    "vcvtt.f32.f16 s11, s3",
-                    "vmla.f32 s0, s16, s8",
-                    "vmla.f32 s0, s17, s9",
-                    "vmla.f32 s0, s18, s10",
-                    "vmla.f32 s0, s19, s11",
-                    "vcvtb.f32.f16 s8, s4",
-                    "vcvtt.f32.f16 s9, s4",
-                    "vcvtb.f32.f16 s10, s5",
-                    "vcvtt.f32.f16 s11, s5",
-                    "vmla.f32 s0, s20, s8",
-                    "vmla.f32 s0, s21, s9",
-                    "vmla.f32 s0, s22, s10",
-                    "vmla.f32 s0, s23, s11",
-                    "subs {n}, {n}, #1",
-                    "bne 2b",
-                    "vmov {acc}, s0",
-                    acc = inout(reg) bits,
-                    x = inout(reg) x.as_ptr() => _,
-                    w = inout(reg) w.as_ptr() => _,
-                    n = inout(reg) blocks => _,
-                    out("s0") _, out("s2") _, out("s3") _, out("s4") _, out("s5") _,
-                    out("s8") _, out("s9") _, out("s10") _, out("s11") _,
-                    out("s16") _, out("s17") _, out("s18") _, out("s19") _,
-                    out("s20") _, out("s21") _, out("s22") _, out("s23") _,
-                    options(nostack, readonly),
-                );
+                f16_blocks!(bits, x, w, blocks, ["vldmia {w}!, {{s2-s5}}"], []);
             }
         } else {
             unsafe {
-                core::arch::asm!(
-                    "vmov s0, {acc}",
-                    "2:",
-                    "ldr {a}, [{w}], #4",
-                    "ldr {b}, [{w}], #4",
-                    "vmov s2, s3, {a}, {b}",
-                    "ldr {a}, [{w}], #4",
-                    "ldr {b}, [{w}], #4",
-                    "vmov s4, s5, {a}, {b}",
-                    "vldmia {x}!, {{s16-s23}}",
-                    "vcvtb.f32.f16 s8, s2",
-                    "vcvtt.f32.f16 s9, s2",
-                    "vcvtb.f32.f16 s10, s3",
-                    "vcvtt.f32.f16 s11, s3",
-                    "vmla.f32 s0, s16, s8",
-                    "vmla.f32 s0, s17, s9",
-                    "vmla.f32 s0, s18, s10",
-                    "vmla.f32 s0, s19, s11",
-                    "vcvtb.f32.f16 s8, s4",
-                    "vcvtt.f32.f16 s9, s4",
-                    "vcvtb.f32.f16 s10, s5",
-                    "vcvtt.f32.f16 s11, s5",
-                    "vmla.f32 s0, s20, s8",
-                    "vmla.f32 s0, s21, s9",
-                    "vmla.f32 s0, s22, s10",
-                    "vmla.f32 s0, s23, s11",
-                    "subs {n}, {n}, #1",
-                    "bne 2b",
-                    "vmov {acc}, s0",
-                    acc = inout(reg) bits,
-                    x = inout(reg) x.as_ptr() => _,
-                    w = inout(reg) w.as_ptr() => _,
-                    n = inout(reg) blocks => _,
-                    a = out(reg) _,
-                    b = out(reg) _,
-                    out("s0") _, out("s2") _, out("s3") _, out("s4") _, out("s5") _,
-                    out("s8") _, out("s9") _, out("s10") _, out("s11") _,
-                    out("s16") _, out("s17") _, out("s18") _, out("s19") _,
-                    out("s20") _, out("s21") _, out("s22") _, out("s23") _,
-                    options(nostack, readonly),
+                f16_blocks!(
+                    bits,
+                    x,
+                    w,
+                    blocks,
+                    [
+                        "ldr {a}, [{w}], #4",
+                        "ldr {b}, [{w}], #4",
+                        "vmov s2, s3, {a}, {b}",
+                        "ldr {a}, [{w}], #4",
+                        "ldr {b}, [{w}], #4",
+                        "vmov s4, s5, {a}, {b}"
+                    ],
+                    [a = out(reg) _, b = out(reg) _,]
                 );
             }
         }
