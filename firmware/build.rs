@@ -40,7 +40,10 @@ fn main() {
     // Copied rather than included by path, so the path may come from the environment.
     // It is checked by the firmware at start, not here: a bad file must be caught there.
     fs::write(out.join("model.vae"), bytes).expect("write model.vae");
-    println!("cargo:rustc-env=FIRMWARE_MODEL_NAME={}", shown_name(&model, &manifest));
+    println!(
+        "cargo:rustc-env=FIRMWARE_MODEL_NAME={}",
+        shown_name(&model, &manifest)
+    );
 
     println!("cargo:rerun-if-env-changed=VAE_MODEL");
     println!("cargo:rerun-if-env-changed=VAE_FLASH_KIB");
