@@ -106,10 +106,10 @@ pub struct TrainArgs {
     ])]
     pub preset: Option<Preset>,
     /// Train with every setting recorded in FILE: a run's config.json, or `vae config`'s
-    /// output (how scripts/reproduce.sh retrains a committed model). The other setting
-    /// flags conflict with it.
+    /// output (how scripts/reproduce.sh retrains a committed model); only --epochs may
+    /// change, for a run that stopped early. The other setting flags conflict with it.
     #[arg(long = "config", value_name = "FILE", conflicts_with_all = [
-        "resume", "init", "preset", "epochs", "importance_samples", "binarize",
+        "resume", "init", "preset", "importance_samples", "binarize",
         "lr_schedule", "kl_warmup", "denoise", "batch_size", "learning_rate", "latent",
         "encoder_hidden", "decoder_hidden", "classifier_hidden", "unconditional",
         "encoder_sees_label", "activation", "class_weight", "seed", "train_limit",
@@ -359,7 +359,9 @@ impl TrainArgs {
     /// (or a preset's) changed where a flag says so.
     pub fn config(&self) -> anyhow::Result<TrainConfig> {
         if let Some(file) = &self.config_file {
-            return read_json(file);
+            let mut config: TrainConfig = read_json(file)?;
+            config.epochs = self.epochs.unwrap_or(config.epochs);
+            return Ok(config);
         }
         let mut config = match self.preset {
             Some(preset) => preset.config(),
