@@ -13,8 +13,16 @@
 # - history.json must hold the same losses and label fidelity, epoch by epoch (only the
 #   measured images per second may differ);
 # - each committed model file must be byte for byte `vae export`'s of the new checkpoint.
-# It prints one line per check and exits non-zero if any fails. A model trained on a GPU
-# gets other bits (cuBLAS sums in another order); none of the committed models is.
+# It prints one line per check and exits non-zero if any fails.
+#
+# Where the bits cannot hold (a model trained by an older trainer whose arithmetic has
+# changed since, as models/latent2; or one trained on a GPU, whose cuBLAS sums in another
+# order), the checkpoint check fails and says so, and the run is judged by its figures
+# instead: `vae eval --iwae-k 0` on both, every f32 figure within these bounds, the spread
+# between two seeds of the default model (seeds 0 and 2, docs/training.md's experiment
+# log: test loss 94.10 and 95.21, label fidelity 99.77 % and 99.67 %, distance 25.02 and
+# 25.08) with room to spare: losses and ELBOs 1.5 nats, label fidelity 0.5 points, the
+# Frechet distance 15 %. Passing them is "reproduced in figures", not in bits.
 #
 # With UPDATE=1 and every check passed, the model folder's config.json, history.json and
 # train.log are replaced by what the current `vae train` writes (train.log names the
@@ -80,7 +88,34 @@ sys.exit(not within(old, new))
 ' "$model/config.json" "$run/config.json"
 
 if ((failed)); then
-  echo "$model: NOT reproduced (the new run is in $run)"
+  [[ -f $model/eval.json ]] || { echo "$model: NOT reproduced (the new run is in $run)"; exit 1; }
+  echo "== not bit for bit; the figures instead: vae eval --run $run --iwae-k 0"
+  "$vae" eval --run "$run" --iwae-k 0 --out "$run/eval.json" >/dev/null
+  if python3 - "$model/eval.json" "$run/eval.json" <<'EOF'
+import json, sys
+old, new = (json.load(open(p))["f32"] for p in sys.argv[1:])
+bounds = {"test_loss": ("nats", 1.5), "test_elbo_binarized": ("nats", 1.5),
+          "label_fidelity": ("points", 0.5), "label_fidelity_head": ("points", 0.5),
+          "frechet_distance": ("relative", 0.15)}
+failed = False
+for key, (kind, bound) in bounds.items():
+    a, b = old.get(key), new.get(key)
+    if a is None and b is None:
+        continue
+    if a is None or b is None:
+        print(f"FAIL {key}: committed {a}, now {b}"); failed = True; continue
+    diff = abs(a - b) * (100 if kind == "points" else 1) / (abs(a) if kind == "relative" else 1)
+    ok = diff <= bound
+    failed |= not ok
+    print(f"{'ok  ' if ok else 'FAIL'} {key}: committed {a:.4f}, now {b:.4f} (bound {bound} {kind})")
+sys.exit(failed)
+EOF
+  then
+    echo "$model: reproduced in figures, not in bits (the new run is in $run)"
+    exit 0
+  else
+    echo "$model: NOT reproduced (the new run is in $run)"
+  fi
   exit 1
 fi
 echo "$model: reproduced"
