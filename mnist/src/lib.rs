@@ -344,4 +344,113 @@ mod tests {
         let missing = format!("{:#}", Dataset::load(&dir, Split::Train).unwrap_err());
         assert!(missing.contains("missing MNIST file") && missing.contains("fetch-mnist"));
     }
+
+    /// Three images whose every pixel is its image's index times 100 (0, 100, 200), so
+    /// each image, and each place an image can come from, is told apart by its values.
+    fn three_images() -> Dataset {
+        let pixels: Vec<u8> = (0..3u8).flat_map(|i| [i * 100; PIXELS]).collect();
+        let images = idx(IMAGES_MAGIC, &[3, 28, 28], &pixels);
+        Dataset::from_idx_bytes(&images, &idx(LABELS_MAGIC, &[3], &[4, 0, 9])).unwrap()
+    }
+
+    /// `len`, `is_empty` and `truncated` count images (one label each), so a dataset of
+    /// three has length 3, and truncating keeps the first `n` images and labels whole.
+    #[test]
+    fn length_and_truncation_count_images() {
+        let ds = three_images();
+        assert_eq!((ds.len(), ds.is_empty()), (3, false));
+        let two = ds.clone().truncated(2);
+        assert_eq!((two.len(), two.labels.as_slice()), (2, &[4, 0][..]));
+        assert_eq!(two.pixels, ds.pixels[..2 * PIXELS]);
+        assert_eq!(ds.clone().truncated(10).len(), 3);
+        let none = ds.truncated(0);
+        assert_eq!(
+            (none.len(), none.is_empty(), none.pixels.len()),
+            (0, true, 0)
+        );
+    }
+
+    /// `intensities` is the images asked for, in the order asked, each pixel through
+    /// `vae_core::intensity` (grey level / 255): image 2 is 200 / 255 everywhere, image 0
+    /// is 0.
+    #[test]
+    fn intensities_are_the_images_asked_for_in_order() {
+        let ds = three_images();
+        let values = ds.intensities([2, 0]);
+        assert_eq!(values.len(), 2 * PIXELS);
+        assert!(values[..PIXELS].iter().all(|&v| v == 200.0 / 255.0));
+        assert!(values[PIXELS..].iter().all(|&v| v == 0.0));
+        assert!(ds.intensities([]).is_empty());
+    }
+
+    /// Each check of `from_parsed` and `parse_idx` names what is wrong: counts that do
+    /// not match, a label that is not a digit, data longer than the dimensions say, a
+    /// header cut short, and which kind of file a wrong magic number belongs to.
+    #[test]
+    fn each_mismatch_is_named() {
+        let err = |images: &[u8], labels: &[u8]| {
+            format!("{:#}", Dataset::from_idx_bytes(images, labels).unwrap_err())
+        };
+        let one = idx(IMAGES_MAGIC, &[1, 28, 28], &[0; PIXELS]);
+        let two_labels = idx(LABELS_MAGIC, &[2], &[1, 2]);
+        assert!(err(&one, &two_labels).contains("1 images but 2 labels"));
+        let ten = idx(LABELS_MAGIC, &[1], &[10]);
+        assert!(err(&one, &ten).contains("label 10 is not a digit"));
+        let long = idx(IMAGES_MAGIC, &[1, 28, 28], &[0; PIXELS + 1]);
+        let message = err(&long, &ten);
+        assert!(message.contains("too long"), "{message}");
+        assert!(
+            message.contains("need 784 data bytes, found 785"),
+            "{message}"
+        );
+        let cut = IMAGES_MAGIC.to_be_bytes();
+        let message = err(&cut, &ten);
+        assert!(message.contains("header cut short"), "{message}");
+        let short = err(&cut[..3], &ten);
+        assert!(short.contains("file is 3 bytes"), "{short}");
+        let swapped = err(&two_labels, &one);
+        assert!(
+            swapped.contains(
+                "0x00000801 (an MNIST labels file), expected 0x00000803 (an MNIST images file)"
+            ),
+            "{swapped}"
+        );
+        let other = err(&idx(0x0000_0c03, &[1, 28, 28], &[]), &one);
+        assert!(other.contains("(not an MNIST IDX file)"), "{other}");
+    }
+
+    /// A folder that is not there, or is a file, is named as such.
+    #[test]
+    fn a_missing_or_wrong_folder_is_named() {
+        let dir = temp_dir("folder");
+        let gone = dir.join("gone");
+        let err = format!("{:#}", Dataset::load(&gone, Split::Test).unwrap_err());
+        assert!(
+            err.contains("does not exist") && err.contains("fetch-mnist"),
+            "{err}"
+        );
+        let file = dir.join("file");
+        std::fs::write(&file, b"").unwrap();
+        let err = format!("{:#}", Dataset::load(&file, Split::Test).unwrap_err());
+        assert!(err.contains("is not a folder"), "{err}");
+    }
+
+    /// Files up to `MAX_FILE_BYTES` (64 MiB) are read whole; one byte more is refused
+    /// before parsing. Sparse files of zeros, so nothing is written to disk: at the
+    /// limit the reader gets as far as the magic number (0), one byte beyond it does not.
+    #[test]
+    fn files_over_64_mib_are_refused() {
+        let dir = temp_dir("large");
+        let labels = idx(LABELS_MAGIC, &[1], &[3]);
+        let images = dir.join("t10k-images-idx3-ubyte");
+        write_split(&dir, &[], &labels);
+        let file = File::options().write(true).open(&images).unwrap();
+        file.set_len(MAX_FILE_BYTES).unwrap();
+        let err = format!("{:#}", Dataset::load(&dir, Split::Test).unwrap_err());
+        assert!(err.contains("magic number 0x00000000"), "{err}");
+        file.set_len(MAX_FILE_BYTES + 1).unwrap();
+        let err = format!("{:#}", Dataset::load(&dir, Split::Test).unwrap_err());
+        assert!(err.contains("is larger than 64 MiB"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -161,3 +161,185 @@ pub fn hex(pixels: &[u8; PIXELS]) -> [u8; 2 * PIXELS] {
     }
     out
 }
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
+mod tests {
+    use std::string::ToString;
+    use std::vec;
+    use std::vec::Vec;
+
+    use super::*;
+    use crate::{encode, encoded_len, Activation, Architecture, Precision};
+
+    /// A model file with `classes` classes (0: unconditional), latent 2, no hidden layer,
+    /// made-up weights.
+    fn model_file(classes: u16) -> Vec<u8> {
+        let arch = Architecture {
+            latent: 2,
+            classes,
+            hidden: heapless::Vec::new(),
+            activation: Activation::Relu,
+            output: PIXELS as u16,
+        };
+        let mut out = vec![0u8; encoded_len(&arch, Precision::F32).unwrap()];
+        let values = (0..arch.parameter_count()).map(|i| (i % 7) as f32 * 0.1 - 0.3);
+        encode(&arch, Precision::F32, values, &mut out).unwrap();
+        out
+    }
+
+    fn morphs(from: (u64, Option<u8>), to: (u64, Option<u8>)) -> impl Iterator<Item = Drawing> {
+        (0..6).map(move |step| Drawing::Morph {
+            from,
+            to,
+            step,
+            steps: 6,
+        })
+    }
+
+    /// The plan `plan`'s documentation gives, written out for a digit model: each digit
+    /// 0-9 from seed 2026, four free samples from seeds 2027-2030, then six steps from
+    /// a 3 (seed 2026) to an 8 (seed 2027).
+    #[test]
+    fn the_plan_of_a_digit_model_is_the_documented_one() {
+        let file = model_file(10);
+        let model = Model::parse(&file).unwrap();
+        let digits = (0..10).map(|digit| Drawing::Digit { seed: 2026, digit });
+        let free = (2027..=2030).map(|seed| Drawing::Free { seed });
+        let want: Vec<_> = digits
+            .chain(free)
+            .chain(morphs((2026, Some(3)), (2027, Some(8))))
+            .collect();
+        assert_eq!(plan(&model).collect::<Vec<_>>(), want);
+    }
+
+    /// An unconditional model: no digits, ten free samples (seeds 2027-2036), and a morph
+    /// between the latents of seeds 2026 and 2027 with no label.
+    #[test]
+    fn the_plan_of_an_unconditional_model_has_ten_free_samples() {
+        let file = model_file(0);
+        let model = Model::parse(&file).unwrap();
+        let free = (2027..=2036).map(|seed| Drawing::Free { seed });
+        let want: Vec<_> = free.chain(morphs((2026, None), (2027, None))).collect();
+        assert_eq!(plan(&model).collect::<Vec<_>>(), want);
+    }
+
+    /// A model of 3 classes draws each of its 3 classes, and its morph's ends, which
+    /// it cannot draw as a 3 and an 8, wrap into its classes: 3 mod 3 = 0, 8 mod 3 = 2.
+    /// A model of 12 classes shows ten digits, as many as the demo has room for. Every
+    /// drawing of each plan can be drawn.
+    #[test]
+    fn the_plan_fits_the_model_s_classes() {
+        let file = model_file(3);
+        let model = Model::parse(&file).unwrap();
+        let plan3: Vec<_> = plan(&model).collect();
+        let digits = (0..3).map(|digit| Drawing::Digit { seed: 2026, digit });
+        let free = (2027..=2030).map(|seed| Drawing::Free { seed });
+        let want: Vec<_> = digits
+            .chain(free)
+            .chain(morphs((2026, Some(0)), (2027, Some(2))))
+            .collect();
+        assert_eq!(plan3, want);
+        let file12 = model_file(12);
+        let model12 = Model::parse(&file12).unwrap();
+        assert_eq!(plan(&model12).count(), 10 + 4 + 6);
+        let mut pixels = [0u8; PIXELS];
+        for (model, file) in [(&model, "3 classes"), (&model12, "12 classes")] {
+            for drawing in plan(model) {
+                drawing
+                    .draw(model, &mut pixels)
+                    .unwrap_or_else(|e| panic!("{file}: {drawing}: {e}"));
+            }
+        }
+    }
+
+    /// `draw` is the `Model` call each drawing names, with the same pixels, and returns
+    /// the digit drawn: the one asked for, the generator's choice for a free sample (as
+    /// `generate` returns it), none for a morph.
+    #[test]
+    fn drawings_draw_what_they_name() {
+        let file = model_file(10);
+        let model = Model::parse(&file).unwrap();
+        let (mut got, mut want) = ([0u8; PIXELS], [0u8; PIXELS]);
+        let digit = Drawing::Digit { seed: 5, digit: 6 };
+        assert_eq!(digit.draw(&model, &mut got), Ok(Some(6)));
+        model.generate(5, Some(6), &mut want).unwrap();
+        assert_eq!(got, want);
+        let chosen = model.generate(9, None, &mut want).unwrap();
+        assert!(chosen.is_some());
+        assert_eq!(Drawing::Free { seed: 9 }.draw(&model, &mut got), Ok(chosen));
+        assert_eq!(got, want);
+        let morph = Drawing::Morph {
+            from: (1, Some(3)),
+            to: (2, Some(8)),
+            step: 2,
+            steps: 5,
+        };
+        assert_eq!(morph.draw(&model, &mut got), Ok(None));
+        model
+            .morph((1, Some(3)), (2, Some(8)), 2, 5, &mut want)
+            .unwrap();
+        assert_eq!(got, want);
+        assert_ne!(got, [0u8; PIXELS]);
+    }
+
+    /// The captions: a morph's steps counted from 1, as a reader counts images.
+    #[test]
+    fn drawings_have_captions() {
+        let captions = [
+            (Drawing::Digit { seed: 3, digit: 4 }, "digit 4, seed 3"),
+            (Drawing::Free { seed: 11 }, "free sample, seed 11"),
+            (
+                Drawing::Morph {
+                    from: (2026, Some(3)),
+                    to: (2027, Some(8)),
+                    step: 0,
+                    steps: 6,
+                },
+                "morph 1/6 from 3 (seed 2026) to 8 (seed 2027)",
+            ),
+            (
+                Drawing::Morph {
+                    from: (1, None),
+                    to: (2, None),
+                    step: 4,
+                    steps: 5,
+                },
+                "morph 5/5 from seed 1 to seed 2",
+            ),
+        ];
+        for (drawing, caption) in captions {
+            assert_eq!(drawing.to_string(), caption);
+        }
+    }
+
+    /// The ramp's ten characters split the 256 grey levels into ten bands of 25.6:
+    /// band `k` holds the levels `l` with `25.6 k <= l < 25.6 (k + 1)`, so 25 is the
+    /// last blank, 26 the first '.', 230 the last '%' and 231 the first '@'. Each row is
+    /// its own 28 pixels; a row past the image is blank.
+    #[test]
+    fn ascii_rows_band_the_grey_levels() {
+        let mut pixels = [0u8; PIXELS];
+        let levels = [0, 25, 26, 51, 52, 128, 230, 231, 255];
+        pixels[27 * IMAGE_SIDE..][..levels.len()].copy_from_slice(&levels);
+        let row = ascii_row(&pixels, 27);
+        assert_eq!(&row[..levels.len()], b"  ..:+%@@");
+        assert!(row[levels.len()..].iter().all(|&c| c == b' '));
+        assert_eq!(ascii_row(&pixels, 26), [b' '; IMAGE_SIDE]);
+        pixels.fill(255);
+        assert_eq!(ascii_row(&pixels, 28), [b' '; IMAGE_SIDE]);
+        assert_eq!(ascii_row(&pixels, usize::MAX), [b' '; IMAGE_SIDE]);
+    }
+
+    /// Two lowercase hex digits per pixel, high nibble first, in pixel order.
+    #[test]
+    fn hex_is_two_digits_per_pixel() {
+        let mut pixels = [0u8; PIXELS];
+        pixels[..4].copy_from_slice(&[0x0f, 0xf0, 0x5a, 0xc3]);
+        pixels[PIXELS - 1] = 0x9e;
+        let text = hex(&pixels);
+        assert_eq!(&text[..8], b"0ff05ac3");
+        assert_eq!(&text[2 * PIXELS - 2..], b"9e");
+        assert!(text[8..2 * PIXELS - 2].iter().all(|&c| c == b'0'));
+    }
+}

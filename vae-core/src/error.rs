@@ -198,3 +198,96 @@ fn write_choices(f: &mut fmt::Formatter<'_>, names: &[&str]) -> fmt::Result {
 }
 
 impl core::error::Error for UnknownName {}
+
+#[cfg(test)]
+mod tests {
+    use std::string::ToString;
+
+    use super::*;
+
+    /// Every error says what went wrong with its numbers: each variant's message holds
+    /// the values it carries, and a morph's steps are counted `0 to steps - 1` (none
+    /// for a morph of 0 images).
+    #[test]
+    fn every_error_names_its_numbers() {
+        let cases: [(Error, &[&str]); 15] = [
+            (Error::BadMagic, &["magic"]),
+            (
+                Error::UnsupportedVersion {
+                    found: 7,
+                    supported: 2,
+                },
+                &["version 7", "version 2"],
+            ),
+            (Error::MalformedHeader, &["header"]),
+            (
+                Error::UnsupportedArchitecture("why"),
+                &["architecture: why"],
+            ),
+            (
+                Error::Truncated {
+                    expected: 90,
+                    found: 12,
+                },
+                &["12 of 90"],
+            ),
+            (
+                Error::SizeMismatch {
+                    expected: 90,
+                    found: 91,
+                },
+                &["90", "91"],
+            ),
+            (
+                Error::ChecksumMismatch {
+                    stored: 0xabc,
+                    computed: 0x1234_5678,
+                },
+                &["0x00000abc", "0x12345678"],
+            ),
+            (
+                Error::LengthMismatch {
+                    expected: 3,
+                    found: 4,
+                },
+                &["expected 3", "got 4"],
+            ),
+            (
+                Error::DigitOutOfRange {
+                    digit: 12,
+                    classes: 10,
+                },
+                &["digit 12", "10 classes"],
+            ),
+            (Error::NotConditional, &["without labels"]),
+            (Error::DigitRequired, &["give one"]),
+            (
+                Error::BufferTooSmall {
+                    needed: 100,
+                    available: 99,
+                },
+                &["need 100", "have 99"],
+            ),
+            (
+                Error::StepOutOfRange { step: 7, steps: 5 },
+                &["step 7", "5 images", "steps 0 to 4"],
+            ),
+            (
+                Error::TooFewValues {
+                    expected: 30,
+                    found: 29,
+                },
+                &["30 parameters", "29 were given"],
+            ),
+            (Error::TooManyValues { expected: 30 }, &["30 parameters"]),
+        ];
+        for (error, needles) in cases {
+            let message = error.to_string();
+            for needle in needles {
+                assert!(message.contains(needle), "{error:?}: {message}");
+            }
+        }
+        let none = Error::StepOutOfRange { step: 0, steps: 0 }.to_string();
+        assert!(none.contains("0 images has no steps"), "{none}");
+    }
+}

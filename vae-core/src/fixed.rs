@@ -337,6 +337,24 @@ mod tests {
         }
     }
 
+    /// Each bucket starts where its documentation says, at the number of thresholds at or
+    /// below its first logit (counted here over the whole table), and holds at most 5
+    /// thresholds, so that `pixel` takes a few steps from there.
+    #[test]
+    fn buckets_count_the_thresholds_below_each_start() {
+        for (b, &start_index) in BUCKETS.iter().enumerate() {
+            let start = THRESHOLDS[0] + ((b as i32) << BUCKET_BITS);
+            let below = THRESHOLDS.iter().filter(|&&t| t <= start).count();
+            assert_eq!(usize::from(start_index), below, "bucket {b}");
+            let end = start + (1 << BUCKET_BITS);
+            let inside = THRESHOLDS
+                .iter()
+                .filter(|&&t| start < t && t <= end)
+                .count();
+            assert!(inside <= 5, "bucket {b}: {inside}");
+        }
+    }
+
     /// Every Q16 logit from below the black threshold to above the white one gives the
     /// grey level of its sigmoid, computed in f64 as `floor(255 * sigmoid + 0.5)`.
     #[test]
@@ -413,6 +431,135 @@ mod tests {
                 .copysign(exact)
                 .clamp(-f64::from(i32::MAX), f64::from(i32::MAX));
             assert_eq!(f64::from(from_f32(v)), want, "{v:e}");
+            // The general path is the definition for every f32, the usual ones included.
+            assert_eq!(f64::from(from_f32_general(v)), want, "general: {v:e}");
+        }
+    }
+
+    /// `scaled` for factors of every exponent, subnormals included, and every right or
+    /// left shift `s` of the product from -40 to 70, so that both paths and each arm of
+    /// `scaled_general` run (the committed models only reach the inline path). The
+    /// reference reads the factor by the IEEE 754 layout: `|f| = k * u` with `u` its ulp
+    /// (`2^(b - 150)`, or `2^-149` for a subnormal), rounds `k` to a multiple of 2^9 (the
+    /// documented 15-bit mantissa; halves away from zero) and takes the product in f64,
+    /// exact here (`|value| * k < 2^55`), rounded half away from zero and clamped.
+    #[test]
+    fn scaled_rounds_the_exact_product_for_every_factor() {
+        let mut rng = crate::Rng::new(9);
+        for _ in 0..300_000 {
+            let value = match rng.below(8) {
+                0 => i32::MIN,
+                1 => i32::MAX,
+                _ => rng.next_u32() as i32 >> rng.below(32),
+            };
+            let biased = rng.below(255); // finite factors
+            let fraction = rng.next_u32() & 0x7f_ffff;
+            let negative = rng.below(2) == 1;
+            let bits = u32::from(negative) << 31 | biased << 23 | fraction;
+            let factor = f32::from_bits(bits);
+            let s = rng.below(111) as i32 - 40;
+            let shift = 141 - biased as i32 - s;
+            let (k, ulp) = match biased {
+                0 => (fraction, -149),
+                b => (fraction | 1 << 23, b as i32 - 150),
+            };
+            let k = (f64::from(k) / 512.0).round() * 512.0;
+            let exact = f64::from(value) * k * f64::from(ulp + shift).exp2();
+            let exact = if negative { -exact } else { exact };
+            let want = exact
+                .abs()
+                .round()
+                .copysign(exact)
+                .clamp(-f64::from(i32::MAX), f64::from(i32::MAX));
+            let got = scaled(value, factor, shift);
+            assert_eq!(f64::from(got), want, "{value} * {factor:e} * 2^{shift}");
+            assert_eq!(scaled_general(value, factor, shift), got, "general path");
+        }
+    }
+
+    /// A row's output: its scaled sum plus its bias in Q16, saturated, with the f32s read
+    /// from little-endian bytes at any alignment: `1000 * 2.0 * 2^3 = 16000` and a bias
+    /// of 0.5, `32768`, make 48768.
+    #[test]
+    fn outputs_add_the_bias_to_the_scaled_sum() {
+        let mut bytes = [0u8; 12];
+        for at in 0..4 {
+            bytes[at..at + 4].copy_from_slice(&2.0f32.to_le_bytes());
+            let scale: &[u8; 4] = bytes[at..at + 4].try_into().unwrap();
+            let bias = 0.5f32.to_le_bytes();
+            assert_eq!(output(1000, scale, &bias, 3), 16_000 + 32_768, "at {at}");
+            assert_eq!(output(-1000, scale, &bias, 3), -16_000 + 32_768);
+        }
+        let (one, big) = (1.0f32.to_le_bytes(), 30_000.0f32.to_le_bytes());
+        assert_eq!(output(i32::MAX, &one, &big, 0), i32::MAX);
+    }
+
+    /// Magnitudes at the edges of u32 and u64 and of the rounding bit, and some between.
+    const EDGES: [u64; 14] = [
+        0,
+        1,
+        2,
+        3,
+        0x7fff_ffff,
+        0x8000_0000,
+        0xffff_ffff,
+        0x1_0000_0000,
+        0x1_8000_0000,
+        0x0123_4567_89ab_cdef,
+        u64::MAX / 3,
+        1 << 63,
+        u64::MAX - 1,
+        u64::MAX,
+    ];
+
+    /// `round_shift(v, s) = round(v / 2^s)`, ties up, for every shift a u32 can be given
+    /// (0 to 40), against the same rounding done in u128 where nothing overflows:
+    /// `floor((v + 2^(s - 1)) / 2^s)`.
+    #[test]
+    fn round_shift_rounds_half_up_at_every_shift() {
+        for v in EDGES
+            .map(|v| v as u32)
+            .into_iter()
+            .chain([5, 6, 7, 0x1234_5678])
+        {
+            for s in 0..=40u32 {
+                let want = if s == 0 {
+                    u128::from(v)
+                } else {
+                    (u128::from(v) + (1u128 << (s - 1))) >> s
+                };
+                assert_eq!(u128::from(round_shift(v, s)), want, "{v} >> {s}");
+            }
+        }
+    }
+
+    /// `round_shift_wide(v, s)`: for `s > 0`, `round(v / 2^s)` (ties up), for `s <= 0`
+    /// `v * 2^-s`, saturated at `LIMIT` either way; checked in u128 for every shift from
+    /// -70 to 70, across both ends of the right shifts (1 and 64 and beyond, where
+    /// `u64::MAX` still rounds to 1 at 64 and to 0 past it) and left shifts that
+    /// overflow u64 (or not, for 0).
+    #[test]
+    fn round_shift_wide_rounds_or_saturates_at_every_shift() {
+        let limit = u128::from(LIMIT);
+        for v in EDGES {
+            for s in -70..=70i32 {
+                let wide = u128::from(v);
+                let want = if s > 0 {
+                    // (v + 2^(s-1)) / 2^s; for s >= 66 the sum is below 2^65 < 2^(s-1).
+                    match s {
+                        1..=127 => (wide + (1u128 << (s - 1))) >> s,
+                        _ => 0,
+                    }
+                } else if v == 0 {
+                    0
+                } else if -s >= 64 {
+                    limit // at least 2^64
+                } else {
+                    wide << -s // below 2^128
+                };
+                let got = round_shift_wide(v, s);
+                assert_eq!(u128::from(got), want.min(limit), "{v:#x}, shift {s}");
+            }
         }
     }
 

@@ -66,7 +66,7 @@ pub fn example_model(precision: Precision, out: &mut [u8]) -> Result<&[u8], Erro
         activation: Activation::Relu,
         output: PIXELS as u16,
     };
-    // A fixed pseudo-random pattern in [-0.5, 0.5).
+    // A fixed pseudo-random pattern in (-0.5, 0.5].
     let mut rng = Rng::new(0x5eed);
     let values = (0..arch.parameter_count()).map(move |_| rng.uniform() - 0.5);
     let len = encode(&arch, precision, values, out)?;
@@ -75,4 +75,35 @@ pub fn example_model(precision: Precision, out: &mut [u8]) -> Result<&[u8], Erro
         needed: len,
         available,
     })
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    /// The example model is what its documentation says: conditional, latent 2, one
+    /// hidden layer of 8, and every weight and bias (read back from the f32 file) in
+    /// (-0.5, 0.5] (`uniform() - 0.5`), of both signs.
+    #[test]
+    fn the_example_model_has_weights_in_half_a_unit_of_zero() {
+        let mut buf = std::vec![0u8; 1 << 16];
+        let file = example_model(Precision::F32, &mut buf).unwrap();
+        let model = Model::parse(file).unwrap();
+        let arch = model.architecture();
+        assert_eq!(
+            (arch.latent, arch.classes, &arch.hidden[..]),
+            (2, 10, &[8][..])
+        );
+        let payload = &file[file.len() - arch.payload_len(Precision::F32)..];
+        let values: std::vec::Vec<f32> = payload
+            .as_chunks::<4>()
+            .0
+            .iter()
+            .map(|b| f32::from_le_bytes(*b))
+            .collect();
+        assert_eq!(values.len(), arch.parameter_count());
+        assert!(values.iter().all(|v| v.abs() <= 0.5));
+        assert!(values.iter().any(|&v| v < -0.4) && values.iter().any(|&v| v > 0.4));
+    }
 }

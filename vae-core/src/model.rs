@@ -542,4 +542,158 @@ mod tests {
         assert_eq!(to_pixel(sigmoid(6.0)), 254);
         assert_eq!(to_pixel(sigmoid(-6.0)), 1);
     }
+
+    /// The decoder's outputs computed in f64 from the weights the file stores, read here
+    /// by the layout in `format`'s documentation (not through the crate): `w` as f32 or
+    /// f16, or `q * scale` for i8; `activation` between layers, a sigmoid at the end.
+    fn reference(file: &[u8], model: &Model<'_>, input: &[f32]) -> std::vec::Vec<f64> {
+        let arch = model.architecture();
+        let precision = model.precision();
+        let mut payload = &file[file.len() - arch.payload_len(precision)..];
+        let mut take = |n: usize| {
+            let (head, tail) = payload.split_at(n);
+            payload = tail;
+            head
+        };
+        let f32s = |b: &[u8]| -> std::vec::Vec<f64> {
+            b.chunks_exact(4)
+                .map(|w| f64::from(f32::from_le_bytes(w.try_into().unwrap())))
+                .collect()
+        };
+        let mut x: std::vec::Vec<f64> = input.iter().map(|&v| f64::from(v)).collect();
+        let layers: std::vec::Vec<_> = arch.layers().collect();
+        for (index, &(n_in, n_out)) in layers.iter().enumerate() {
+            let (weights, biases) = match precision {
+                Precision::F32 => (f32s(take(4 * n_in * n_out)), f32s(take(4 * n_out))),
+                Precision::F16 => {
+                    let f16s = |b: &[u8]| -> std::vec::Vec<f64> {
+                        b.chunks_exact(2)
+                            .map(|h| f64::from(half::f16::from_le_bytes([h[0], h[1]]).to_f32()))
+                            .collect()
+                    };
+                    (f16s(take(2 * n_in * n_out)), f16s(take(2 * n_out)))
+                }
+                Precision::I8 => {
+                    let q = take(n_in * n_out).to_vec();
+                    let scales = f32s(take(4 * n_out));
+                    let w = q
+                        .iter()
+                        .enumerate()
+                        .map(|(k, &q)| f64::from(q as i8) * scales[k / n_in])
+                        .collect();
+                    (w, f32s(take(4 * n_out)))
+                }
+            };
+            x = (0..n_out)
+                .map(|o| {
+                    let row = &weights[o * n_in..(o + 1) * n_in];
+                    let y = biases[o] + row.iter().zip(&x).map(|(w, v)| w * v).sum::<f64>();
+                    let sigmoid = 1.0 / (1.0 + (-y).exp());
+                    match arch.activation {
+                        _ if index + 1 == layers.len() => sigmoid,
+                        Activation::Relu => y.max(0.0),
+                        Activation::Sigmoid => sigmoid,
+                    }
+                })
+                .collect();
+        }
+        x
+    }
+
+    /// Every precision, with relu and with sigmoid hidden layers, with and without a
+    /// label, decodes what its file says: `decode_into` within 1e-5 of the f64 reference
+    /// for f32 and f16 weights (f32 sums of at most 13 terms), within 1e-3 for i8 (its
+    /// integer arithmetic: inputs to 15 bits, Q16 between layers, scales to 15 bits; see
+    /// `forward_i8`); and `decode_pixels` gives `to_pixel` of those probabilities, the
+    /// same bits for f32 and f16, within one grey level for i8 (whose pixels come from
+    /// the Q16 logit, not from the f32 probability).
+    #[test]
+    fn every_precision_decodes_what_its_file_says() {
+        let sigmoid_arch = Architecture {
+            latent: 3,
+            classes: 0,
+            hidden: heapless::Vec::from_slice(&[6, 5]).unwrap(),
+            activation: Activation::Sigmoid,
+            output: PIXELS as u16,
+        };
+        for precision in Precision::ALL {
+            let mut relu_file = std::vec![0u8; 1 << 16];
+            let len = crate::example_model(precision, &mut relu_file)
+                .unwrap()
+                .len();
+            relu_file.truncate(len);
+            let mut sigmoid_file =
+                std::vec![0u8; crate::encoded_len(&sigmoid_arch, precision).unwrap()];
+            let values =
+                (0..sigmoid_arch.parameter_count()).map(|i| ((i * 37) % 101) as f32 / 25.0 - 2.0);
+            crate::encode(&sigmoid_arch, precision, values, &mut sigmoid_file).unwrap();
+            for file in [&relu_file, &sigmoid_file] {
+                let model = Model::parse(file).unwrap();
+                let tolerance = if precision == Precision::I8 {
+                    1e-3
+                } else {
+                    1e-5
+                };
+                for seed in 0..10 {
+                    let mut input = [0.0f32; MAX_WIDTH];
+                    let digit = model.is_conditional().then_some(seed as u8);
+                    let (len, _) = model.sample_input(seed, digit, &mut input).unwrap();
+                    let want = reference(file, &model, &input[..len]);
+                    let mut probs = [0.0f32; PIXELS];
+                    model.decode_into(&input[..len], &mut probs).unwrap();
+                    let mut pixels = [0u8; PIXELS];
+                    model.decode_pixels(&input[..len], &mut pixels).unwrap();
+                    for (o, (&p, &want)) in probs.iter().zip(&want).enumerate() {
+                        let what = (precision, model.architecture().activation, seed, o);
+                        assert!(
+                            (f64::from(p) - want).abs() < tolerance,
+                            "{what:?}: {p} {want}"
+                        );
+                        let level = to_pixel(p);
+                        if precision == Precision::I8 {
+                            assert!(pixels[o].abs_diff(level) <= 1, "{what:?}");
+                        } else {
+                            assert_eq!(pixels[o], level, "{what:?}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// `morph`'s documented line: step `k` of `steps` decodes `a + t (b - a)` with
+    /// `t = k / (steps - 1)` between the inputs `sample_input` gives for the two ends,
+    /// the middle step of three is their midpoint (t = 1/2, exact in f32) and the last
+    /// is the second drawing; a morph of one image is its first drawing.
+    #[test]
+    fn morph_steps_along_the_line_between_two_drawings() {
+        let mut buf = std::vec![0u8; 1 << 16];
+        for precision in Precision::ALL {
+            let file = crate::example_model(precision, &mut buf).unwrap();
+            let model = Model::parse(file).unwrap();
+            let (from, to) = ((1, Some(3)), (2, Some(8)));
+            let (mut a, mut b) = ([0.0f32; MAX_WIDTH], [0.0f32; MAX_WIDTH]);
+            let (len, _) = model.sample_input(from.0, from.1, &mut a).unwrap();
+            model.sample_input(to.0, to.1, &mut b).unwrap();
+            let mid: std::vec::Vec<f32> = a[..len]
+                .iter()
+                .zip(&b[..len])
+                .map(|(a, b)| a + 0.5 * (b - a))
+                .collect();
+            let (mut got, mut want) = ([0u8; PIXELS], [0u8; PIXELS]);
+            model.morph(from, to, 1, 3, &mut got).unwrap();
+            model.decode_pixels(&mid, &mut want).unwrap();
+            assert_eq!(got, want, "{precision}: middle step");
+            model.morph(from, to, 2, 3, &mut got).unwrap();
+            model.generate(to.0, to.1, &mut want).unwrap();
+            assert_eq!(got, want, "{precision}: last step");
+            model.morph(from, to, 0, 1, &mut got).unwrap();
+            model.generate(from.0, from.1, &mut want).unwrap();
+            assert_eq!(got, want, "{precision}: a morph of one image");
+            assert_eq!(
+                model.morph(from, to, 0, 0, &mut got),
+                Err(Error::StepOutOfRange { step: 0, steps: 0 })
+            );
+        }
+    }
 }

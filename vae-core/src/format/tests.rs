@@ -203,3 +203,98 @@ fn names_parse_back_and_are_the_serde_names() {
         "unknown activation: expected relu or sigmoid"
     );
 }
+
+/// The header's length in bytes, as postcard writes it (the CRC field included).
+fn header_len(header: &Header) -> usize {
+    postcard::to_allocvec(header).unwrap().len()
+}
+
+/// Each damage has its own error, with the true numbers: a payload one byte short is
+/// `Truncated`, one byte long `SizeMismatch`, a flipped payload bit `ChecksumMismatch`
+/// naming the stored CRC, and a padding byte that is not 0 (its CRC made right, so only
+/// the padding is wrong) `MalformedHeader`. The last padding byte is set, so a check of
+/// only the first would let it through; some of these files have 2 or 3 padding bytes.
+#[test]
+fn each_damage_has_its_own_error() {
+    let mut longest_padding = 0;
+    for (hidden, precision) in [&[8u16][..], &[], &[300, 7], &[5, 6, 7]]
+        .into_iter()
+        .flat_map(|h| Precision::ALL.map(|p| (h, p)))
+    {
+        let arch = arch(2, 10, hidden, Activation::Relu);
+        let mut file = vec![0u8; encoded_len(&arch, precision).unwrap()];
+        let values = awkward_values(arch.parameter_count());
+        encode(&arch, precision, values, &mut file).unwrap();
+        assert!(crate::Model::parse(&file).is_ok());
+        let (header, payload) = Header::read(&file).unwrap();
+        let expected = header.payload_len as usize;
+        assert_eq!(payload.len(), expected);
+
+        let short = &file[..file.len() - 1];
+        let found = expected - 1;
+        let want = Error::Truncated { expected, found };
+        assert_eq!(crate::Model::parse(short).unwrap_err(), want);
+        let mut long = file.clone();
+        long.push(0);
+        let found = expected + 1;
+        let want = Error::SizeMismatch { expected, found };
+        assert_eq!(crate::Model::parse(&long).unwrap_err(), want);
+        let mut flipped = file.clone();
+        *flipped.last_mut().unwrap() ^= 0x10;
+        match crate::Model::parse(&flipped).unwrap_err() {
+            Error::ChecksumMismatch { stored, computed } => {
+                assert_eq!(stored, header.stored_crc());
+                assert_ne!(computed, stored);
+            }
+            other => panic!("{other:?}"),
+        }
+
+        let header_len = header_len(&header);
+        let offset = file.len() - expected;
+        assert_eq!(offset % PAYLOAD_ALIGN, 0);
+        longest_padding = longest_padding.max(offset - header_len);
+        if offset > header_len {
+            let mut padded = file.clone();
+            padded[offset - 1] = 1;
+            let crc = layout::CRC32
+                .checksum(&[&padded[..header_len - 4], &padded[header_len..]].concat());
+            padded[header_len - 4..header_len].copy_from_slice(&crc.to_le_bytes());
+            let err = crate::Model::parse(&padded).unwrap_err();
+            assert_eq!(err, Error::MalformedHeader, "{arch} {precision}");
+        }
+    }
+    assert!(longest_padding >= 2, "{longest_padding}");
+}
+
+/// Widths up to `MAX_WIDTH` are accepted, one more is not; so are the class counts
+/// 0, 2 and 256 but not 1 or 257, and a latent of 0 is refused.
+#[test]
+fn validate_accepts_exactly_the_documented_limits() {
+    let max = MAX_WIDTH as u16;
+    assert_eq!(arch(2, 0, &[max], Activation::Relu).validate(), Ok(()));
+    assert_eq!(arch(2, 0, &[4, max], Activation::Relu).validate(), Ok(()));
+    for bad in [
+        arch(2, 0, &[max + 1], Activation::Relu),
+        arch(2, 0, &[4, 0], Activation::Relu),
+        arch(0, 10, &[4], Activation::Relu),
+        arch(2, 1, &[4], Activation::Relu),
+        arch(2, 257, &[4], Activation::Relu),
+        arch(max - 9, 10, &[4], Activation::Relu),
+        Architecture {
+            output: 100,
+            ..arch(2, 0, &[4], Activation::Relu)
+        },
+    ] {
+        assert!(
+            matches!(bad.validate(), Err(Error::UnsupportedArchitecture(_))),
+            "{bad}"
+        );
+    }
+    for good in [
+        arch(2, 2, &[], Activation::Relu),
+        arch(2, 256, &[], Activation::Relu),
+    ] {
+        assert_eq!(good.validate(), Ok(()), "{good}");
+    }
+    assert_eq!(arch(max - 10, 10, &[], Activation::Relu).validate(), Ok(()));
+}
