@@ -28,6 +28,38 @@ compile_error!(
     "choose one board feature: `qemu` (the default), `nucleo-f411re`, `rp-pico` or `esp32c3`"
 );
 
+/// A QEMU board's `write_line` and `exit`, through its architecture's semihosting crate
+/// (`cortex_m_semihosting`, `riscv_semihosting`: the same API), `$wfi` waiting where the
+/// host ignores the exit request.
+#[cfg(feature = "qemu")]
+macro_rules! semihosting_console {
+    ($semihosting:ident, $wfi:path) => {
+        /// Writes one line to the host's stdout in a single semihosting call.
+        pub fn write_line(args: core::fmt::Arguments) {
+            super::with_line(args, |line| {
+                if let Ok(mut out) = $semihosting::hio::hstdout() {
+                    let _ = out.write_all(line);
+                }
+            });
+        }
+
+        pub fn exit(success: bool) -> ! {
+            use $semihosting::debug;
+            debug::exit(if success {
+                debug::EXIT_SUCCESS
+            } else {
+                debug::EXIT_FAILURE
+            });
+            // Only reached when the host ignores the exit request (no semihosting).
+            loop {
+                $wfi();
+            }
+        }
+    };
+}
+#[cfg(feature = "qemu")]
+use semihosting_console;
+
 #[cfg(any(all(feature = "qemu", target_arch = "arm"), feature = "rp-pico"))]
 mod systick;
 

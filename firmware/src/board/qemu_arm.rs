@@ -5,8 +5,6 @@
 use core::fmt;
 use core::num::NonZeroU64;
 
-use cortex_m_semihosting::{debug, hio};
-
 use super::systick::SysTicks;
 
 #[cfg(target_abi = "eabihf")]
@@ -14,26 +12,7 @@ pub const NAME: &str = "QEMU mps2-an386 (Cortex-M4F)";
 #[cfg(not(target_abi = "eabihf"))]
 pub const NAME: &str = "QEMU microbit (nRF51, Cortex-M0)";
 
-/// Writes one line to the host's stdout in a single semihosting call.
-pub fn write_line(args: fmt::Arguments) {
-    super::with_line(args, |line| {
-        if let Ok(mut out) = hio::hstdout() {
-            let _ = out.write_all(line);
-        }
-    });
-}
-
-pub fn exit(success: bool) -> ! {
-    debug::exit(if success {
-        debug::EXIT_SUCCESS
-    } else {
-        debug::EXIT_FAILURE
-    });
-    // Only reached when the host ignores the exit request (no semihosting).
-    loop {
-        cortex_m::asm::wfi();
-    }
-}
+super::semihosting_console!(cortex_m_semihosting, cortex_m::asm::wfi);
 
 /// SysTick on the core clock. QEMU clocks it at 25 MHz (mps2-an386) or 16 MHz
 /// (microbit) of virtual time, and with `-icount shift=0` virtual time is one nanosecond
