@@ -203,6 +203,10 @@ fn config_prints_the_defaults_and_the_presets() {
     assert_eq!(classic["model"]["decoder_hidden"], serde_json::json!([400]));
     assert_eq!(classic["model"]["classes"], 0);
     assert_eq!(classic["batch_size"], 128);
+    let quick = json(&["config", "--preset", "quick"]);
+    assert_eq!(quick["model"]["latent"], 10);
+    assert_eq!(quick["epochs"], 30);
+    assert_eq!(quick["lr_schedule"], "constant");
 }
 
 #[test]

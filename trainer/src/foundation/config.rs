@@ -175,6 +175,11 @@ pub enum Preset {
     /// The VAE of PyTorch's `examples/vae`: 784-400-20-400-784, unconditional, Bernoulli
     /// likelihood on continuous pixels, Adam at a constant 1e-3, batch 128, 10 epochs.
     Classic,
+    /// The quick start's conditional model: the default shape with latent 10, class
+    /// weight 8, 30 epochs at a constant rate. In 30 epochs it beats the default settings
+    /// cut to 30 epochs (a cosine over 30 epochs stalls early: test loss 101.44, label
+    /// fidelity 95.93 %, distance 57.9, against 97.15, 98.67 % and 26.8; docs/training.md).
+    Quick,
 }
 
 impl Preset {
@@ -183,6 +188,7 @@ impl Preset {
         match self {
             Preset::Default => "default",
             Preset::Classic => "classic",
+            Preset::Quick => "quick",
         }
     }
 
@@ -201,6 +207,16 @@ impl Preset {
                 epochs: 10,
                 batch_size: 128,
                 class_weight: 0.0,
+                lr_schedule: LrSchedule::Constant,
+                ..TrainConfig::default()
+            },
+            Preset::Quick => TrainConfig {
+                model: ModelConfig {
+                    latent: 10,
+                    ..ModelConfig::default()
+                },
+                epochs: 30,
+                class_weight: 8.0,
                 lr_schedule: LrSchedule::Constant,
                 ..TrainConfig::default()
             },

@@ -96,8 +96,9 @@ pub struct TrainArgs {
         "unconditional", "encoder_sees_label", "activation",
     ])]
     pub init: Option<PathBuf>,
-    /// Train a named model and loss: default (the defaults, `models/default`'s), or
-    /// classic (the VAE of PyTorch's examples/vae); `vae config --preset NAME` prints it.
+    /// Train a named model and loss: default (the defaults, `models/default`'s), classic
+    /// (the VAE of PyTorch's examples/vae) or quick (the quick start's 30-epoch model);
+    /// `vae config --preset NAME` prints it.
     /// It fixes the shape, batch size, class weight and schedule: those flags conflict.
     #[arg(long, value_enum, conflicts_with_all = [
         "resume", "init", "latent", "encoder_hidden", "decoder_hidden", "classifier_hidden",
