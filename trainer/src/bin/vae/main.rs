@@ -57,10 +57,15 @@ fn main() -> ExitCode {
 }
 
 fn run_train<D: TrainDevice>(dev: &D, args: &TrainArgs) -> Result<()> {
-    if !args.resume {
-        // Settings no run can train with are refused before MNIST is read.
-        args.config()?.validate()?;
-    }
+    // A new run's settings, read once (`--config` is a file); settings no run can train
+    // with are refused before MNIST is read.
+    let config = if args.resume {
+        None
+    } else {
+        let config = args.config()?;
+        config.validate()?;
+        Some(config)
+    };
     let train_set = Dataset::load(&args.data_dir, Split::Train)?;
     let test_set = Dataset::load(&args.data_dir, Split::Test)?;
     let test_set = test_set.truncated(args.test_limit.unwrap_or(usize::MAX));
@@ -71,14 +76,13 @@ fn run_train<D: TrainDevice>(dev: &D, args: &TrainArgs) -> Result<()> {
         progress: !args.no_progress,
         after_epoch: args.snapshots.then_some(&snapshot as &EpochHook<D>),
     };
-    let (vae, history) = if args.resume {
-        resume(dev, args.epochs, &train_set, &test_set, &opts)?
-    } else {
-        let mut config = args.config()?;
+    let (vae, history) = if let Some(mut config) = config {
         if let Some(dir) = &args.init {
             config.model = checkpoint::read_config(&RunDir::new(dir))?.model;
         }
         train(dev, &config, &train_set, &test_set, &opts)?
+    } else {
+        resume(dev, args.epochs, &train_set, &test_set, &opts)?
     };
     if args.snapshots {
         println!(
