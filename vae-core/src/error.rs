@@ -75,6 +75,8 @@ pub enum Error {
         /// Images on the morph's line; the steps are `0..steps`.
         steps: u16,
     },
+    /// A sampling temperature that is negative, NaN or infinite was asked for.
+    TemperatureOutOfRange,
     /// The writer was given fewer values than the architecture has parameters.
     TooFewValues {
         /// Values the architecture has ([`Architecture::parameter_count`](crate::Architecture::parameter_count)).
@@ -136,6 +138,9 @@ impl fmt::Display for Error {
                 "morph step {step} is out of range: a morph of {steps} images has steps 0 to {}",
                 steps - 1
             ),
+            Error::TemperatureOutOfRange => {
+                f.write_str("the temperature must be a finite number, 0 or above")
+            }
             Error::TooFewValues { expected, found } => write!(
                 f,
                 "too few values for the model: it has {expected} parameters, {found} were given"
@@ -210,7 +215,7 @@ mod tests {
     /// for a morph of 0 images).
     #[test]
     fn every_error_names_its_numbers() {
-        let cases: [(Error, &[&str]); 15] = [
+        let cases: [(Error, &[&str]); 16] = [
             (Error::BadMagic, &["magic"]),
             (
                 Error::UnsupportedVersion {
@@ -280,6 +285,7 @@ mod tests {
                 &["30 parameters", "29 were given"],
             ),
             (Error::TooManyValues { expected: 30 }, &["30 parameters"]),
+            (Error::TemperatureOutOfRange, &["finite", "0 or above"]),
         ];
         for (error, needles) in cases {
             let message = error.to_string();

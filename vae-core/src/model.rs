@@ -307,6 +307,44 @@ impl<'a> Model<'a> {
         Ok(digit)
     }
 
+    /// [`generate`](Self::generate) at a temperature: `z ~ N(0, temperature^2 I)`, the
+    /// same standard-normal draws as `generate` each multiplied by `temperature` in f32,
+    /// so temperature 1 gives `generate`'s pixels, and below 1 the samples keep closer to
+    /// the model's most typical digits. A negative, NaN or infinite temperature is
+    /// [`Error::TemperatureOutOfRange`].
+    ///
+    /// ```
+    /// # let mut buf = vec![0u8; 1 << 16];
+    /// # let file = vae_core::example_model(vae_core::Precision::F16, &mut buf).unwrap();
+    /// use vae_core::{Error, Model, PIXELS};
+    /// let model = Model::parse(&file)?;
+    /// let (mut warm, mut plain) = ([0u8; PIXELS], [0u8; PIXELS]);
+    /// model.generate_at_temperature(42, Some(7), 1.0, &mut warm)?;
+    /// model.generate(42, Some(7), &mut plain)?;
+    /// assert_eq!(warm, plain);
+    /// let refused = model.generate_at_temperature(42, Some(7), -0.5, &mut warm);
+    /// assert_eq!(refused, Err(Error::TemperatureOutOfRange));
+    /// # Ok::<(), vae_core::Error>(())
+    /// ```
+    pub fn generate_at_temperature(
+        &self,
+        seed: u64,
+        digit: Option<u8>,
+        temperature: f32,
+        pixels: &mut [u8; PIXELS],
+    ) -> Result<Option<u8>, Error> {
+        if !(temperature.is_finite() && temperature >= 0.0) {
+            return Err(Error::TemperatureOutOfRange);
+        }
+        let mut input = [0.0f32; MAX_WIDTH];
+        let (len, digit) = self.sample_input(seed, digit, &mut input)?;
+        for z in input.iter_mut().take(usize::from(self.header.arch.latent)) {
+            *z *= temperature;
+        }
+        self.decode_pixels(filled(&input, len)?, pixels)?;
+        Ok(digit)
+    }
+
     /// The decoder input [`generate`](Self::generate) uses for `seed` and `digit`: writes
     /// `[z, one-hot]` into `input` and returns its length and the digit drawn.
     pub fn sample_input(
@@ -694,6 +732,47 @@ mod tests {
                 model.morph(from, to, 0, 0, &mut got),
                 Err(Error::StepOutOfRange { step: 0, steps: 0 })
             );
+        }
+    }
+
+    /// `generate_at_temperature` scales the latent part of `generate`'s input by the
+    /// temperature and nothing else: at 0.5 it decodes `0.5 z` with the same one-hot,
+    /// at 0 every seed gives the one image of `z = 0`, and a free sample's digit is the
+    /// one `generate` picks. Negative, NaN and infinite temperatures are refused.
+    #[test]
+    fn temperature_scales_the_latent_code_only() {
+        let mut buf = std::vec![0u8; 1 << 16];
+        for precision in Precision::ALL {
+            let file = crate::example_model(precision, &mut buf).unwrap();
+            let model = Model::parse(file).unwrap();
+            let mut input = [0.0f32; MAX_WIDTH];
+            let (len, _) = model.sample_input(9, Some(4), &mut input).unwrap();
+            input[..2].iter_mut().for_each(|z| *z *= 0.5);
+            let (mut got, mut want) = ([0u8; PIXELS], [0u8; PIXELS]);
+            model
+                .generate_at_temperature(9, Some(4), 0.5, &mut got)
+                .unwrap();
+            model.decode_pixels(&input[..len], &mut want).unwrap();
+            assert_eq!(got, want, "{precision}: temperature 0.5");
+            let mut plain = [0u8; PIXELS];
+            model.generate(9, Some(4), &mut plain).unwrap();
+            assert_ne!(got, plain, "{precision}: 0.5 differs from 1");
+            model
+                .generate_at_temperature(1, Some(4), 0.0, &mut got)
+                .unwrap();
+            model
+                .generate_at_temperature(2, Some(4), 0.0, &mut want)
+                .unwrap();
+            assert_eq!(got, want, "{precision}: temperature 0");
+            let chosen = model.generate(3, None, &mut want).unwrap();
+            let at_one = model.generate_at_temperature(3, None, 1.0, &mut got);
+            assert_eq!((at_one, got), (Ok(chosen), want), "{precision}");
+            for bad in [-0.1, f32::NAN, f32::INFINITY] {
+                assert_eq!(
+                    model.generate_at_temperature(3, Some(1), bad, &mut got),
+                    Err(Error::TemperatureOutOfRange)
+                );
+            }
         }
     }
 }
