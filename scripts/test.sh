@@ -2,13 +2,13 @@
 # The project's whole test suite, as CI runs it: formatting, lints, the no_std build of
 # vae-core, the firmware for the Cortex-M4F, Cortex-M0 and RV32IMAC (QEMU) and the
 # NUCLEO-F411RE, Raspberry Pi Pico and ESP32-C3 boards, the firmware under QEMU on each of
-# the three, and every
-# test (unit, doc, workspace-level incl. firmware/host parity, CLI), and a short run of
+# the three, the web page's WebAssembly module, and every test (unit, doc,
+# workspace-level incl. firmware/host and browser/host parity, CLI), and a short run of
 # each fuzz target.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-scripts/setup.sh
+scripts/setup.sh --browser
 
 echo "== cargo fmt --check"
 cargo fmt --all -- --check
@@ -23,6 +23,8 @@ for target in "${targets[@]}"; do
   cargo clippy -p vae-core --target "$target" --release --locked -- -D warnings
   cargo build -p vae-core --target "$target" --release --locked
 done
+echo "== the web page's module (web/) for wasm32-unknown-unknown"
+cargo clippy -p vae-web --target wasm32-unknown-unknown --profile web --locked -- -D warnings
 echo "== firmware: clippy for each target and board, the NUCLEO-F411RE, Pico and ESP32-C3 builds"
 (
   cd firmware

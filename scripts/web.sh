@@ -7,17 +7,23 @@
 #   scripts/web.sh --port 8080         another port (0: any free one, which it prints)
 #   scripts/web.sh --build-only        build the folder, do not serve
 #   scripts/web.sh --site DIR          build into DIR instead of target/web
+#   scripts/web.sh --screenshot FILE   build, then save the page as headless Chromium
+#                                      draws it (PNG; README's picture: docs/web.png)
 #
 # Needs the wasm32-unknown-unknown target (added here with rustup when missing) and
 # python3 (its http.server serves the folder); nothing is downloaded but the target.
+# --screenshot also needs Chromium (scripts/setup.sh --browser) and Node.js, and installs
+# web/browser's pinned playwright-core from the npm registry (web/browser/drive.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 port=8000
 site=target/web
 serve=1
+screenshot=
 while (($#)); do
   case "$1" in
+    --screenshot) screenshot="$(realpath -m "${2:?--screenshot needs a file}")"; shift 2 ;;
     --port) port="${2:?--port needs a number}"; shift 2 ;;
     --site) site="${2:?--site needs a folder}"; shift 2 ;;
     --build-only) serve=0; shift ;;
@@ -58,6 +64,23 @@ rm -rf "$site"
 mv "$tmp" "$site"
 trap - EXIT
 echo "built $site: vae_web.wasm $(wc -c <"$wasm") bytes, ${#models[@]} models"
+
+if [[ -n $screenshot ]]; then
+  log="$(mktemp)"
+  (cd "$site" && exec python3 -u -m http.server --bind 127.0.0.1 0 >"$log" 2>&1) &
+  server=$!
+  trap 'kill $server 2>/dev/null; rm -f "$log"' EXIT
+  port=
+  for _ in $(seq 50); do
+    port="$(sed -n 's/^Serving HTTP on 127.0.0.1 port \([0-9]*\).*/\1/p' "$log")"
+    [[ -n $port ]] && break
+    sleep 0.2
+  done
+  [[ -n $port ]] || { echo "error: the server did not start: $(cat "$log")" >&2; exit 1; }
+  web/browser/drive.sh screenshot "http://127.0.0.1:$port/" "$screenshot"
+  echo "saved $screenshot"
+  exit 0
+fi
 
 ((serve)) || exit 0
 cd "$site"

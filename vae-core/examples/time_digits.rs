@@ -1,7 +1,8 @@
 //! The host's time per digit for a model file, measured as the web page measures the
 //! browser's (`web/page/app.js`, `timePerDigit`): `count` digits from seeds `0..count`,
 //! digit `seed % classes` (free samples for an unconditional model), temperature 1,
-//! one after another; prints the median of `rounds` rounds in microseconds per digit.
+//! one after another; after one round of warm-up, prints the median of `rounds` rounds
+//! in microseconds per digit.
 //!
 //! ```sh
 //! cargo run --release -p vae-core --example time_digits -- models/default/decoder-f16.vae 200 5
@@ -44,7 +45,7 @@ fn run(path: &str, count: &str, rounds: &str) -> Result<f64, String> {
     let model = Model::parse(&bytes).map_err(|e| format!("{path}: {e}"))?;
     let classes = u64::from(model.architecture().classes);
     let mut pixels = [0u8; PIXELS];
-    let mut times: Vec<f64> = (0..rounds)
+    let mut times: Vec<f64> = (0..=rounds)
         .map(|_| {
             let start = Instant::now();
             for seed in 0..count {
@@ -57,6 +58,7 @@ fn run(path: &str, count: &str, rounds: &str) -> Result<f64, String> {
             Ok(start.elapsed().as_secs_f64() * 1e6 / count as f64)
         })
         .collect::<Result<_, String>>()?;
+    times.remove(0); // the warm-up round
     times.sort_by(f64::total_cmp);
     Ok(times[times.len() / 2])
 }

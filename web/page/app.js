@@ -3,7 +3,9 @@
 //
 // Query parameters: `model=URL` loads that file instead of the list's; `check` runs the
 // drawings of tests/tests/browser.rs and writes what the canvases hold, read back, as
-// JSON into <pre id="check">, then sets the title to "check done".
+// JSON into <pre id="check">, then sets the title to "check done"; `timing` times the
+// default model's files only (web/browser/drive.mjs, for scripts/bench-web.sh) and
+// reports the same way.
 
 const SIDE = 28;
 const PIXELS = SIDE * SIDE;
@@ -15,8 +17,8 @@ const PLANE_MODEL = "latent2";
 /// The plane spans [-PLANE_RANGE, PLANE_RANGE] on each axis.
 const PLANE_RANGE = 3;
 const MORPH_STEPS = 8;
-/// Digits per timing round, and rounds (the median is shown).
-const TIMING_DIGITS = 50;
+/// Digits per timing round, and rounds after one round of warm-up (the median is shown).
+const TIMING_DIGITS = 200;
 const TIMING_ROUNDS = 5;
 
 /// A model file's parser error, shown on the page as the module gave it.
@@ -78,16 +80,17 @@ class Decoder {
   }
 
   /// Microseconds per digit: TIMING_ROUNDS rounds of TIMING_DIGITS digits (seeds 0, 1, ...,
-  /// digit seed % classes, temperature 1), the median round. The host's figure,
-  /// vae-core/examples/time_digits.rs, times the same calls.
+  /// digit seed % classes, temperature 1) after a round of warm-up (the browser compiles
+  /// the hot code again, optimized, once it has run), the median round. The host's
+  /// figure, vae-core/examples/time_digits.rs, times the same calls the same way.
   timePerDigit() {
     const rounds = [];
-    for (let r = 0; r < TIMING_ROUNDS; r++) {
+    for (let r = -1; r < TIMING_ROUNDS; r++) {
       const start = performance.now();
       for (let k = 0; k < TIMING_DIGITS; k++) {
         this.x.vae_generate(BigInt(k), this.digitFor(k) ?? NO_DIGIT, 1);
       }
-      rounds.push((performance.now() - start) * 1000 / TIMING_DIGITS);
+      if (r >= 0) rounds.push((performance.now() - start) * 1000 / TIMING_DIGITS);
     }
     rounds.sort((a, b) => a - b);
     return rounds[Math.floor(rounds.length / 2)];
@@ -259,13 +262,11 @@ function drawDigit() {
   if (!page.main.header) return;
   const seed = int("seed");
   const digit = page.main.header.classes > 0 ? page.digit : null;
-  const start = performance.now();
   const image = page.main.generate(seed, digit, page.temperature);
-  const micros = (performance.now() - start) * 1000;
   paint($("digit-canvas"), [image], 1, 8);
   document.querySelectorAll("#digits button").forEach((b, d) => b.classList.toggle("chosen", d === digit));
   const what = digit === null ? "free sample" : `digit ${digit}`;
-  $("digit-caption").textContent = `${what}, seed ${seed}, temperature ${page.temperature.toFixed(2)} (${micros.toFixed(0)} µs)`;
+  $("digit-caption").textContent = `${what}, seed ${seed}, temperature ${page.temperature.toFixed(2)}`;
   page.lastDraws = [{ call: "generate", seed, digit, temperature: page.temperature }];
   return page.lastDraws;
 }
@@ -306,7 +307,7 @@ function drawMorph() {
     draws.push({ call: "morph", from, to, step, steps: MORPH_STEPS });
   }
   const images = draws.map((d) => page.main.morph(d.from, d.to, d.step, d.steps));
-  paint($("morph-canvas"), images, MORPH_STEPS, 3);
+  paint($("morph-canvas"), images, MORPH_STEPS, 2);
   page.lastDraws = draws;
   return draws;
 }
@@ -412,6 +413,21 @@ async function start() {
     await useListedModel();
   }
   if (params.has("check")) await check(params.has("model"));
+  if (params.has("timing")) await timing();
+}
+
+/// The default model's files, timed as they load (`Decoder.timePerDigit`).
+async function timing() {
+  const report = { timings: {} };
+  const listed = page.models.find((m) => m.name === "default");
+  for (const precision of listed.precisions) {
+    document.querySelector(`input[name=precision][value=${precision}]`).checked = true;
+    await useListedModel();
+    report.timings[precision] = page.timing;
+  }
+  report.userAgent = navigator.userAgent;
+  $("check").textContent = JSON.stringify(report);
+  document.title = "check done";
 }
 
 /// Sets an input as a user would and sends its event.
