@@ -15,25 +15,15 @@ scripts/web.sh --build-only
 cargo build --release --locked -p vae-core --example time_digits
 native=target/release/examples/time_digits
 
-log="$(mktemp)"
-(cd target/web && exec python3 -u -m http.server --bind 127.0.0.1 0 >"$log" 2>&1) &
-server=$!
-trap 'kill $server 2>/dev/null; rm -f "$log"' EXIT
-port=
-for _ in $(seq 50); do
-  port="$(sed -n 's/^Serving HTTP on 127.0.0.1 port \([0-9]*\).*/\1/p' "$log")"
-  [[ -n $port ]] && break
-  sleep 0.2
-done
-[[ -n $port ]] || { echo "error: the server did not start: $(cat "$log")" >&2; exit 1; }
-
+source scripts/web/serve-in-background.sh
+serve_in_background target/web
 results="$(mktemp)"
-trap 'kill $server 2>/dev/null; rm -f "$log" "$results"' EXIT
+trap 'kill $server_pid 2>/dev/null; rm -f "$results"' EXIT
 for ((r = 1; r <= rounds; r++)); do
   for p in f32 f16 i8; do
     echo "native $p $("$native" "models/default/decoder-$p.vae" 200 5)" >>"$results"
   done
-  web/browser/drive.sh timing "http://127.0.0.1:$port/" |
+  web/browser/drive.sh timing "$page_url" |
     python3 -c 'import json, sys; t = json.load(sys.stdin)["timings"]; print("\n".join(f"browser {p} {t[p]:.1f}" for p in t))' >>"$results"
   echo "round $r of $rounds done" >&2
 done

@@ -66,18 +66,10 @@ trap - EXIT
 echo "built $site: vae_web.wasm $(wc -c <"$wasm") bytes, ${#models[@]} models"
 
 if [[ -n $screenshot ]]; then
-  log="$(mktemp)"
-  (cd "$site" && exec python3 -u -m http.server --bind 127.0.0.1 0 >"$log" 2>&1) &
-  server=$!
-  trap 'kill $server 2>/dev/null; rm -f "$log"' EXIT
-  port=
-  for _ in $(seq 50); do
-    port="$(sed -n 's/^Serving HTTP on 127.0.0.1 port \([0-9]*\).*/\1/p' "$log")"
-    [[ -n $port ]] && break
-    sleep 0.2
-  done
-  [[ -n $port ]] || { echo "error: the server did not start: $(cat "$log")" >&2; exit 1; }
-  web/browser/drive.sh screenshot "http://127.0.0.1:$port/" "$screenshot"
+  source scripts/web/serve-in-background.sh
+  serve_in_background "$site"
+  trap 'kill $server_pid 2>/dev/null' EXIT
+  web/browser/drive.sh screenshot "$page_url" "$screenshot"
   echo "saved $screenshot"
   exit 0
 fi
