@@ -9,7 +9,9 @@
 //! at the demo's seed are the firmware's too.
 //!
 //! The page is also given a corrupt, a cut-short and a foreign file: it must show the
-//! parser's own error for each, not a blank page.
+//! parser's own error for each, not a blank page. And files of shapes no committed model
+//! has (every layer with rows and columns past the kernels' groups, subnormal f16
+//! weights), drawn and compared the same way.
 //!
 //! Chromium runs with `--dump-dom` and a budget of virtual time, which lets the page's
 //! fetches and work finish before Chromium prints the DOM (the clock stands still while
@@ -23,7 +25,9 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
 use vae_core::demo::{hex, DEMO_SEED};
-use vae_core::{Model, MAX_WIDTH, PIXELS};
+use vae_core::{
+    encode, encoded_len, Activation, Architecture, Model, Precision, MAX_WIDTH, PIXELS,
+};
 use vae_tests::{scratch_dir, workspace};
 
 /// `scripts/web.sh --site DIR --port 0`, stopped when dropped.
@@ -176,6 +180,53 @@ fn host_pixels(model: &Model<'_>, draw: &Value) -> [u8; PIXELS] {
     pixels
 }
 
+/// Each of the page's drawings equals, byte for byte, the host's for the same call.
+fn assert_same_pixels(name: &str, model: &Model<'_>, draws: &[Value]) {
+    for (k, draw) in draws.iter().enumerate() {
+        let want = hex(&host_pixels(model, draw));
+        let got = draw["pixels"].as_str().expect("pixels");
+        assert_eq!(
+            got,
+            std::str::from_utf8(&want).expect("hex"),
+            "{name}, drawing {k}: {draw}"
+        );
+    }
+}
+
+/// Model files of shapes no committed model has, in every precision: 3 classes, latent
+/// 3, hidden layers of 7 and 5 (relu, and sigmoid), so every layer has rows and columns
+/// past the kernels' groups of four and sixteen; weights of both signs up to 3, with
+/// every fifth one below f16's smallest normal (a subnormal half).
+fn odd_files(site: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
+    for activation in [Activation::Relu, Activation::Sigmoid] {
+        let arch = Architecture {
+            latent: 3,
+            classes: 3,
+            hidden: heapless::Vec::from_slice(&[7, 5]).expect("two layers"),
+            activation,
+            output: PIXELS as u16,
+        };
+        for precision in Precision::ALL {
+            let mut rng = vae_core::Rng::new(17);
+            let values = (0..arch.parameter_count()).map(|i| {
+                let v = rng.uniform() * 6.0 - 3.0;
+                if i % 5 == 0 {
+                    v * 1e-5
+                } else {
+                    v
+                }
+            });
+            let mut bytes = vec![0u8; encoded_len(&arch, precision).expect("a length")];
+            encode(&arch, precision, values, &mut bytes).expect("a model file");
+            let name = format!("odd-{activation}-{precision}.vae");
+            std::fs::write(site.join(&name), &bytes).expect("write a model file");
+            files.push((name, bytes));
+        }
+    }
+    files
+}
+
 /// Every committed model's decoder files, as the page lists them.
 fn committed_files() -> Vec<String> {
     let mut files = Vec::new();
@@ -233,14 +284,8 @@ fn the_page_draws_the_host_s_pixels_and_shows_the_parser_s_errors() {
         let bytes = std::fs::read(workspace().join(name)).expect("the model file");
         let model = Model::parse(&bytes).expect("a committed model");
         let draws = file["draws"].as_array().expect("draws");
-        for (k, draw) in draws.iter().enumerate() {
-            let want = hex(&host_pixels(&model, draw));
-            let got = draw["pixels"].as_str().expect("pixels");
-            assert_eq!(
-                got,
-                std::str::from_utf8(&want).expect("hex"),
-                "{name}, drawing {k}: {draw}"
-            );
+        assert_same_pixels(name, &model, draws);
+        for draw in draws {
             let is_demo_digit = draw["call"] == "generate"
                 && draw["seed"] == DEMO_SEED
                 && draw["temperature"] == 1.0
@@ -276,6 +321,19 @@ fn the_page_draws_the_host_s_pixels_and_shows_the_parser_s_errors() {
             "{name}"
         );
         assert!(report["header"].is_null(), "{name}: no model loaded");
+    }
+
+    for (k, (name, bytes)) in odd_files(&site).into_iter().enumerate() {
+        let report = check_in_chromium(
+            &server.url(&format!("check&model={name}")),
+            &scratch.join(format!("profile-odd-{k}")),
+        );
+        assert!(report["error"].is_null(), "{name}: {}", report["error"]);
+        let model = Model::parse(&bytes).expect("a model file");
+        let draws = report["files"][0]["draws"].as_array().expect("draws");
+        // Three digit buttons, 30 samples, a digit and an 8-step morph.
+        assert_eq!(draws.len(), 3 + 30 + 1 + 8, "{name}");
+        assert_same_pixels(&name, &model, draws);
     }
     drop(server);
     let _ = std::fs::remove_dir_all(&scratch);

@@ -430,47 +430,55 @@ async function timing() {
   document.title = "check done";
 }
 
+/// The loaded model's drawings through the controls, with what the canvases hold after
+/// each: every digit button at the demo's seed, a grid at temperature 0.6, a digit at
+/// another seed, a morph.
+function checkDrawings(name) {
+  const file = { file: name, timing: page.timing, draws: [] };
+  const record = (draws, canvas, columns) => {
+    const images = readBack($(canvas), draws.length, columns);
+    draws.forEach((d, i) => file.draws.push({ ...d, pixels: hex(images[i]) }));
+  };
+  setInput("seed", 2026);
+  setInput("temperature", 1);
+  const buttons = document.querySelectorAll("#digits button");
+  if (buttons.length === 0) record(drawDigit(), "digit-canvas", 1);
+  for (const button of buttons) {
+    button.click();
+    record(page.lastDraws, "digit-canvas", 1);
+  }
+  setInput("temperature", 0.6);
+  record(page.lastDraws, "grid-canvas", 10);
+  setInput("seed", 77);
+  record(page.lastDraws, "digit-canvas", 1);
+  setInput("temperature", 1);
+  setInput("morph-to-seed", 2027);
+  record(page.lastDraws, "morph-canvas", MORPH_STEPS);
+  return file;
+}
+
 /// Sets an input as a user would and sends its event.
 function setInput(id, value, event = "input") {
   $(id).value = String(value);
   $(id).dispatchEvent(new Event(event));
 }
 
-/// The drawings of tests/tests/browser.rs, through the controls, with what the canvases
-/// hold afterwards. With `given` (a `model=` file): that file's error or header only.
+/// The drawings of `checkDrawings` with every listed file, and the latent plane under a
+/// moving pointer (tests/tests/browser.rs). With `given` (a `model=` file): that file's
+/// error or header, and its drawings where it loaded.
 async function check(given) {
   const report = { files: [] };
-  const record = (file, draws, canvas, columns) => {
-    const images = readBack($(canvas), draws.length, columns);
-    draws.forEach((d, i) => file.draws.push({ ...d, pixels: hex(images[i]) }));
-  };
   if (given) {
     report.error = $("error").hidden ? null : $("error").textContent;
     report.header = page.main.header;
+    if (page.main.header) report.files.push(checkDrawings(new URLSearchParams(location.search).get("model")));
   } else {
     for (const m of page.models) {
       for (const precision of m.precisions) {
         $("model-name").value = m.name;
         document.querySelector(`input[name=precision][value=${precision}]`).checked = true;
         await useListedModel();
-        const file = { file: `models/${m.name}/decoder-${precision}.vae`, timing: page.timing, draws: [] };
-        // Every digit button at the demo's seed, temperature 1; then one at 0.6.
-        setInput("seed", 2026);
-        setInput("temperature", 1);
-        const buttons = document.querySelectorAll("#digits button");
-        if (buttons.length === 0) record(file, drawDigit(), "digit-canvas", 1);
-        for (const button of buttons) {
-          button.click();
-          record(file, page.lastDraws, "digit-canvas", 1);
-        }
-        setInput("temperature", 0.6);
-        record(file, page.lastDraws, "grid-canvas", 10);
-        setInput("seed", 77);
-        record(file, page.lastDraws, "digit-canvas", 1);
-        setInput("temperature", 1);
-        setInput("morph-to-seed", 2027);
-        record(file, page.lastDraws, "morph-canvas", MORPH_STEPS);
-        report.files.push(file);
+        report.files.push(checkDrawings(`models/${m.name}/decoder-${precision}.vae`));
       }
     }
     // The plane, as a pointer crossing it would draw it.

@@ -18,10 +18,11 @@
 //!
 //! Slices are checked by the callers; the kernels read at most `x.len()` weights.
 //!
-//! In WebAssembly with SIMD128 (the browser's module) the i8 kernel takes sixteen weights
-//! at a time with `i32x4.dot_i16x8_s`; the float loops stay portable there, with f16
-//! widened by one f32 multiply instead of `half`'s branches
-//! (`portable::f16_to_f32_by_scaling`, the same bits for every f16).
+//! In WebAssembly with SIMD128 (the browser's module) the float kernels keep four rows'
+//! sums in the lanes of one vector (each lane its row's left-to-right sum, the same
+//! bits), f16 widened by one exact f32 multiply instead of `half`'s branches
+//! (`portable::f16_to_f32_by_scaling`), and the i8 kernel takes sixteen weights at a
+//! time with `i32x4.dot_i16x8_s`.
 //!
 //! One file per instruction set, chosen once below: [`portable`] (the definitions, used
 //! on the host and wherever no assembly replaces them), `cortex_m4f` (ARMv7E-M with an
@@ -48,8 +49,8 @@ cfg_if::cfg_if! {
         use portable::pack;
     } else if #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))] {
         mod wasm32;
-        pub(crate) use portable::{f16_to_f32_by_scaling as f16_to_f32, layer};
-        pub(crate) use wasm32::layer_i8;
+        pub(crate) use portable::f16_to_f32_by_scaling as f16_to_f32;
+        pub(crate) use wasm32::{layer, layer_i8};
         use wasm32::pack;
     } else {
         pub(crate) use portable::{f16_to_f32, layer, layer_i8};

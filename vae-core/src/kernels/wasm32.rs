@@ -1,5 +1,13 @@
 //! WebAssembly with SIMD128 (wasm32 built with `target-feature=+simd128`, as
-//! `scripts/web.sh` builds the page's module): the i8 layer, sixteen weights at a time.
+//! `scripts/web.sh` builds the page's module): the float layers four rows at a time, and
+//! the i8 layer sixteen weights at a time.
+//!
+//! Float layers: the four rows' sums sit in the four lanes of one vector, so each lane
+//! is still its own row's left-to-right sum, `bias + x[0]*w[0] + x[1]*w[1] + ...`, with
+//! the product rounded before the add (`f32x4.mul`, then `f32x4.add`: WebAssembly never
+//! fuses them): the portable kernel's bits. Four weights of each row are loaded at once
+//! and the 4 x 4 block transposed, so that each column's four weights form one vector;
+//! f16 weights are widened in the vector as `portable::f16_to_f32_by_scaling` widens one.
 //!
 //! [`pack`] stores the quantized input as i16, two per word, in input order (the words'
 //! little-endian bytes are then an i16 array), so one 128-bit load holds eight inputs.
@@ -9,12 +17,123 @@
 //! of the portable kernel's.
 
 use core::arch::wasm32::{
-    i16x8_extend_high_i8x16, i16x8_extend_low_i8x16, i32x4_add, i32x4_dot_i16x8,
-    i32x4_extract_lane, i32x4_splat, v128, v128_load,
+    f32x4, f32x4_add, f32x4_extract_lane, f32x4_mul, f32x4_splat, i16x8_extend_high_i8x16,
+    i16x8_extend_low_i8x16, i32x4_add, i32x4_dot_i16x8, i32x4_extract_lane, i32x4_ne, i32x4_shl,
+    i32x4_shuffle, i32x4_splat, i64x2_shuffle, u32x4_extend_low_u16x8, u32x4_ge, v128, v128_and,
+    v128_bitselect, v128_load, v128_load64_zero, v128_or,
 };
 
-use super::QuantizedInput;
+use super::{dot, QuantizedInput};
 use crate::MAX_WIDTH;
+
+/// The rows of one dense layer, as `portable::layer` defines them (same bits), four
+/// rows at a time in the lanes of a vector for f32 (`B` = 4) and f16 (`B` = 2) weights.
+pub(crate) fn layer<const B: usize>(
+    x: &[f32],
+    weights: &[u8],
+    biases: &[u8],
+    widen: impl Fn([u8; B]) -> f32,
+    mut out: impl FnMut(usize, f32),
+) {
+    match B {
+        4 => rows_in_lanes(x, weights, biases, &widen, load_f32, &mut out),
+        2 => rows_in_lanes(x, weights, biases, &widen, load_f16, &mut out),
+        _ => super::portable::layer(x, weights, biases, widen, out),
+    }
+}
+
+/// Four f32 weights (16 bytes) as a vector.
+fn load_f32(bytes: &[u8]) -> v128 {
+    match <&[u8; 16]>::try_from(bytes) {
+        // SAFETY: 16 readable bytes; `v128_load` needs no alignment.
+        Ok(bytes) => unsafe { v128_load(bytes.as_ptr().cast()) },
+        Err(_) => f32x4_splat(0.0),
+    }
+}
+
+/// Four f16 weights (8 bytes) widened to f32, each as `portable::f16_to_f32_by_scaling` widens
+/// it: the magnitude's bits moved into an f32 and multiplied by 2^112, except infinities
+/// and NaNs (all-ones exponent), whose exponent is set whole (and a NaN's quiet bit).
+fn load_f16(bytes: &[u8]) -> v128 {
+    let Ok(bytes) = <&[u8; 8]>::try_from(bytes) else {
+        return f32x4_splat(0.0);
+    };
+    // SAFETY: 8 readable bytes; `v128_load64_zero` needs no alignment.
+    let halves = u32x4_extend_low_u16x8(unsafe { v128_load64_zero(bytes.as_ptr().cast()) });
+    let sign = i32x4_shl(v128_and(halves, i32x4_splat(0x8000)), 16);
+    let magnitude = i32x4_shl(v128_and(halves, i32x4_splat(0x7fff)), 13);
+    let scaled = f32x4_mul(magnitude, f32x4_splat(f32::from_bits((127 + 112) << 23)));
+    let mantissa = v128_and(magnitude, i32x4_splat(0x007f_ffff));
+    let quiet = v128_and(i32x4_ne(mantissa, i32x4_splat(0)), i32x4_splat(0x0040_0000));
+    let special = v128_or(v128_or(magnitude, quiet), i32x4_splat(0x7f80_0000));
+    let is_special = u32x4_ge(magnitude, i32x4_splat(0x1f << 23));
+    v128_or(sign, v128_bitselect(special, scaled, is_special))
+}
+
+/// [`layer`] for `B`-byte weights that `load` widens four at a time.
+fn rows_in_lanes<const B: usize>(
+    x: &[f32],
+    weights: &[u8],
+    biases: &[u8],
+    widen: &impl Fn([u8; B]) -> f32,
+    load: fn(&[u8]) -> v128,
+    out: &mut impl FnMut(usize, f32),
+) {
+    let n = x.len();
+    if n == 0 {
+        return;
+    }
+    let (columns, x_tail) = x.as_chunks::<4>();
+    let whole = 4 * columns.len();
+    let (biases, _) = biases.as_chunks::<B>();
+    let mut rows = weights.chunks_exact(B * n).zip(biases);
+    let mut o = 0;
+    loop {
+        let group: [_; 4] = core::array::from_fn(|_| rows.next());
+        let [Some((w0, b0)), Some((w1, b1)), Some((w2, b2)), Some((w3, b3))] = group else {
+            for (w, b) in group.into_iter().flatten() {
+                out(o, dot(widen(*b), x, w.as_chunks::<B>().0, widen));
+                o += 1;
+            }
+            return;
+        };
+        let mut acc = f32x4(widen(*b0), widen(*b1), widen(*b2), widen(*b3));
+        let blocks = w0
+            .chunks_exact(4 * B)
+            .zip(w1.chunks_exact(4 * B))
+            .zip(w2.chunks_exact(4 * B))
+            .zip(w3.chunks_exact(4 * B))
+            .zip(columns);
+        for ((((c0, c1), c2), c3), xs) in blocks {
+            let (r0, r1, r2, r3) = (load(c0), load(c1), load(c2), load(c3));
+            // Transpose: k[j] holds weight j of each of the four rows.
+            let t0 = i32x4_shuffle::<0, 4, 1, 5>(r0, r1);
+            let t1 = i32x4_shuffle::<2, 6, 3, 7>(r0, r1);
+            let t2 = i32x4_shuffle::<0, 4, 1, 5>(r2, r3);
+            let t3 = i32x4_shuffle::<2, 6, 3, 7>(r2, r3);
+            let k = [
+                i64x2_shuffle::<0, 2>(t0, t2),
+                i64x2_shuffle::<1, 3>(t0, t2),
+                i64x2_shuffle::<0, 2>(t1, t3),
+                i64x2_shuffle::<1, 3>(t1, t3),
+            ];
+            for (&xv, k) in xs.iter().zip(k) {
+                acc = f32x4_add(acc, f32x4_mul(f32x4_splat(xv), k));
+            }
+        }
+        let lanes = [
+            f32x4_extract_lane::<0>(acc),
+            f32x4_extract_lane::<1>(acc),
+            f32x4_extract_lane::<2>(acc),
+            f32x4_extract_lane::<3>(acc),
+        ];
+        for (k, (w, a)) in [w0, w1, w2, w3].into_iter().zip(lanes).enumerate() {
+            let tail = w.as_chunks::<B>().0.get(whole..).unwrap_or(&[]);
+            out(o + k, dot(a, x_tail, tail, widen));
+        }
+        o += 4;
+    }
+}
 
 /// Quantizes `buffer[..len]` with `q` and packs it as i16 pairs: word `k` holds input
 /// `2k` in its low half and `2k + 1` in its high half (0 past the last input).
