@@ -60,7 +60,7 @@ fn run() -> ! {
         Err(err) => board::fail(format_args!("embedded model rejected: {err}")),
     };
     let shape = model.architecture();
-    let macs: usize = shape.layers().map(|(i, o)| i * o).sum();
+    let macs = shape.multiply_accumulates();
     say!(
         "decoder: {} weights, {} parameters, {macs} multiply-accumulates per image",
         model.precision().name(),

@@ -29,7 +29,7 @@ fn decode(c: &mut Criterion) {
     for (name, bytes) in MODELS {
         // The files are committed and tested; a failure here is a broken checkout.
         let model = Model::parse(bytes).expect("committed model file parses");
-        let macs: usize = model.architecture().layers().map(|(i, o)| i * o).sum();
+        let macs = model.architecture().multiply_accumulates();
         // Decoder inputs: seeded samples for digits 0-9 in turn, as `vae sample` draws.
         let inputs: Vec<Vec<f32>> = (0..BATCH)
             .map(|k| {

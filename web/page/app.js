@@ -21,9 +21,6 @@ const MORPH_STEPS = 8;
 const TIMING_DIGITS = 200;
 const TIMING_ROUNDS = 5;
 
-/// A model file's parser error, shown on the page as the module gave it.
-class ModelError extends Error {}
-
 /// One instance of the module with one model loaded.
 class Decoder {
   static async create() {
@@ -41,14 +38,14 @@ class Decoder {
     return new TextDecoder().decode(bytes);
   }
 
-  /// Parses `bytes` with vae-core's parser; throws ModelError with its message.
+  /// Parses `bytes` with vae-core's parser; throws an Error with the parser's message.
   load(bytes) {
     this.header = null;
     const at = this.x.vae_file_buffer(bytes.length);
-    if (at === 0) throw new ModelError(this.text());
+    if (at === 0) throw new Error(this.text());
     new Uint8Array(this.x.memory.buffer, at, bytes.length).set(bytes);
-    if (this.x.vae_load(bytes.length) !== 0) throw new ModelError(this.text());
-    if (this.x.vae_describe() !== 0) throw new ModelError(this.text());
+    if (this.x.vae_load(bytes.length) !== 0) throw new Error(this.text());
+    if (this.x.vae_describe() !== 0) throw new Error(this.text());
     this.header = JSON.parse(this.text());
   }
 
@@ -74,9 +71,9 @@ class Decoder {
     return this.pixels(code);
   }
 
-  /// The digit asked for by a seed's position in a run (none for an unconditional model).
-  digitFor(k) {
-    return this.header.classes > 0 ? k % Math.min(this.header.classes, 10) : null;
+  /// The digits the page offers: the model's classes, at most ten (0 unconditional).
+  get digits() {
+    return Math.min(this.header.classes, 10);
   }
 
   /// Microseconds per digit: TIMING_ROUNDS rounds of TIMING_DIGITS digits (seeds 0, 1, ...,
@@ -88,13 +85,21 @@ class Decoder {
     for (let r = -1; r < TIMING_ROUNDS; r++) {
       const start = performance.now();
       for (let k = 0; k < TIMING_DIGITS; k++) {
-        this.x.vae_generate(BigInt(k), this.digitFor(k) ?? NO_DIGIT, 1);
+        const classes = this.header.classes;
+        this.x.vae_generate(BigInt(k), classes > 0 ? k % classes : NO_DIGIT, 1);
       }
       if (r >= 0) rounds.push((performance.now() - start) * 1000 / TIMING_DIGITS);
     }
     rounds.sort((a, b) => a - b);
     return rounds[Math.floor(rounds.length / 2)];
   }
+}
+
+/// Where `paint` puts pixel `p` of image `i`: the top left corner of its block.
+function blockAt(i, p, columns, scale) {
+  const x = ((i % columns) * SIDE + (p % SIDE)) * scale;
+  const y = (Math.floor(i / columns) * SIDE + Math.floor(p / SIDE)) * scale;
+  return [x, y];
 }
 
 /// Paints `images` (784 grey levels each) on `canvas`, `columns` to a row, each pixel a
@@ -106,11 +111,8 @@ function paint(canvas, images, columns, scale) {
   const context = canvas.getContext("2d");
   const out = context.createImageData(canvas.width, canvas.height);
   images.forEach((image, i) => {
-    const left = (i % columns) * SIDE * scale;
-    const top = Math.floor(i / columns) * SIDE * scale;
     for (let p = 0; p < PIXELS; p++) {
-      const x0 = left + (p % SIDE) * scale;
-      const y0 = top + Math.floor(p / SIDE) * scale;
+      const [x0, y0] = blockAt(i, p, columns, scale);
       for (let dy = 0; dy < scale; dy++) {
         for (let dx = 0; dx < scale; dx++) {
           const at = 4 * ((y0 + dy) * canvas.width + x0 + dx);
@@ -129,12 +131,9 @@ function readBack(canvas, count, columns) {
   const data = canvas.getContext("2d").getImageData(0, 0, canvas.width, canvas.height).data;
   const images = [];
   for (let i = 0; i < count; i++) {
-    const left = (i % columns) * SIDE * scale;
-    const top = Math.floor(i / columns) * SIDE * scale;
     const image = new Uint8Array(PIXELS);
     for (let p = 0; p < PIXELS; p++) {
-      const x = left + (p % SIDE) * scale;
-      const y = top + Math.floor(p / SIDE) * scale;
+      const [x, y] = blockAt(i, p, columns, scale);
       image[p] = data[4 * (y * canvas.width + x)];
     }
     images.push(image);
@@ -169,7 +168,7 @@ function showError(message) {
 
 async function fetchBytes(url) {
   const response = await fetch(url);
-  if (!response.ok) throw new ModelError(`${url}: ${response.status} ${response.statusText}`);
+  if (!response.ok) throw new Error(`${url}: ${response.status} ${response.statusText}`);
   return new Uint8Array(await response.arrayBuffer());
 }
 
@@ -188,7 +187,7 @@ function useModel(name, bytes) {
     $("header").textContent = `${name}: not loaded`;
     $("timing").textContent = "";
     showError(err.message);
-    return false;
+    return;
   }
   showError(null);
   $("header").textContent = describe(name, page.main.header);
@@ -197,7 +196,6 @@ function useModel(name, bytes) {
   page.timing = micros;
   buildDigitButtons();
   drawAll();
-  return true;
 }
 
 async function useListedModel() {
@@ -241,8 +239,7 @@ async function usePlaneModel(precision) {
 function buildDigitButtons() {
   const holder = $("digits");
   holder.replaceChildren();
-  const classes = page.main.header.classes;
-  for (let d = 0; d < Math.min(classes, 10); d++) {
+  for (let d = 0; d < page.main.digits; d++) {
     const button = document.createElement("button");
     button.type = "button";
     button.textContent = String(d);
@@ -253,15 +250,15 @@ function buildDigitButtons() {
     });
     holder.append(button);
   }
-  if (classes === 0) holder.textContent = "unconditional model: free samples";
-  if (classes > 0 && page.digit >= Math.min(classes, 10)) page.digit = 0;
+  if (page.main.digits === 0) holder.textContent = "unconditional model: free samples";
+  if (page.digit >= page.main.digits) page.digit = 0;
 }
 
 /// The big digit: `page.digit` (or a free sample) from the seed at the temperature.
 function drawDigit() {
   if (!page.main.header) return;
   const seed = int("seed");
-  const digit = page.main.header.classes > 0 ? page.digit : null;
+  const digit = page.main.digits > 0 ? page.digit : null;
   const image = page.main.generate(seed, digit, page.temperature);
   paint($("digit-canvas"), [image], 1, 8);
   document.querySelectorAll("#digits button").forEach((b, d) => b.classList.toggle("chosen", d === digit));
@@ -276,8 +273,8 @@ function drawDigit() {
 function drawGrid() {
   if (!page.main.header) return;
   const first = int("grid-seed");
-  const conditional = page.main.header.classes > 0;
-  const rows = conditional ? Math.min(page.main.header.classes, 10) : 10;
+  const conditional = page.main.digits > 0;
+  const rows = conditional ? page.main.digits : 10;
   const draws = [];
   for (let r = 0; r < rows; r++) {
     for (let c = 0; c < 10; c++) {
@@ -298,8 +295,8 @@ function drawGrid() {
 /// The morph between two drawings, MORPH_STEPS images.
 function drawMorph() {
   if (!page.main.header) return;
-  const conditional = page.main.header.classes > 0;
-  const digit = (id) => (conditional ? Math.min(int(id), Math.min(page.main.header.classes, 10) - 1) : null);
+  const digits = page.main.digits;
+  const digit = (id) => (digits > 0 ? Math.min(int(id), digits - 1) : null);
   const from = { seed: int("morph-from-seed"), digit: digit("morph-from-digit") };
   const to = { seed: int("morph-to-seed"), digit: digit("morph-to-digit") };
   const draws = [];

@@ -68,7 +68,7 @@ static FILE: Shared<[u8; MAX_FILE_LEN]> = Shared::new([0; MAX_FILE_LEN]);
 /// What the exports keep between calls.
 struct State {
     model: Option<Model<'static>>,
-    /// Length of the loaded file.
+    /// Length of the loaded file, as the page wrote it.
     file_len: usize,
     pixels: [u8; PIXELS],
     latent: [f32; MAX_WIDTH],
@@ -119,23 +119,19 @@ impl State {
 }
 
 /// The page's digit argument: below 0 for none.
-fn digit(value: i32) -> Result<Option<u8>, Refused> {
+fn digit(value: i32) -> Result<Option<u8>, DigitOutOfRange> {
     match value {
         v if v < 0 => Ok(None),
-        v => u8::try_from(v).map(Some).map_err(|_| Refused::Digit(v)),
+        v => u8::try_from(v).map(Some).map_err(|_| DigitOutOfRange(v)),
     }
 }
 
-/// A request the page made that `vae-core`'s types cannot even hold.
-enum Refused {
-    Digit(i32),
-}
+/// A digit above 255, which `vae-core`'s digit type cannot hold.
+struct DigitOutOfRange(i32);
 
-impl fmt::Display for Refused {
+impl fmt::Display for DigitOutOfRange {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Refused::Digit(d) => write!(f, "digit {d} is out of range (0 to 255)"),
-        }
+        write!(f, "digit {} is out of range (0 to 255)", self.0)
     }
 }
 
@@ -191,7 +187,6 @@ pub extern "C" fn vae_describe() -> i32 {
         };
         let header = model.header();
         let arch = &header.arch;
-        let macs: usize = arch.layers().map(|(i, o)| i * o).sum();
         let mut json = heapless::String::<TEXT_CAPACITY>::new();
         let written = (|| -> fmt::Result {
             write!(
@@ -204,9 +199,10 @@ pub extern "C" fn vae_describe() -> i32 {
             }
             write!(
                 json,
-                "],\"activation\":\"{}\",\"parameters\":{},\"macs\":{macs},\"bytes\":{}}}",
+                "],\"activation\":\"{}\",\"parameters\":{},\"macs\":{},\"bytes\":{}}}",
                 arch.activation,
                 arch.parameter_count(),
+                arch.multiply_accumulates(),
                 state.file_len
             )
         })();

@@ -57,6 +57,21 @@ impl Architecture {
         inputs.zip(widths)
     }
 
+    /// Multiply-accumulates per decoded image: the sum over the layers of inputs times
+    /// outputs (the figure the firmware divides its cost by).
+    ///
+    /// ```
+    /// use vae_core::{Activation, Architecture};
+    /// let arch = Architecture {
+    ///     latent: 10, classes: 10, hidden: heapless::Vec::from_slice(&[128]).unwrap(),
+    ///     activation: Activation::Relu, output: 784,
+    /// };
+    /// assert_eq!(arch.multiply_accumulates(), 20 * 128 + 128 * 784);
+    /// ```
+    pub fn multiply_accumulates(&self) -> usize {
+        self.layers().map(|(i, o)| i * o).sum()
+    }
+
     /// Number of stored values (weights and biases).
     pub fn parameter_count(&self) -> usize {
         // At most 5 layers of at most 65535 x 65535 + 65535: fits a u64, and on 32-bit

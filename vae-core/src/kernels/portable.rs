@@ -11,6 +11,13 @@ pub(crate) fn f16_to_f32(bits: [u8; 2]) -> f32 {
     half::f16::from_le_bytes(bits).to_f32()
 }
 
+/// 2^112: an f16's exponent and mantissa moved into an f32's fields read as the half's
+/// value times 2^-112 (see [`f16_to_f32_by_scaling`]).
+pub(super) const TWO_TO_112: f32 = f32::from_bits((127 + 112) << 23);
+
+/// An f16's all-ones exponent (infinity or NaN), moved into an f32's exponent field.
+pub(super) const F16_SPECIAL: u32 = 0x1f << 23;
+
 /// [`f16_to_f32`] by integer moves and one f32 multiply, without branches but one for
 /// infinities and NaNs: the same bits for every input (tested on all 65,536), faster
 /// where floating point is in hardware and f16 conversion is not (WebAssembly).
@@ -20,11 +27,10 @@ pub(crate) fn f16_to_f32(bits: [u8; 2]) -> f32 {
 /// becomes a subnormal f32); multiplying by 2^112 is exact. An all-ones exponent is an
 /// infinity, or a NaN, which gets the quiet bit as `half` sets it.
 pub(crate) fn f16_to_f32_by_scaling(bits: [u8; 2]) -> f32 {
-    const TWO_TO_112: f32 = f32::from_bits((127 + 112) << 23);
     let h = u32::from(u16::from_le_bytes(bits));
     let sign = (h & 0x8000) << 16;
     let magnitude = (h & 0x7fff) << 13;
-    let value = if magnitude >= 0x1f << 23 {
+    let value = if magnitude >= F16_SPECIAL {
         let quiet = if magnitude & 0x007f_ffff != 0 {
             0x0040_0000
         } else {

@@ -19,10 +19,11 @@
 use core::arch::wasm32::{
     f32x4, f32x4_add, f32x4_extract_lane, f32x4_mul, f32x4_splat, i16x8_extend_high_i8x16,
     i16x8_extend_low_i8x16, i32x4_add, i32x4_dot_i16x8, i32x4_extract_lane, i32x4_ne, i32x4_shl,
-    i32x4_shuffle, i32x4_splat, i64x2_shuffle, u32x4_extend_low_u16x8, u32x4_ge, v128, v128_and,
-    v128_bitselect, v128_load, v128_load64_zero, v128_or,
+    i32x4_shuffle, i32x4_splat, i64x2_shuffle, u32x4_extend_low_u16x8, u32x4_ge, u32x4_splat, v128,
+    v128_and, v128_bitselect, v128_load, v128_load64_zero, v128_or,
 };
 
+use super::portable::{F16_SPECIAL, TWO_TO_112};
 use super::{dot, QuantizedInput};
 use crate::MAX_WIDTH;
 
@@ -62,11 +63,11 @@ fn load_f16(bytes: &[u8]) -> v128 {
     let halves = u32x4_extend_low_u16x8(unsafe { v128_load64_zero(bytes.as_ptr().cast()) });
     let sign = i32x4_shl(v128_and(halves, i32x4_splat(0x8000)), 16);
     let magnitude = i32x4_shl(v128_and(halves, i32x4_splat(0x7fff)), 13);
-    let scaled = f32x4_mul(magnitude, f32x4_splat(f32::from_bits((127 + 112) << 23)));
+    let scaled = f32x4_mul(magnitude, f32x4_splat(TWO_TO_112));
     let mantissa = v128_and(magnitude, i32x4_splat(0x007f_ffff));
     let quiet = v128_and(i32x4_ne(mantissa, i32x4_splat(0)), i32x4_splat(0x0040_0000));
     let special = v128_or(v128_or(magnitude, quiet), i32x4_splat(0x7f80_0000));
-    let is_special = u32x4_ge(magnitude, i32x4_splat(0x1f << 23));
+    let is_special = u32x4_ge(magnitude, u32x4_splat(F16_SPECIAL));
     v128_or(sign, v128_bitselect(special, scaled, is_special))
 }
 
