@@ -1,5 +1,5 @@
 //! Training throughput of the project's trainer: real MNIST through the training loop's
-//! own step (`trainer::train::step::train_step`: batches, shards, gradients, Adam), for a fixed
+//! own steps (`trainer::train::step::Steps`: batches, shards, gradients, Adam), for a fixed
 //! number of steps, a few times over; prints images per second for each repeat and their
 //! median.
 //!
@@ -28,7 +28,7 @@ use trainer::data::batch::Images;
 use trainer::foundation::config::{DataOptions, Preset, TrainConfig};
 use trainer::nn::adam::Adam;
 use trainer::nn::model::Vae;
-use trainer::train::step::{cuda_device, train_step, TrainDevice};
+use trainer::train::step::{cuda_device, Steps, TrainDevice};
 
 #[derive(Parser)]
 struct Args {
@@ -110,20 +110,21 @@ fn bench<D: TrainDevice>(
         let mut order: Vec<usize> = (0..train.len()).collect();
         order.shuffle(&mut rng);
         let mut batches = order.chunks_exact(batch_size).cycle();
-        let mut step = |vae: &mut Vae<D>, adam: &mut Adam<D>| {
+        let mut steps = Steps::new(&mut vae, &mut adam, options);
+        let mut step = || {
             let chunk = batches.next().unwrap_or(&[]);
-            train_step(vae, adam, (&images, chunk), &mut rng, weights);
+            steps.step((&images, chunk), &mut rng, weights, config.learning_rate);
         };
-        step(&mut vae, &mut adam); // warm-up: first allocations
-                                   // A GPU runs the queued work asynchronously: wait for it before starting the clock
-                                   // and again before reading it, so that the time covers every step's kernels (on
-                                   // the CPU both waits return at once). `train_step` reads the loss terms back
-                                   // each step, which waits for the forward pass only, not for Adam's update.
+        step(); // warm-up: first allocations
+                // A GPU runs the queued work asynchronously: wait for it before starting the clock
+                // and again before reading it, so that the time covers every step's kernels (on
+                // the CPU both waits return at once). A step reads the loss terms back, which
+                // waits for the forward pass only, not for Adam's update.
         dev.try_synchronize()
             .map_err(|e| anyhow::anyhow!("device error: {e}"))?;
         let started = Instant::now();
         for _ in 0..args.steps {
-            step(&mut vae, &mut adam);
+            step();
         }
         dev.try_synchronize()
             .map_err(|e| anyhow::anyhow!("device error: {e}"))?;

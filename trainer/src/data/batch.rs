@@ -28,10 +28,61 @@ pub struct Batch<D: Device<f32>> {
     pub noise: Matrix<D>,
 }
 
+/// One batch on the host, as drawn: what [`Batch::new`] uploads, and what the CPU's
+/// training step ([`crate::nn::host`]) reads directly.
+pub struct HostBatch {
+    /// Images.
+    pub len: usize,
+    /// Reconstruction targets, `len` rows of 784 values in [0, 1].
+    pub target: Vec<f32>,
+    /// The encoder's input, `target` with noise (`None`: `target` itself).
+    pub noisy: Option<Vec<f32>>,
+    /// Labels, one per image, for a conditional model (empty otherwise).
+    pub labels: Vec<u8>,
+    /// Standard-normal noise for the reparameterization, (len x samples, latent): the
+    /// draws for image i in rows i x samples.. (i + 1) x samples.
+    pub noise: Vec<f32>,
+}
+
+impl HostBatch {
+    /// Images `indices` of `data` as intensities in [0, 1], treated as `options` say,
+    /// for a model of shape `model`; binarization and noise are drawn from `rng`.
+    pub fn draw(
+        data: &Dataset,
+        indices: &[usize],
+        model: &ModelConfig,
+        options: DataOptions,
+        rng: &mut impl rand::Rng,
+    ) -> Self {
+        let mut target = data.intensities(indices.iter().copied());
+        binarize(&mut target, options.binarize, rng);
+        let noisy = (options.denoise > 0.0).then(|| {
+            let mut pixels = target.clone();
+            for p in &mut pixels {
+                let noise: f32 = StandardNormal.sample(rng);
+                *p = (*p + options.denoise * noise).clamp(0.0, 1.0);
+            }
+            pixels
+        });
+        HostBatch {
+            len: indices.len(),
+            target,
+            noisy,
+            labels: labels(data, indices, model),
+            noise: noise(indices.len() * options.samples, model, rng),
+        }
+    }
+
+    /// The encoder's input, `len` rows of 784 values.
+    pub fn input(&self) -> &[f32] {
+        self.noisy.as_deref().unwrap_or(&self.target)
+    }
+}
+
 impl<D: Device<f32>> Batch<D> {
     /// Copies images `indices` of `data` to the device as intensities in [0, 1], treated
     /// as `options` say, for a model of shape `model`; binarization and noise are drawn
-    /// from `rng`.
+    /// from `rng` ([`HostBatch::draw`]).
     pub fn new(
         dev: &D,
         data: &Dataset,
@@ -40,27 +91,21 @@ impl<D: Device<f32>> Batch<D> {
         options: DataOptions,
         rng: &mut impl rand::Rng,
     ) -> Self {
-        let n = indices.len();
-        let mut pixels = data.intensities(indices.iter().copied());
-        binarize(&mut pixels, options.binarize, rng);
-        let target: Matrix<D> = dev.tensor_from_vec(pixels.clone(), (n, PIXELS));
-        let input = if options.denoise > 0.0 {
-            for p in &mut pixels {
-                let noise: f32 = StandardNormal.sample(rng);
-                *p = (*p + options.denoise * noise).clamp(0.0, 1.0);
-            }
-            dev.tensor_from_vec(pixels.clone(), (n, PIXELS))
-        } else {
-            target.clone()
+        let host = HostBatch::draw(data, indices, model, options, rng);
+        let n = host.len;
+        let target: Matrix<D> = dev.tensor_from_vec(host.target.clone(), (n, PIXELS));
+        let input = match &host.noisy {
+            Some(noisy) => dev.tensor_from_vec(noisy.clone(), (n, PIXELS)),
+            None => target.clone(),
         };
         let padded_input =
-            sees_label(model).then(|| padded_rows(dev, &pixels, PIXELS, model.classes));
+            sees_label(model).then(|| padded_rows(dev, host.input(), PIXELS, model.classes));
         Batch {
             target,
             input,
             padded_input,
-            labels: one_hot(dev, data, indices, model),
-            noise: noise(dev, n * options.samples, model, rng),
+            labels: one_hot(dev, &host.labels, model),
+            noise: dev.tensor_from_vec(host.noise, (n * options.samples, model.latent)),
         }
     }
 
@@ -156,13 +201,27 @@ impl<'a, D: Device<f32>> Images<'a, D> {
         let n = indices.len();
         let rows = dev.tensor_from_vec(indices.to_vec(), (n,));
         let target: Matrix<D> = plain.clone().gather(rows.clone());
+        let rows_of_noise = n * self.options.samples;
         Batch {
             input: target.clone(),
             target,
             padded_input: padded.as_ref().map(|p| p.clone().gather(rows)),
-            labels: one_hot(dev, self.data, indices, model),
-            noise: noise(dev, n * self.options.samples, model, rng),
+            labels: one_hot(dev, &labels(self.data, indices, model), model),
+            noise: dev.tensor_from_vec(
+                noise(rows_of_noise, model, rng),
+                (rows_of_noise, model.latent),
+            ),
         }
+    }
+
+    /// Images `indices` as a batch on the host, as [`Images::batch`] would make it.
+    pub fn host_batch(
+        &self,
+        indices: &[usize],
+        model: &ModelConfig,
+        rng: &mut impl rand::Rng,
+    ) -> HostBatch {
+        HostBatch::draw(self.data, indices, model, self.options, rng)
     }
 }
 
@@ -184,34 +243,31 @@ fn binarize(pixels: &mut [f32], how: Binarize, rng: &mut impl rand::Rng) {
     }
 }
 
-/// One-hot labels of images `indices` of `data`, (batch, classes), for a conditional
-/// model.
-fn one_hot<D: Device<f32>>(
-    dev: &D,
-    data: &Dataset,
-    indices: &[usize],
-    model: &ModelConfig,
-) -> Option<Matrix<D>> {
+/// The labels of images `indices` of `data` for a conditional model (none for an
+/// unconditional one).
+fn labels(data: &Dataset, indices: &[usize], model: &ModelConfig) -> Vec<u8> {
+    if model.classes == 0 {
+        return Vec::new();
+    }
+    indices.iter().map(|&i| data.labels[i]).collect()
+}
+
+/// `labels` one-hot, (batch, classes), for a conditional model.
+fn one_hot<D: Device<f32>>(dev: &D, labels: &[u8], model: &ModelConfig) -> Option<Matrix<D>> {
     (model.classes > 0).then(|| {
-        let mut onehot = vec![0.0f32; indices.len() * model.classes];
-        for (row, &i) in indices.iter().enumerate() {
-            onehot[row * model.classes + usize::from(data.labels[i])] = 1.0;
+        let mut onehot = vec![0.0f32; labels.len() * model.classes];
+        for (row, &label) in labels.iter().enumerate() {
+            onehot[row * model.classes + usize::from(label)] = 1.0;
         }
-        dev.tensor_from_vec(onehot, (indices.len(), model.classes))
+        dev.tensor_from_vec(onehot, (labels.len(), model.classes))
     })
 }
 
-/// The reparameterization's standard-normal draws, (rows, latent).
-fn noise<D: Device<f32>>(
-    dev: &D,
-    rows: usize,
-    model: &ModelConfig,
-    rng: &mut impl rand::Rng,
-) -> Matrix<D> {
-    let noise: Vec<f32> = (0..rows * model.latent)
+/// The reparameterization's standard-normal draws, `rows` x latent.
+fn noise(rows: usize, model: &ModelConfig, rng: &mut impl rand::Rng) -> Vec<f32> {
+    (0..rows * model.latent)
         .map(|_| StandardNormal.sample(rng))
-        .collect();
-    dev.tensor_from_vec(noise, (rows, model.latent))
+        .collect()
 }
 
 #[cfg(test)]

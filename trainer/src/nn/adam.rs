@@ -11,13 +11,43 @@ use crate::nn::model::{Dense, Vae};
 
 /// Adam's hyper-parameters and its two moment estimates per parameter.
 pub struct Adam<D: Device<f32>> {
+    /// The hyper-parameters and the steps taken.
+    pub settings: AdamSettings,
+    moments: Vec<Moments<D>>,
+}
+
+/// Adam's hyper-parameters and the number of steps taken: with the moments, all of its
+/// state.
+#[derive(Debug, Clone, Copy)]
+pub struct AdamSettings {
     /// Learning rate.
     pub lr: f32,
     beta1: f32,
     beta2: f32,
     eps: f32,
-    step: i32,
-    moments: Vec<Moments<D>>,
+    steps: i32,
+}
+
+impl AdamSettings {
+    /// Steps taken so far.
+    pub fn steps(&self) -> i32 {
+        self.steps
+    }
+
+    /// Counts one more step and returns its constants.
+    pub fn advance(&mut self) -> Hyper {
+        self.steps += 1;
+        let c1 = 1.0 - self.beta1.powi(self.steps);
+        let c2 = 1.0 - self.beta2.powi(self.steps);
+        // Adam's step lr/c1 * m / (sqrt(v/c2) + eps), with sqrt(c2) moved out of the
+        // square root so that the denominator takes two passes, not three.
+        Hyper {
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps: self.eps * c2.sqrt(),
+            step_size: self.lr / c1 * c2.sqrt(),
+        }
+    }
 }
 
 struct Moments<D: Device<f32>> {
@@ -41,11 +71,13 @@ impl<D: Device<f32>> Adam<D> {
             })
             .collect();
         Adam {
-            lr,
-            beta1: 0.9,
-            beta2: 0.999,
-            eps: 1e-8,
-            step: 0,
+            settings: AdamSettings {
+                lr,
+                beta1: 0.9,
+                beta2: 0.999,
+                eps: 1e-8,
+                steps: 0,
+            },
             moments,
         }
     }
@@ -61,17 +93,7 @@ impl<D: Device<f32>> Adam<D> {
         model: &'a mut Vae<D>,
         shards: Vec<Vec<DenseGrad<D>>>,
     ) -> Vec<LayerUpdate<'a, D>> {
-        self.step += 1;
-        let c1 = 1.0 - self.beta1.powi(self.step);
-        let c2 = 1.0 - self.beta2.powi(self.step);
-        // Adam's step lr/c1 * m / (sqrt(v/c2) + eps), with sqrt(c2) moved out of the
-        // square root so that the denominator takes two passes, not three.
-        let hp = Hyper {
-            beta1: self.beta1,
-            beta2: self.beta2,
-            eps: self.eps * c2.sqrt(),
-            step_size: self.lr / c1 * c2.sqrt(),
-        };
+        let hp = self.settings.advance();
         let mut per_layer: Vec<Vec<DenseGrad<D>>> =
             (0..self.moments.len()).map(|_| Vec::new()).collect();
         for shard in shards {
@@ -97,7 +119,7 @@ impl<D: Device<f32>> Adam<D> {
 impl<D: Device<f32>> Adam<D> {
     /// Steps taken so far.
     pub fn step(&self) -> i32 {
-        self.step
+        self.settings.steps
     }
 
     /// First and second moments of every layer, in [`Vae::dense_layers`] order:
@@ -134,7 +156,7 @@ impl<D: Device<f32>> Adam<D> {
             m.weight = (dev.tensor_from_vec(wm, w), dev.tensor_from_vec(wv, w));
             m.bias = (dev.tensor_from_vec(bm, b), dev.tensor_from_vec(bv, b));
         }
-        self.step = step;
+        self.settings.steps = step;
         Ok(())
     }
 }
@@ -165,8 +187,9 @@ impl<D: Device<f32>> LayerUpdate<'_, D> {
     }
 }
 
+/// The constants of one Adam step.
 #[derive(Clone, Copy)]
-struct Hyper {
+pub struct Hyper {
     beta1: f32,
     beta2: f32,
     eps: f32,
@@ -174,6 +197,17 @@ struct Hyper {
 }
 
 impl Hyper {
+    /// Adam's update of one parameter `p` with gradient `g` and moments `m`, `v`: the
+    /// arithmetic of [`Hyper::apply`] (dfdx's `axpy`, `sqrt` and division), for buffers
+    /// on the host.
+    #[inline]
+    pub fn update(&self, p: &mut f32, g: f32, m: &mut f32, v: &mut f32) {
+        *m = *m * self.beta1 + g * (1.0 - self.beta1);
+        *v = *v * self.beta2 + g * g * (1.0 - self.beta2);
+        let denom = v.sqrt() + self.eps;
+        *p += *m / denom * -self.step_size;
+    }
+
     /// Adam's update of one parameter, in place: `axpy` overwrites its left operand when
     /// nothing else holds it, so the moments and the parameter are rewritten where they
     /// lie and only the denominator is a new buffer.

@@ -14,3 +14,7 @@ pub mod importance;
 
 /// Adam, per-layer updates.
 pub mod adam;
+
+/// The training step on the CPU, on host buffers: `grad`'s gradients and `adam`'s
+/// update without dfdx's per-operation costs.
+pub mod host;

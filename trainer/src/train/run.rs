@@ -23,7 +23,7 @@ use crate::nn::adam::Adam;
 use crate::nn::model::Vae;
 use crate::output::history::{self, EpochRecord};
 use crate::train::checkpoint;
-use crate::train::step::{train_step, TrainDevice};
+use crate::train::step::{Steps, TrainDevice};
 
 /// Where a run's output goes and how chatty it is.
 pub struct RunOptions<'a, D: Device<f32>> {
@@ -150,20 +150,20 @@ fn run_epochs<D: TrainDevice>(
         let bar = progress::bar(opts.progress, order.len(), label);
         let started = Instant::now();
         let mut sum = MeanLoss::default();
+        let mut steps = Steps::new(&mut vae, &mut adam, data);
         for (step, chunk) in order.chunks(config.batch_size).enumerate() {
             let global = (epoch - 1) * steps_per_epoch + step;
             let kl_weight = config.kl_weight(steps_per_epoch, global);
-            adam.lr = config.lr_schedule.rate(
+            let lr = config.lr_schedule.rate(
                 config.learning_rate,
                 global,
                 config.epochs * steps_per_epoch,
             );
-            let terms = train_step(
-                &mut vae,
-                &mut adam,
+            let terms = steps.step(
                 (&images, chunk),
                 &mut rng,
                 (config.class_weight, kl_weight),
+                lr,
             );
             let value = terms.objective(config.class_weight);
             if !value.is_finite() {
@@ -191,6 +191,7 @@ fn run_epochs<D: TrainDevice>(
             ));
         }
         bar.finish_and_clear();
+        steps.finish()?;
         let seconds = started.elapsed().as_secs_f64();
         let test_terms = mean_loss(&vae, test, data.for_test(), config.seed ^ epoch as u64);
         let fidelity = label_fidelity(&vae, 100, 1.0, config.seed);

@@ -1,17 +1,20 @@
 //! One optimization step: the mini-batch split into shards whose gradients are computed
-//! independently, then Adam's update of every layer; and [`TrainDevice`], which says how
-//! a device runs those independent parts. On the CPU they run side by side on rayon's
-//! threads (dfdx runs each elementwise operation on one thread); a CUDA device (whose
-//! handles are not `Send`) queues them one after another on its stream.
+//! independently, then Adam's update of every layer; [`TrainDevice`], which says how
+//! a device runs those independent parts; and [`Steps`], what the training loop calls.
+//! On the CPU the shards run side by side on rayon's threads, on host buffers
+//! ([`HostModel`]); a CUDA device (whose handles are not `Send`) queues them one after
+//! another on its stream.
 
 use dfdx::prelude::*;
 use rand::SeedableRng;
 use rayon::prelude::*;
 
-use crate::data::batch::Images;
+use crate::data::batch::{HostBatch, Images};
+use crate::foundation::config::DataOptions;
 use crate::foundation::loss::LossTerms;
 use crate::nn::adam::{Adam, LayerUpdate};
 use crate::nn::grad::{loss_and_gradients, DenseGrad};
+use crate::nn::host::HostModel;
 use crate::nn::importance::importance_weighted_gradients;
 use crate::nn::model::Vae;
 
@@ -26,6 +29,10 @@ pub trait TrainDevice: Device<f32> + Synchronize {
     /// Whether the training images are kept on the device, uploaded once, rather than
     /// copied over for every batch ([`Images`]).
     const KEEPS_IMAGES: bool;
+
+    /// Whether the device computes in the host's own memory, so that its training steps
+    /// run on host buffers ([`HostModel`]) rather than through dfdx's operations.
+    const ON_HOST: bool;
 
     /// Runs every shard and returns their results in order.
     fn run_shards(
@@ -50,6 +57,9 @@ impl TrainDevice for Cpu {
     const SHARDS: usize = 2;
     /// Nothing to copy: the host's memory is the device's.
     const KEEPS_IMAGES: bool = false;
+    /// dfdx's CPU operations each allocate their result and run on one thread, and its
+    /// matrix products reach less of the cores' peak (BENCHMARKS.md).
+    const ON_HOST: bool = true;
 
     fn run_shards(
         dev: &Self,
@@ -80,6 +90,8 @@ impl TrainDevice for dfdx::tensor::Cuda {
     /// Measured on an H200 (BENCHMARKS.md, "GPU"): converting and copying each batch
     /// from the host cost more than the step's kernels at batch 1024.
     const KEEPS_IMAGES: bool = true;
+    /// The GPU's own memory.
+    const ON_HOST: bool = false;
 }
 
 /// What `--device cuda` runs on: dfdx's CUDA device; in a build without the `cuda`
@@ -189,4 +201,56 @@ pub fn train_step<D: TrainDevice>(
         D::update_layers(adam.layer_updates(vae, grads));
     }
     terms
+}
+
+/// The training loop's steps on one model and optimizer: [`train_step`]'s work, on the
+/// CPU on host buffers ([`HostModel`], for the ELBO) with the same shards and draws.
+/// [`Steps::finish`] leaves the trained state in the model and optimizer; until then
+/// they may hold the state of when the steps began.
+pub struct Steps<'a, D: TrainDevice> {
+    vae: &'a mut Vae<D>,
+    adam: &'a mut Adam<D>,
+    host: Option<HostModel>,
+}
+
+impl<'a, D: TrainDevice> Steps<'a, D> {
+    /// Steps on `vae` and `adam`, for batches treated as `data` says.
+    pub fn new(vae: &'a mut Vae<D>, adam: &'a mut Adam<D>, data: DataOptions) -> Self {
+        let host =
+            (D::ON_HOST && HostModel::trains(data.samples)).then(|| HostModel::new(vae, adam));
+        Steps { vae, adam, host }
+    }
+
+    /// One optimization step on the mini-batch `indices` of `images` at learning rate
+    /// `lr`, with the classifier and KL weights `weights`; see [`train_step`].
+    pub fn step(
+        &mut self,
+        (images, indices): (&Images<D>, &[usize]),
+        rng: &mut impl rand::Rng,
+        weights: (f32, f32),
+        lr: f32,
+    ) -> LossTerms {
+        let Some(host) = &mut self.host else {
+            self.adam.settings.lr = lr;
+            return train_step(self.vae, self.adam, (images, indices), rng, weights);
+        };
+        // The shards and their generators as `sharded_gradients` makes them.
+        let size = indices.len().div_ceil(D::SHARDS.max(1)).max(1);
+        let batches: Vec<HostBatch> = indices
+            .chunks(size)
+            .map(|part| {
+                let mut rng = rand::rngs::StdRng::seed_from_u64(rng.gen());
+                images.host_batch(part, &self.vae.config, &mut rng)
+            })
+            .collect();
+        host.step(&batches, indices.len(), weights, lr)
+    }
+
+    /// Leaves the trained weights and optimizer state in the model and optimizer.
+    pub fn finish(self) -> anyhow::Result<()> {
+        match &self.host {
+            Some(host) => host.write_back(self.vae, self.adam),
+            None => Ok(()),
+        }
+    }
 }

@@ -1,0 +1,774 @@
+//! The training step on the CPU, on plain host buffers: the same loss, gradients and
+//! Adam update as [`crate::nn::grad`] and [`crate::nn::adam`] compute with dfdx tensor
+//! operations, without their costs on the CPU.
+//!
+//! Through dfdx a step spent about half its time outside its matrix products: every
+//! operation allocates its result, walks it with a strided kernel on one thread, and
+//! runs libm one element at a time; and its matrix products (the `gemm` crate, 0.15)
+//! reached about 55 % of the cores' peak on the step's shapes. Here the matrix products
+//! go to the `matrixmultiply` crate (about 80 % on the same shapes, BENCHMARKS.md),
+//! each elementwise chain is one loop over buffers a shard keeps from step to step, and
+//! Adam's update is one pass per parameter that also sums the shards' gradients.
+//!
+//! The model lives in [`HostModel`] while it trains, copied out of the [`Vae`] and its
+//! [`Adam`] state and written back ([`HostModel::write_back`]) before anything reads them
+//! (evaluation, checkpoints), exactly: f32 values copied, not recomputed.
+
+use dfdx::prelude::*;
+use rayon::prelude::*;
+use vae_core::{Activation, PIXELS};
+
+use crate::data::batch::HostBatch;
+use crate::foundation::config::ModelConfig;
+use crate::foundation::loss::LossTerms;
+use crate::nn::adam::{Adam, AdamSettings, Hyper};
+use crate::nn::model::Vae;
+
+/// `c = a b` (`accumulate`: `c += a b`), `a` (m, k), `b` (k, n), `c` (m, n), all row
+/// major; `a_t` / `b_t` say that the slice holds the operand transposed, (k, m) / (n, k).
+#[allow(clippy::too_many_arguments)]
+fn matmul(
+    (m, k, n): (usize, usize, usize),
+    (a, a_t): (&[f32], bool),
+    (b, b_t): (&[f32], bool),
+    c: &mut [f32],
+    accumulate: bool,
+) {
+    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
+    if m == 0 || n == 0 {
+        return;
+    }
+    let (rsa, csa) = if a_t {
+        (1, m as isize)
+    } else {
+        (k as isize, 1)
+    };
+    let (rsb, csb) = if b_t {
+        (1, k as isize)
+    } else {
+        (n as isize, 1)
+    };
+    let beta = if accumulate { 1.0 } else { 0.0 };
+    // SAFETY: the strides address a (m, k), b (k, n) and c (m, n) within the slices,
+    // whose lengths are checked above; c does not alias a or b (a `&mut` borrow).
+    unsafe {
+        matrixmultiply::sgemm(
+            m,
+            k,
+            n,
+            1.0,
+            a.as_ptr(),
+            rsa,
+            csa,
+            b.as_ptr(),
+            rsb,
+            csb,
+            beta,
+            c.as_mut_ptr(),
+            n as isize,
+            1,
+        );
+    }
+}
+
+/// One dense layer's parameters and Adam's moments, as in [`crate::nn::model::Dense`]:
+/// weights (inputs, outputs) row major.
+struct HostLayer {
+    inputs: usize,
+    outputs: usize,
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+    /// Adam's first and second moments of the weights, then of the biases.
+    moments: [Vec<f32>; 4],
+}
+
+impl HostLayer {
+    /// `y = x W + b` for the `rows` rows of `x`.
+    fn forward(&self, x: &[f32], rows: usize, y: &mut Vec<f32>) {
+        y.resize(rows * self.outputs, 0.0);
+        for row in y.chunks_exact_mut(self.outputs) {
+            row.copy_from_slice(&self.bias);
+        }
+        let shape = (rows, self.inputs, self.outputs);
+        matmul(shape, (x, false), (&self.weight, false), y, true);
+    }
+}
+
+/// A layer's gradients: d loss / d weight (inputs, outputs) and d loss / d bias.
+#[derive(Default)]
+struct LayerGrad {
+    weight: Vec<f32>,
+    bias: Vec<f32>,
+}
+
+impl LayerGrad {
+    /// The gradients of `layer` from its input `x` and the gradient `g` at its output.
+    fn compute(&mut self, layer: &HostLayer, x: &[f32], g: &[f32], rows: usize) {
+        let (i, o) = (layer.inputs, layer.outputs);
+        self.weight.resize(i * o, 0.0);
+        matmul((i, rows, o), (x, true), (g, false), &mut self.weight, false);
+        self.bias.clear();
+        self.bias.resize(o, 0.0);
+        for row in g.chunks_exact(o) {
+            for (b, v) in self.bias.iter_mut().zip(row) {
+                *b += v;
+            }
+        }
+    }
+}
+
+/// Where each part of the model is in [`HostModel::layers`] ([`Vae::dense_layers`]
+/// order: encoder, mu, logvar, classifier, decoder).
+#[derive(Clone)]
+struct Parts {
+    encoder: std::ops::Range<usize>,
+    mu: usize,
+    logvar: usize,
+    classifier: std::ops::Range<usize>,
+    decoder: std::ops::Range<usize>,
+}
+
+/// What one shard keeps from step to step: the activations of each stack of layers, the
+/// gradients, and the scratch the backward pass writes into.
+#[derive(Default)]
+struct Shard {
+    classifier: Vec<Vec<f32>>,
+    encoder: Vec<Vec<f32>>,
+    decoder: Vec<Vec<f32>>,
+    mu: Vec<f32>,
+    logvar: Vec<f32>,
+    std: Vec<f32>,
+    probs: Vec<f32>,
+    grads: Vec<LayerGrad>,
+    g: Vec<f32>,
+    g_next: Vec<f32>,
+    g_mu: Vec<f32>,
+    g_logvar: Vec<f32>,
+    g_probs: Vec<f32>,
+}
+
+/// A model that trains on the host: its layers and Adam's state, and each shard's
+/// buffers. See the module's documentation.
+pub struct HostModel {
+    config: ModelConfig,
+    activation: Activation,
+    layers: Vec<HostLayer>,
+    parts: Parts,
+    adam: AdamSettings,
+    shards: Vec<Shard>,
+}
+
+impl HostModel {
+    /// Whether this module trains a run of these options: the ELBO (one draw of z per
+    /// image); the importance-weighted bound stays on [`crate::nn::importance`].
+    pub fn trains(samples: usize) -> bool {
+        samples == 1
+    }
+
+    /// A copy of `vae` and of `adam`'s state.
+    pub fn new<D: Device<f32>>(vae: &Vae<D>, adam: &Adam<D>) -> Self {
+        let layers = vae
+            .dense_layers()
+            .into_iter()
+            .zip(adam.moments())
+            .map(|((_, l), moments)| HostLayer {
+                inputs: l.inputs(),
+                outputs: l.outputs(),
+                weight: l.weight.as_vec(),
+                bias: l.bias.as_vec(),
+                moments,
+            })
+            .collect();
+        let e = vae.encoder.layers.len();
+        let c = vae.classifier.as_ref().map_or(0, |c| c.layers.len());
+        let d = vae.decoder.layers.len();
+        HostModel {
+            config: vae.config.clone(),
+            activation: vae.config.activation,
+            layers,
+            parts: Parts {
+                encoder: 0..e,
+                mu: e,
+                logvar: e + 1,
+                classifier: e + 2..e + 2 + c,
+                decoder: e + 2 + c..e + 2 + c + d,
+            },
+            adam: adam.settings,
+            shards: Vec::new(),
+        }
+    }
+
+    /// Writes the trained weights and Adam's state back into `vae` and `adam` (the
+    /// model and optimizer this was made from).
+    pub fn write_back<D: Device<f32>>(
+        &self,
+        vae: &mut Vae<D>,
+        adam: &mut Adam<D>,
+    ) -> anyhow::Result<()> {
+        for (dense, layer) in vae.dense_layers_mut().into_iter().zip(&self.layers) {
+            dense.weight.copy_from(&layer.weight);
+            dense.bias.copy_from(&layer.bias);
+        }
+        let moments = self.layers.iter().map(|l| l.moments.clone()).collect();
+        adam.restore(self.adam.steps(), moments)
+    }
+
+    /// One optimization step on `batches`, the shards of a mini-batch of `images`
+    /// images, computed side by side, at learning rate `lr`: the mini-batch's loss terms.
+    /// The model is left as it was when the objective is not finite.
+    pub fn step(
+        &mut self,
+        batches: &[HostBatch],
+        images: usize,
+        (class_weight, kl_weight): (f32, f32),
+        lr: f32,
+    ) -> LossTerms {
+        if batches.is_empty() {
+            return LossTerms::default();
+        }
+        let mut shards = std::mem::take(&mut self.shards);
+        shards.resize_with(batches.len(), Shard::default);
+        let model = &*self;
+        let terms: LossTerms = shards
+            .par_iter_mut()
+            .zip(batches)
+            .map(|(shard, batch)| model.gradients(shard, batch, images, (class_weight, kl_weight)))
+            .collect::<Vec<_>>()
+            .into_iter()
+            .sum();
+        if terms.objective(class_weight).is_finite() {
+            self.adam.lr = lr;
+            let hp = self.adam.advance();
+            update(&hp, &mut self.layers, &shards);
+        }
+        self.shards = shards;
+        terms
+    }
+
+    /// The loss terms of `batch` (a shard of a mini-batch of `images`) and the gradients
+    /// of every layer, into `shard`: the computation of
+    /// [`crate::nn::grad::loss_and_gradients`].
+    fn gradients(
+        &self,
+        s: &mut Shard,
+        batch: &HostBatch,
+        images: usize,
+        (class_weight, kl_weight): (f32, f32),
+    ) -> LossTerms {
+        let inv_n = 1.0 / images.max(1) as f32;
+        let rows = batch.len;
+        let latent = self.config.latent;
+        let classes = self.config.classes;
+        let p = &self.parts;
+        s.grads.resize_with(self.layers.len(), LayerGrad::default);
+        let mut terms = LossTerms::default();
+
+        // The classifier's class probabilities and cross-entropy.
+        let conditional = classes > 0 && !batch.labels.is_empty();
+        if conditional {
+            let input = first(&mut s.classifier);
+            input.clear();
+            input.extend_from_slice(batch.input());
+            self.trace(p.classifier.clone(), rows, false, &mut s.classifier);
+            let logits = last(&s.classifier);
+            s.probs.resize(rows * classes, 0.0);
+            let mut ce = 0.0;
+            for ((row, out), &label) in logits
+                .chunks_exact(classes)
+                .zip(s.probs.chunks_exact_mut(classes))
+                .zip(&batch.labels)
+            {
+                let max = row.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v));
+                let sum: f32 = row.iter().map(|&v| (v - max).exp()).sum();
+                let lse = max + sum.ln();
+                for (o, &v) in out.iter_mut().zip(row) {
+                    *o = (v - lse).exp();
+                }
+                ce -= row[usize::from(label)] - lse;
+            }
+            terms.classifier = ce * inv_n;
+        }
+
+        // The encoder, on the image or on [image, class probabilities].
+        let sees_label = conditional && self.config.encoder_sees_label;
+        let input = first(&mut s.encoder);
+        input.clear();
+        if sees_label {
+            for (image, probs) in batch
+                .input()
+                .chunks_exact(PIXELS)
+                .zip(s.probs.chunks_exact(classes))
+            {
+                input.extend_from_slice(image);
+                input.extend_from_slice(probs);
+            }
+        } else {
+            input.extend_from_slice(batch.input());
+        }
+        self.trace(p.encoder.clone(), rows, true, &mut s.encoder);
+        let h = last(&s.encoder);
+        self.layers[p.mu].forward(h, rows, &mut s.mu);
+        self.layers[p.logvar].forward(h, rows, &mut s.logvar);
+
+        // z = mu + std * noise, and the KL term; the decoder's input [z, probs].
+        let width = latent + if conditional { classes } else { 0 };
+        let decoder_input = first(&mut s.decoder);
+        decoder_input.resize(rows * width, 0.0);
+        s.std.resize(rows * latent, 0.0);
+        let mut kl = 0.0;
+        for r in 0..rows {
+            let span = r * latent..(r + 1) * latent;
+            let out = &mut decoder_input[r * width..(r + 1) * width];
+            for (j, k) in span.enumerate() {
+                let (mu, logvar) = (s.mu[k], s.logvar[k]);
+                let std = (logvar * 0.5).exp();
+                s.std[k] = std;
+                out[j] = mu + std * batch.noise[k];
+                kl += std * std + mu * mu - logvar - 1.0;
+            }
+            if conditional {
+                out[latent..].copy_from_slice(&s.probs[r * classes..(r + 1) * classes]);
+            }
+        }
+        terms.kl = kl * (0.5 * inv_n);
+        self.trace(p.decoder.clone(), rows, false, &mut s.decoder);
+
+        // The reconstruction term and its gradient at the logits, in one pass.
+        let logits = s.decoder.last_mut().map(std::mem::take).unwrap_or_default();
+        s.g.resize(logits.len(), 0.0);
+        let mut recon = 0.0;
+        for ((g, &x), &t) in s.g.iter_mut().zip(&logits).zip(&batch.target) {
+            let prob = 1.0 / (1.0 + (-x).exp());
+            recon += x.max(0.0) - x * t - prob.max(1.0 - prob).ln();
+            *g = (prob - t) * inv_n;
+        }
+        terms.reconstruction = recon * inv_n;
+        if let Some(slot) = s.decoder.last_mut() {
+            *slot = logits;
+        }
+
+        // Backward through the decoder, to its whole input.
+        let mut g = std::mem::take(&mut s.g);
+        let mut scratch = std::mem::take(&mut s.g_next);
+        self.backward(
+            p.decoder.clone(),
+            &s.decoder,
+            rows,
+            false,
+            Some(0),
+            (&mut g, &mut scratch),
+            &mut s.grads,
+        );
+        // `g` now holds the gradient at [z, probs].
+        s.g_mu.resize(rows * latent, 0.0);
+        s.g_logvar.resize(rows * latent, 0.0);
+        if conditional {
+            s.g_probs.resize(rows * classes, 0.0);
+        }
+        for r in 0..rows {
+            let row = &g[r * width..(r + 1) * width];
+            for j in 0..latent {
+                let k = r * latent + j;
+                let (mu, std) = (s.mu[k], s.std[k]);
+                s.g_mu[k] = row[j] + mu * (kl_weight * inv_n);
+                s.g_logvar[k] = row[j] * batch.noise[k] * std * 0.5
+                    + (std * std - 1.0) * (0.5 * kl_weight * inv_n);
+            }
+            if conditional {
+                s.g_probs[r * classes..(r + 1) * classes].copy_from_slice(&row[latent..]);
+            }
+        }
+
+        // mu's and logvar's layers, then the encoder, to its class-probability columns.
+        let h = last(&s.encoder);
+        let (mu_layer, logvar_layer) = (&self.layers[p.mu], &self.layers[p.logvar]);
+        s.grads[p.mu].compute(mu_layer, h, &s.g_mu, rows);
+        s.grads[p.logvar].compute(logvar_layer, h, &s.g_logvar, rows);
+        let trunk = mu_layer.inputs;
+        g.resize(rows * trunk, 0.0);
+        matmul(
+            (rows, latent, trunk),
+            (&s.g_mu, false),
+            (&mu_layer.weight, true),
+            &mut g,
+            false,
+        );
+        matmul(
+            (rows, latent, trunk),
+            (&s.g_logvar, false),
+            (&logvar_layer.weight, true),
+            &mut g,
+            true,
+        );
+        let from = sees_label.then_some(PIXELS);
+        self.backward(
+            p.encoder.clone(),
+            &s.encoder,
+            rows,
+            true,
+            from,
+            (&mut g, &mut scratch),
+            &mut s.grads,
+        );
+
+        // The classifier: through the softmax, plus its own cross-entropy's gradient.
+        if conditional {
+            if sees_label {
+                for (a, b) in s.g_probs.iter_mut().zip(&g) {
+                    *a += b;
+                }
+            }
+            g.resize(rows * classes, 0.0);
+            for r in 0..rows {
+                let span = r * classes..(r + 1) * classes;
+                let (probs, g_probs) = (&s.probs[span.clone()], &s.g_probs[span.clone()]);
+                let dot: f32 = g_probs.iter().zip(probs).map(|(a, b)| a * b).sum();
+                let label = usize::from(batch.labels[r]);
+                for (j, out) in g[span].iter_mut().enumerate() {
+                    let target = if j == label { 1.0 } else { 0.0 };
+                    *out = (probs[j] - target) * (class_weight * inv_n)
+                        + probs[j] * (g_probs[j] - dot);
+                }
+            }
+            self.backward(
+                p.classifier.clone(),
+                &s.classifier,
+                rows,
+                false,
+                None,
+                (&mut g, &mut scratch),
+                &mut s.grads,
+            );
+        }
+        s.g = g;
+        s.g_next = scratch;
+        terms
+    }
+
+    /// The forward pass of the layers `range` on `values[0]` (`rows` rows), each
+    /// layer's output (after the non-linearity where there is one) kept in `values`.
+    fn trace(
+        &self,
+        range: std::ops::Range<usize>,
+        rows: usize,
+        activate_last: bool,
+        values: &mut Vec<Vec<f32>>,
+    ) {
+        let count = range.len();
+        values.resize_with(count + 1, Vec::new);
+        for (i, l) in range.enumerate() {
+            let (before, after) = values.split_at_mut(i + 1);
+            let y = &mut after[0];
+            self.layers[l].forward(&before[i], rows, y);
+            if i + 1 < count || activate_last {
+                activate(self.activation, y);
+            }
+        }
+    }
+
+    /// Back-propagates `g` (the gradient at the output of the layers `range`, whose
+    /// forward pass is `values`) through them, each layer's gradients into `grads`.
+    /// Leaves in `g` the gradient at the input columns `input_from..`, if asked for.
+    #[allow(clippy::too_many_arguments)]
+    fn backward(
+        &self,
+        range: std::ops::Range<usize>,
+        values: &[Vec<f32>],
+        rows: usize,
+        activate_last: bool,
+        input_from: Option<usize>,
+        (g, scratch): (&mut Vec<f32>, &mut Vec<f32>),
+        grads: &mut [LayerGrad],
+    ) {
+        let count = range.len();
+        for (i, l) in range.enumerate().rev() {
+            let layer = &self.layers[l];
+            if i + 1 < count || activate_last {
+                activation_backward(self.activation, &values[i + 1], g);
+            }
+            grads[l].compute(layer, &values[i], g, rows);
+            let from = match (i, input_from) {
+                (0, None) => break,
+                (0, Some(from)) => from,
+                _ => 0,
+            };
+            let (o, width) = (layer.outputs, layer.inputs - from);
+            scratch.resize(rows * width, 0.0);
+            let w = &layer.weight[from * o..];
+            matmul((rows, o, width), (g, false), (w, true), scratch, false);
+            std::mem::swap(g, scratch);
+        }
+    }
+}
+
+/// The last of a stack's activations.
+fn last(values: &[Vec<f32>]) -> &[f32] {
+    values.last().map_or(&[], |v| &v[..])
+}
+
+/// The input slot of a stack's activations.
+fn first(values: &mut Vec<Vec<f32>>) -> &mut Vec<f32> {
+    if values.is_empty() {
+        values.push(Vec::new());
+    }
+    &mut values[0]
+}
+
+/// Parameters updated per task: enough for two cores to share a layer of 300,000.
+const UPDATE_CHUNK: usize = 1 << 15;
+
+/// The gradients `span` of layer `l`'s weights (`is_weight`) or biases in `shard`.
+fn shard_grad(shard: &Shard, l: usize, is_weight: bool, span: std::ops::Range<usize>) -> &[f32] {
+    let g = &shard.grads[l];
+    let all = if is_weight { &g.weight } else { &g.bias };
+    &all[span]
+}
+
+/// Adam's update of every parameter of `layers` from the sum of the `shards`'
+/// gradients, in one pass per parameter, in parallel over chunks of every layer.
+fn update(hp: &Hyper, layers: &mut [HostLayer], shards: &[Shard]) {
+    let mut tasks = Vec::new();
+    for (l, layer) in layers.iter_mut().enumerate() {
+        let [wm, wv, bm, bv] = &mut layer.moments;
+        let parts = [
+            (&mut layer.weight, wm, wv, true),
+            (&mut layer.bias, bm, bv, false),
+        ];
+        for (param, m, v, is_weight) in parts {
+            let chunks = param
+                .chunks_mut(UPDATE_CHUNK)
+                .zip(m.chunks_mut(UPDATE_CHUNK))
+                .zip(v.chunks_mut(UPDATE_CHUNK));
+            for (k, ((p, m), v)) in chunks.enumerate() {
+                tasks.push((l, is_weight, k * UPDATE_CHUNK, p, m, v));
+            }
+        }
+    }
+    tasks
+        .into_par_iter()
+        .for_each(|(l, is_weight, at, p, m, v)| {
+            let span = at..at + p.len();
+            let grad = |i: usize| shard_grad(&shards[i], l, is_weight, span.clone());
+            match shards.len() {
+                0 => {}
+                1 => {
+                    for (((p, m), v), &g) in p.iter_mut().zip(m).zip(v).zip(grad(0)) {
+                        hp.update(p, g, m, v);
+                    }
+                }
+                2 => {
+                    let g = grad(0).iter().zip(grad(1));
+                    for (((p, m), v), (&a, &b)) in p.iter_mut().zip(m).zip(v).zip(g) {
+                        hp.update(p, a + b, m, v);
+                    }
+                }
+                _ => {
+                    for (j, ((p, m), v)) in p.iter_mut().zip(m).zip(v).enumerate() {
+                        let g = (1..shards.len()).fold(grad(0)[j], |sum, i| sum + grad(i)[j]);
+                        hp.update(p, g, m, v);
+                    }
+                }
+            }
+        });
+}
+
+/// The non-linearity `activation`, in place.
+fn activate(activation: Activation, y: &mut [f32]) {
+    match activation {
+        Activation::Relu => y.iter_mut().for_each(|v| *v = v.max(0.0)),
+        Activation::Sigmoid => y.iter_mut().for_each(|v| *v = 1.0 / (1.0 + (-*v).exp())),
+    }
+}
+
+/// `g` times the derivative of `activation`, given its output `y`, in place.
+fn activation_backward(activation: Activation, y: &[f32], g: &mut [f32]) {
+    match activation {
+        Activation::Relu => g
+            .iter_mut()
+            .zip(y)
+            .for_each(|(g, &y)| *g = if y > 0.0 { *g } else { 0.0 }),
+        Activation::Sigmoid => g
+            .iter_mut()
+            .zip(y)
+            .for_each(|(g, &y)| *g = *g * y * (1.0 - y)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use mnist::Dataset;
+    use rand::{Rng, SeedableRng};
+
+    use super::*;
+    use crate::data::batch::{Batch, Images};
+    use crate::foundation::config::{Binarize, DataOptions};
+    use crate::train::step::{train_step, Steps};
+
+    /// Every kind of model the trainer builds: unconditional, conditional with and
+    /// without the label fed to the encoder, ReLU and sigmoid, one and two hidden layers.
+    fn configs() -> Vec<ModelConfig> {
+        [
+            (vec![64], vec![48], 0, false, Activation::Relu),
+            (vec![64, 32], vec![48, 40], 0, false, Activation::Sigmoid),
+            (vec![64], vec![48], 10, true, Activation::Relu),
+            (vec![64], vec![48, 40], 10, false, Activation::Relu),
+            (vec![32], vec![24], 4, true, Activation::Sigmoid),
+        ]
+        .into_iter()
+        .map(
+            |(encoder_hidden, decoder_hidden, classes, encoder_sees_label, activation)| {
+                ModelConfig {
+                    latent: 5,
+                    encoder_hidden,
+                    decoder_hidden,
+                    activation,
+                    classes,
+                    classifier_hidden: vec![16],
+                    encoder_sees_label,
+                }
+            },
+        )
+        .collect()
+    }
+
+    fn dataset(rng: &mut impl Rng) -> Dataset {
+        Dataset {
+            pixels: (0..40 * PIXELS).map(|_| rng.gen()).collect(),
+            labels: (0..40).map(|_| rng.gen_range(0..4)).collect(),
+        }
+    }
+
+    /// Largest difference relative to the largest magnitude of the reference.
+    fn relative_error(ours: &[f32], theirs: &[f32]) -> f32 {
+        assert_eq!(ours.len(), theirs.len());
+        let scale = theirs.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-12);
+        let diff = ours
+            .iter()
+            .zip(theirs)
+            .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+        diff / scale
+    }
+
+    /// The host's loss terms and gradients are those of [`crate::nn::grad`] (itself
+    /// tested against dfdx's tape) on the same batch, for every kind of model, with
+    /// and without noise on the encoder's input: each a sum of f32 products in another
+    /// order, so equal to a few ulps of the largest entry (1e-5 relative allows about
+    /// 80 ulps).
+    #[test]
+    fn gradients_match_the_dfdx_step() {
+        let dev = Cpu::default();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(3);
+        let data = dataset(&mut rng);
+        let indices: Vec<usize> = (0..12).map(|_| rng.gen_range(0..40)).collect();
+        for config in configs() {
+            for denoise in [0.0, 0.3] {
+                let options = DataOptions {
+                    binarize: Binarize::None,
+                    denoise,
+                    samples: 1,
+                };
+                let vae = Vae::new(&dev, &config, &mut rng);
+                let adam = Adam::new(&vae, 1e-3);
+                let seed = rng.gen();
+                let (class_weight, kl_weight) = (3.0, 0.7);
+                let reference = Batch::new(
+                    &dev,
+                    &data,
+                    &indices,
+                    &config,
+                    options,
+                    &mut rand::rngs::StdRng::seed_from_u64(seed),
+                );
+                let (terms, grads) = crate::nn::grad::loss_and_gradients(
+                    &vae,
+                    &reference,
+                    20,
+                    class_weight,
+                    kl_weight,
+                );
+                let batch = HostBatch::draw(
+                    &data,
+                    &indices,
+                    &config,
+                    options,
+                    &mut rand::rngs::StdRng::seed_from_u64(seed),
+                );
+                let host = HostModel::new(&vae, &adam);
+                let mut shard = Shard::default();
+                let ours = host.gradients(&mut shard, &batch, 20, (class_weight, kl_weight));
+                for (a, b) in [
+                    (ours.reconstruction, terms.reconstruction),
+                    (ours.kl, terms.kl),
+                    (ours.classifier, terms.classifier),
+                ] {
+                    assert!(
+                        (a - b).abs() <= 1e-5 * b.abs().max(1.0),
+                        "{config:?}: {a} vs {b}"
+                    );
+                }
+                for ((name, _), (g, ours)) in vae
+                    .dense_layers()
+                    .iter()
+                    .zip(grads.iter().zip(&shard.grads))
+                {
+                    let w = relative_error(&ours.weight, &g.weight.as_vec());
+                    let b = relative_error(&ours.bias, &g.bias.as_vec());
+                    assert!(
+                        w < 1e-5 && b < 1e-5,
+                        "{config:?} {name}: weight {w:e}, bias {b:e}"
+                    );
+                }
+            }
+        }
+    }
+
+    /// Ten training steps on the host leave the weights and Adam's state where ten
+    /// steps through dfdx's operations leave them (same shards, same draws), to 1e-4
+    /// relative: the gradients agree to rounding (above), which Adam's division by the
+    /// root of the second moment amplifies where that moment is small.
+    #[test]
+    fn steps_match_the_dfdx_steps() {
+        let dev = Cpu::default();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(4);
+        let data = dataset(&mut rng);
+        for config in configs() {
+            let options = DataOptions::default();
+            let images = Images::new(&dev, &data, &config, options, false);
+            let start = Vae::new(&dev, &config, &mut rng);
+            let [(dfdx_vae, dfdx_adam), (host_vae, host_adam)] = [false, true].map(|on_host| {
+                let mut vae = start.clone();
+                let mut adam = Adam::new(&vae, 1e-3);
+                let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+                let batches: Vec<Vec<usize>> = (0..10).map(|s| (s..s + 9).collect()).collect();
+                if on_host {
+                    let mut steps = Steps::new(&mut vae, &mut adam, options);
+                    for indices in &batches {
+                        steps.step((&images, indices), &mut rng, (2.0, 1.0), 1e-3);
+                    }
+                    steps.finish().unwrap();
+                } else {
+                    for indices in &batches {
+                        train_step(
+                            &mut vae,
+                            &mut adam,
+                            (&images, indices),
+                            &mut rng,
+                            (2.0, 1.0),
+                        );
+                    }
+                }
+                (vae, adam)
+            });
+            assert_eq!(dfdx_adam.step(), host_adam.step());
+            for ((name, a), (_, b)) in dfdx_vae.dense_layers().iter().zip(host_vae.dense_layers()) {
+                let w = relative_error(&b.weight.as_vec(), &a.weight.as_vec());
+                assert!(w < 1e-4, "{config:?} {name}: {w:e}");
+            }
+            for (a, b) in dfdx_adam.moments().iter().zip(host_adam.moments()) {
+                for (a, b) in a.iter().zip(&b) {
+                    assert!(relative_error(b, a) < 1e-4, "{config:?}");
+                }
+            }
+        }
+    }
+}
