@@ -28,6 +28,9 @@ pub struct Batch<D: Device<f32>> {
     pub noise: Matrix<D>,
 }
 
+/// Images per batch where a whole data set is evaluated.
+pub const EVALUATION_BATCH: usize = 1000;
+
 /// One batch on the host, as drawn: what [`Batch::new`] uploads, and what the CPU's
 /// training step ([`crate::nn::host`]) reads directly.
 pub struct HostBatch {
@@ -76,6 +79,40 @@ impl HostBatch {
     /// The encoder's input, `len` rows of 784 values.
     pub fn input(&self) -> &[f32] {
         self.noisy.as_deref().unwrap_or(&self.target)
+    }
+
+    /// The images before `at` and those from `at` on, as two batches.
+    pub fn split(self, at: usize) -> [HostBatch; 2] {
+        let at = at.min(self.len);
+        let noise_per_image = self.noise.len() / self.len.max(1);
+        let halve = |mut v: Vec<f32>, per: usize| {
+            let tail = v.split_off(at * per);
+            [v, tail]
+        };
+        let [target, target_tail] = halve(self.target, PIXELS);
+        let [noisy, noisy_tail] = match self.noisy {
+            Some(v) => halve(v, PIXELS).map(Some),
+            None => [None, None],
+        };
+        let [noise, noise_tail] = halve(self.noise, noise_per_image);
+        let mut labels = self.labels;
+        let labels_tail = labels.split_off(at.min(labels.len()));
+        [
+            HostBatch {
+                len: at,
+                target,
+                noisy,
+                labels,
+                noise,
+            },
+            HostBatch {
+                len: self.len - at,
+                target: target_tail,
+                noisy: noisy_tail,
+                labels: labels_tail,
+                noise: noise_tail,
+            },
+        ]
     }
 }
 

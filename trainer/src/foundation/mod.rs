@@ -20,3 +20,7 @@ pub mod progress;
 
 /// A run folder's file names.
 pub mod run_dir;
+
+/// Small models and data for the unit tests, and the error their tolerances are stated in.
+#[cfg(test)]
+pub mod testing;

@@ -173,7 +173,10 @@ pub fn loss_and_gradients<D: Device<f32>>(
     let decoder = vae.decoder.trace(decoder_input, false);
     let logits = decoder.output().clone();
     let probs_out = logits.clone().sigmoid();
-    let recon = cross_entropy(logits, &probs_out, batch.target.clone()).sum::<(), _>() * inv_n;
+    let recon = cross_entropy(logits, &probs_out, batch.target.clone())
+        .sum::<(usize,), Axis<1>>()
+        .sum::<(), _>()
+        * inv_n;
 
     // Backward.
     let mut decoder_grads = Vec::new();
@@ -268,6 +271,7 @@ mod tests {
 
     use super::*;
     use crate::foundation::config::ModelConfig;
+    use crate::foundation::testing::{model_kinds, relative_error};
 
     /// A random batch: pixels uniform in [0, 1], one-hot labels, standard-normal noise.
     fn batch(dev: &Cpu, config: &ModelConfig, n: usize, rng: &mut impl Rng) -> Batch<Cpu> {
@@ -294,16 +298,6 @@ mod tests {
         }
     }
 
-    /// Largest difference relative to the largest magnitude of the reference.
-    fn relative_error(ours: &[f32], tape: &[f32]) -> f32 {
-        let scale = tape.iter().fold(0.0f32, |m, v| m.max(v.abs())).max(1e-12);
-        let diff = ours
-            .iter()
-            .zip(tape)
-            .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
-        diff / scale
-    }
-
     /// The hand-derived gradients equal dfdx's tape on the same batch, for every kind of
     /// model the trainer builds: unconditional, conditional with and without the label
     /// fed to the encoder, ReLU and sigmoid, one and two hidden layers.
@@ -311,23 +305,7 @@ mod tests {
     fn gradients_match_the_tape() {
         let dev = Cpu::default();
         let mut rng = rand::rngs::StdRng::seed_from_u64(7);
-        let configs = [
-            (vec![64], vec![48], 0, false, Activation::Relu),
-            (vec![64, 32], vec![48, 40], 0, false, Activation::Sigmoid),
-            (vec![64], vec![48], 10, true, Activation::Relu),
-            (vec![64], vec![48, 40], 10, false, Activation::Relu),
-            (vec![32], vec![24], 4, true, Activation::Sigmoid),
-        ];
-        for (encoder_hidden, decoder_hidden, classes, sees_label, activation) in configs {
-            let config = ModelConfig {
-                latent: 5,
-                encoder_hidden,
-                decoder_hidden,
-                activation,
-                classes,
-                classifier_hidden: vec![16],
-                encoder_sees_label: sees_label,
-            };
+        for config in model_kinds() {
             let vae = Vae::new(&dev, &config, &mut rng);
             let batch = batch(&dev, &config, 12, &mut rng);
             let (class_weight, kl_weight) = (3.0, 0.7);

@@ -20,6 +20,7 @@ use crate::foundation::loss::MeanLoss;
 use crate::foundation::progress;
 use crate::foundation::run_dir::RunDir;
 use crate::nn::adam::Adam;
+use crate::nn::host::HostModel;
 use crate::nn::model::Vae;
 use crate::output::history::{self, EpochRecord};
 use crate::train::checkpoint;
@@ -141,6 +142,7 @@ fn run_epochs<D: TrainDevice>(
     let steps_per_epoch = used.div_ceil(config.batch_size);
     let data = config.data_options();
     let images = Images::new(&vae.device(), train, &config.model, data, D::KEEPS_IMAGES);
+    let mut times = Times::default();
 
     for epoch in history.len() + 1..=config.epochs {
         let mut rng = epoch_rng(config.seed, epoch);
@@ -193,8 +195,16 @@ fn run_epochs<D: TrainDevice>(
         bar.finish_and_clear();
         steps.finish()?;
         let seconds = started.elapsed().as_secs_f64();
-        let test_terms = mean_loss(&vae, test, data.for_test(), config.seed ^ epoch as u64);
+        times.steps += seconds;
+        let evaluating = Instant::now();
+        let (options, seed) = (data.for_test(), config.seed ^ epoch as u64);
+        let test_terms = if D::ON_HOST {
+            HostModel::new(&vae, None).mean_loss(test, options, seed)
+        } else {
+            mean_loss(&vae, test, options, seed)
+        };
         let fidelity = label_fidelity(&vae, 100, 1.0, config.seed);
+        times.evaluation += evaluating.elapsed().as_secs_f64();
         let record = EpochRecord {
             epoch,
             train: sum.mean(),
@@ -228,6 +238,7 @@ fn run_epochs<D: TrainDevice>(
             record.images_per_second
         );
         history.push(record);
+        let writing = Instant::now();
         // The history first, then the resume state, which alone says how far the run
         // got: a stop between the two leaves the history one epoch ahead, and `resume`
         // drops that record (the other order would lose a record it cannot rebuild).
@@ -236,11 +247,44 @@ fn run_epochs<D: TrainDevice>(
         history::save(run, &history)?;
         checkpoint::save_resume(&vae, &adam, epoch, run)?;
         checkpoint::save(&vae, run)?;
+        times.files += writing.elapsed().as_secs_f64();
         if let Some(hook) = opts.after_epoch {
+            let hook_started = Instant::now();
             hook(epoch, &mut vae)?;
+            times.after_epoch += hook_started.elapsed().as_secs_f64();
         }
     }
+    println!("{times}");
     Ok((vae, history))
+}
+
+/// Where the epochs' time went, in seconds.
+#[derive(Default)]
+struct Times {
+    /// The training steps (and the progress bar).
+    steps: f64,
+    /// The test set's loss and the label fidelity after each epoch.
+    evaluation: f64,
+    /// The history, the resume state and the checkpoint.
+    files: f64,
+    /// [`RunOptions::after_epoch`] (the snapshots).
+    after_epoch: f64,
+}
+
+impl std::fmt::Display for Times {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let all = self.steps + self.evaluation + self.files + self.after_epoch;
+        write!(
+            f,
+            "time in epochs: {all:.1} s, of which training steps {:.1} s ({:.1} %), test \
+             evaluation {:.1} s, run folder files {:.1} s, snapshots {:.1} s",
+            self.steps,
+            100.0 * self.steps / all.max(f64::MIN_POSITIVE),
+            self.evaluation,
+            self.files,
+            self.after_epoch
+        )
+    }
 }
 
 /// What is left when epoch `epoch` fails.

@@ -216,8 +216,8 @@ pub struct Steps<'a, D: TrainDevice> {
 impl<'a, D: TrainDevice> Steps<'a, D> {
     /// Steps on `vae` and `adam`, for batches treated as `data` says.
     pub fn new(vae: &'a mut Vae<D>, adam: &'a mut Adam<D>, data: DataOptions) -> Self {
-        let host =
-            (D::ON_HOST && HostModel::trains(data.samples)).then(|| HostModel::new(vae, adam));
+        let host = (D::ON_HOST && HostModel::trains(data.samples))
+            .then(|| HostModel::new(vae, Some(adam)));
         Steps { vae, adam, host }
     }
 
@@ -251,6 +251,64 @@ impl<'a, D: TrainDevice> Steps<'a, D> {
         match &self.host {
             Some(host) => host.write_back(self.vae, self.adam),
             None => Ok(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+    use crate::foundation::testing::{model_kinds, random_dataset, relative_error};
+
+    /// Ten training steps on the host leave the weights and Adam's state where ten
+    /// steps through dfdx's operations leave them (same shards, same draws), to 1e-4
+    /// relative: the gradients agree to rounding (`nn::host`'s tests), which Adam's division by the
+    /// root of the second moment amplifies where that moment is small.
+    #[test]
+    fn steps_match_the_dfdx_steps() {
+        let dev = Cpu::default();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(4);
+        let data = random_dataset(40, &mut rng);
+        for config in model_kinds() {
+            let options = DataOptions::default();
+            let images = Images::new(&dev, &data, &config, options, false);
+            let start = Vae::new(&dev, &config, &mut rng);
+            let [(dfdx_vae, dfdx_adam), (host_vae, host_adam)] = [false, true].map(|on_host| {
+                let mut vae = start.clone();
+                let mut adam = Adam::new(&vae, 1e-3);
+                let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+                let batches: Vec<Vec<usize>> = (0..10).map(|s| (s..s + 9).collect()).collect();
+                if on_host {
+                    let mut steps = Steps::new(&mut vae, &mut adam, options);
+                    for indices in &batches {
+                        steps.step((&images, indices), &mut rng, (2.0, 1.0), 1e-3);
+                    }
+                    steps.finish().unwrap();
+                } else {
+                    for indices in &batches {
+                        train_step(
+                            &mut vae,
+                            &mut adam,
+                            (&images, indices),
+                            &mut rng,
+                            (2.0, 1.0),
+                        );
+                    }
+                }
+                (vae, adam)
+            });
+            assert_eq!(dfdx_adam.step(), host_adam.step());
+            for ((name, a), (_, b)) in dfdx_vae.dense_layers().iter().zip(host_vae.dense_layers()) {
+                let w = relative_error(&b.weight.as_vec(), &a.weight.as_vec());
+                assert!(w < 1e-4, "{config:?} {name}: {w:e}");
+            }
+            for (a, b) in dfdx_adam.moments().iter().zip(host_adam.moments()) {
+                for (a, b) in a.iter().zip(&b) {
+                    assert!(relative_error(b, a) < 1e-4, "{config:?}");
+                }
+            }
         }
     }
 }

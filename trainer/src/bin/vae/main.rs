@@ -57,6 +57,7 @@ fn main() -> ExitCode {
 }
 
 fn run_train<D: TrainDevice>(dev: &D, args: &TrainArgs) -> Result<()> {
+    let started = std::time::Instant::now();
     // A new run's settings, read once (`--config` is a file); settings no run can train
     // with are refused before MNIST is read.
     let config = if args.resume {
@@ -92,9 +93,11 @@ fn run_train<D: TrainDevice>(dev: &D, args: &TrainArgs) -> Result<()> {
     }
     let last = history.last().map_or(f32::NAN, |r| r.test.neg_elbo());
     println!(
-        "trained {} epochs: test loss {last:.2} nats/image; decoder {} parameters; run folder {run}",
+        "trained {} epochs: test loss {last:.2} nats/image; decoder {} parameters; run folder \
+         {run}; wall time {:.1} s",
         history.len(),
         vae.decoder_parameters(),
+        started.elapsed().as_secs_f64()
     );
     Ok(())
 }
