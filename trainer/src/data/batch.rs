@@ -251,8 +251,27 @@ impl<'a, D: Device<f32>> Images<'a, D> {
         }
     }
 
-    /// Images `indices` as a batch on the host, as [`Images::batch`] would make it.
-    pub fn host_batch(
+    /// The dataset on the host and how its batches are treated: batches as
+    /// [`Images::batch`] makes them, drawn on the host ([`HostImages::batch`]).
+    pub fn on_host(&self) -> HostImages<'a> {
+        HostImages {
+            data: self.data,
+            options: self.options,
+        }
+    }
+}
+
+/// A dataset on the host and how its batches are treated ([`Images::on_host`]).
+#[derive(Clone, Copy)]
+pub struct HostImages<'a> {
+    data: &'a Dataset,
+    options: DataOptions,
+}
+
+impl HostImages<'_> {
+    /// Images `indices` as a batch for `model`, with its draws from `rng`: as
+    /// [`Images::batch`] would make it.
+    pub fn batch(
         &self,
         indices: &[usize],
         model: &ModelConfig,

@@ -9,6 +9,9 @@ pub mod config;
 /// Run-time-shaped dfdx tensors and the helpers that build them.
 pub mod tensor;
 
+/// `exp` and `ln` that vectorize: the training step's elementwise loops on the host.
+pub mod vector_math;
+
 /// The loss terms, their running mean, and the importance weights' arithmetic.
 pub mod loss;
 

@@ -9,7 +9,7 @@ use dfdx::prelude::*;
 use rand::SeedableRng;
 use rayon::prelude::*;
 
-use crate::data::batch::{HostBatch, Images};
+use crate::data::batch::Images;
 use crate::foundation::config::DataOptions;
 use crate::foundation::loss::LossTerms;
 use crate::nn::adam::{Adam, LayerUpdate};
@@ -234,16 +234,11 @@ impl<'a, D: TrainDevice> Steps<'a, D> {
             self.adam.settings.lr = lr;
             return train_step(self.vae, self.adam, (images, indices), rng, weights);
         };
-        // The shards and their generators as `sharded_gradients` makes them.
+        // The shards and their generators' seeds as `sharded_gradients` makes them.
         let size = indices.len().div_ceil(D::SHARDS.max(1)).max(1);
-        let batches: Vec<HostBatch> = indices
-            .chunks(size)
-            .map(|part| {
-                let mut rng = rand::rngs::StdRng::seed_from_u64(rng.gen());
-                images.host_batch(part, &self.vae.config, &mut rng)
-            })
-            .collect();
-        host.step(&batches, indices.len(), weights, lr)
+        let parts: Vec<(&[usize], u64)> =
+            indices.chunks(size).map(|part| (part, rng.gen())).collect();
+        host.step(images.on_host(), &parts, weights, lr)
     }
 
     /// Leaves the trained weights and optimizer state in the model and optimizer.
