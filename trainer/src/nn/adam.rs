@@ -29,6 +29,18 @@ pub struct AdamSettings {
 }
 
 impl AdamSettings {
+    /// PyTorch's defaults (betas 0.9 and 0.999, eps 1e-8) with learning rate `lr`, no
+    /// step taken.
+    pub fn new(lr: f32) -> Self {
+        AdamSettings {
+            lr,
+            beta1: 0.9,
+            beta2: 0.999,
+            eps: 1e-8,
+            steps: 0,
+        }
+    }
+
     /// Steps taken so far.
     pub fn steps(&self) -> i32 {
         self.steps
@@ -56,7 +68,7 @@ struct Moments<D: Device<f32>> {
 }
 
 impl<D: Device<f32>> Adam<D> {
-    /// PyTorch's defaults (betas 0.9 and 0.999, eps 1e-8) with learning rate `lr`.
+    /// [`AdamSettings::new`]`(lr)`, every moment zero.
     pub fn new(model: &Vae<D>, lr: f32) -> Self {
         let moments = model
             .dense_layers()
@@ -71,13 +83,7 @@ impl<D: Device<f32>> Adam<D> {
             })
             .collect();
         Adam {
-            settings: AdamSettings {
-                lr,
-                beta1: 0.9,
-                beta2: 0.999,
-                eps: 1e-8,
-                steps: 0,
-            },
+            settings: AdamSettings::new(lr),
             moments,
         }
     }

@@ -879,4 +879,44 @@ mod tests {
             }
         }
     }
+
+    /// The AVX2 builds of the vector loops give the portable builds' bits (no fused
+    /// multiply-add, the same order of operations), on values of every magnitude.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn avx2_loops_give_the_same_bits() {
+        if !std::arch::is_x86_feature_detected!("avx2") {
+            return; // nothing to compare with on this processor
+        }
+        let mut rng = rand::rngs::StdRng::seed_from_u64(8);
+        let n = 1003;
+        let mut value = || (rng.gen::<f32>() - 0.5) * 10f32.powi(rng.gen_range(-6..3));
+        let logits: Vec<f32> = (0..n).map(|_| value()).collect();
+        let target: Vec<f32> = (0..n).map(|_| value().abs().min(1.0)).collect();
+        let [mut g1, mut t1, mut g2, mut t2] = [(); 4].map(|_| vec![0.0f32; n]);
+        cross_entropies((&mut g1, &mut t1), &logits, &target, 0.01);
+        // SAFETY: the processor has AVX2 (checked above).
+        unsafe { avx2::cross_entropies((&mut g2, &mut t2), &logits, &target, 0.01) };
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+        assert_eq!((bits(&g1), bits(&t1)), (bits(&g2), bits(&t2)));
+
+        let hp = AdamSettings::new(1e-3).advance();
+        let (a, b): (Vec<f32>, Vec<f32>) = (0..n).map(|_| (value(), value())).unzip();
+        let start: Vec<f32> = (0..3 * n).map(|_| value()).collect();
+        let [mut x1, mut x2] = [(); 2].map(|_| start.clone());
+        let update = |x: &mut [f32], avx: bool| {
+            let (p, rest) = x.split_at_mut(n);
+            let (m, v) = rest.split_at_mut(n);
+            v.iter_mut().for_each(|v| *v = v.abs());
+            if avx {
+                // SAFETY: as above.
+                unsafe { avx2::adam_two(&hp, p, m, v, &a, &b) };
+            } else {
+                adam_two(&hp, p, m, v, &a, &b);
+            }
+        };
+        update(&mut x1, false);
+        update(&mut x2, true);
+        assert_eq!(bits(&x1), bits(&x2));
+    }
 }
