@@ -12,8 +12,37 @@ loss is the Bernoulli cross-entropy summed over continuous pixels + KL, plus
 `class_weight` x the classifier's cross-entropy, per image; Adam at the file's learning
 rate and batch size. Data: real MNIST read from the IDX files in --data-dir (raw or
 .gz), shuffled, each batch turned into float32 in [0, 1] as it is used (what the Rust
-pipeline does). One untimed warm-up step, then --steps timed steps, --repeat times;
-prints images/s per repeat and the median, with the PyTorch version.
+pipeline does). Untimed warm-up steps (--warmup), then --steps timed steps, --repeat
+times; prints images/s per repeat and the median, with the mode, the Adam variant and the
+PyTorch version.
+
+--mode: how the training step (the batch's conversion, forward, loss, backward and Adam's
+step) runs; the data, the model and the loss are the same in every mode.
+  eager            PyTorch's ordinary execution (the default); one warm-up step.
+  compile          the step function through torch.compile (Inductor), its default mode.
+                   Dynamo breaks the graph at `zero_grad`, at `loss.backward()` and
+                   around the optimizer's step (PyTorch's optimizers ask for that): the
+                   forward graph (with its backward, compiled by AOTAutograd) and
+                   Adam's step are compiled separately. Compilation happens in the
+                   warm-up steps (3 by default), outside the timed region; each repeat
+                   compiles its own model afresh.
+  max-autotune     the same with mode="max-autotune": Inductor benchmarks kernel
+                   variants while compiling (which can take minutes) and, on CUDA, runs
+                   the compiled graphs as CUDA graphs.
+  reduce-overhead  the same with mode="reduce-overhead": CUDA graphs on CUDA; on the CPU
+                   the same as compile.
+  graph            CUDA only: the whole step captured by hand in one CUDA graph
+                   (torch.cuda.graph, Adam with capturable=True, the batch's indices in
+                   a static tensor that each step overwrites before g.replay(); the
+                   noise drawn inside the graph, which PyTorch's CUDA graph RNG
+                   supports). The warm-up steps run eagerly on a side stream before the
+                   capture, then one untimed replay.
+--adam: default (PyTorch's own choice), foreach or fused (torch.optim.Adam's foreach=True
+or fused=True).
+
+A configuration that fails (an exception while compiling or running) prints
+`error: MODE/ADAM: TYPE: MESSAGE'S FIRST LINE` on stdout instead of the median, its
+traceback on stderr, and exits with status 3.
 
 --device cuda: the model and the images (uploaded once, as bytes) on the first GPU,
 each batch turned into float32 there; the clock is read after torch.cuda.synchronize(),
@@ -25,7 +54,9 @@ import gzip
 import json
 import os
 import statistics
+import sys
 import time
+import traceback
 
 import numpy as np
 import torch
@@ -110,6 +141,21 @@ def read_images(path):
     return raw[16:].reshape(n, 784)
 
 
+# The --adam choices: the keyword arguments each adds to torch.optim.Adam.
+ADAM = {"default": {}, "foreach": {"foreach": True}, "fused": {"fused": True}}
+# The --mode choices that go through torch.compile, and the mode each passes it.
+COMPILE_MODES = {"compile": None, "max-autotune": "max-autotune", "reduce-overhead": "reduce-overhead"}
+MODES = ["eager", *COMPILE_MODES, "graph"]
+
+
+def error_text(e):
+    """The exception's type and the first line of its message (with the next line too
+    where the first only introduces it, as in "backend='inductor' raised:")."""
+    lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+    text = " ".join(lines[:2]) if len(lines) > 1 and lines[0].endswith(":") else (lines or [""])[0]
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data-dir", default="data/mnist")
@@ -119,58 +165,127 @@ def main():
     p.add_argument("--batch-size", type=int, default=0, help="0: the config's")
     p.add_argument("--threads", type=int, default=0, help="0: PyTorch's default")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    p.add_argument("--mode", choices=MODES, default="eager", help="how the training step runs (see above)")
+    p.add_argument("--adam", choices=list(ADAM), default="default", help="Adam's implementation")
+    p.add_argument(
+        "--warmup", type=int, default=0, help="untimed steps per repeat; 0: 1 in eager mode, 3 in the others"
+    )
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.device == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: this PyTorch sees no CUDA GPU (torch.cuda.is_available() is False)")
     dev = torch.device(args.device)
+    # Uploaded once, as bytes; each batch becomes float32 where it is used.
+    images = torch.from_numpy(read_images(f"{args.data_dir}/train-images-idx3-ubyte")).to(dev)
+    labels = torch.from_numpy(read_labels(f"{args.data_dir}/train-labels-idx1-ubyte")).to(dev)
+    with open(args.config) as f:
+        config = json.load(f)
+    try:
+        rates, bs, warmup = run(args, dev, images, labels, config)
+    except Exception as e:  # reported as a result, so that the calling scripts record it
+        traceback.print_exc()
+        print(f"error: {args.mode}/{args.adam}: {error_text(e)}", flush=True)
+        sys.exit(3)
+    if dev.type == "cuda":
+        where = f"{torch.cuda.get_device_name(dev)}, torch {torch.__version__}, CUDA {torch.version.cuda}"
+    else:
+        where = f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+    print(
+        f"median {statistics.median(rates):.0f} images/s ({args.steps} steps of batch {bs}, "
+        f"{args.repeat} repeats, mode {args.mode}, Adam {args.adam}, {warmup} warm-up steps, {where})"
+    )
+
+
+def run(args, dev, images, labels, config):
+    """Times --repeat runs of --steps training steps in --mode; returns their images/s,
+    the batch size and the number of warm-up steps."""
     cuda = dev.type == "cuda"
+    if args.mode == "graph" and not cuda:
+        raise RuntimeError("--mode graph captures a CUDA graph: it needs --device cuda")
+    warmup = args.warmup or (1 if args.mode == "eager" else 3)
+    if warmup < 1:
+        raise ValueError(f"--warmup {args.warmup}: at least one warm-up step is needed")
 
     def sync():
         # The GPU runs queued work asynchronously: wait for it before reading the clock.
         if cuda:
             torch.cuda.synchronize()
 
-    # Uploaded once, as bytes; each batch becomes float32 where it is used.
-    images = torch.from_numpy(read_images(f"{args.data_dir}/train-images-idx3-ubyte")).to(dev)
-    labels = torch.from_numpy(read_labels(f"{args.data_dir}/train-labels-idx1-ubyte")).to(dev)
-    with open(args.config) as f:
-        config = json.load(f)
+    if args.mode in COMPILE_MODES:
+        # The data stays at one address: CUDA graphs (reduce-overhead, max-autotune) can
+        # then read it in place instead of copying it into a static buffer every step.
+        torch._dynamo.mark_static_address(images)
+        torch._dynamo.mark_static_address(labels)
     bs = args.batch_size or config["batch_size"]
+    adam_options = dict(ADAM[args.adam])
+    if args.mode == "graph":
+        adam_options["capturable"] = True  # its step count on the GPU, updated in the graph
     rates = []
     for repeat in range(args.repeat):
         torch.manual_seed(repeat)
         model = ConfiguredVae(config["model"], config["class_weight"]).to(dev)
-        opt = torch.optim.Adam(model.parameters(), lr=config["learning_rate"])
+        opt = torch.optim.Adam(model.parameters(), lr=config["learning_rate"], **adam_options)
         order = torch.randperm(images.shape[0]).to(dev)
         batches = [order[i : i + bs] for i in range(0, images.shape[0] - bs + 1, bs)]
 
-        def step(i):
-            idx = batches[i % len(batches)]
-            x = images[idx].float().div_(255.0)
+        def train_step(idx):
+            # zero_grad first: Dynamo breaks the graph there, and the batch's conversion
+            # then lands in the forward graph.
             opt.zero_grad(set_to_none=True)
+            x = images[idx].float().div_(255.0)
             loss = model.loss(x, labels[idx])
             loss.backward()
             opt.step()
 
-        step(0)  # warm-up
-        sync()
-        start = time.perf_counter()
-        for i in range(1, args.steps + 1):
+        begin = time.perf_counter()
+        if args.mode == "eager":
+
+            def step(i):
+                train_step(batches[i % len(batches)])
+
+        elif args.mode in COMPILE_MODES:
+            torch._dynamo.reset()  # this repeat's model and optimizer compiled afresh
+            compiled = torch.compile(train_step, mode=COMPILE_MODES[args.mode])
+
+            def step(i):
+                torch.compiler.cudagraph_mark_step_begin()
+                compiled(batches[i % len(batches)])
+
+        else:  # graph
+            static_idx = batches[0].clone()
+            # Eager steps on a side stream before the capture (what PyTorch's CUDA graph
+            # documentation prescribes): they create Adam's state and the libraries'
+            # workspaces outside the graph.
+            side = torch.cuda.Stream()
+            side.wait_stream(torch.cuda.current_stream())
+            with torch.cuda.stream(side):
+                for i in range(warmup):
+                    static_idx.copy_(batches[i % len(batches)])
+                    train_step(static_idx)
+            torch.cuda.current_stream().wait_stream(side)
+            graph = torch.cuda.CUDAGraph()
+            opt.zero_grad(set_to_none=True)  # the gradients then live in the graph's memory
+            with torch.cuda.graph(graph):
+                train_step(static_idx)
+
+            def step(i):
+                static_idx.copy_(batches[i % len(batches)])
+                graph.replay()
+
+        # Graph mode: its warm-up ran before the capture; one untimed replay follows.
+        for i in range(1 if args.mode == "graph" else warmup):
             step(i)
         sync()
-        rate = args.steps * bs / (time.perf_counter() - start)
-        print(f"repeat {repeat + 1}: {rate:.0f} images/s", flush=True)
+        start = time.perf_counter()
+        for i in range(warmup, warmup + args.steps):
+            step(i)
+        sync()
+        end = time.perf_counter()
+        rate = args.steps * bs / (end - start)
+        print(f"repeat {repeat + 1}: {rate:.0f} images/s (warm-up {start - begin:.1f} s)", flush=True)
         rates.append(rate)
-    if cuda:
-        where = f"{torch.cuda.get_device_name(dev)}, torch {torch.__version__}, CUDA {torch.version.cuda}"
-    else:
-        where = f"torch {torch.__version__}, {torch.get_num_threads()} threads"
-    print(
-        f"median {statistics.median(rates):.0f} images/s ({args.steps} steps of batch {bs}, "
-        f"{args.repeat} repeats, {where})"
-    )
+    return rates, bs, warmup
 
 
 if __name__ == "__main__":

@@ -14,10 +14,24 @@
 #          binaries do not need the build machine's folders (none exist here)
 #   train  the default conditional model (30 epochs) and the classic 784-400-20-400-784
 #          model (10 epochs, batch 128), seeds 0 and 1 of each, on real MNIST, exported
-#   bench  images/s of the trainer and of PyTorch eager on this GPU, the same model and
-#          loss, at batch 128 and 1024, ROUNDS interleaved rounds of STEPS steps, medians
+#   bench  images/s of the trainer and of PyTorch on this GPU, the same model and loss,
+#          at batch 128 and 1024, ROUNDS interleaved rounds of STEPS steps; each round
+#          runs every PyTorch configuration of TORCH_CONFIGS (MODE/ADAM of
+#          pytorch_vae.py's --mode and --adam), then the trainer. By default: eager with
+#          PyTorch's default Adam and with fused Adam; torch.compile (default,
+#          max-autotune and reduce-overhead modes) with fused Adam; the whole step in
+#          one hand-captured CUDA graph. bench.tsv has every run's figure, or the error
+#          of a configuration that failed (recorded, not a failure of the check);
+#          summary.md a table per model and batch (each configuration's median, the
+#          trainer / it) and the trainer against the fastest PyTorch configuration.
 # Knobs: ROUNDS (5), STEPS (300), EPOCHS (30 for the default model), CLASSIC_EPOCHS (10);
-# DEVICE=cpu rehearses the script on a CPU machine, with CPU builds in the bundle's place.
+# for bench: TORCH_CONFIGS (the configurations, in order; a compiled one compiles again
+# in every run, which PyTorch's on-disk caches shorten, and max-autotune's compilation
+# can take minutes),
+# TORCH_TIMEOUT (300, seconds for one PyTorch run, a run cut short being recorded as
+# such), BENCH_MODELS ("classic default"), BENCH_BATCHES ("128 1024").
+# DEVICE=cpu rehearses the script on a CPU machine, with CPU builds in the bundle's place
+# (the graph configuration then fails with its error, which is recorded).
 set -uo pipefail
 
 out="${1:?usage: gpu-check.sh OUT_DIR [info smoke train bench]}"
@@ -98,37 +112,101 @@ fi
 
 if [[ $stages == *bench* ]]; then
   section bench
-  rounds="${ROUNDS:-5}" steps="${STEPS:-300}"
+  # The PyTorch configurations each round runs, in this order, before the trainer: MODE/ADAM
+  # as pytorch_vae.py's --mode and --adam (its header describes them); what a user after
+  # speed would try: eager (PyTorch's default Adam, then fused Adam), torch.compile in its
+  # three modes, and the whole step captured by hand in one CUDA graph.
+  torch_configs="${TORCH_CONFIGS:-eager/default eager/fused compile/fused max-autotune/fused reduce-overhead/fused graph/default}"
+  read -r -a configs <<< "$torch_configs"
+  rounds="${ROUNDS:-5}" steps="${STEPS:-300}" torch_timeout="${TORCH_TIMEOUT:-300}"
   rate() { sed -n 's/^median \([0-9]*\) images\/s.*/\1/p'; }
   median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
-  printf 'model\tbatch\tround\tpytorch\ttrainer\n' > "$out/bench.tsv"
-  echo "PyTorch $(python3 -c 'import torch; print(torch.__version__)') (the version each figure below ran with)" >> "$summary"
-  echo "| model | batch | PyTorch eager, images/s | trainer, images/s | trainer / PyTorch |" >> "$summary"
-  echo "|---|---|---|---|---|" >> "$summary"
-  for model in classic default; do
+  ratio() { awk -v o="$1" -v t="$2" 'BEGIN { printf "%.2f", o / t }'; }
+  # torch_run CONFIG MODEL BATCH: one PyTorch run; prints its images/s, or one line of
+  # error (pytorch_vae.py's own, or the exit status and the last line it wrote on stderr).
+  # Its stderr goes to the log.
+  torch_run() {
+    local mode="${1%%/*}" adam=default result status=0 errors="$out/pytorch.stderr"
+    [[ $1 == */* ]] && adam="${1#*/}"
+    result="$(timeout "$torch_timeout" python3 "$bundle/pytorch_vae.py" --device "$device" --data-dir "$bundle/mnist" \
+      --config "$out/$2.json" --batch-size "$3" --steps "$steps" --repeat 1 --mode "$mode" --adam "$adam" 2>"$errors")" \
+      || status=$?
+    cat "$errors" >&2
+    if [[ -n $(rate <<< "$result") ]]; then
+      rate <<< "$result"
+    elif grep -q '^error: ' <<< "$result"; then
+      grep -m1 '^error: ' <<< "$result" | tr '\t' ' '
+    elif ((status == 124)); then
+      echo "error: $1: no result within TORCH_TIMEOUT=$torch_timeout s"
+    else
+      echo "error: $1: exit status $status: $(grep -v '^[[:space:]]*$' "$errors" | tail -1 | tr '\t' ' ')"
+    fi
+  }
+  cell() { sed 's/|/\\|/g' <<< "$1"; } # text in a Markdown table cell
+  report() { printf '%s\n' "$@" | tee -a "$summary"; } # lines for the log and the summary
+  declare -A torch_rates torch_errors
+  overview=()
+  { printf 'model\tbatch\tround'; printf '\t%s' "${configs[@]}"; printf '\ttrainer\n'; } > "$out/bench.tsv"
+  echo "PyTorch $(python3 -c 'import torch; print(torch.__version__)') (the version each figure below ran with); PyTorch configurations (MODE/ADAM of pytorch_vae.py): ${configs[*]}" >> "$summary"
+  for model in ${BENCH_MODELS:-classic default}; do
     # The model both sides train, defined once (trainer/src/foundation/config.rs).
     "$bundle/vae" config --preset "$model" > "$out/$model.json"
-    for batch in 128 1024; do
-      torch_rates=() ours_rates=()
+    for batch in ${BENCH_BATCHES:-128 1024}; do
+      torch_rates=() torch_errors=() ours_rates=()
       for ((r = 1; r <= rounds; r++)); do
-        t="$(python3 "$bundle/pytorch_vae.py" --device "$device" --data-dir "$bundle/mnist" --config "$out/$model.json" \
-          --batch-size "$batch" --steps "$steps" --repeat 1 | rate)"
+        row="$(printf '%s\t%s\t%s' "$model" "$batch" "$r")"
+        for config in "${configs[@]}"; do
+          t="$(torch_run "$config" "$model" "$batch")"
+          row+="$(printf '\t%s' "$t")"
+          echo "$model batch $batch round $r: PyTorch $config: $t"
+          if [[ $t == error:* ]]; then
+            # A failing configuration is a result, recorded with its error, not a failure of the check.
+            torch_errors[$config]="${torch_errors[$config]:-$t}"
+          else
+            torch_rates[$config]+="$t "
+          fi
+        done
         o="$("$bundle/train_bench" --device "$device" --data-dir "$bundle/mnist" --model "$model" \
           --batch-size "$batch" --steps "$steps" --repeat 1 | rate)"
-        printf '%s\t%s\t%s\t%s\t%s\n' "$model" "$batch" "$r" "${t:-NA}" "${o:-NA}" | tee -a "$out/bench.tsv"
-        [[ -n $t && -n $o ]] || { fail "bench $model batch $batch round $r did not report"; continue; }
-        torch_rates+=("$t") ours_rates+=("$o")
+        echo "$model batch $batch round $r: trainer: ${o:-no figure}"
+        printf '%s\t%s\n' "$row" "${o:-NA}" >> "$out/bench.tsv"
+        if [[ -n $o ]]; then ours_rates+=("$o"); else fail "bench: the trainer, $model batch $batch round $r, did not report"; fi
       done
-      if ((${#ours_rates[@]} > 0)); then
-        t="$(printf '%s\n' "${torch_rates[@]}" | median)"
-        o="$(printf '%s\n' "${ours_rates[@]}" | median)"
-        printf '| %s | %s | %.0f | %.0f | %.2f |\n' "$model" "$batch" "$t" "$o" \
-          "$(awk -v o="$o" -v t="$t" 'BEGIN { print o / t }')" | tee -a "$summary"
+      o=""
+      ((${#ours_rates[@]} == 0)) || o="$(printf '%s\n' "${ours_rates[@]}" | median)"
+      report "" "### $model, batch $batch" "" \
+        "| run | median images/s | rounds with a figure | trainer / it |" "|---|---:|---:|---:|"
+      best="" best_rate=0
+      for config in "${configs[@]}"; do
+        if [[ -z ${torch_rates[$config]:-} ]]; then
+          report "| PyTorch $config | $(cell "${torch_errors[$config]:-}") | 0 of $rounds | |"
+          continue
+        fi
+        read -r -a these <<< "${torch_rates[$config]}"
+        t="$(printf '%s\n' "${these[@]}" | median)"
+        report "$(printf '| PyTorch %s | %.0f | %d of %d | %s |' "$config" "$t" "${#these[@]}" "$rounds" \
+          "$([[ -z $o ]] || ratio "$o" "$t")")"
+        if awk -v t="$t" -v b="$best_rate" 'BEGIN { exit !(t > b) }'; then
+          best="$config" best_rate="$t"
+        fi
+      done
+      [[ -z $o ]] || report "$(printf '| trainer | %.0f | %d of %d | |' "$o" "${#ours_rates[@]}" "$rounds")"
+      for config in "${configs[@]}"; do
+        if [[ -n ${torch_errors[$config]:-} && -n ${torch_rates[$config]:-} ]]; then
+          report "" "PyTorch $config failed in some rounds: $(cell "${torch_errors[$config]}")"
+        fi
+      done
+      if [[ -n $best && -n $o ]]; then
+        overview+=("$(printf '| %s | %s | %s | %.0f | %.0f | **%s** |' "$model" "$batch" "$best" "$best_rate" "$o" "$(ratio "$o" "$best_rate")")")
+      else
+        overview+=("| $model | $batch | ${best:-none reported} | | ${o:-none reported} | |")
       fi
     done
   done
-  echo >> "$summary"
-  echo "Medians of $rounds interleaved rounds of $steps steps each (one warm-up step not timed); every run in bench.tsv." >> "$summary"
+  report "" "### The trainer against the fastest PyTorch configuration" "" \
+    "| model | batch | fastest PyTorch | its images/s | trainer, images/s | trainer / fastest |" \
+    "|---|---|---|---:|---:|---:|" "${overview[@]}" "" \
+    "Medians of $rounds interleaved rounds of $steps steps each, after untimed warm-up steps (one in eager mode; in the others, those of pytorch_vae.py, in which the compilation or the graph capture happens); every run in bench.tsv, a failed one with its error."
 fi
 
 echo
