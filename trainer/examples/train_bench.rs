@@ -26,8 +26,8 @@ use rand::seq::SliceRandom;
 use rand::SeedableRng;
 use trainer::data::batch::Images;
 use trainer::foundation::config::{DataOptions, Preset, TrainConfig};
+use trainer::foundation::matmul::matmul_totals;
 use trainer::nn::adam::Adam;
-use trainer::nn::host::matmul_totals;
 use trainer::nn::model::Vae;
 use trainer::train::step::{cuda_device, Steps, TrainDevice};
 

@@ -12,6 +12,9 @@ pub mod tensor;
 /// `exp` and `ln` that vectorize: the training step's elementwise loops on the host.
 pub mod vector_math;
 
+/// Matrix products on host buffers, counted for the benchmark.
+pub mod matmul;
+
 /// The loss terms, their running mean, and the importance weights' arithmetic.
 pub mod loss;
 

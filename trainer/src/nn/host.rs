@@ -14,9 +14,6 @@
 //! [`Adam`] state and written back ([`HostModel::write_back`]) before anything reads them
 //! (evaluation, checkpoints), exactly: f32 values copied, not recomputed.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
-
 use dfdx::prelude::*;
 use rayon::prelude::*;
 use vae_core::{Activation, PIXELS};
@@ -27,73 +24,10 @@ use rand::SeedableRng;
 use crate::data::batch::{HostBatch, HostImages, EVALUATION_BATCH};
 use crate::foundation::config::{DataOptions, ModelConfig};
 use crate::foundation::loss::{LossTerms, MeanLoss};
+use crate::foundation::matmul::matmul;
 use crate::foundation::vector_math;
 use crate::nn::adam::{Adam, AdamSettings, Hyper};
 use crate::nn::model::Vae;
-
-/// Floating-point operations done by [`matmul`] since the program started, over all
-/// threads, and the nanoseconds spent in it (each thread's calls counted in full): the
-/// rate of the matrix products while they run, which `train_bench` reports.
-static MATMUL_FLOPS: AtomicU64 = AtomicU64::new(0);
-static MATMUL_NANOS: AtomicU64 = AtomicU64::new(0);
-
-/// [`matmul`]'s work so far: floating-point operations (2 per multiply-add) and
-/// seconds spent in it, summed over threads.
-pub fn matmul_totals() -> (u64, f64) {
-    let nanos = MATMUL_NANOS.load(Ordering::Relaxed);
-    (MATMUL_FLOPS.load(Ordering::Relaxed), nanos as f64 * 1e-9)
-}
-
-/// `c = a b` (`accumulate`: `c += a b`), `a` (m, k), `b` (k, n), `c` (m, n), all row
-/// major; `a_t` / `b_t` say that the slice holds the operand transposed, (k, m) / (n, k).
-#[allow(clippy::too_many_arguments)]
-fn matmul(
-    (m, k, n): (usize, usize, usize),
-    (a, a_t): (&[f32], bool),
-    (b, b_t): (&[f32], bool),
-    c: &mut [f32],
-    accumulate: bool,
-) {
-    assert!(a.len() >= m * k && b.len() >= k * n && c.len() >= m * n);
-    if m == 0 || n == 0 {
-        return;
-    }
-    let (rsa, csa) = if a_t {
-        (1, m as isize)
-    } else {
-        (k as isize, 1)
-    };
-    let (rsb, csb) = if b_t {
-        (1, k as isize)
-    } else {
-        (n as isize, 1)
-    };
-    let beta = if accumulate { 1.0 } else { 0.0 };
-    let started = Instant::now();
-    // SAFETY: the strides address a (m, k), b (k, n) and c (m, n) within the slices,
-    // whose lengths are checked above; c does not alias a or b (a `&mut` borrow).
-    unsafe {
-        matrixmultiply::sgemm(
-            m,
-            k,
-            n,
-            1.0,
-            a.as_ptr(),
-            rsa,
-            csa,
-            b.as_ptr(),
-            rsb,
-            csb,
-            beta,
-            c.as_mut_ptr(),
-            n as isize,
-            1,
-        );
-    }
-    let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
-    MATMUL_NANOS.fetch_add(nanos, Ordering::Relaxed);
-    MATMUL_FLOPS.fetch_add(2 * (m * k * n) as u64, Ordering::Relaxed);
-}
 
 /// One dense layer's parameters and Adam's moments, as in [`crate::nn::model::Dense`]:
 /// weights (inputs, outputs) row major.
