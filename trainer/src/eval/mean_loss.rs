@@ -38,9 +38,13 @@ mod tests {
     use crate::nn::host::HostModel;
 
     /// The host's mean loss over a data set (what training reports on the CPU) is
-    /// [`mean_loss`]'s, through dfdx: the same batches and draws (1,001 images: a full batch and a batch of one,
-    /// split into halves of one and none), each term a sum in another order, so equal to
-    /// 1e-5 relative, for every kind of model and binarization.
+    /// [`mean_loss`]'s, through dfdx: the same batches and draws (1,001 images: a full
+    /// batch and a batch of one, split into halves of one and none), for every kind of
+    /// model and binarization. The KL and classifier terms, sums of a few thousand
+    /// terms in another order, agree to 1e-5 relative. The reconstruction term to 1e-3:
+    /// dfdx adds a batch's 784,000 pixel terms in one f32 accumulator, which here comes
+    /// out about 3.5e-4 low (the host sums each image, then the images in f64, and
+    /// agrees with an f64 evaluation to 1e-7).
     #[test]
     fn mean_loss_matches_the_dfdx_evaluation() {
         let dev = Cpu::default();
@@ -55,12 +59,12 @@ mod tests {
                 let vae = Vae::new(&dev, &config, &mut rng);
                 let theirs = mean_loss(&vae, &data, options, 11);
                 let ours = HostModel::new(&vae, None).mean_loss(&data, options, 11);
-                for (a, b) in [
-                    (ours.reconstruction, theirs.reconstruction),
-                    (ours.kl, theirs.kl),
-                    (ours.classifier, theirs.classifier),
+                for (a, b, tolerance) in [
+                    (ours.reconstruction, theirs.reconstruction, 1e-3),
+                    (ours.kl, theirs.kl, 1e-5),
+                    (ours.classifier, theirs.classifier, 1e-5),
                 ] {
-                    assert!(close(a, b, 1e-5), "{config:?}: {a} vs {b}");
+                    assert!(close(a, b, tolerance), "{config:?}: {a} vs {b}");
                 }
             }
         }

@@ -173,10 +173,7 @@ pub fn loss_and_gradients<D: Device<f32>>(
     let decoder = vae.decoder.trace(decoder_input, false);
     let logits = decoder.output().clone();
     let probs_out = logits.clone().sigmoid();
-    let recon = cross_entropy(logits, &probs_out, batch.target.clone())
-        .sum::<(usize,), Axis<1>>()
-        .sum::<(), _>()
-        * inv_n;
+    let recon = cross_entropy(logits, &probs_out, batch.target.clone()).sum::<(), _>() * inv_n;
 
     // Backward.
     let mut decoder_grads = Vec::new();
