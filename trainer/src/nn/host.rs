@@ -15,11 +15,10 @@
 //! (evaluation, checkpoints), exactly: f32 values copied, not recomputed.
 
 use dfdx::prelude::*;
-use rayon::prelude::*;
-use vae_core::{Activation, PIXELS};
-
 use mnist::Dataset;
 use rand::SeedableRng;
+use rayon::prelude::*;
+use vae_core::{Activation, PIXELS};
 
 use crate::data::batch::{HostBatch, HostImages, EVALUATION_BATCH};
 use crate::foundation::config::{DataOptions, ModelConfig};
