@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# The main job on a fresh machine: set up, fetch MNIST, train a conditional model in a
-# few minutes (`--preset quick`: the default shape with latent 10, class weight 8, 30
+# The main job on a fresh machine: set up, fetch MNIST, train a conditional model in
+# about a minute (`--preset quick`: the default shape with latent 10, class weight 8, 30
 # epochs at a constant rate; with a sample grid per epoch and their GIF), export its decoder as f16, f32 and
 # i8 model files, evaluate it (eval.json), draw its pictures and digits into PNGs, and run
 # the firmware with the new f16 decoder in QEMU's Cortex-M4F.
 # EPOCHS=5 scripts/quickstart.sh for a quicker, rougher model. models/default itself is
-# `vae train --out models/default` (100 epochs, about 20 minutes on 2 cores).
+# `vae train --out models/default` (100 epochs, about 3 minutes on 2 cores).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
