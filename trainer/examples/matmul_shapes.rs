@@ -9,6 +9,8 @@
 
 use std::time::Instant;
 
+use trainer::foundation::matmul::{matmul, strides};
+
 /// (m, k, n, a transposed, b transposed, what): `c (m, n) = a (m, k) b (k, n)`, an
 /// operand marked transposed held as its transpose (row major), as the step holds it.
 const SHAPES: [(usize, usize, usize, bool, bool, &str); 5] = [
@@ -39,17 +41,8 @@ fn main() {
         "product (m x k x n)", "matrixmultiply", "gemm"
     );
     for (m, k, n, a_t, b_t, what) in SHAPES {
-        // Strides (row, column) of each operand as stored.
-        let (rsa, csa) = if a_t {
-            (1, m as isize)
-        } else {
-            (k as isize, 1)
-        };
-        let (rsb, csb) = if b_t {
-            (1, k as isize)
-        } else {
-            (n as isize, 1)
-        };
+        let (rsa, csa) = strides(m, k, a_t);
+        let (rsb, csb) = strides(k, n, b_t);
         let a = vec![0.5f32; m * k];
         let b = vec![0.25f32; k * n];
         let mut c = vec![0.0f32; m * n];
@@ -64,9 +57,7 @@ fn main() {
                 })
                 .fold(0.0, f64::max)
         };
-        let ours = time(&mut || {
-            trainer::foundation::matmul::matmul((m, k, n), (&a, a_t), (&b, b_t), &mut c, false)
-        });
+        let ours = time(&mut || matmul((m, k, n), (&a, a_t), (&b, b_t), &mut c, false));
         let theirs = time(&mut || {
             // SAFETY: the strides address a (m, k), b (k, n) and c (m, n) within their
             // vectors.

@@ -130,18 +130,19 @@ impl<D: Device<f32>> Batch<D> {
     ) -> Self {
         let host = HostBatch::draw(data, indices, model, options, rng);
         let n = host.len;
-        let target: Matrix<D> = dev.tensor_from_vec(host.target.clone(), (n, PIXELS));
-        let input = match &host.noisy {
-            Some(noisy) => dev.tensor_from_vec(noisy.clone(), (n, PIXELS)),
-            None => target.clone(),
-        };
         let padded_input =
             sees_label(model).then(|| padded_rows(dev, host.input(), PIXELS, model.classes));
+        let labels = one_hot(dev, &host.labels, model);
+        let target: Matrix<D> = dev.tensor_from_vec(host.target, (n, PIXELS));
+        let input = match host.noisy {
+            Some(noisy) => dev.tensor_from_vec(noisy, (n, PIXELS)),
+            None => target.clone(),
+        };
         Batch {
             target,
             input,
             padded_input,
-            labels: one_hot(dev, &host.labels, model),
+            labels,
             noise: dev.tensor_from_vec(host.noise, (n * options.samples, model.latent)),
         }
     }

@@ -26,6 +26,16 @@ fn count(started: Instant, flops: usize) {
     FLOPS.fetch_add(flops as u64, Ordering::Relaxed);
 }
 
+/// The (row, column) strides of a (rows, cols) operand held row major, or, when
+/// `transposed`, held as its (cols, rows) transpose.
+pub fn strides(rows: usize, cols: usize, transposed: bool) -> (isize, isize) {
+    if transposed {
+        (1, rows as isize)
+    } else {
+        (cols as isize, 1)
+    }
+}
+
 /// `c = a b` (`accumulate`: `c += a b`), `a` (m, k), `b` (k, n), `c` (m, n), all row
 /// major; `a_t` / `b_t` say that the slice holds the operand transposed, (k, m) / (n, k).
 pub fn matmul(
@@ -39,16 +49,8 @@ pub fn matmul(
     if m == 0 || n == 0 {
         return;
     }
-    let (rsa, csa) = if a_t {
-        (1, m as isize)
-    } else {
-        (k as isize, 1)
-    };
-    let (rsb, csb) = if b_t {
-        (1, k as isize)
-    } else {
-        (n as isize, 1)
-    };
+    let (rsa, csa) = strides(m, k, a_t);
+    let (rsb, csb) = strides(k, n, b_t);
     let beta = if accumulate { 1.0 } else { 0.0 };
     let started = Instant::now();
     // SAFETY: the strides address a (m, k), b (k, n) and c (m, n) within the slices,

@@ -13,14 +13,12 @@ use rand::SeedableRng;
 
 use crate::data::batch::Images;
 use crate::eval::fidelity::label_fidelity;
-use crate::eval::mean_loss::mean_loss;
 use crate::foundation::config::TrainConfig;
 use crate::foundation::io::write_json;
 use crate::foundation::loss::MeanLoss;
 use crate::foundation::progress;
 use crate::foundation::run_dir::RunDir;
 use crate::nn::adam::Adam;
-use crate::nn::host::HostModel;
 use crate::nn::model::Vae;
 use crate::output::history::{self, EpochRecord};
 use crate::train::checkpoint;
@@ -198,11 +196,7 @@ fn run_epochs<D: TrainDevice>(
         times.steps += seconds;
         let evaluating = Instant::now();
         let (options, seed) = (data.for_test(), config.seed ^ epoch as u64);
-        let test_terms = if D::ON_HOST {
-            HostModel::new(&vae, None).mean_loss(test, options, seed)
-        } else {
-            mean_loss(&vae, test, options, seed)
-        };
+        let test_terms = D::mean_loss(&vae, test, options, seed);
         let fidelity = label_fidelity(&vae, 100, 1.0, config.seed);
         times.evaluation += evaluating.elapsed().as_secs_f64();
         let record = EpochRecord {

@@ -9,7 +9,10 @@ use dfdx::prelude::*;
 use rand::SeedableRng;
 use rayon::prelude::*;
 
+use mnist::Dataset;
+
 use crate::data::batch::Images;
+use crate::eval::mean_loss::mean_loss;
 use crate::foundation::config::DataOptions;
 use crate::foundation::loss::LossTerms;
 use crate::nn::adam::{Adam, LayerUpdate};
@@ -47,6 +50,11 @@ pub trait TrainDevice: Device<f32> + Synchronize {
     fn update_layers(work: Vec<LayerUpdate<'_, Self>>) {
         work.into_iter().for_each(LayerUpdate::apply);
     }
+
+    /// [`mean_loss`] of `vae` on `data`: what training reports after each epoch.
+    fn mean_loss(vae: &Vae<Self>, data: &Dataset, options: DataOptions, seed: u64) -> LossTerms {
+        mean_loss(vae, data, options, seed)
+    }
 }
 
 impl TrainDevice for Cpu {
@@ -80,6 +88,11 @@ impl TrainDevice for Cpu {
 
     fn update_layers(work: Vec<LayerUpdate<'_, Self>>) {
         work.into_par_iter().for_each(LayerUpdate::apply);
+    }
+
+    /// On host buffers, both cores at once ([`HostModel::mean_loss`]).
+    fn mean_loss(vae: &Vae<Self>, data: &Dataset, options: DataOptions, seed: u64) -> LossTerms {
+        HostModel::new(vae, None).mean_loss(data, options, seed)
     }
 }
 
@@ -169,19 +182,28 @@ pub fn sharded_gradients<D: TrainDevice>(
     rng: &mut impl rand::Rng,
     weights: (f32, f32),
 ) -> (LossTerms, Vec<Vec<DenseGrad<D>>>) {
-    let size = indices.len().div_ceil(D::SHARDS.max(1)).max(1);
-    let shards: Vec<Shard<D>> = indices
-        .chunks(size)
-        .map(|part| Shard {
+    let shards: Vec<Shard<D>> = shard_parts::<D>(indices, rng)
+        .into_iter()
+        .map(|(part, seed)| Shard {
             source: images,
             indices: part,
-            seed: rng.gen(),
+            seed,
             images: indices.len(),
             weights,
         })
         .collect();
     let (terms, grads): (Vec<LossTerms>, _) = D::run_shards(dev, vae, shards).into_iter().unzip();
     (terms.into_iter().sum(), grads)
+}
+
+/// The mini-batch `indices` in [`TrainDevice::SHARDS`] near-equal parts, each with the
+/// seed of the generator its batch is drawn with, drawn from `rng` in order.
+fn shard_parts<'a, D: TrainDevice>(
+    indices: &'a [usize],
+    rng: &mut impl rand::Rng,
+) -> Vec<(&'a [usize], u64)> {
+    let size = indices.len().div_ceil(D::SHARDS.max(1)).max(1);
+    indices.chunks(size).map(|part| (part, rng.gen())).collect()
 }
 
 /// One optimization step on the mini-batch `indices` of `images`: its gradients
@@ -234,10 +256,8 @@ impl<'a, D: TrainDevice> Steps<'a, D> {
             self.adam.settings.lr = lr;
             return train_step(self.vae, self.adam, (images, indices), rng, weights);
         };
-        // The shards and their generators' seeds as `sharded_gradients` makes them.
-        let size = indices.len().div_ceil(D::SHARDS.max(1)).max(1);
-        let parts: Vec<(&[usize], u64)> =
-            indices.chunks(size).map(|part| (part, rng.gen())).collect();
+        // The shards and their generators' seeds, as `sharded_gradients` makes them.
+        let parts = shard_parts::<D>(indices, rng);
         host.step(images.on_host(), &parts, weights, lr)
     }
 
