@@ -5,7 +5,7 @@ use mnist::Dataset;
 use rand::Rng;
 use vae_core::{Activation, PIXELS};
 
-use crate::foundation::config::ModelConfig;
+use crate::foundation::config::{ConvLayer, Convolutional, ModelConfig};
 
 /// Every kind of model the trainer builds, small: unconditional, conditional with and
 /// without the label fed to the encoder, ReLU and sigmoid, one and two hidden layers.
@@ -27,9 +27,44 @@ pub fn model_kinds() -> Vec<ModelConfig> {
             classes,
             classifier_hidden: vec![16],
             encoder_sees_label,
+            convolutional: None,
         },
     )
     .collect()
+}
+
+/// Small convolutional models: unconditional with ReLU and no dense hidden layer (the
+/// tutorial's shape), and conditional with sigmoid and dense layers on both sides.
+pub fn conv_model_kinds() -> Vec<ModelConfig> {
+    let convolutional = |map_channels| Convolutional {
+        encoder: vec![ConvLayer::new(4, 2), ConvLayer::new(6, 2)],
+        map_side: 7,
+        map_channels,
+        decoder: vec![
+            ConvLayer::new(5, 2),
+            ConvLayer::new(3, 2),
+            ConvLayer::new(1, 1),
+        ],
+    };
+    vec![
+        ModelConfig {
+            latent: 3,
+            encoder_hidden: vec![],
+            decoder_hidden: vec![],
+            convolutional: Some(convolutional(2)),
+            ..ModelConfig::default().unconditional()
+        },
+        ModelConfig {
+            latent: 3,
+            encoder_hidden: vec![16],
+            decoder_hidden: vec![12],
+            activation: Activation::Sigmoid,
+            classes: 4,
+            classifier_hidden: vec![8],
+            encoder_sees_label: false,
+            convolutional: Some(convolutional(3)),
+        },
+    ]
 }
 
 /// `n` images of random pixels with random labels 0-3.

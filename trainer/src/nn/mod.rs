@@ -3,6 +3,9 @@
 //! Each module imports only from the modules listed before it here and from lower
 //! layers (checked by `trainer/tests/layers.rs`).
 
+/// Convolution layers: their shapes and taps, on host buffers and in dfdx.
+pub mod conv;
+
 /// The layers, the VAE's forward pass and its tape-driven loss (the reference).
 pub mod model;
 

@@ -9,9 +9,10 @@ use rand::distributions::{Distribution, Uniform};
 use vae_core::{Activation, PIXELS};
 
 use crate::data::batch::Batch;
-use crate::foundation::config::ModelConfig;
+use crate::foundation::config::{ConvLayer, ModelConfig};
 use crate::foundation::loss::LossTerms;
 use crate::foundation::tensor::{join_columns, padded_rows, place_columns, scalar, Matrix, Vector};
+use crate::nn::conv::Conv;
 
 /// Applies a hidden-layer non-linearity to every entry.
 pub(crate) fn activate<D: Device<f32>, T: Tape<f32, D>>(
@@ -24,13 +25,16 @@ pub(crate) fn activate<D: Device<f32>, T: Tape<f32, D>>(
     }
 }
 
-/// `y = x W + b`, with `W` stored as (inputs, outputs).
+/// `y = x W + b`, with `W` stored as (inputs, outputs); or, for a convolution, the same
+/// applied to each window of a map ([`Conv`]), `W` then (window, out channels).
 #[derive(Debug, Clone)]
 pub struct Dense<D: Device<f32>> {
     /// Weights, shape (inputs, outputs).
     pub weight: Matrix<D>,
     /// Biases, shape (outputs,).
     pub bias: Vector<D>,
+    /// The convolution this layer applies its weights in, if any.
+    pub conv: Option<Conv>,
 }
 
 impl<D: Device<f32>> Dense<D> {
@@ -43,24 +47,58 @@ impl<D: Device<f32>> Dense<D> {
         Dense {
             weight: dev.tensor_from_vec(weight, (inputs, outputs)),
             bias: dev.tensor_from_vec(bias, (outputs,)),
+            conv: None,
         }
     }
 
-    /// Number of inputs.
+    /// The convolution `conv`, initialized as a dense layer over one window.
+    fn conv(dev: &D, conv: Conv, rng: &mut impl rand::Rng) -> Self {
+        Dense {
+            conv: Some(conv),
+            ..Dense::new(dev, conv.window(), conv.out_channels, rng)
+        }
+    }
+
+    /// Values an image gives this layer: its inputs, or its input map's values.
+    pub fn features_in(&self) -> usize {
+        self.conv.map_or_else(|| self.inputs(), |c| c.inputs())
+    }
+
+    /// Values this layer gives per image: its outputs, or its output map's values.
+    pub fn features_out(&self) -> usize {
+        self.conv.map_or_else(|| self.outputs(), |c| c.outputs())
+    }
+
+    /// Rows of the weight matrix.
     pub fn inputs(&self) -> usize {
         self.weight.shape().0
     }
 
-    /// Number of outputs.
+    /// Columns of the weight matrix.
     pub fn outputs(&self) -> usize {
         self.weight.shape().1
     }
 
     /// Forward pass on a batch `(batch, inputs)`.
     pub fn forward<T: Tape<f32, D> + Merge<NoneTape>>(&self, x: Matrix<D, T>) -> Matrix<D, T> {
+        if let Some(conv) = &self.conv {
+            return conv.forward(x, &self.weight, &self.bias);
+        }
         let y = x.matmul(self.weight.clone());
         let shape = *y.shape();
         y + self.bias.clone().broadcast_like::<_, Axis<0>>(&shape)
+    }
+}
+
+/// The convolution `layer` on a `side x side x channels` map.
+fn conv_layer(transposed: bool, (side, in_channels): (usize, usize), layer: &ConvLayer) -> Conv {
+    Conv {
+        transposed,
+        side,
+        in_channels,
+        out_channels: layer.channels,
+        kernel: layer.kernel,
+        stride: layer.stride,
     }
 }
 
@@ -125,10 +163,23 @@ impl<D: Device<f32>> Vae<D> {
             } else {
                 0
             };
+        let convolutional = config.convolutional.as_ref();
+        let mut encoder = Mlp::new(dev, &[], config.activation, rng);
+        let (mut side, mut channels) = (vae_core::IMAGE_SIDE, 1);
+        for layer in convolutional.map_or(&[][..], |c| &c.encoder[..]) {
+            let conv = conv_layer(false, (side, channels), layer);
+            (side, channels) = (conv.out_side(), conv.out_channels);
+            encoder.layers.push(Dense::conv(dev, conv, rng));
+        }
+        let encoder_input = encoder
+            .layers
+            .last()
+            .map_or(encoder_input, Dense::features_out);
         let encoder_widths: Vec<usize> = std::iter::once(encoder_input)
             .chain(config.encoder_hidden.iter().copied())
             .collect();
-        let encoder = Mlp::new(dev, &encoder_widths, config.activation, rng);
+        let dense = Mlp::new(dev, &encoder_widths, config.activation, rng);
+        encoder.layers.extend(dense.layers);
         let trunk_out = *encoder_widths.last().unwrap_or(&encoder_input);
         let mu = Dense::new(dev, trunk_out, config.latent, rng);
         let logvar = Dense::new(dev, trunk_out, config.latent, rng);
@@ -139,11 +190,21 @@ impl<D: Device<f32>> Vae<D> {
                 .collect();
             Mlp::new(dev, &widths, config.activation, rng)
         });
+        let decoder_output =
+            convolutional.map_or(PIXELS, |c| c.map_side * c.map_side * c.map_channels);
         let decoder_widths: Vec<usize> = std::iter::once(config.decoder_input())
             .chain(config.decoder_hidden.iter().copied())
-            .chain(std::iter::once(PIXELS))
+            .chain(std::iter::once(decoder_output))
             .collect();
-        let decoder = Mlp::new(dev, &decoder_widths, config.activation, rng);
+        let mut decoder = Mlp::new(dev, &decoder_widths, config.activation, rng);
+        if let Some(c) = convolutional {
+            let (mut side, mut channels) = (c.map_side, c.map_channels);
+            for layer in &c.decoder {
+                let conv = conv_layer(true, (side, channels), layer);
+                (side, channels) = (conv.out_side(), conv.out_channels);
+                decoder.layers.push(Dense::conv(dev, conv, rng));
+            }
+        }
         Vae {
             config: config.clone(),
             encoder,
@@ -196,6 +257,7 @@ impl<D: Device<f32>> Vae<D> {
         let dense = |l: &Dense<D>| Dense {
             weight: dev.tensor_from_vec(l.weight.as_vec(), *l.weight.shape()),
             bias: dev.tensor_from_vec(l.bias.as_vec(), *l.bias.shape()),
+            conv: l.conv,
         };
         let mlp = |m: &Mlp<D>| Mlp {
             layers: m.layers.iter().map(dense).collect(),
