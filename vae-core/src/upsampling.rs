@@ -101,6 +101,21 @@ pub(crate) trait Arithmetic {
     /// through kernel tap `tap` (`ky * kernel + kx`) of output channel `o` of `layer`.
     fn tap(&self, layer: usize, o: usize, tap: usize, pixel: &[u32], acc: u32) -> u32;
 
+    /// Writes into `dst[..channels]` the sums of output channels `0..channels` of `layer`
+    /// at one output pixel: each the bias, then through each `(tap, at)` of `taps`, in
+    /// order, the term of the input pixel whose slot starts at `pixels[at]` ([`tap`]'s
+    /// sums, without a call per term).
+    ///
+    /// [`tap`]: Self::tap
+    fn gather(
+        &self,
+        layer: usize,
+        taps: &[(usize, usize)],
+        pixels: &[u32],
+        dst: &mut [u32],
+        channels: usize,
+    );
+
     /// Turns the sums `slot[..channels]` into a finished pixel: activated, and ready as
     /// the next layer's input (the i8 decoder quantizes it and keeps its shift in
     /// `slot[channels]`).
@@ -217,14 +232,7 @@ fn input_pixel(
         }
     }
     let taps = taps.get(..count).unwrap_or(&[]);
-    for (o, out) in dst.iter_mut().take(s.output_channels).enumerate() {
-        let mut acc = a.bias(layer, o);
-        for &(tap, at) in taps {
-            let pixel = src.values.get(at..at + src.slot).unwrap_or(&[]);
-            acc = a.tap(layer, o, tap, pixel, acc);
-        }
-        *out = acc;
-    }
+    a.gather(layer, taps, src.values, dst, s.output_channels);
     a.finish(dst, s.output_channels);
 }
 
@@ -430,6 +438,32 @@ impl<W: Fn([u8; B]) -> f32, const B: usize> Arithmetic for Float<'_, W, B> {
         crate::kernels::dot_float(f32::from_bits(acc), x, weights, &self.widen).to_bits()
     }
 
+    fn gather(
+        &self,
+        layer: usize,
+        taps: &[(usize, usize)],
+        pixels: &[u32],
+        dst: &mut [u32],
+        channels: usize,
+    ) {
+        let Some(conv) = self.convs.get(layer) else {
+            return;
+        };
+        let n = conv.input_channels;
+        let row_bytes = conv.row_len * B;
+        let rows = conv.bytes.weights.chunks_exact(row_bytes.max(1));
+        let biases = conv.bytes.biases.as_chunks::<B>().0;
+        for ((out, row), bias) in dst.iter_mut().take(channels).zip(rows).zip(biases) {
+            let mut acc = (self.widen)(*bias);
+            for &(tap, at) in taps {
+                let x = crate::scratch::as_f32_ref(pixels.get(at..at + n).unwrap_or(&[]));
+                let w = row.get(tap * n * B..(tap + 1) * n * B).unwrap_or(&[]);
+                acc = crate::kernels::dot_float(acc, x, w, &self.widen);
+            }
+            *out = acc.to_bits();
+        }
+    }
+
     fn finish(&self, slot: &mut [u32], channels: usize) {
         for v in slot.iter_mut().take(channels) {
             *v = (self.activation)(f32::from_bits(*v)).to_bits();
@@ -497,6 +531,37 @@ impl Arithmetic for Fixed<'_> {
         };
         let sum = crate::kernels::dot_i8(&x, weights);
         (acc as i32).saturating_add(crate::fixed::term(sum, scale, x.shift)) as u32
+    }
+
+    fn gather(
+        &self,
+        layer: usize,
+        taps: &[(usize, usize)],
+        pixels: &[u32],
+        dst: &mut [u32],
+        channels: usize,
+    ) {
+        let Some(conv) = self.convs.get(layer) else {
+            return;
+        };
+        let n = conv.input_channels;
+        let rows = conv.bytes.weights.chunks_exact(conv.row_len.max(1));
+        let scales = conv.bytes.scales.as_chunks::<4>().0;
+        let biases = conv.bytes.biases.as_chunks::<4>().0;
+        let outputs = dst.iter_mut().take(channels).zip(rows);
+        for ((out, row), (scale, bias)) in outputs.zip(scales.iter().zip(biases)) {
+            let mut acc = crate::fixed::bias(bias);
+            for &(tap, at) in taps {
+                let x = crate::kernels::QuantizedInput {
+                    values: crate::scratch::as_i32_ref(pixels.get(at..at + n).unwrap_or(&[])),
+                    shift: pixels.get(at + n).copied().unwrap_or(0),
+                };
+                let w = row.get(tap * n..(tap + 1) * n).unwrap_or(&[]);
+                let sum = crate::kernels::dot_i8(&x, w);
+                acc = acc.saturating_add(crate::fixed::term(sum, scale, x.shift));
+            }
+            *out = acc as u32;
+        }
     }
 
     fn finish(&self, slot: &mut [u32], channels: usize) {
