@@ -450,18 +450,18 @@ impl<W: Fn([u8; B]) -> f32, const B: usize> Arithmetic for Float<'_, W, B> {
             return;
         };
         let n = conv.input_channels;
-        let row_bytes = conv.row_len * B;
-        let rows = conv.bytes.weights.chunks_exact(row_bytes.max(1));
-        let biases = conv.bytes.biases.as_chunks::<B>().0;
-        for ((out, row), bias) in dst.iter_mut().take(channels).zip(rows).zip(biases) {
-            let mut acc = (self.widen)(*bias);
-            for &(tap, at) in taps {
-                let x = crate::scratch::as_f32_ref(pixels.get(at..at + n).unwrap_or(&[]));
-                let w = row.get(tap * n * B..(tap + 1) * n * B).unwrap_or(&[]);
-                acc = crate::kernels::dot_float(acc, x, w, &self.widen);
-            }
-            *out = acc.to_bits();
+        // Each tap's input pixel and where its weights start in a row, found once for
+        // all output channels.
+        let mut inputs: [(&[f32], usize); MAX_TAPS] = [(&[], 0); MAX_TAPS];
+        for (input, &(tap, at)) in inputs.iter_mut().zip(taps) {
+            let x = crate::scratch::as_f32_ref(pixels.get(at..at + n).unwrap_or(&[]));
+            *input = (x, tap * n * B);
         }
+        let inputs = inputs.get(..taps.len()).unwrap_or(&[]);
+        let biases = conv.bytes.biases.as_chunks::<B>().0;
+        let out = dst.get_mut(..channels).unwrap_or(&mut []);
+        let (weights, row_bytes) = (conv.bytes.weights, conv.row_len * B);
+        crate::kernels::gather_float(inputs, weights, row_bytes, biases, out, &self.widen);
     }
 
     fn finish(&self, slot: &mut [u32], channels: usize) {
@@ -545,22 +545,26 @@ impl Arithmetic for Fixed<'_> {
             return;
         };
         let n = conv.input_channels;
-        let rows = conv.bytes.weights.chunks_exact(conv.row_len.max(1));
         let scales = conv.bytes.scales.as_chunks::<4>().0;
         let biases = conv.bytes.biases.as_chunks::<4>().0;
-        let outputs = dst.iter_mut().take(channels).zip(rows);
-        for ((out, row), (scale, bias)) in outputs.zip(scales.iter().zip(biases)) {
-            let mut acc = crate::fixed::bias(bias);
-            for &(tap, at) in taps {
-                let x = crate::kernels::QuantizedInput {
-                    values: crate::scratch::as_i32_ref(pixels.get(at..at + n).unwrap_or(&[])),
-                    shift: pixels.get(at + n).copied().unwrap_or(0),
-                };
-                let w = row.get(tap * n..(tap + 1) * n).unwrap_or(&[]);
-                let sum = crate::kernels::dot_i8(&x, w);
-                acc = acc.saturating_add(crate::fixed::term(sum, scale, x.shift));
-            }
-            *out = acc as u32;
+        let out = crate::scratch::as_i32(dst.get_mut(..channels).unwrap_or(&mut []));
+        for (acc, bias) in out.iter_mut().zip(biases) {
+            *acc = crate::fixed::bias(bias);
+        }
+        // Tap by tap, every output channel's term added to its sum: each output still
+        // gets the bias, then its terms in the taps' order (the same saturating sums as
+        // one output at a time), and each tap's input and weights are found once.
+        for &(tap, at) in taps {
+            let x = crate::kernels::QuantizedInput {
+                values: crate::scratch::as_i32_ref(pixels.get(at..at + n).unwrap_or(&[])),
+                shift: pixels.get(at + n).copied().unwrap_or(0),
+            };
+            let weights = conv.bytes.weights.get(tap * n..).unwrap_or(&[]);
+            crate::kernels::strided_i8(&x, weights, conv.row_len, out.len(), |o, sum| {
+                if let (Some(acc), Some(scale)) = (out.get_mut(o), scales.get(o)) {
+                    *acc = acc.saturating_add(crate::fixed::term(sum, scale, x.shift));
+                }
+            });
         }
     }
 

@@ -48,7 +48,7 @@ pub(crate) fn layer_i8(x: &QuantizedInput, weights: &[u8], mut each: impl FnMut(
         let (block, after) = rest
             .split_at_checked(ROWS_PER_CALL * n)
             .unwrap_or((rest, &[]));
-        for &sum in rows_i8(x.values, block, skip, &mut sums) {
+        for &sum in rows_i8(x.values, block, n, skip, &mut sums) {
             each(o, sum);
             o += 1;
         }
@@ -70,10 +70,58 @@ pub(crate) fn dot_i8(x: &QuantizedInput, w: &[u8]) -> i32 {
         return dot_i8_values(x.values, row);
     }
     let mut sum = [0i32; 1];
-    rows_i8(x.values, row, group_skip(n / 4), &mut sum)
+    rows_i8(x.values, row, n, group_skip(n / 4), &mut sum)
         .first()
         .copied()
         .unwrap_or(0)
+}
+
+/// [`super::portable::strided_i8`]: `rows` rows `stride` bytes apart, through
+/// [`rows_i8`] [`ROWS_PER_CALL`] at a time (the assembly steps over the gap between rows)
+/// where the rows and the gaps start on words, the compiler's loop otherwise: one call
+/// per tap and 32 output channels, where a call per row cost more than the row's own
+/// multiply-accumulates.
+#[cfg(feature = "upsampling")]
+pub(crate) fn strided_i8(
+    x: &QuantizedInput,
+    weights: &[u8],
+    stride: usize,
+    rows: usize,
+    mut each: impl FnMut(usize, i32),
+) {
+    let n = x.values.len();
+    if n == 0 || rows == 0 {
+        return;
+    }
+    let aligned = n.is_multiple_of(4)
+        && stride.is_multiple_of(4)
+        && stride >= n
+        && (weights.as_ptr() as usize).is_multiple_of(4);
+    if !aligned {
+        super::portable::strided_rows(dot_i8_values_of, x, weights, stride, rows, each);
+        return;
+    }
+    let mut sums = [0i32; ROWS_PER_CALL];
+    let skip = group_skip(n / 4);
+    let (mut o, mut start) = (0, 0);
+    while o < rows {
+        let count = (rows - o).min(ROWS_PER_CALL);
+        let end = start + (count - 1) * stride + n;
+        let Some(block) = weights.get(start..end) else {
+            return;
+        };
+        for &sum in rows_i8(x.values, block, stride, skip, &mut sums) {
+            each(o, sum);
+            o += 1;
+        }
+        start += count * stride;
+    }
+}
+
+/// [`dot_i8_values`] over a quantized input.
+#[cfg(feature = "upsampling")]
+fn dot_i8_values_of(x: &QuantizedInput, w: &[u8]) -> i32 {
+    dot_i8_values(x.values, w)
 }
 
 /// One group of four multiply-accumulates of the ARMv6-M loop ([`rows_i8`]): four weights
@@ -113,44 +161,57 @@ macro_rules! m0_group {
 /// instructions for 28 multiply-accumulates. Around them, in the same assembly, the loop
 /// over rows: 7 instructions to reset the input pointer, the row's end and the sum and to
 /// jump into the groups at `skip` ([`group_skip`]; the address is computed once per call),
-/// and 7 to store the sum and go on, where a call per row cost about 40. The loop needs
+/// and 9 to store the sum and step over the gap to the next row (`stride - n` bytes: 0
+/// in a dense layer, the rest of a kernel row in a transposed convolution), where a call
+/// per row cost about 40. The loop needs
 /// all eight low registers: the two the compiler keeps for itself (r6, and r7, the frame
 /// pointer) are saved on the stack around it. `LDM` needs word alignment, which ARMv6-M
 /// enforces for every word load.
 fn rows_i8<'s, const N: usize>(
     values: &[i32],
     block: &[u8],
+    stride: usize,
     skip: usize,
     sums: &'s mut [i32; N],
 ) -> &'s [i32] {
     let n = values.len() & !3;
-    // The whole rows in `block`, up to N: counted down from N by multiplying, since a
-    // division is a library call on ARMv6-M and this runs once per kernel tap of a
-    // transposed convolution (N is 1 there).
+    // The whole rows in `block`, up to N, row `k` at `k * stride`: counted down from N by
+    // multiplying, since a division is a library call on ARMv6-M.
     let mut count = N;
-    while count > 0 && count.saturating_mul(n) > block.len() {
+    while count > 0 && (count - 1).saturating_mul(stride).saturating_add(n) > block.len() {
         count -= 1;
     }
-    if n == 0 || count == 0 || !(block.as_ptr() as usize).is_multiple_of(4) {
+    if n == 0
+        || count == 0
+        || stride < n
+        || stride >= 1 << 28
+        || !stride.is_multiple_of(4)
+        || !(block.as_ptr() as usize).is_multiple_of(4)
+    {
         return &[];
     }
-    // Within the groups whatever the caller passes: a wrong `skip` gives wrong sums, never
-    // a jump past the loop.
+    let gap = stride - n; // below 2^28, so `gap << 3` keeps it
+                          // Within the groups whatever the caller passes: a wrong `skip` gives wrong sums, never
+                          // a jump past the loop.
     let skip = skip.min(GROUPS_PER_PASS - 1);
     let out = sums.as_mut_ptr();
-    // SAFETY: reads the words block[0..count * n] (count * n <= block.len(), word-aligned,
-    // checked above; n is a multiple of four) and values[0..n], and writes the words
-    // sums[0..count] (count <= N). The entry is one of the seven groups
-    // (skip <= 6). r6 and r7 are pushed before and popped after, with the two words of
-    // arguments pushed between them; everything else is declared clobbered.
+    // SAFETY: reads the words of rows block[k * stride..k * stride + n] for k < count
+    // ((count - 1) * stride + n <= block.len(), word-aligned, checked above; n and stride
+    // are multiples of four) and values[0..n], and writes the words sums[0..count]
+    // (count <= N). The entry is one of the seven groups (skip <= 6). r6 and r7 are pushed
+    // before and popped after, with the three words of arguments pushed between them;
+    // everything else is declared clobbered.
     unsafe {
         core::arch::asm!(
             "push {{r6, r7}}",
-            "push {{r3, r5}}", // [sp]: the end of the sums; [sp, #4]: the row's bytes
+            "lsrs r6, r4, #3", // r4: skip | gap << 3
+            "lsls r4, r4, #29",
+            "lsrs r4, r4, #24", // skip * 32, the bytes of `skip` groups
+            // [sp]: the end of the sums; [sp, #4]: the row's bytes; [sp, #8]: the gap
+            "push {{r3, r5, r6}}",
             "mov r10, r0",
             "mov r11, r2",
             "adr r7, 7f",
-            "lsls r4, r4, #5",
             "adds r7, r7, r4",
             "adds r7, #1", // a Thumb address
             "mov r12, r7",
@@ -173,6 +234,8 @@ fn rows_i8<'s, const N: usize>(
             "ldr r6, [sp]",
             "cmp r7, r6",
             "beq 8f",
+            "ldr r6, [sp, #8]",
+            "adds r1, r1, r6", // over the gap to the next row
             "6:", // a row: the inputs from the first, its end, a zero sum, into the groups
             "mov r0, r10",
             "ldr r7, [sp, #4]",
@@ -182,13 +245,13 @@ fn rows_i8<'s, const N: usize>(
             "mov r8, r7",
             "bx r12",
             "8:",
-            "add sp, #8",
+            "add sp, #12",
             "pop {{r6, r7}}",
             inout("r0") values.as_ptr() => _,
             inout("r1") block.as_ptr() => _,
             inout("r2") out => _,
             inout("r3") out.wrapping_add(count) => _,
-            inout("r4") skip => _,
+            inout("r4") skip | gap << 3 => _,
             inout("r5") n => _,
             out("r8") _,
             out("r9") _,

@@ -167,6 +167,132 @@ pub(crate) fn dot_float<const B: usize>(
     dot_bytes::<B>(acc, x, w)
 }
 
+/// Most taps [`gather_float`] takes in one pass: every tap of a 3x3 kernel.
+#[cfg(feature = "upsampling")]
+const MAX_TAPS: usize = 9;
+
+/// [`super::portable::gather_float`]: one output pixel of a transposed convolution. For
+/// f16 weights, word-aligned rows and taps, and pixels of a multiple of eight channels
+/// (the tutorial's decoder and every layer of 8, 16, 32 ... channels), each output
+/// channel is one assembly loop over the taps: per tap two loads of its input's and
+/// weights' addresses, then [`dot_f16`]'s blocks of eight (`VLDM`, `VLDM`, eight
+/// `VCVTB`/`VCVTT`, eight `VMLA`), the sum kept in s0 from the bias to the last tap: the
+/// same unfused multiply-adds in the same order, so the same bits, without a call and
+/// its checks per tap. Everything else a tap at a time through [`dot_bytes`].
+#[cfg(feature = "upsampling")]
+pub(crate) fn gather_float<const B: usize>(
+    taps: &[(&[f32], usize)],
+    weights: &[u8],
+    row_bytes: usize,
+    biases: &[[u8; B]],
+    out: &mut [u32],
+    _widen: impl Fn([u8; B]) -> f32,
+) {
+    let n = taps.first().map_or(0, |&(x, _)| x.len());
+    let fits = |&(x, at): &(&[f32], usize)| {
+        x.len() == n && at.is_multiple_of(4) && at.saturating_add(2 * n) <= row_bytes
+    };
+    let fast = B == 2
+        && n > 0
+        && n.is_multiple_of(8)
+        && !taps.is_empty()
+        && taps.len() <= MAX_TAPS
+        && row_bytes.is_multiple_of(4)
+        && (weights.as_ptr() as usize).is_multiple_of(4)
+        && out.len().saturating_mul(row_bytes) <= weights.len()
+        && taps.iter().all(fits);
+    if !fast {
+        let rows = weights.chunks_exact(row_bytes.max(1));
+        for ((out, row), bias) in out.iter_mut().zip(rows).zip(biases) {
+            let mut acc = widen::<B>(bias);
+            for &(x, at) in taps {
+                let w = row.get(at..at + x.len() * B).unwrap_or(&[]);
+                acc = dot_bytes::<B>(acc, x, w);
+            }
+            *out = acc.to_bits();
+        }
+        return;
+    }
+    // Per tap: its input's address and its weights' offset in a row.
+    let mut list = [0usize; 2 * MAX_TAPS];
+    for (pair, &(x, at)) in list.as_chunks_mut::<2>().0.iter_mut().zip(taps) {
+        *pair = [x.as_ptr() as usize, at];
+    }
+    let blocks = n / 8;
+    let count = taps.len();
+    let mut row = weights.as_ptr();
+    for (out, bias) in out.iter_mut().zip(biases) {
+        let mut bits = widen::<B>(bias).to_bits();
+        // SAFETY: for each of the `count` (1 to 9) taps in `list`, reads `n` f32 from its
+        // input (`x.len() == n`) and `2n` bytes of the row from `at` (`at + 2n <=
+        // row_bytes`); the row is within `weights` (`out.len() * row_bytes <=
+        // weights.len()`). `VLDM` needs word alignment: the inputs are f32 slices, the
+        // rows and offsets are multiples of four from a word-aligned start. s0-s23 are
+        // declared clobbered; the accumulator lives in s0.
+        unsafe {
+            core::arch::asm!(
+                "vmov s0, {acc}",
+                "3:",
+                "ldr {x}, [{t}], #4",
+                "ldr {w}, [{t}], #4",
+                "add {w}, {w}, {row}",
+                "mov {n}, {blocks}",
+                "2:",
+                "vldmia {w}!, {{s2-s5}}",
+                "vldmia {x}!, {{s16-s23}}",
+                "vcvtb.f32.f16 s8, s2",
+                "vcvtt.f32.f16 s9, s2",
+                "vcvtb.f32.f16 s10, s3",
+                "vcvtt.f32.f16 s11, s3",
+                "vmla.f32 s0, s16, s8",
+                "vmla.f32 s0, s17, s9",
+                "vmla.f32 s0, s18, s10",
+                "vmla.f32 s0, s19, s11",
+                "vcvtb.f32.f16 s8, s4",
+                "vcvtt.f32.f16 s9, s4",
+                "vcvtb.f32.f16 s10, s5",
+                "vcvtt.f32.f16 s11, s5",
+                "vmla.f32 s0, s20, s8",
+                "vmla.f32 s0, s21, s9",
+                "vmla.f32 s0, s22, s10",
+                "vmla.f32 s0, s23, s11",
+                "subs {n}, {n}, #1",
+                "bne 2b",
+                "subs {count}, {count}, #1",
+                "bne 3b",
+                "vmov {acc}, s0",
+                acc = inout(reg) bits,
+                t = inout(reg) list.as_ptr() => _,
+                count = inout(reg) count => _,
+                row = in(reg) row,
+                blocks = in(reg) blocks,
+                x = out(reg) _,
+                w = out(reg) _,
+                n = out(reg) _,
+                out("s0") _, out("s2") _, out("s3") _, out("s4") _, out("s5") _,
+                out("s8") _, out("s9") _, out("s10") _, out("s11") _,
+                out("s16") _, out("s17") _, out("s18") _, out("s19") _,
+                out("s20") _, out("s21") _, out("s22") _, out("s23") _,
+                options(nostack, readonly),
+            );
+        }
+        *out = bits;
+        row = row.wrapping_add(row_bytes);
+    }
+}
+
+/// [`super::portable::strided_i8`] through [`dot_i8`].
+#[cfg(feature = "upsampling")]
+pub(crate) fn strided_i8(
+    x: &QuantizedInput,
+    weights: &[u8],
+    stride: usize,
+    rows: usize,
+    each: impl FnMut(usize, i32),
+) {
+    super::portable::strided_rows(dot_i8, x, weights, stride, rows, each);
+}
+
 /// Quantizes `buffer[..len]` into pairs at its start, in place: pair `k` is written
 /// to word `k` only after the inputs it is made of (at `2k` and beyond) are read.
 pub(super) fn pack(buffer: &mut [i32], len: usize, q: impl Fn(i32) -> i32) {

@@ -98,6 +98,30 @@ pub(crate) fn dot_float<const B: usize>(
     dot(acc, x, w.as_chunks::<B>().0, widen)
 }
 
+/// The sums of one output pixel of a transposed convolution, for f32 or f16 weights (`B`
+/// bytes each, widened by `widen`): for each output channel `o` (row `o` of `weights`,
+/// `row_bytes` long, and bias `biases[o]`), `out[o]` is the bits of the bias, then
+/// through each `(x, at)` of `taps` in order, `x[0]*w[0] + x[1]*w[1] + ...` left to right
+/// over the row's bytes from `at` ([`dot_float`]'s sum, one tap after the other).
+pub(crate) fn gather_float<const B: usize>(
+    taps: &[(&[f32], usize)],
+    weights: &[u8],
+    row_bytes: usize,
+    biases: &[[u8; B]],
+    out: &mut [u32],
+    widen: impl Fn([u8; B]) -> f32,
+) {
+    let rows = weights.chunks_exact(row_bytes.max(1));
+    for ((out, row), bias) in out.iter_mut().zip(rows).zip(biases) {
+        let mut acc = widen(*bias);
+        for &(x, at) in taps {
+            let w = row.get(at..at + x.len() * B).unwrap_or(&[]);
+            acc = dot_float(acc, x, w, &widen);
+        }
+        *out = acc.to_bits();
+    }
+}
+
 /// Quantizes `buffer[..len]` in place.
 pub(super) fn pack(buffer: &mut [i32], len: usize, q: impl Fn(i32) -> i32) {
     for v in buffer.iter_mut().take(len) {
@@ -122,6 +146,40 @@ pub(crate) fn dot_i8(x: &QuantizedInput, w: &[u8]) -> i32 {
 /// rows as long as `x`), handed to `each` with the row's index, in order.
 pub(crate) fn layer_i8(x: &QuantizedInput, weights: &[u8], each: impl FnMut(usize, i32)) {
     rows_i8(dot_i8, x, weights, each);
+}
+
+/// The exact sums `sum_i q[i] * w[i]` of `rows` rows of i8 weights as long as `x`, row
+/// `o` starting at `weights[o * stride]` (one kernel tap of a transposed convolution's
+/// output channels, whose rows are `stride` apart), handed to `each` with the row's
+/// index, in order; rows past the end of `weights` are left out.
+pub(crate) fn strided_i8(
+    x: &QuantizedInput,
+    weights: &[u8],
+    stride: usize,
+    rows: usize,
+    each: impl FnMut(usize, i32),
+) {
+    strided_rows(dot_i8, x, weights, stride, rows, each);
+}
+
+/// [`strided_i8`] with each row's sum given by `dot`.
+pub(super) fn strided_rows(
+    dot: impl Fn(&QuantizedInput, &[u8]) -> i32,
+    x: &QuantizedInput,
+    weights: &[u8],
+    stride: usize,
+    rows: usize,
+    mut each: impl FnMut(usize, i32),
+) {
+    let n = x.values.len();
+    let mut start = 0;
+    for o in 0..rows {
+        let Some(row) = weights.get(start..start + n) else {
+            return;
+        };
+        each(o, dot(x, row));
+        start += stride;
+    }
 }
 
 /// [`layer_i8`] with each row's sum given by `dot`.

@@ -30,6 +30,31 @@ pub(crate) fn dot_i8(x: &QuantizedInput, w: &[u8]) -> i32 {
     dot_i8_loop(head, row_head, head.len() / 4).wrapping_add(dot_i8_values(tail, row_tail))
 }
 
+/// [`super::portable::strided_i8`] as [`layer_i8`] does it: the input split once, each
+/// row's whole groups of four through [`dot_i8_loop`].
+#[cfg(feature = "upsampling")]
+pub(crate) fn strided_i8(
+    x: &QuantizedInput,
+    weights: &[u8],
+    stride: usize,
+    rows: usize,
+    mut each: impl FnMut(usize, i32),
+) {
+    let n = x.values.len();
+    let (head, tail) = x.values.split_at_checked(n & !3).unwrap_or((&[], x.values));
+    let groups = head.len() / 4;
+    let mut start = 0;
+    for o in 0..rows {
+        let Some(row) = weights.get(start..start + n) else {
+            return;
+        };
+        let (row_head, row_tail) = row.split_at_checked(head.len()).unwrap_or((&[], row));
+        let acc = dot_i8_loop(head, row_head, groups);
+        each(o, acc.wrapping_add(dot_i8_values(tail, row_tail)));
+        start += stride;
+    }
+}
+
 /// One group of four multiply-accumulates of the RV32 loop, the weights at byte offset
 /// `$w` and the inputs at `$x`: `LB`/`LW` pairs, four `MUL`, four `ADD` into `acc`.
 macro_rules! rv32_group {

@@ -181,6 +181,18 @@ pub(crate) fn dot_i8(x: &QuantizedInput, w: &[u8]) -> i32 {
     sum
 }
 
+/// [`super::portable::strided_i8`] through [`dot_i8`].
+#[cfg(feature = "upsampling")]
+pub(crate) fn strided_i8(
+    x: &QuantizedInput,
+    weights: &[u8],
+    stride: usize,
+    rows: usize,
+    each: impl FnMut(usize, i32),
+) {
+    super::portable::strided_rows(dot_i8, x, weights, stride, rows, each);
+}
+
 /// The exact sums `sum_i q[i] * w[i]` of the rows of `weights` (one i8 byte per weight,
 /// rows as long as `x`), handed to `each` with the row's index, in order.
 pub(crate) fn layer_i8(x: &QuantizedInput, weights: &[u8], mut each: impl FnMut(usize, i32)) {
