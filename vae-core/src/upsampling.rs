@@ -38,6 +38,10 @@ use crate::Error;
 /// Most kernel taps that reach one output pixel: every tap of a 3x3 kernel.
 const MAX_TAPS: usize = KERNEL as usize * KERNEL as usize;
 
+/// Output channels whose sums of one tap the i8 decoder takes from one kernel call: as
+/// many as the ARMv6-M row loop sums per call.
+const GROUP: usize = 32;
+
 /// Words one input pixel takes: its channels and the i8 decoder's shift.
 fn slot_len(channels: usize) -> usize {
     channels.saturating_add(1)
@@ -551,20 +555,27 @@ impl Arithmetic for Fixed<'_> {
         for (acc, bias) in out.iter_mut().zip(biases) {
             *acc = crate::fixed::bias(bias);
         }
-        // Tap by tap, every output channel's term added to its sum: each output still
-        // gets the bias, then its terms in the taps' order (the same saturating sums as
-        // one output at a time), and each tap's input and weights are found once.
-        for &(tap, at) in taps {
-            let x = crate::kernels::QuantizedInput {
-                values: crate::scratch::as_i32_ref(pixels.get(at..at + n).unwrap_or(&[])),
-                shift: pixels.get(at + n).copied().unwrap_or(0),
-            };
-            let weights = conv.bytes.weights.get(tap * n..).unwrap_or(&[]);
-            crate::kernels::strided_i8(&x, weights, conv.row_len, out.len(), |o, sum| {
-                if let (Some(acc), Some(scale)) = (out.get_mut(o), scales.get(o)) {
+        // A group of output channels at a time, tap by tap: the tap's sums for every
+        // channel of the group in one kernel call, then each channel's term added to its
+        // sum. Each output still gets the bias, then its terms in the taps' order (the
+        // same saturating sums as one output at a time); each tap's input and weights are
+        // found once per group.
+        let mut sums = [0i32; GROUP];
+        let groups = out.chunks_mut(GROUP).zip(scales.chunks(GROUP));
+        for (g, (out, scales)) in groups.enumerate() {
+            let first = g * GROUP * conv.row_len;
+            let sums = sums.get_mut(..out.len()).unwrap_or(&mut []);
+            for &(tap, at) in taps {
+                let x = crate::kernels::QuantizedInput {
+                    values: crate::scratch::as_i32_ref(pixels.get(at..at + n).unwrap_or(&[])),
+                    shift: pixels.get(at + n).copied().unwrap_or(0),
+                };
+                let weights = conv.bytes.weights.get(first + tap * n..).unwrap_or(&[]);
+                crate::kernels::strided_i8(&x, weights, conv.row_len, sums);
+                for ((acc, scale), &sum) in out.iter_mut().zip(scales).zip(sums.iter()) {
                     *acc = acc.saturating_add(crate::fixed::term(sum, scale, x.shift));
                 }
-            });
+            }
         }
     }
 

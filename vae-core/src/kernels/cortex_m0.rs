@@ -48,7 +48,8 @@ pub(crate) fn layer_i8(x: &QuantizedInput, weights: &[u8], mut each: impl FnMut(
         let (block, after) = rest
             .split_at_checked(ROWS_PER_CALL * n)
             .unwrap_or((rest, &[]));
-        for &sum in rows_i8(x.values, block, n, skip, &mut sums) {
+        let written = rows_i8(x.values, block, n, skip, &mut sums);
+        for &sum in sums.get(..written).unwrap_or(&[]) {
             each(o, sum);
             o += 1;
         }
@@ -70,50 +71,36 @@ pub(crate) fn dot_i8(x: &QuantizedInput, w: &[u8]) -> i32 {
         return dot_i8_values(x.values, row);
     }
     let mut sum = [0i32; 1];
-    rows_i8(x.values, row, n, group_skip(n / 4), &mut sum)
-        .first()
-        .copied()
-        .unwrap_or(0)
+    rows_i8(x.values, row, n, group_skip(n / 4), &mut sum);
+    let [sum] = sum;
+    sum
 }
 
-/// [`super::portable::strided_i8`]: `rows` rows `stride` bytes apart, through
-/// [`rows_i8`] [`ROWS_PER_CALL`] at a time (the assembly steps over the gap between rows)
-/// where the rows and the gaps start on words, the compiler's loop otherwise: one call
-/// per tap and 32 output channels, where a call per row cost more than the row's own
-/// multiply-accumulates.
+/// [`super::portable::strided_i8`]: rows `stride` bytes apart, through [`rows_i8`]
+/// [`ROWS_PER_CALL`] at a time, straight into `sums` (the assembly steps over the gap
+/// between rows) where the rows and the gaps start on words, the compiler's loop
+/// otherwise: one call per tap and 32 output channels, where a call per row cost more
+/// than the row's own multiply-accumulates.
 #[cfg(feature = "upsampling")]
-pub(crate) fn strided_i8(
-    x: &QuantizedInput,
-    weights: &[u8],
-    stride: usize,
-    rows: usize,
-    mut each: impl FnMut(usize, i32),
-) {
+pub(crate) fn strided_i8(x: &QuantizedInput, weights: &[u8], stride: usize, sums: &mut [i32]) {
     let n = x.values.len();
-    if n == 0 || rows == 0 {
-        return;
-    }
-    let aligned = n.is_multiple_of(4)
+    let aligned = n > 0
+        && n.is_multiple_of(4)
         && stride.is_multiple_of(4)
         && stride >= n
         && (weights.as_ptr() as usize).is_multiple_of(4);
     if !aligned {
-        super::portable::strided_rows(dot_i8_values_of, x, weights, stride, rows, each);
+        super::portable::strided_rows(dot_i8_values_of, x, weights, stride, sums);
         return;
     }
-    let mut sums = [0i32; ROWS_PER_CALL];
     let skip = group_skip(n / 4);
-    let (mut o, mut start) = (0, 0);
-    while o < rows {
-        let count = (rows - o).min(ROWS_PER_CALL);
+    let mut start = 0;
+    for chunk in sums.chunks_mut(ROWS_PER_CALL) {
+        let count = chunk.len();
         let end = start + (count - 1) * stride + n;
-        let Some(block) = weights.get(start..end) else {
-            return;
-        };
-        for &sum in rows_i8(x.values, block, stride, skip, &mut sums) {
-            each(o, sum);
-            o += 1;
-        }
+        let block = weights.get(start..end.min(weights.len())).unwrap_or(&[]);
+        let written = rows_i8(x.values, block, stride, skip, chunk);
+        chunk.get_mut(written..).unwrap_or(&mut []).fill(0);
         start += count * stride;
     }
 }
@@ -152,8 +139,8 @@ macro_rules! m0_group {
 
 /// ARMv6-M (Thumb-1: no `SMLAD`, no `LDRSB` with an immediate offset, eight low
 /// registers): the sums of the whole rows of `block` (rows as long as `values`, a multiple
-/// of four, starting on a word), at most `N` of them (the length of `sums`), into `sums`; returns
-/// those written. [`dot_i8_values`] in groups of four ([`m0_group`]): one `LDM` of four
+/// of four, starting on a word, `stride` bytes apart), at most [`ROWS_PER_CALL`] and
+/// `sums.len()` of them, into `sums`; returns how many it wrote. [`dot_i8_values`] in groups of four ([`m0_group`]): one `LDM` of four
 /// weights into r6 and one of four inputs into r2-r5, each weight byte sign-extended into
 /// r7 by `SXTB`, a shift pair or one `ASRS`, one `MULS` and one `ADD` into r8 per
 /// multiply-accumulate, 16 instructions per group (4 per multiply-accumulate, the floor of
@@ -167,30 +154,28 @@ macro_rules! m0_group {
 /// all eight low registers: the two the compiler keeps for itself (r6, and r7, the frame
 /// pointer) are saved on the stack around it. `LDM` needs word alignment, which ARMv6-M
 /// enforces for every word load.
-fn rows_i8<'s, const N: usize>(
-    values: &[i32],
-    block: &[u8],
-    stride: usize,
-    skip: usize,
-    sums: &'s mut [i32; N],
-) -> &'s [i32] {
+#[inline(never)]
+fn rows_i8(values: &[i32], block: &[u8], stride: usize, skip: usize, sums: &mut [i32]) -> usize {
     let n = values.len() & !3;
-    // The whole rows in `block`, up to N, row `k` at `k * stride`: counted down from N by
-    // multiplying, since a division is a library call on ARMv6-M.
-    let mut count = N;
-    while count > 0 && (count - 1).saturating_mul(stride).saturating_add(n) > block.len() {
-        count -= 1;
-    }
     if n == 0
-        || count == 0
         || stride < n
-        || stride >= 1 << 28
+        || stride >= 1 << 26
         || !stride.is_multiple_of(4)
         || !(block.as_ptr() as usize).is_multiple_of(4)
     {
-        return &[];
+        return 0;
     }
-    let gap = stride - n; // below 2^28, so `gap << 3` keeps it
+    // The whole rows in `block`, up to ROWS_PER_CALL and `sums.len()`, row `k` at
+    // `k * stride`: counted down by multiplying, since a division is a library call on
+    // ARMv6-M (at most 31 * 2^26 + n: no overflow).
+    let mut count = sums.len().min(ROWS_PER_CALL);
+    while count > 0 && (count - 1) * stride + n > block.len() {
+        count -= 1;
+    }
+    if count == 0 {
+        return 0;
+    }
+    let gap = stride - n; // below 2^26, so `gap << 3` keeps it
                           // Within the groups whatever the caller passes: a wrong `skip` gives wrong sums, never
                           // a jump past the loop.
     let skip = skip.min(GROUPS_PER_PASS - 1);
@@ -198,7 +183,7 @@ fn rows_i8<'s, const N: usize>(
     // SAFETY: reads the words of rows block[k * stride..k * stride + n] for k < count
     // ((count - 1) * stride + n <= block.len(), word-aligned, checked above; n and stride
     // are multiples of four) and values[0..n], and writes the words sums[0..count]
-    // (count <= N). The entry is one of the seven groups (skip <= 6). r6 and r7 are pushed
+    // (count <= sums.len()). The entry is one of the seven groups (skip <= 6). r6 and r7 are pushed
     // before and popped after, with the three words of arguments pushed between them;
     // everything else is declared clobbered.
     unsafe {
@@ -260,5 +245,5 @@ fn rows_i8<'s, const N: usize>(
             out("r12") _,
         );
     }
-    sums.get(..count).unwrap_or(&[])
+    count
 }

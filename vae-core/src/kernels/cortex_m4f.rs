@@ -283,14 +283,8 @@ pub(crate) fn gather_float<const B: usize>(
 
 /// [`super::portable::strided_i8`] through [`dot_i8`].
 #[cfg(feature = "upsampling")]
-pub(crate) fn strided_i8(
-    x: &QuantizedInput,
-    weights: &[u8],
-    stride: usize,
-    rows: usize,
-    each: impl FnMut(usize, i32),
-) {
-    super::portable::strided_rows(dot_i8, x, weights, stride, rows, each);
+pub(crate) fn strided_i8(x: &QuantizedInput, weights: &[u8], stride: usize, sums: &mut [i32]) {
+    super::portable::strided_rows(dot_i8, x, weights, stride, sums);
 }
 
 /// Quantizes `buffer[..len]` into pairs at its start, in place: pair `k` is written

@@ -148,18 +148,12 @@ pub(crate) fn layer_i8(x: &QuantizedInput, weights: &[u8], each: impl FnMut(usiz
     rows_i8(dot_i8, x, weights, each);
 }
 
-/// The exact sums `sum_i q[i] * w[i]` of `rows` rows of i8 weights as long as `x`, row
-/// `o` starting at `weights[o * stride]` (one kernel tap of a transposed convolution's
-/// output channels, whose rows are `stride` apart), handed to `each` with the row's
-/// index, in order; rows past the end of `weights` are left out.
-pub(crate) fn strided_i8(
-    x: &QuantizedInput,
-    weights: &[u8],
-    stride: usize,
-    rows: usize,
-    each: impl FnMut(usize, i32),
-) {
-    strided_rows(dot_i8, x, weights, stride, rows, each);
+/// Into each `sums[o]`, the exact sum `sum_i q[i] * w[i]` of the row of i8 weights as
+/// long as `x` that starts at `weights[o * stride]` (one kernel tap of a transposed
+/// convolution's output channels, whose rows are `stride` apart); 0 for rows past the
+/// end of `weights`.
+pub(crate) fn strided_i8(x: &QuantizedInput, weights: &[u8], stride: usize, sums: &mut [i32]) {
+    strided_rows(dot_i8, x, weights, stride, sums);
 }
 
 /// [`strided_i8`] with each row's sum given by `dot`.
@@ -168,16 +162,12 @@ pub(super) fn strided_rows(
     x: &QuantizedInput,
     weights: &[u8],
     stride: usize,
-    rows: usize,
-    mut each: impl FnMut(usize, i32),
+    sums: &mut [i32],
 ) {
     let n = x.values.len();
     let mut start = 0;
-    for o in 0..rows {
-        let Some(row) = weights.get(start..start + n) else {
-            return;
-        };
-        each(o, dot(x, row));
+    for sum in sums.iter_mut() {
+        *sum = weights.get(start..start + n).map_or(0, |row| dot(x, row));
         start += stride;
     }
 }

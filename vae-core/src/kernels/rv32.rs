@@ -33,24 +33,20 @@ pub(crate) fn dot_i8(x: &QuantizedInput, w: &[u8]) -> i32 {
 /// [`super::portable::strided_i8`] as [`layer_i8`] does it: the input split once, each
 /// row's whole groups of four through [`dot_i8_loop`].
 #[cfg(feature = "upsampling")]
-pub(crate) fn strided_i8(
-    x: &QuantizedInput,
-    weights: &[u8],
-    stride: usize,
-    rows: usize,
-    mut each: impl FnMut(usize, i32),
-) {
+pub(crate) fn strided_i8(x: &QuantizedInput, weights: &[u8], stride: usize, sums: &mut [i32]) {
     let n = x.values.len();
     let (head, tail) = x.values.split_at_checked(n & !3).unwrap_or((&[], x.values));
     let groups = head.len() / 4;
     let mut start = 0;
-    for o in 0..rows {
-        let Some(row) = weights.get(start..start + n) else {
-            return;
+    for sum in sums.iter_mut() {
+        *sum = match weights.get(start..start + n) {
+            Some(row) => {
+                let (row_head, row_tail) = row.split_at_checked(head.len()).unwrap_or((&[], row));
+                let acc = dot_i8_loop(head, row_head, groups);
+                acc.wrapping_add(dot_i8_values(tail, row_tail))
+            }
+            None => 0,
         };
-        let (row_head, row_tail) = row.split_at_checked(head.len()).unwrap_or((&[], row));
-        let acc = dot_i8_loop(head, row_head, groups);
-        each(o, acc.wrapping_add(dot_i8_values(tail, row_tail)));
         start += stride;
     }
 }

@@ -183,14 +183,8 @@ pub(crate) fn dot_i8(x: &QuantizedInput, w: &[u8]) -> i32 {
 
 /// [`super::portable::strided_i8`] through [`dot_i8`].
 #[cfg(feature = "upsampling")]
-pub(crate) fn strided_i8(
-    x: &QuantizedInput,
-    weights: &[u8],
-    stride: usize,
-    rows: usize,
-    each: impl FnMut(usize, i32),
-) {
-    super::portable::strided_rows(dot_i8, x, weights, stride, rows, each);
+pub(crate) fn strided_i8(x: &QuantizedInput, weights: &[u8], stride: usize, sums: &mut [i32]) {
+    super::portable::strided_rows(dot_i8, x, weights, stride, sums);
 }
 
 /// The exact sums `sum_i q[i] * w[i]` of the rows of `weights` (one i8 byte per weight,
