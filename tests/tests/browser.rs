@@ -205,6 +205,7 @@ fn odd_files(site: &Path) -> Vec<(String, Vec<u8>)> {
             classes: 3,
             hidden: heapless::Vec::from_slice(&[7, 5]).expect("two layers"),
             activation,
+            upsampling: None,
             output: PIXELS as u16,
         };
         for precision in Precision::ALL {

@@ -255,6 +255,7 @@ fn made_up_models_match_the_host(
         classes: 10,
         hidden,
         activation: vae_core::Activation::Relu,
+        upsampling: None,
         output: PIXELS as u16,
     };
     let dir = scratch_dir(&format!("firmware-{name}-{}", target.triple));

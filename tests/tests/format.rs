@@ -11,6 +11,7 @@ fn tiny_arch() -> Architecture {
         classes: 0,
         hidden: heapless::Vec::new(),
         activation: Activation::Relu,
+        upsampling: None,
         output: PIXELS as u16,
     }
 }
@@ -52,20 +53,21 @@ fn reference_crc32(chunks: &[&[u8]]) -> u32 {
 fn golden_bytes_of_a_tiny_f16_model() {
     let file = tiny_file(Precision::F16);
     let payload_len = 2 * (PIXELS + PIXELS); // 3136 bytes
-    let header: [u8; 14] = [
+    let header: [u8; 15] = [
         b'V', b'A', b'E', b'D', // magic
-        0x02, // version 2 (varint)
+        0x03, // version 3 (varint)
         0x01, // latent 1
         0x00, // classes 0
         0x00, // no hidden layers (sequence length 0)
         0x00, // activation: Relu (variant 0)
+        0x00, // no upsampling part (Option::None)
         0x90, 0x06, // output 784 (varint: 0x10 | 0x80, 6)
         0x01, // precision: F16 (variant 1)
         0xC0, 0x18, // payload length 3136 (varint: 0x40 | 0x80, 24)
-    ]; // then the CRC-32, 4 bytes little-endian, then 2 zero bytes: the payload starts at 20
-    assert_eq!(file.len(), 14 + 4 + 2 + payload_len);
-    assert_eq!(&file[..14], &header);
-    assert_eq!(&file[18..20], &[0, 0]);
+    ]; // then the CRC-32, 4 bytes little-endian, then 1 zero byte: the payload starts at 20
+    assert_eq!(file.len(), 15 + 4 + 1 + payload_len);
+    assert_eq!(&file[..15], &header);
+    assert_eq!(&file[19..20], &[0]);
 
     // Payload: weights then biases, f16 little-endian. w[0] = -1.0 (0xBC00),
     // w[1] = -0.75 (0xBA00), b[0] = -0.25 (0xB400), b[1] = -0.125 (0xB000).
@@ -76,9 +78,9 @@ fn golden_bytes_of_a_tiny_f16_model() {
         &[0x00, 0xB4, 0x00, 0xB0]
     );
 
-    let crc = u32::from_le_bytes(file[14..18].try_into().unwrap());
+    let crc = u32::from_le_bytes(file[15..19].try_into().unwrap());
     // Everything but the CRC itself: header, padding, payload.
-    assert_eq!(crc, reference_crc32(&[&header, &file[18..]]));
+    assert_eq!(crc, reference_crc32(&[&header, &file[19..]]));
 }
 
 #[test]
@@ -183,9 +185,9 @@ fn each_corruption_has_its_own_error() {
     ));
     // A non-zero padding byte with a matching CRC (a writer that got the padding wrong).
     let mut padded = good.clone();
-    padded[18] = 1;
-    let crc = reference_crc32(&[&padded[..14], &padded[18..]]);
-    padded[14..18].copy_from_slice(&crc.to_le_bytes());
+    padded[19] = 1;
+    let crc = reference_crc32(&[&padded[..15], &padded[19..]]);
+    padded[15..19].copy_from_slice(&crc.to_le_bytes());
     assert_eq!(Model::parse(&padded).unwrap_err(), Error::MalformedHeader);
     // Another format version: version 1 files had no padding and no i8.
     let mut v1 = good.clone();
@@ -194,12 +196,12 @@ fn each_corruption_has_its_own_error() {
         Model::parse(&v1).unwrap_err(),
         Error::UnsupportedVersion {
             found: 1,
-            supported: 2
+            supported: 3
         }
     );
     let message = Model::parse(&v1).unwrap_err().to_string();
     assert!(
-        message.contains("version 1") && message.contains("version 2"),
+        message.contains("version 1") && message.contains("version 2 to version 3"),
         "{message}"
     );
     // Wrong magic.

@@ -58,6 +58,43 @@ impl Drawing {
             } => model.morph(from, to, step, steps, pixels).map(|()| None),
         }
     }
+
+    /// [`draw`](Self::draw) in the caller's `scratch`, of at least
+    /// [`Model::scratch_len`] words (the firmware's static buffer): the same pixels.
+    ///
+    /// ```
+    /// # let mut buf = vec![0u8; 1 << 16];
+    /// # let file = vae_core::example_model(vae_core::Precision::I8, &mut buf).unwrap();
+    /// use vae_core::demo::Drawing;
+    /// let model = vae_core::Model::parse(&file)?;
+    /// let mut scratch = vec![0u32; model.scratch_len()];
+    /// let (mut a, mut b) = ([0u8; vae_core::PIXELS], [0u8; vae_core::PIXELS]);
+    /// let drawing = Drawing::Free { seed: 3 };
+    /// assert_eq!(drawing.draw_with(&model, &mut scratch, &mut a)?, drawing.draw(&model, &mut b)?);
+    /// assert_eq!(a, b);
+    /// # Ok::<(), vae_core::Error>(())
+    /// ```
+    pub fn draw_with(
+        &self,
+        model: &Model<'_>,
+        scratch: &mut [u32],
+        pixels: &mut [u8; PIXELS],
+    ) -> Result<Option<u8>, Error> {
+        match *self {
+            Drawing::Digit { seed, digit } => {
+                model.generate_with(seed, Some(digit), scratch, pixels)
+            }
+            Drawing::Free { seed } => model.generate_with(seed, None, scratch, pixels),
+            Drawing::Morph {
+                from,
+                to,
+                step,
+                steps,
+            } => model
+                .morph_with(from, to, step, steps, scratch, pixels)
+                .map(|()| None),
+        }
+    }
 }
 
 impl fmt::Display for Drawing {
@@ -180,6 +217,7 @@ mod tests {
             classes,
             hidden: heapless::Vec::new(),
             activation: Activation::Relu,
+            upsampling: None,
             output: PIXELS as u16,
         };
         let mut out = vec![0u8; encoded_len(&arch, Precision::F32).unwrap()];

@@ -15,7 +15,8 @@ pub enum Error {
     UnsupportedVersion {
         /// Version named in the file.
         found: u16,
-        /// The one version this build reads and writes.
+        /// The newest version this build reads, the one it writes; it reads every version
+        /// from [`OLDEST_VERSION`](crate::OLDEST_VERSION) to this one.
         supported: u16,
     },
     /// The header could not be decoded (cut short or garbled).
@@ -77,6 +78,14 @@ pub enum Error {
     },
     /// A sampling temperature that is negative, NaN or infinite was asked for.
     TemperatureOutOfRange,
+    /// The scratch memory given to the decoder is smaller than
+    /// [`Model::scratch_len`](crate::Model::scratch_len).
+    ScratchTooSmall {
+        /// 32-bit words the model needs.
+        needed: usize,
+        /// 32-bit words given.
+        available: usize,
+    },
     /// The writer was given fewer values than the architecture has parameters.
     TooFewValues {
         /// Values the architecture has ([`Architecture::parameter_count`](crate::Architecture::parameter_count)).
@@ -98,7 +107,8 @@ impl fmt::Display for Error {
             Error::BadMagic => f.write_str("not a VAE model file (bad magic bytes)"),
             Error::UnsupportedVersion { found, supported } => write!(
                 f,
-                "model file format version {found} is not supported (this build reads version {supported})"
+                "model file format version {found} is not supported (this build reads version {} to version {supported})",
+                crate::OLDEST_VERSION
             ),
             Error::MalformedHeader => f.write_str("model file header is malformed or cut short"),
             Error::UnsupportedArchitecture(why) => write!(f, "unsupported architecture: {why}"),
@@ -141,6 +151,10 @@ impl fmt::Display for Error {
             Error::TemperatureOutOfRange => {
                 f.write_str("the temperature must be a finite number, 0 or above")
             }
+            Error::ScratchTooSmall { needed, available } => write!(
+                f,
+                "scratch memory too small: the decoder needs {needed} 32-bit words, {available} were given"
+            ),
             Error::TooFewValues { expected, found } => write!(
                 f,
                 "too few values for the model: it has {expected} parameters, {found} were given"
@@ -215,14 +229,14 @@ mod tests {
     /// for a morph of 0 images).
     #[test]
     fn every_error_names_its_numbers() {
-        let cases: [(Error, &[&str]); 16] = [
+        let cases: [(Error, &[&str]); 17] = [
             (Error::BadMagic, &["magic"]),
             (
                 Error::UnsupportedVersion {
                     found: 7,
-                    supported: 2,
+                    supported: 3,
                 },
-                &["version 7", "version 2"],
+                &["version 7", "version 2 to version 3"],
             ),
             (Error::MalformedHeader, &["header"]),
             (
@@ -286,6 +300,13 @@ mod tests {
             ),
             (Error::TooManyValues { expected: 30 }, &["30 parameters"]),
             (Error::TemperatureOutOfRange, &["finite", "0 or above"]),
+            (
+                Error::ScratchTooSmall {
+                    needed: 2407,
+                    available: 2048,
+                },
+                &["needs 2407", "2048 were given"],
+            ),
         ];
         for (error, needles) in cases {
             let message = error.to_string();

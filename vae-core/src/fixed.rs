@@ -192,6 +192,19 @@ pub(crate) fn output(acc: i32, scale: &[u8; 4], bias: &[u8; 4], shift: u32) -> i
     scaled(acc, scale, shift as i32).saturating_add(from_f32(bias))
 }
 
+/// A row's f32 bias, read from its little-endian bytes, in Q16: where the sums of a
+/// transposed convolution's output start.
+pub(crate) fn bias(bias: &[u8; 4]) -> i32 {
+    from_f32(read_f32(bias))
+}
+
+/// One term of a transposed convolution's output in Q16: the exact sum `acc` over one
+/// input pixel quantized with `shift`, times its output channel's f32 scale,
+/// `scaled(acc, scale, shift)`.
+pub(crate) fn term(acc: i32, scale: &[u8; 4], shift: u32) -> i32 {
+    scaled(acc, read_f32(scale), shift as i32)
+}
+
 /// The little-endian f32 in `bytes`: one word load where the bytes are word-aligned (as
 /// in every committed model file), byte loads elsewhere (ARMv6-M faults on an unaligned
 /// word load, and the compiler cannot know).

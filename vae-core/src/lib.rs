@@ -42,13 +42,16 @@ pub mod format;
 mod kernels;
 mod model;
 mod rng;
+mod scratch;
+mod upsampling;
 
 pub use error::{Error, UnknownName};
 pub use format::{
-    encode, encoded_len, Activation, Architecture, Header, Precision, FORMAT_VERSION, IMAGE_SIDE,
-    MAGIC, MAX_CLASSES, MAX_HIDDEN_LAYERS, MAX_WIDTH, PAYLOAD_ALIGN, PIXELS,
+    encode, encoded_len, Activation, Architecture, ConvShape, Header, Precision, TransposedConv,
+    Upsampling, FORMAT_VERSION, IMAGE_SIDE, MAGIC, MAX_CLASSES, MAX_CONV_LAYERS, MAX_HIDDEN_LAYERS,
+    MAX_WIDTH, OLDEST_VERSION, PAYLOAD_ALIGN, PIXELS,
 };
-pub use model::{intensity, to_pixel, Model};
+pub use model::{intensity, to_pixel, Model, STACK_SCRATCH};
 pub use rng::Rng;
 
 /// Writes a small conditional model with fixed, made-up weights into `out` (latent 2,
@@ -64,6 +67,7 @@ pub fn example_model(precision: Precision, out: &mut [u8]) -> Result<&[u8], Erro
         classes: 10,
         hidden,
         activation: Activation::Relu,
+        upsampling: None,
         output: PIXELS as u16,
     };
     // A fixed pseudo-random pattern in (-0.5, 0.5].

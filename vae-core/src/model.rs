@@ -1,7 +1,8 @@
 //! A parsed model file and the decoder forward pass over its in-place weights.
 
 use crate::format::{split_and_verify, Activation, Architecture, Header, Precision};
-use crate::{fixed, kernels, Error, Rng, MAX_WIDTH, PIXELS};
+use crate::{fixed, kernels, scratch, upsampling, Error, Rng, MAX_CONV_LAYERS};
+use crate::{MAX_HIDDEN_LAYERS, MAX_WIDTH, PIXELS};
 
 /// A validated model file, borrowing its weights from the bytes it was parsed from
 /// (flash on a microcontroller, a buffer on the host).
@@ -47,14 +48,75 @@ impl<'a> Model<'a> {
         self.header.arch.classes > 0
     }
 
+    /// Words (32 bits each) of scratch memory every `*_with` method needs: the decoder
+    /// input twice (`generate_with` draws it there, `morph_with` both ends), two buffers
+    /// as wide as the widest dense layer input, and for a model with transposed
+    /// convolutions the rows they stream through (see [`Upsampling`](crate::Upsampling)).
+    /// The methods without scratch lend themselves [`STACK_SCRATCH`] words on the stack,
+    /// enough for every dense model.
+    ///
+    /// ```
+    /// # let mut buf = vec![0u8; 1 << 16];
+    /// # let file = vae_core::example_model(vae_core::Precision::F32, &mut buf).unwrap();
+    /// use vae_core::{Error, Model, PIXELS};
+    /// let model = Model::parse(&file)?;
+    /// assert_eq!(model.scratch_len(), 2 * 12 + 2 * 12); // inputs of 12, one hidden layer of 8
+    /// let mut scratch = vec![0u32; model.scratch_len()];
+    /// let mut pixels = [0u8; PIXELS];
+    /// model.generate_with(7, Some(3), &mut scratch, &mut pixels)?;
+    /// let refused = model.generate_with(7, Some(3), &mut scratch[1..], &mut pixels);
+    /// assert_eq!(refused, Err(Error::ScratchTooSmall { needed: 48, available: 47 }));
+    /// # Ok::<(), vae_core::Error>(())
+    /// ```
+    pub fn scratch_len(&self) -> usize {
+        self.header
+            .arch
+            .input_len()
+            .saturating_mul(2)
+            .saturating_add(self.forward_len())
+    }
+
+    /// Words of scratch the forward pass needs: two dense buffers and the upsampling's.
+    fn forward_len(&self) -> usize {
+        let arch = &self.header.arch;
+        let conv = arch
+            .upsampling
+            .as_ref()
+            .map_or(0, crate::upsampling::scratch_len);
+        self.dense_width().saturating_mul(2).saturating_add(conv)
+    }
+
+    /// The widest input of a dense layer: the decoder input or a hidden layer.
+    fn dense_width(&self) -> usize {
+        let arch = &self.header.arch;
+        arch.hidden
+            .iter()
+            .map(|&h| usize::from(h))
+            .fold(arch.input_len(), usize::max)
+    }
+
+    /// `scratch`, if it holds [`scratch_len`](Self::scratch_len) words.
+    fn checked<'s>(&self, scratch: &'s mut [u32]) -> Result<&'s mut [u32], Error> {
+        let (needed, available) = (self.scratch_len(), scratch.len());
+        scratch
+            .get_mut(..needed)
+            .ok_or(Error::ScratchTooSmall { needed, available })
+    }
+
     /// Runs the decoder on a full input vector (`[z, one-hot]`, length
     /// [`Architecture::input_len`]) and writes the 784 pixel probabilities.
     ///
-    /// For f32 and f16 weights each output is `bias + w[0]*x[0] + w[1]*x[1] + ...`, summed
-    /// in that order in f32: every platform that follows IEEE 754 gets the same bits. For
-    /// i8 weights the decoder runs in integers (Q16 values between layers, exact i32 sums;
-    /// see `forward_i8`), the same bits everywhere without help from the FPU, and only the
-    /// output's sigmoid is f32.
+    /// For f32 and f16 weights each output of a dense layer is `bias + w[0]*x[0] +
+    /// w[1]*x[1] + ...`, summed in that order in f32, and each output of a transposed
+    /// convolution its bias, then each input pixel that reaches it in raster order with
+    /// its channels left to right (see [`Upsampling`](crate::Upsampling)): every platform
+    /// that follows IEEE 754 gets the same bits. For i8 weights the decoder runs in
+    /// integers (Q16 values between layers, exact i32 sums; see `forward_i8`), the same
+    /// bits everywhere without help from the FPU, and only the output's sigmoid is f32.
+    ///
+    /// Decodes with [`STACK_SCRATCH`] words on the stack: a model that needs more
+    /// ([`scratch_len`](Self::scratch_len)) is [`Error::ScratchTooSmall`]; give it
+    /// scratch memory through [`decode_with`](Self::decode_with).
     ///
     /// ```
     /// # let mut buf = vec![0u8; 1 << 16];
@@ -69,18 +131,50 @@ impl<'a> Model<'a> {
     /// # Ok::<(), vae_core::Error>(())
     /// ```
     pub fn decode_into(&self, input: &[f32], probs: &mut [f32; PIXELS]) -> Result<(), Error> {
-        self.forward(input, |o, logit| {
+        self.decode_with(input, &mut [0; STACK_SCRATCH], probs)
+    }
+
+    /// [`decode_into`](Self::decode_into) in the caller's `scratch`, of at least
+    /// [`scratch_len`](Self::scratch_len) words ([`Error::ScratchTooSmall`] otherwise).
+    ///
+    /// ```
+    /// # let mut buf = vec![0u8; 1 << 16];
+    /// # let file = vae_core::example_model(vae_core::Precision::I8, &mut buf).unwrap();
+    /// use vae_core::{Model, PIXELS};
+    /// let model = Model::parse(&file)?;
+    /// let mut scratch = vec![0u32; model.scratch_len()];
+    /// let input = [0.5, -1.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0];
+    /// let (mut probs, mut again) = ([0.0; PIXELS], [0.0; PIXELS]);
+    /// model.decode_with(&input, &mut scratch, &mut probs)?;
+    /// model.decode_into(&input, &mut again)?;
+    /// assert_eq!(probs, again);
+    /// # Ok::<(), vae_core::Error>(())
+    /// ```
+    pub fn decode_with(
+        &self,
+        input: &[f32],
+        scratch: &mut [u32],
+        probs: &mut [f32; PIXELS],
+    ) -> Result<(), Error> {
+        let scratch = self.checked(scratch)?;
+        self.forward(input, scratch, |o, logit| {
             if let Some(slot) = probs.get_mut(o) {
                 *slot = logit.probability();
             }
         })
     }
 
-    /// The forward pass: hidden layers through two scratch buffers on the stack, the
-    /// output layer straight into `emit(pixel index, logit)`, so no 784-value buffer is
-    /// needed on the way to pixels. f32 and f16 weights run in f32; i8 weights in
-    /// integers (see [`fixed`](crate::fixed)).
-    fn forward(&self, input: &[f32], mut emit: impl FnMut(usize, Logit)) -> Result<(), Error> {
+    /// The forward pass in `scratch` (at least [`forward_len`](Self::forward_len) words):
+    /// hidden layers through two buffers, the output layer (or the upsampling part)
+    /// straight into `emit(pixel index, logit)`, so no 784-value buffer is needed on the
+    /// way to pixels. f32 and f16 weights run in f32; i8 weights in integers (see
+    /// [`fixed`](crate::fixed)).
+    fn forward(
+        &self,
+        input: &[f32],
+        scratch: &mut [u32],
+        emit: impl FnMut(usize, Logit),
+    ) -> Result<(), Error> {
         let arch = &self.header.arch;
         let expected = arch.input_len();
         if input.len() != expected {
@@ -89,45 +183,47 @@ impl<'a> Model<'a> {
                 found: input.len(),
             });
         }
+        let (needed, available) = (self.forward_len(), scratch.len());
+        let scratch = scratch
+            .get_mut(..needed)
+            .ok_or(Error::ScratchTooSmall { needed, available })?;
         match self.header.precision {
             Precision::F32 => {
-                self.forward_float(input, f32::from_le_bytes, |o, v| emit(o, Logit::Float(v)))
+                self.forward_float(input, scratch::as_f32(scratch), f32::from_le_bytes, emit)
             }
             Precision::F16 => {
-                self.forward_float(input, kernels::f16_to_f32, |o, v| emit(o, Logit::Float(v)))
+                self.forward_float(input, scratch::as_f32(scratch), kernels::f16_to_f32, emit)
             }
-            Precision::I8 => self.forward_i8(input, |o, v| emit(o, Logit::Fixed(v))),
+            Precision::I8 => self.forward_i8(input, scratch::as_i32(scratch), emit),
         }
     }
 
-    /// The layers' shapes with the payload offset where each starts, and whether it is the
-    /// output layer.
-    fn layers(&self) -> impl Iterator<Item = (usize, usize, bool)> + '_ {
-        let arch = &self.header.arch;
-        let last = arch.hidden.len();
-        arch.layers()
-            .enumerate()
-            .map(move |(index, (n_in, n_out))| (n_in, n_out, index == last))
-    }
-
-    /// The f32 and f16 forward pass: each output is `bias + w[0]*x[0] + w[1]*x[1] + ...`,
-    /// summed in that order in f32.
+    /// The f32 and f16 forward pass: each dense output is `bias + w[0]*x[0] + w[1]*x[1] +
+    /// ...`, summed in that order in f32; the upsampling part as `upsampling` documents.
     #[inline(never)]
     fn forward_float<const B: usize>(
         &self,
         input: &[f32],
+        scratch: &mut [f32],
         widen: impl Fn([u8; B]) -> f32 + Copy,
-        mut emit: impl FnMut(usize, f32),
+        mut emit: impl FnMut(usize, Logit),
     ) -> Result<(), Error> {
-        let hidden_activation = match self.header.arch.activation {
+        let arch = &self.header.arch;
+        let activation = match arch.activation {
             Activation::Relu => relu,
             Activation::Sigmoid => sigmoid,
         };
-        let mut buffers = [[0.0f32; MAX_WIDTH]; 2];
-        let [first, second] = &mut buffers;
+        let width = self.dense_width();
+        let (first, rest) = scratch.split_at_mut_checked(width).ok_or(TOO_WIDE)?;
+        let (second, conv) = rest.split_at_mut_checked(width).ok_or(TOO_WIDE)?;
         let (mut current, mut next) = (first, second);
         let mut payload = Payload::new(self.payload);
-        for (index, (n_in, n_out, last)) in self.layers().enumerate() {
+        let dense: heapless::Vec<(usize, usize), { MAX_HIDDEN_LAYERS + 1 }> =
+            arch.dense_layers().collect();
+        let Some((&(n_in, n_out), hidden)) = dense.split_last() else {
+            return Err(Error::UnsupportedArchitecture("a decoder without layers"));
+        };
+        for (index, &(n_in, n_out)) in hidden.iter().enumerate() {
             let n_in = with_inputs(n_in)?;
             let x = if index == 0 {
                 input.get(..n_in).ok_or(TOO_WIDE)?
@@ -136,48 +232,118 @@ impl<'a> Model<'a> {
             };
             let weights = payload.next(n_in.saturating_mul(n_out).saturating_mul(B))?;
             let biases = payload.next(n_out.saturating_mul(B))?;
-            if last {
-                kernels::layer(x, weights, biases, widen, &mut emit);
-            } else {
-                let y = next.get_mut(..n_out).ok_or(TOO_WIDE)?;
-                kernels::layer(x, weights, biases, widen, |o, v| {
-                    if let Some(slot) = y.get_mut(o) {
-                        *slot = hidden_activation(v);
-                    }
-                });
-                core::mem::swap(&mut current, &mut next);
-            }
+            let y = next.get_mut(..n_out).ok_or(TOO_WIDE)?;
+            kernels::layer(x, weights, biases, widen, |o, v| {
+                if let Some(slot) = y.get_mut(o) {
+                    *slot = activation(v);
+                }
+            });
+            core::mem::swap(&mut current, &mut next);
         }
-        Ok(())
+        let n_in = with_inputs(n_in)?;
+        let x = if hidden.is_empty() {
+            input.get(..n_in).ok_or(TOO_WIDE)?
+        } else {
+            current.get(..n_in).ok_or(TOO_WIDE)?
+        };
+        let weights = payload.next(n_in.saturating_mul(n_out).saturating_mul(B))?;
+        let biases = payload.next(n_out.saturating_mul(B))?;
+        let Some(up) = &arch.upsampling else {
+            kernels::layer(x, weights, biases, widen, |o, v| emit(o, Logit::Float(v)));
+            return Ok(());
+        };
+        let arithmetic = upsampling::Float {
+            input: x,
+            map: upsampling::LayerBytes {
+                weights,
+                scales: &[],
+                biases,
+            },
+            channels: usize::from(up.channels),
+            convs: self.convs(&mut payload, B, false)?,
+            activation,
+            widen,
+        };
+        upsampling::run(&arithmetic, up, conv, emit)
     }
 
-    /// The i8 forward pass, in integers: the input in Q16, then for each layer its input
-    /// quantized to i16 with a power-of-two scale `2^shift` (15 bits for the largest), the
-    /// exact sum `acc = sum_i q[i] * w[i]` in i32, and each output
+    /// The payload's transposed convolutions, after the dense layers: `width` bytes per
+    /// weight, and with `scales` an f32 scale per output channel (i8).
+    fn convs<'p>(
+        &self,
+        payload: &mut Payload<'p>,
+        width: usize,
+        scales: bool,
+    ) -> Result<heapless::Vec<upsampling::ConvBytes<'p>, MAX_CONV_LAYERS>, Error> {
+        let mut convs = heapless::Vec::new();
+        for shape in self
+            .header
+            .arch
+            .upsampling
+            .iter()
+            .flat_map(|up| up.shapes())
+        {
+            let (row_len, outputs) = (shape.row_len(), shape.output_channels);
+            let weights = payload.next(row_len.saturating_mul(outputs).saturating_mul(width))?;
+            let scales = if scales {
+                payload.next(outputs.saturating_mul(4))?
+            } else {
+                &[]
+            };
+            let biases =
+                payload.next(outputs.saturating_mul(if scales.is_empty() { width } else { 4 }))?;
+            let conv = upsampling::ConvBytes {
+                bytes: upsampling::LayerBytes {
+                    weights,
+                    scales,
+                    biases,
+                },
+                row_len,
+                input_channels: shape.input_channels,
+            };
+            convs
+                .push(conv)
+                .map_err(|_| Error::UnsupportedArchitecture("too many transposed convolutions"))?;
+        }
+        Ok(convs)
+    }
+
+    /// The i8 forward pass, in integers: the input in Q16, then for each dense layer its
+    /// input quantized to i16 with a power-of-two scale `2^shift` (15 bits for the
+    /// largest), the exact sum `acc = sum_i q[i] * w[i]` in i32, and each output
     /// `round(acc * scale * 2^shift) + round(bias * 2^16)` in Q16, saturated, with `scale`
-    /// and `bias` the row's f32 values read by their bits ([`fixed::scaled`]). A sigmoid
-    /// hidden layer (no committed model has one) goes through f32.
+    /// and `bias` the row's f32 values read by their bits ([`fixed::scaled`]); the
+    /// upsampling part as `upsampling` documents. A sigmoid hidden layer (no committed
+    /// model has one) goes through f32.
     #[inline(never)]
-    fn forward_i8(&self, input: &[f32], mut emit: impl FnMut(usize, i32)) -> Result<(), Error> {
-        let activation = self.header.arch.activation;
-        let mut buffers = [[0i32; MAX_WIDTH]; 2];
-        let [first, second] = &mut buffers;
+    fn forward_i8(
+        &self,
+        input: &[f32],
+        scratch: &mut [i32],
+        mut emit: impl FnMut(usize, Logit),
+    ) -> Result<(), Error> {
+        let arch = &self.header.arch;
+        let activation = arch.activation;
+        let width = self.dense_width();
+        let (first, rest) = scratch.split_at_mut_checked(width).ok_or(TOO_WIDE)?;
+        let (second, conv) = rest.split_at_mut_checked(width).ok_or(TOO_WIDE)?;
         let (mut current, mut next) = (first, second);
         for (slot, v) in current.iter_mut().zip(input) {
             *slot = fixed::from_f32(*v);
         }
         let mut payload = Payload::new(self.payload);
-        for (n_in, n_out, last) in self.layers() {
+        let dense: heapless::Vec<(usize, usize), { MAX_HIDDEN_LAYERS + 1 }> =
+            arch.dense_layers().collect();
+        let Some((&(n_in, n_out), hidden)) = dense.split_last() else {
+            return Err(Error::UnsupportedArchitecture("a decoder without layers"));
+        };
+        for &(n_in, n_out) in hidden {
             let n_in = with_inputs(n_in)?;
             let weights = payload.next(n_in.saturating_mul(n_out))?;
             let scales = payload.next(n_out.saturating_mul(4))?;
             let biases = payload.next(n_out.saturating_mul(4))?;
             let q = kernels::QuantizedInput::new(current, n_in);
-            let mut y = if last {
-                None
-            } else {
-                Some(next.get_mut(..n_out).ok_or(TOO_WIDE)?)
-            };
+            let y = next.get_mut(..n_out).ok_or(TOO_WIDE)?;
             let shift = q.shift;
             let mut rows = scales
                 .as_chunks::<4>()
@@ -189,23 +355,46 @@ impl<'a> Model<'a> {
                     return;
                 };
                 let v = fixed::output(acc, scale, bias, shift);
-                match &mut y {
-                    None => emit(o, v),
-                    Some(y) => {
-                        if let Some(slot) = y.get_mut(o) {
-                            *slot = match activation {
-                                Activation::Relu => v.max(0),
-                                Activation::Sigmoid => fixed::from_f32(sigmoid(fixed::to_f32(v))),
-                            };
-                        }
-                    }
+                if let Some(slot) = y.get_mut(o) {
+                    *slot = match activation {
+                        Activation::Relu => v.max(0),
+                        Activation::Sigmoid => fixed::from_f32(sigmoid(fixed::to_f32(v))),
+                    };
                 }
             });
-            if !last {
-                core::mem::swap(&mut current, &mut next);
-            }
+            core::mem::swap(&mut current, &mut next);
         }
-        Ok(())
+        let n_in = with_inputs(n_in)?;
+        let weights = payload.next(n_in.saturating_mul(n_out))?;
+        let scales = payload.next(n_out.saturating_mul(4))?;
+        let biases = payload.next(n_out.saturating_mul(4))?;
+        let q = kernels::QuantizedInput::new(current, n_in);
+        let Some(up) = &arch.upsampling else {
+            let shift = q.shift;
+            let mut rows = scales
+                .as_chunks::<4>()
+                .0
+                .iter()
+                .zip(biases.as_chunks::<4>().0);
+            kernels::layer_i8(&q, weights, |o, acc| {
+                if let Some((scale, bias)) = rows.next() {
+                    emit(o, Logit::Fixed(fixed::output(acc, scale, bias, shift)));
+                }
+            });
+            return Ok(());
+        };
+        let arithmetic = upsampling::Fixed {
+            input: q,
+            map: upsampling::LayerBytes {
+                weights,
+                scales,
+                biases,
+            },
+            channels: usize::from(up.channels),
+            convs: self.convs(&mut payload, 1, true)?,
+            activation,
+        };
+        upsampling::run(&arithmetic, up, conv, emit)
     }
 
     /// Builds the decoder input `[z, one-hot(digit)]` in `input` and returns its length.
@@ -234,7 +423,7 @@ impl<'a> Model<'a> {
     }
 
     /// Writes the one-hot label after the latent part of `input`; returns the input length.
-    fn set_label(&self, digit: Option<u8>, input: &mut [f32; MAX_WIDTH]) -> Result<usize, Error> {
+    fn set_label(&self, digit: Option<u8>, input: &mut [f32]) -> Result<usize, Error> {
         let arch = &self.header.arch;
         let len = arch.input_len();
         let onehot =
@@ -284,6 +473,7 @@ impl<'a> Model<'a> {
     /// the decoder. A conditional model draws `digit`, or a digit chosen by the same
     /// generator when `digit` is `None`; returns the digit drawn (`None` for an
     /// unconditional model). The same seed and digit give the same pixels everywhere.
+    /// With [`STACK_SCRATCH`] words on the stack, as [`decode_into`](Self::decode_into).
     ///
     /// ```
     /// # let mut buf = vec![0u8; 1 << 16];
@@ -301,10 +491,32 @@ impl<'a> Model<'a> {
         digit: Option<u8>,
         pixels: &mut [u8; PIXELS],
     ) -> Result<Option<u8>, Error> {
-        let mut input = [0.0f32; MAX_WIDTH];
-        let (len, digit) = self.sample_input(seed, digit, &mut input)?;
-        self.decode_pixels(filled(&input, len)?, pixels)?;
-        Ok(digit)
+        self.generate_with(seed, digit, &mut [0; STACK_SCRATCH], pixels)
+    }
+
+    /// [`generate`](Self::generate) in the caller's `scratch`, of at least
+    /// [`scratch_len`](Self::scratch_len) words: the same pixels.
+    ///
+    /// ```
+    /// # let mut buf = vec![0u8; 1 << 16];
+    /// # let file = vae_core::example_model(vae_core::Precision::F16, &mut buf).unwrap();
+    /// use vae_core::{Model, PIXELS};
+    /// let model = Model::parse(&file)?;
+    /// let mut scratch = vec![0u32; model.scratch_len()];
+    /// let (mut a, mut b) = ([0u8; PIXELS], [0u8; PIXELS]);
+    /// model.generate_with(42, Some(7), &mut scratch, &mut a)?;
+    /// model.generate(42, Some(7), &mut b)?;
+    /// assert_eq!(a, b);
+    /// # Ok::<(), vae_core::Error>(())
+    /// ```
+    pub fn generate_with(
+        &self,
+        seed: u64,
+        digit: Option<u8>,
+        scratch: &mut [u32],
+        pixels: &mut [u8; PIXELS],
+    ) -> Result<Option<u8>, Error> {
+        self.generate_at_temperature_with(seed, digit, 1.0, scratch, pixels)
     }
 
     /// [`generate`](Self::generate) at a temperature: `z ~ N(0, temperature^2 I)`, the
@@ -333,16 +545,56 @@ impl<'a> Model<'a> {
         temperature: f32,
         pixels: &mut [u8; PIXELS],
     ) -> Result<Option<u8>, Error> {
+        let mut scratch = [0; STACK_SCRATCH];
+        self.generate_at_temperature_with(seed, digit, temperature, &mut scratch, pixels)
+    }
+
+    /// [`generate_at_temperature`](Self::generate_at_temperature) in the caller's
+    /// `scratch`, of at least [`scratch_len`](Self::scratch_len) words.
+    ///
+    /// ```
+    /// # let mut buf = vec![0u8; 1 << 16];
+    /// # let file = vae_core::example_model(vae_core::Precision::I8, &mut buf).unwrap();
+    /// use vae_core::{Model, PIXELS};
+    /// let model = Model::parse(&file)?;
+    /// let mut scratch = vec![0u32; model.scratch_len()];
+    /// let (mut a, mut b) = ([0u8; PIXELS], [0u8; PIXELS]);
+    /// model.generate_at_temperature_with(5, None, 0.5, &mut scratch, &mut a)?;
+    /// model.generate_at_temperature(5, None, 0.5, &mut b)?;
+    /// assert_eq!(a, b);
+    /// # Ok::<(), vae_core::Error>(())
+    /// ```
+    pub fn generate_at_temperature_with(
+        &self,
+        seed: u64,
+        digit: Option<u8>,
+        temperature: f32,
+        scratch: &mut [u32],
+        pixels: &mut [u8; PIXELS],
+    ) -> Result<Option<u8>, Error> {
         if !(temperature.is_finite() && temperature >= 0.0) {
             return Err(Error::TemperatureOutOfRange);
         }
-        let mut input = [0.0f32; MAX_WIDTH];
-        let (len, digit) = self.sample_input(seed, digit, &mut input)?;
-        for z in input.iter_mut().take(usize::from(self.header.arch.latent)) {
-            *z *= temperature;
+        let scratch = self.checked(scratch)?;
+        let (input, _, rest) = self.inputs(scratch)?;
+        let digit = self.sample_into(seed, digit, input)?;
+        if temperature != 1.0 {
+            for z in input.iter_mut().take(usize::from(self.header.arch.latent)) {
+                *z *= temperature;
+            }
         }
-        self.decode_pixels(filled(&input, len)?, pixels)?;
+        self.pixels_in(input, rest, pixels)?;
         Ok(digit)
+    }
+
+    /// The two decoder inputs at the start of `scratch` (as f32), and the rest of it.
+    fn inputs<'s>(&self, scratch: &'s mut [u32]) -> Result<Inputs<'s>, Error> {
+        let len = self.header.arch.input_len();
+        let (needed, available) = (self.scratch_len(), scratch.len());
+        let too_small = Error::ScratchTooSmall { needed, available };
+        let (a, rest) = scratch.split_at_mut_checked(len).ok_or(too_small)?;
+        let (b, rest) = rest.split_at_mut_checked(len).ok_or(too_small)?;
+        Ok((scratch::as_f32(a), scratch::as_f32(b), rest))
     }
 
     /// The decoder input [`generate`](Self::generate) uses for `seed` and `digit`: writes
@@ -353,6 +605,21 @@ impl<'a> Model<'a> {
         digit: Option<u8>,
         input: &mut [f32; MAX_WIDTH],
     ) -> Result<(usize, Option<u8>), Error> {
+        let len = self.header.arch.input_len();
+        let input = input.get_mut(..len).ok_or(Error::UnsupportedArchitecture(
+            "decoder input wider than MAX_WIDTH",
+        ))?;
+        let digit = self.sample_into(seed, digit, input)?;
+        Ok((len, digit))
+    }
+
+    /// [`sample_input`](Self::sample_input) into `input`, the decoder input's length.
+    fn sample_into(
+        &self,
+        seed: u64,
+        digit: Option<u8>,
+        input: &mut [f32],
+    ) -> Result<Option<u8>, Error> {
         let arch = &self.header.arch;
         let mut rng = Rng::new(seed);
         let z = input
@@ -366,8 +633,8 @@ impl<'a> Model<'a> {
             (Some(d), _) => Some(d),
             (None, classes) => u8::try_from(rng.below(u32::from(classes))).ok(),
         };
-        let len = self.set_label(digit, input)?;
-        Ok((len, digit))
+        self.set_label(digit, input)?;
+        Ok(digit)
     }
 
     /// Step `step` of `steps` along the straight line between the decoder inputs of two
@@ -397,6 +664,33 @@ impl<'a> Model<'a> {
         steps: u16,
         pixels: &mut [u8; PIXELS],
     ) -> Result<(), Error> {
+        self.morph_with(from, to, step, steps, &mut [0; STACK_SCRATCH], pixels)
+    }
+
+    /// [`morph`](Self::morph) in the caller's `scratch`, of at least
+    /// [`scratch_len`](Self::scratch_len) words.
+    ///
+    /// ```
+    /// # let mut buf = vec![0u8; 1 << 16];
+    /// # let file = vae_core::example_model(vae_core::Precision::F16, &mut buf).unwrap();
+    /// use vae_core::{Model, PIXELS};
+    /// let model = Model::parse(&file)?;
+    /// let mut scratch = vec![0u32; model.scratch_len()];
+    /// let (mut a, mut b) = ([0u8; PIXELS], [0u8; PIXELS]);
+    /// model.morph_with((1, Some(3)), (2, Some(8)), 2, 5, &mut scratch, &mut a)?;
+    /// model.morph((1, Some(3)), (2, Some(8)), 2, 5, &mut b)?;
+    /// assert_eq!(a, b);
+    /// # Ok::<(), vae_core::Error>(())
+    /// ```
+    pub fn morph_with(
+        &self,
+        from: (u64, Option<u8>),
+        to: (u64, Option<u8>),
+        step: u16,
+        steps: u16,
+        scratch: &mut [u32],
+        pixels: &mut [u8; PIXELS],
+    ) -> Result<(), Error> {
         if step >= steps {
             return Err(Error::StepOutOfRange { step, steps });
         }
@@ -405,26 +699,72 @@ impl<'a> Model<'a> {
         } else {
             0.0
         };
-        let (mut a, mut b) = ([0.0f32; MAX_WIDTH], [0.0f32; MAX_WIDTH]);
-        let (len, _) = self.sample_input(from.0, from.1, &mut a)?;
-        self.sample_input(to.0, to.1, &mut b)?;
-        for (a, b) in a.iter_mut().zip(&b).take(len) {
+        let scratch = self.checked(scratch)?;
+        let (a, b, rest) = self.inputs(scratch)?;
+        self.sample_into(from.0, from.1, a)?;
+        self.sample_into(to.0, to.1, b)?;
+        for (a, b) in a.iter_mut().zip(b.iter()) {
             *a += t * (b - *a);
         }
-        self.decode_pixels(filled(&a, len)?, pixels)
+        self.pixels_in(a, rest, pixels)
     }
 
     /// [`decode_into`](Self::decode_into), then [`to_pixel`] on every output: the same
     /// bits, computed without the output's exponential where it cannot change the pixel
     /// (see [`logit_to_pixel`]).
     pub fn decode_pixels(&self, input: &[f32], pixels: &mut [u8; PIXELS]) -> Result<(), Error> {
-        self.forward(input, |o, logit| {
+        self.decode_pixels_with(input, &mut [0; STACK_SCRATCH], pixels)
+    }
+
+    /// [`decode_pixels`](Self::decode_pixels) in the caller's `scratch`, of at least
+    /// [`scratch_len`](Self::scratch_len) words.
+    ///
+    /// ```
+    /// # let mut buf = vec![0u8; 1 << 16];
+    /// # let file = vae_core::example_model(vae_core::Precision::F32, &mut buf).unwrap();
+    /// use vae_core::{Model, PIXELS};
+    /// let model = Model::parse(&file)?;
+    /// let mut scratch = vec![0u32; model.scratch_len()];
+    /// let input = [0.5, -1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0];
+    /// let (mut a, mut b) = ([0u8; PIXELS], [0u8; PIXELS]);
+    /// model.decode_pixels_with(&input, &mut scratch, &mut a)?;
+    /// model.decode_pixels(&input, &mut b)?;
+    /// assert_eq!(a, b);
+    /// # Ok::<(), vae_core::Error>(())
+    /// ```
+    pub fn decode_pixels_with(
+        &self,
+        input: &[f32],
+        scratch: &mut [u32],
+        pixels: &mut [u8; PIXELS],
+    ) -> Result<(), Error> {
+        let scratch = self.checked(scratch)?;
+        self.pixels_in(input, scratch, pixels)
+    }
+
+    /// The pixels of `input`, decoded in `scratch` (at least the forward pass's words).
+    fn pixels_in(
+        &self,
+        input: &[f32],
+        scratch: &mut [u32],
+        pixels: &mut [u8; PIXELS],
+    ) -> Result<(), Error> {
+        self.forward(input, scratch, |o, logit| {
             if let Some(pixel) = pixels.get_mut(o) {
                 *pixel = logit.pixel();
             }
         })
     }
 }
+
+/// Two decoder inputs at the start of the scratch, and the rest of it.
+type Inputs<'s> = (&'s mut [f32], &'s mut [f32], &'s mut [u32]);
+
+/// Words of scratch the methods without a scratch argument lend themselves on the stack
+/// (8 KiB): two decoder inputs and two dense buffers of [`MAX_WIDTH`], what the widest
+/// dense model needs. A model with transposed convolutions needing more is
+/// [`Error::ScratchTooSmall`] there; give it scratch through the `*_with` methods.
+pub const STACK_SCRATCH: usize = 4 * MAX_WIDTH;
 
 /// The first `len` values of a decoder input buffer, as `build_input` or `sample_input`
 /// filled them.
@@ -471,7 +811,7 @@ impl<'a> Payload<'a> {
 /// An output of the decoder before the sigmoid: f32 from f32 and f16 weights, Q16 from
 /// i8 weights.
 #[derive(Clone, Copy)]
-enum Logit {
+pub(crate) enum Logit {
     Float(f32),
     Fixed(i32),
 }
@@ -528,7 +868,7 @@ fn relu(x: f32) -> f32 {
 
 /// Logistic function through `libm::expf` (within 1 ulp, pure software: the same bits on
 /// every target).
-fn sigmoid(x: f32) -> f32 {
+pub(crate) fn sigmoid(x: f32) -> f32 {
     1.0 / (1.0 + libm::expf(-x))
 }
 
@@ -652,6 +992,7 @@ mod tests {
             classes: 0,
             hidden: heapless::Vec::from_slice(&[6, 5]).unwrap(),
             activation: Activation::Sigmoid,
+            upsampling: None,
             output: PIXELS as u16,
         };
         for precision in Precision::ALL {

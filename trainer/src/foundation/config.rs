@@ -175,6 +175,7 @@ impl ModelConfig {
             classes: u16::try_from(self.classes)?,
             hidden,
             activation: self.activation,
+            upsampling: None,
             output: vae_core::PIXELS as u16,
         };
         arch.validate()?;

@@ -6,9 +6,12 @@ use serde::{Deserialize, Serialize};
 
 use super::layout::{MAX_CLASSES, MAX_HIDDEN_LAYERS, MAX_WIDTH, PIXELS};
 use super::names::{Activation, Precision};
+use super::upsampling::Upsampling;
 use crate::Error;
 
-/// Decoder shape: `[z, one-hot(class)] -> hidden... -> output`.
+/// Decoder shape: `[z, one-hot(class)] -> hidden... -> output`, or with an
+/// [`Upsampling`] part `[z, one-hot(class)] -> hidden... -> map -> transposed
+/// convolutions -> output`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Architecture {
     /// Size of the latent code `z`.
@@ -17,8 +20,12 @@ pub struct Architecture {
     pub classes: u16,
     /// Widths of the hidden layers, input side first.
     pub hidden: heapless::Vec<u16, MAX_HIDDEN_LAYERS>,
-    /// Non-linearity after each hidden layer.
+    /// Non-linearity after each hidden layer (and after the map and each transposed
+    /// convolution but the last).
     pub activation: Activation,
+    /// The convolutional part after the dense layers, `None` for a dense decoder (every
+    /// version 2 file).
+    pub upsampling: Option<Upsampling>,
     /// Output size; always [`PIXELS`] in this version.
     pub output: u16,
 }
@@ -28,54 +35,99 @@ impl Architecture {
     ///
     /// ```
     /// # let arch = vae_core::Architecture { latent: 10, classes: 10, hidden: heapless::Vec::new(),
-    /// #     activation: vae_core::Activation::Relu, output: 784 };
+    /// #     activation: vae_core::Activation::Relu, upsampling: None, output: 784 };
     /// assert_eq!(arch.input_len(), 20);
     /// ```
     pub fn input_len(&self) -> usize {
         usize::from(self.latent) + usize::from(self.classes)
     }
 
-    /// `(inputs, outputs)` of each dense layer, input side first.
+    /// `(inputs, outputs)` of each dense layer, input side first: the last one has
+    /// `output` outputs, or with an [`Upsampling`] part the map's
+    /// [`map_len`](Upsampling::map_len).
     ///
     /// ```
     /// use vae_core::{Activation, Architecture};
     /// let arch = Architecture {
     ///     latent: 10, classes: 10, hidden: heapless::Vec::from_slice(&[128]).unwrap(),
-    ///     activation: Activation::Relu, output: 784,
+    ///     activation: Activation::Relu, upsampling: None, output: 784,
     /// };
-    /// assert!(arch.layers().eq([(20, 128), (128, 784)]));
-    /// assert_eq!(arch.parameter_count(), 20 * 128 + 128 + 128 * 784 + 784);
+    /// assert!(arch.dense_layers().eq([(20, 128), (128, 784)]));
     /// ```
-    pub fn layers(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+    pub fn dense_layers(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        let last = match &self.upsampling {
+            Some(up) => up.map_len(),
+            None => usize::from(self.output),
+        };
         let widths = self
             .hidden
             .iter()
             .map(|&h| usize::from(h))
-            .chain(core::iter::once(usize::from(self.output)));
+            .chain(core::iter::once(last));
         let inputs =
             core::iter::once(self.input_len()).chain(self.hidden.iter().map(|&h| h.into()));
         inputs.zip(widths)
     }
 
-    /// Multiply-accumulates per decoded image: the sum over the layers of inputs times
-    /// outputs (the figure the firmware divides its cost by).
+    /// Every layer as the payload stores it, input side first: `(inputs, outputs)` of a
+    /// weight matrix of `outputs` rows of `inputs` values, followed by `outputs` biases.
+    /// The dense layers ([`dense_layers`](Self::dense_layers)), then each transposed
+    /// convolution as `(kernel * kernel * input channels, output channels)`: row `o` is
+    /// `w[o][ky][kx][ci]`.
+    ///
+    /// ```
+    /// use vae_core::{Activation, Architecture, TransposedConv, Upsampling};
+    /// let arch = Architecture {
+    ///     latent: 10, classes: 10, hidden: heapless::Vec::from_slice(&[128]).unwrap(),
+    ///     activation: Activation::Relu, upsampling: None, output: 784,
+    /// };
+    /// assert!(arch.layers().eq([(20, 128), (128, 784)]));
+    /// assert_eq!(arch.parameter_count(), 20 * 128 + 128 + 128 * 784 + 784);
+    ///
+    /// let conv = |channels, stride| TransposedConv { channels, kernel: 3, stride };
+    /// let tutorial = Architecture {
+    ///     latent: 2, classes: 0, hidden: heapless::Vec::new(), activation: Activation::Relu,
+    ///     upsampling: Some(Upsampling {
+    ///         side: 7, channels: 32,
+    ///         layers: heapless::Vec::from_slice(&[conv(64, 2), conv(32, 2), conv(1, 1)]).unwrap(),
+    ///     }),
+    ///     output: 784,
+    /// };
+    /// assert!(tutorial.layers().eq([(2, 1568), (288, 64), (576, 32), (288, 1)]));
+    /// assert_eq!(tutorial.parameter_count(), 41_953);
+    /// assert_eq!(tutorial.multiply_accumulates(), 4_480_192);
+    /// ```
+    pub fn layers(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
+        let convs = self
+            .upsampling
+            .iter()
+            .flat_map(|up| up.shapes())
+            .map(|s| (s.row_len(), s.output_channels));
+        self.dense_layers().chain(convs)
+    }
+
+    /// Multiply-accumulates per decoded image (the figure the firmware divides its cost
+    /// by): for each dense layer inputs times outputs, for each transposed convolution
+    /// the products it computes, those of the kernel taps that land inside its output
+    /// ([`Upsampling::multiply_accumulates`]).
     ///
     /// ```
     /// use vae_core::{Activation, Architecture};
     /// let arch = Architecture {
     ///     latent: 10, classes: 10, hidden: heapless::Vec::from_slice(&[128]).unwrap(),
-    ///     activation: Activation::Relu, output: 784,
+    ///     activation: Activation::Relu, upsampling: None, output: 784,
     /// };
     /// assert_eq!(arch.multiply_accumulates(), 20 * 128 + 128 * 784);
     /// ```
     pub fn multiply_accumulates(&self) -> usize {
-        self.layers().map(|(i, o)| i * o).sum()
+        let dense = self.dense_layers().map(|(i, o)| i.saturating_mul(o));
+        let convs = self.upsampling.iter().map(Upsampling::multiply_accumulates);
+        dense.chain(convs).fold(0usize, usize::saturating_add)
     }
 
     /// Number of stored values (weights and biases).
     pub fn parameter_count(&self) -> usize {
-        // At most 5 layers of at most 65535 x 65535 + 65535: fits a u64, and on 32-bit
-        // targets `validate` has already capped widths at MAX_WIDTH.
+        // Saturated: `validate` caps every width, so a valid shape never reaches u32::MAX.
         self.layers()
             .map(|(i, o)| i.saturating_mul(o).saturating_add(o))
             .fold(0usize, usize::saturating_add)
@@ -87,13 +139,15 @@ impl Architecture {
     /// use vae_core::{Activation, Architecture, Error};
     /// let arch = Architecture {
     ///     latent: 0, classes: 10, hidden: heapless::Vec::new(),
-    ///     activation: Activation::Relu, output: 784,
+    ///     activation: Activation::Relu, upsampling: None, output: 784,
     /// };
     /// assert!(matches!(arch.validate(), Err(Error::UnsupportedArchitecture(_))));
     /// let many = Architecture { latent: 2, classes: 257, ..arch.clone() };
     /// assert!(matches!(many.validate(), Err(Error::UnsupportedArchitecture(_))));
     /// assert!(Architecture { classes: 256, ..many }.validate().is_ok());
     /// ```
+    ///
+    /// An [`Upsampling`] part must pass [`Upsampling::validate`].
     pub fn validate(&self) -> Result<(), Error> {
         if self.latent == 0 {
             return Err(Error::UnsupportedArchitecture("latent size is 0"));
@@ -126,6 +180,9 @@ impl Architecture {
                 "a hidden layer is wider than MAX_WIDTH",
             ));
         }
+        if let Some(up) = &self.upsampling {
+            up.validate()?;
+        }
         Ok(())
     }
 
@@ -140,10 +197,28 @@ impl Architecture {
 /// The decoder's shape, input side first.
 ///
 /// ```
+/// use vae_core::{Activation, Architecture, TransposedConv, Upsampling};
+/// let conv = |channels, stride| TransposedConv { channels, kernel: 3, stride };
+/// let arch = Architecture {
+///     latent: 2, classes: 0, hidden: heapless::Vec::new(), activation: Activation::Relu,
+///     upsampling: Some(Upsampling {
+///         side: 7, channels: 32,
+///         layers: heapless::Vec::from_slice(&[conv(64, 2), conv(32, 2), conv(1, 1)]).unwrap(),
+///     }),
+///     output: 784,
+/// };
+/// assert_eq!(
+///     arch.to_string(),
+///     "[z 2 + one-hot 0] -> 7x7x32 relu -> tconv 3x3/2 14x14x64 relu \
+///      -> tconv 3x3/2 28x28x32 relu -> tconv 3x3/1 28x28x1 -> 784 sigmoid"
+/// );
+/// ```
+///
+/// ```
 /// use vae_core::{Activation, Architecture};
 /// let arch = Architecture {
 ///     latent: 10, classes: 10, hidden: heapless::Vec::from_slice(&[128, 256]).unwrap(),
-///     activation: Activation::Relu, output: 784,
+///     activation: Activation::Relu, upsampling: None, output: 784,
 /// };
 /// assert_eq!(
 ///     arch.to_string(),
@@ -155,6 +230,9 @@ impl fmt::Display for Architecture {
         write!(f, "[z {} + one-hot {}]", self.latent, self.classes)?;
         for width in &self.hidden {
             write!(f, " -> {width} {}", self.activation)?;
+        }
+        if let Some(up) = &self.upsampling {
+            up.describe(f, self.activation)?;
         }
         write!(f, " -> {} {}", self.output, Activation::Sigmoid)
     }
@@ -193,7 +271,7 @@ impl Header {
 /// let (header, _) = vae_core::Header::read(file)?;
 /// assert_eq!(
 ///     header.to_string(),
-///     "format:      VAED version 2\n\
+///     "format:      VAED version 3\n\
 ///      decoder:     [z 2 + one-hot 10] -> 8 relu -> 784 sigmoid (conditional)\n\
 ///      parameters:  7160\n\
 ///      precision:   i8 (i8 weights with an f32 scale per row, f32 biases), payload 12704 bytes\n"

@@ -6,9 +6,13 @@ use crc::{Crc, CRC_32_ISO_HDLC};
 /// First four bytes of every model file.
 pub const MAGIC: [u8; 4] = *b"VAED";
 
-/// The format version this build reads and writes. Bump on any layout change and record
-/// the change in CHANGELOG.md.
-pub const FORMAT_VERSION: u16 = 2;
+/// The format version this build writes, and the newest it reads. Bump on any layout
+/// change and record the change in CHANGELOG.md.
+pub const FORMAT_VERSION: u16 = 3;
+
+/// The oldest format version this build reads: version 2 files are dense decoders, read
+/// as version 3 ones without an upsampling part.
+pub const OLDEST_VERSION: u16 = 2;
 
 /// The payload starts at a multiple of this many bytes from the start of the file.
 pub const PAYLOAD_ALIGN: usize = 4;
@@ -22,13 +26,17 @@ pub const IMAGE_SIDE: usize = 28;
 /// Most hidden layers a decoder may have.
 pub const MAX_HIDDEN_LAYERS: usize = 4;
 
+/// Most transposed convolutions a decoder may have.
+pub const MAX_CONV_LAYERS: usize = 4;
+
 /// Widest decoder input or hidden layer the fixed-size scratch buffers hold.
 pub const MAX_WIDTH: usize = 512;
 
 /// Most classes a conditional model may have: digits are asked for as a `u8`.
 pub const MAX_CLASSES: u16 = 256;
 
-/// Longest header the writer produces (the real one is about 20 bytes).
+/// Longest header the writer produces (a dense one is about 20 bytes, one with four
+/// transposed convolutions about 40).
 pub const MAX_HEADER_LEN: usize = 64;
 
 pub(super) const CRC32: Crc<u32> = Crc::<u32>::new(&CRC_32_ISO_HDLC);

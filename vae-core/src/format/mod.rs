@@ -5,14 +5,17 @@
 //! | header (postcard)                                            |
 //! |   magic      [u8; 4]  b"VAED"                                |
 //! |   version    u16      FORMAT_VERSION (varint)                |
-//! |   arch       Architecture                                    |
+//! |   arch       Architecture (version 3: with an upsampling     |
+//! |              part, `Option<Upsampling>`, before the output)  |
 //! |   precision  Precision                                       |
 //! |   payload    u32      payload length in bytes (varint)       |
 //! |   crc32      [u8; 4]  CRC-32/ISO-HDLC, little-endian         |
 //! +--------------------------------------------------------------+
 //! | 0-3 zero bytes, so the payload starts at a multiple of 4     |
 //! +--------------------------------------------------------------+
-//! | payload, for each dense layer (input side first):            |
+//! | payload, for each layer (input side first; a transposed      |
+//! | convolution stored as a dense layer of k*k*Cin inputs and    |
+//! | Cout outputs, row o = w[o][ky][kx][ci]):                     |
 //! |   F32, F16: weights row by row ([out][in]), then biases [out]|
 //! |   I8:  weights row by row as i8, then one f32 scale per row, |
 //! |        then biases [out] as f32                              |
@@ -32,11 +35,14 @@
 //!
 //! One concept a file, each importing only the ones listed before it: [`layout`] (the
 //! constants, where the payload starts, the checksum), [`names`] (activations and
-//! precisions by name), `header` (the decoder's shape and the header), `rounding`
+//! precisions by name), `upsampling` (the convolutional part of the decoder's shape),
+//! `header` (the decoder's shape and the header), `rounding`
 //! (the values each precision stores), `reader` and `writer`.
 
 pub mod layout;
 mod names;
+
+mod upsampling;
 
 mod header;
 
@@ -51,9 +57,10 @@ mod tests;
 
 pub use header::{Architecture, Header};
 pub use layout::{
-    FORMAT_VERSION, IMAGE_SIDE, MAGIC, MAX_CLASSES, MAX_HEADER_LEN, MAX_HIDDEN_LAYERS, MAX_WIDTH,
-    PAYLOAD_ALIGN, PIXELS,
+    FORMAT_VERSION, IMAGE_SIDE, MAGIC, MAX_CLASSES, MAX_CONV_LAYERS, MAX_HEADER_LEN,
+    MAX_HIDDEN_LAYERS, MAX_WIDTH, OLDEST_VERSION, PAYLOAD_ALIGN, PIXELS,
 };
 pub use names::{Activation, Precision};
 pub(crate) use reader::split_and_verify;
+pub use upsampling::{ConvShape, TransposedConv, Upsampling, KERNEL};
 pub use writer::{encode, encoded_len};

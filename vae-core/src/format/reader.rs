@@ -2,8 +2,11 @@
 
 use serde::Deserialize;
 
-use super::header::Header;
-use super::layout::{checksum, payload_offset, CRC_LEN, FORMAT_VERSION, MAGIC};
+use super::header::{Architecture, Header};
+use super::layout::{
+    checksum, payload_offset, CRC_LEN, FORMAT_VERSION, MAGIC, MAX_HIDDEN_LAYERS, OLDEST_VERSION,
+};
+use super::names::{Activation, Precision};
 use crate::Error;
 
 /// The two fields every version starts with, read before the rest so that a file of
@@ -16,7 +19,9 @@ struct Preamble {
 
 impl Header {
     /// Decodes and checks the header at the start of `bytes`, returning it and the bytes
-    /// after it. Checks magic and version, not sizes or checksum: use
+    /// after it. A version 2 header (a dense decoder) is read as a version 3 one with no
+    /// upsampling part; `version` keeps the file's version. Checks magic and version, not
+    /// sizes or checksum: use
     /// [`Model::parse`](crate::Model::parse) for a full check.
     ///
     /// ```
@@ -45,15 +50,68 @@ fn read_header(bytes: &[u8]) -> Result<(Header, usize), Error> {
     }
     let (preamble, _) =
         postcard::take_from_bytes::<Preamble>(bytes).map_err(|_| Error::MalformedHeader)?;
-    if preamble.version != FORMAT_VERSION {
-        return Err(Error::UnsupportedVersion {
-            found: preamble.version,
-            supported: FORMAT_VERSION,
-        });
+    let (header, rest) = match preamble.version {
+        FORMAT_VERSION => postcard::take_from_bytes::<Header>(bytes),
+        2 => postcard::take_from_bytes::<HeaderV2>(bytes).map(|(h, rest)| (h.into(), rest)),
+        found => {
+            return Err(Error::UnsupportedVersion {
+                found,
+                supported: FORMAT_VERSION,
+            })
+        }
     }
-    let (header, rest) =
-        postcard::take_from_bytes::<Header>(bytes).map_err(|_| Error::MalformedHeader)?;
+    .map_err(|_| Error::MalformedHeader)?;
     Ok((header, bytes.len() - rest.len()))
+}
+
+const _: () = assert!(OLDEST_VERSION == 2, "read_header reads versions 2 and 3");
+
+/// A version 2 header: the version 3 one without the architecture's upsampling part.
+#[derive(Deserialize)]
+struct HeaderV2 {
+    magic: [u8; 4],
+    version: u16,
+    arch: ArchitectureV2,
+    precision: Precision,
+    payload_len: u32,
+    crc32: [u8; 4],
+}
+
+/// A version 2 architecture: a dense decoder.
+#[derive(Deserialize)]
+struct ArchitectureV2 {
+    latent: u16,
+    classes: u16,
+    hidden: heapless::Vec<u16, MAX_HIDDEN_LAYERS>,
+    activation: Activation,
+    output: u16,
+}
+
+impl From<HeaderV2> for Header {
+    fn from(v2: HeaderV2) -> Header {
+        let ArchitectureV2 {
+            latent,
+            classes,
+            hidden,
+            activation,
+            output,
+        } = v2.arch;
+        Header {
+            magic: v2.magic,
+            version: v2.version,
+            arch: Architecture {
+                latent,
+                classes,
+                hidden,
+                activation,
+                upsampling: None,
+                output,
+            },
+            precision: v2.precision,
+            payload_len: v2.payload_len,
+            crc32: v2.crc32,
+        }
+    }
 }
 
 /// Splits a whole file into its header and payload, checking sizes and the checksum.

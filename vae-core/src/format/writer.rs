@@ -7,7 +7,13 @@ use super::layout::{
 };
 use super::names::Precision;
 use super::rounding::{i8_scale, quantize_i8, to_f16};
+use super::upsampling::KERNEL;
 use crate::Error;
+
+/// The longest weight row a valid file has: a transposed convolution's, 3 x 3 taps of
+/// up to [`MAX_WIDTH`] input channels (a dense layer's has at most `MAX_WIDTH`). The i8
+/// writer holds one row (18 KiB) to find its scale.
+const MAX_ROW: usize = KERNEL as usize * KERNEL as usize * MAX_WIDTH;
 
 /// Total file length for a decoder of shape `arch` stored at `precision`.
 ///
@@ -15,7 +21,7 @@ use crate::Error;
 /// use vae_core::{encoded_len, Activation, Architecture, Precision};
 /// let arch = Architecture {
 ///     latent: 2, classes: 0, hidden: heapless::Vec::new(),
-///     activation: Activation::Relu, output: 784,
+///     activation: Activation::Relu, upsampling: None, output: 784,
 /// };
 /// let payload = 2 * (2 * 784 + 784);
 /// assert!(encoded_len(&arch, Precision::F16).unwrap() > payload);
@@ -65,7 +71,7 @@ fn header_for(arch: &Architecture, precision: Precision) -> Result<Header, Error
 /// use vae_core::{encode, encoded_len, Activation, Architecture, Error, Model, Precision};
 /// let arch = Architecture {
 ///     latent: 2, classes: 0, hidden: heapless::Vec::new(),
-///     activation: Activation::Relu, output: 784,
+///     activation: Activation::Relu, upsampling: None, output: 784,
 /// };
 /// let values = (0..arch.parameter_count()).map(|i| i as f32 * 1e-3);
 /// let mut file = vec![0u8; encoded_len(&arch, Precision::I8).unwrap()];
@@ -189,9 +195,9 @@ fn write_layer(
         Precision::I8 => {
             let (weights, rest) = split_buffer(out, inputs.saturating_mul(outputs))?;
             let (scales, biases) = split_buffer(rest, outputs.saturating_mul(4))?;
-            let mut row = [0.0f32; MAX_WIDTH];
+            let mut row = [0.0f32; MAX_ROW];
             let row = row.get_mut(..inputs).ok_or(Error::UnsupportedArchitecture(
-                "a layer has more than MAX_WIDTH inputs",
+                "a layer has more inputs than a row of the file may",
             ))?;
             // `max(1)`: a layer with no inputs has no weight bytes, and no rows to visit.
             let q_rows = weights.chunks_exact_mut(inputs.max(1));

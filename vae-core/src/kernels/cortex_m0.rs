@@ -50,6 +50,22 @@ pub(crate) fn layer_i8(x: &QuantizedInput, weights: &[u8], mut each: impl FnMut(
     }
 }
 
+/// `sum_i q[i] * w[i]` over the i8 weights `w` (one row of [`layer_i8`]), exact: through
+/// [`rows_i8`] with one row where `w` starts on a word and the width is a multiple of
+/// four, the compiler's loop otherwise.
+pub(crate) fn dot_i8(x: &QuantizedInput, w: &[u8]) -> i32 {
+    let n = x.values.len();
+    let row = w.get(..n).unwrap_or(&[]);
+    if n == 0 || !n.is_multiple_of(4) || !(row.as_ptr() as usize).is_multiple_of(4) {
+        return dot_i8_values(x.values, row);
+    }
+    let mut sum = [0i32; 1];
+    rows_i8(x.values, row, group_skip(n / 4), &mut sum)
+        .first()
+        .copied()
+        .unwrap_or(0)
+}
+
 /// One group of four multiply-accumulates of the ARMv6-M loop ([`rows_i8`]): four weights
 /// into r6, four inputs into r2-r5, each weight sign-extended into r7 (the last in r6
 /// itself), `MULS` and `ADD` into r8.
@@ -78,7 +94,7 @@ macro_rules! m0_group {
 
 /// ARMv6-M (Thumb-1: no `SMLAD`, no `LDRSB` with an immediate offset, eight low
 /// registers): the sums of the whole rows of `block` (rows as long as `values`, a multiple
-/// of four, starting on a word), at most [`ROWS_PER_CALL`] of them, into `sums`; returns
+/// of four, starting on a word), at most `N` of them (the length of `sums`), into `sums`; returns
 /// those written. [`dot_i8_values`] in groups of four ([`m0_group`]): one `LDM` of four
 /// weights into r6 and one of four inputs into r2-r5, each weight byte sign-extended into
 /// r7 by `SXTB`, a shift pair or one `ASRS`, one `MULS` and one `ADD` into r8 per
@@ -91,14 +107,14 @@ macro_rules! m0_group {
 /// all eight low registers: the two the compiler keeps for itself (r6, and r7, the frame
 /// pointer) are saved on the stack around it. `LDM` needs word alignment, which ARMv6-M
 /// enforces for every word load.
-fn rows_i8<'s>(
+fn rows_i8<'s, const N: usize>(
     values: &[i32],
     block: &[u8],
     skip: usize,
-    sums: &'s mut [i32; ROWS_PER_CALL],
+    sums: &'s mut [i32; N],
 ) -> &'s [i32] {
     let n = values.len() & !3;
-    let count = block.len().checked_div(n).unwrap_or(0).min(ROWS_PER_CALL);
+    let count = block.len().checked_div(n).unwrap_or(0).min(N);
     if count == 0 || !(block.as_ptr() as usize).is_multiple_of(4) {
         return &[];
     }
@@ -108,7 +124,7 @@ fn rows_i8<'s>(
     let out = sums.as_mut_ptr();
     // SAFETY: reads the words block[0..count * n] (count * n <= block.len(), word-aligned,
     // checked above; n is a multiple of four) and values[0..n], and writes the words
-    // sums[0..count] (count <= ROWS_PER_CALL). The entry is one of the seven groups
+    // sums[0..count] (count <= N). The entry is one of the seven groups
     // (skip <= 6). r6 and r7 are pushed before and popped after, with the two words of
     // arguments pushed between them; everything else is declared clobbered.
     unsafe {

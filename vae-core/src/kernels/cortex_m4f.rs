@@ -2,7 +2,6 @@
 //! widened by `VCVTB`/`VCVTT` and summed by `VMLA`, i8 by `SXTB16` and `SMLAD`.
 
 use super::{dot, QuantizedInput};
-use crate::MAX_WIDTH;
 
 /// The rows of one dense layer, one at a time through the assembly kernels (an M4F
 /// has one FPU pipeline; interleaving rows gains nothing there).
@@ -17,15 +16,7 @@ pub(crate) fn layer<const B: usize>(
         .chunks_exact(B * x.len())
         .zip(biases.as_chunks::<B>().0);
     for (o, (row, bias)) in rows.enumerate() {
-        let acc = widen(*bias);
-        out(
-            o,
-            if B == 2 {
-                dot_f16(acc, x, row)
-            } else {
-                dot(acc, x, row.as_chunks().0, &widen)
-            },
-        );
+        out(o, dot_float(widen(*bias), x, row, &widen));
     }
 }
 
@@ -144,10 +135,25 @@ pub(crate) fn dot_f16(acc: f32, x: &[f32], w: &[u8]) -> f32 {
         .fold(acc, |acc, (x, w)| acc + x * f16_to_f32(*w))
 }
 
+/// `acc + x[0]*w[0] + x[1]*w[1] + ...` over `B`-byte weights, left to right: f16
+/// through [`dot_f16`], others through the portable [`dot`].
+pub(crate) fn dot_float<const B: usize>(
+    acc: f32,
+    x: &[f32],
+    w: &[u8],
+    widen: impl Fn([u8; B]) -> f32,
+) -> f32 {
+    if B == 2 {
+        dot_f16(acc, x, w)
+    } else {
+        dot(acc, x, w.as_chunks().0, &widen)
+    }
+}
+
 /// Quantizes `buffer[..len]` into pairs at its start, in place: pair `k` is written
 /// to word `k` only after the inputs it is made of (at `2k` and beyond) are read.
-pub(super) fn pack(buffer: &mut [i32; MAX_WIDTH], len: usize, q: impl Fn(i32) -> i32) {
-    let at = |buffer: &[i32; MAX_WIDTH], i: usize| {
+pub(super) fn pack(buffer: &mut [i32], len: usize, q: impl Fn(i32) -> i32) {
+    let at = |buffer: &[i32], i: usize| {
         if i < len {
             buffer.get(i).map_or(0, |&v| q(v) as i16 as u16 as u32)
         } else {
@@ -193,7 +199,7 @@ fn dot_i8_tail(pairs: &[i32], w: &[u8]) -> i32 {
 /// `sum_i q[i] * w[i]` over i8 weights `w` (one byte each, one per input), exact:
 /// four weights per loop (one word load, two `SXTB16`, one `LDRD` of two input pairs,
 /// two `SMLAD`), then the rest one at a time.
-fn dot_i8(x: &QuantizedInput, w: &[u8]) -> i32 {
+pub(crate) fn dot_i8(x: &QuantizedInput, w: &[u8]) -> i32 {
     let n = x.values.len().min(w.len());
     let groups = n / 4;
     let mut acc = 0i32;

@@ -18,6 +18,10 @@
 //!
 //! Slices are checked by the callers; the kernels read at most `x.len()` weights.
 //!
+//! The transposed convolutions (`crate::upsampling`) take one dot product at a time, over
+//! one input pixel's channels and one kernel tap's weights: [`dot_float`] and `dot_i8`,
+//! the same loops as the dense layers' rows.
+//!
 //! In WebAssembly with SIMD128 (the browser's module) the float kernels keep four rows'
 //! sums in the lanes of one vector (each lane its row's left-to-right sum, the same
 //! bits), f16 widened by one exact f32 multiply instead of `half`'s branches
@@ -35,25 +39,26 @@ mod portable;
 cfg_if::cfg_if! {
     if #[cfg(all(target_arch = "arm", target_os = "none", target_abi = "eabihf"))] {
         mod cortex_m4f;
-        pub(crate) use cortex_m4f::{f16_to_f32, layer, layer_i8};
+        pub(crate) use cortex_m4f::{dot_float, dot_i8, f16_to_f32, layer, layer_i8};
         use cortex_m4f::pack;
     } else if #[cfg(all(target_arch = "arm", target_os = "none"))] {
         mod cortex_m0;
-        pub(crate) use portable::{f16_to_f32, layer};
-        pub(crate) use cortex_m0::layer_i8;
+        pub(crate) use portable::{dot_float, f16_to_f32, layer};
+        pub(crate) use cortex_m0::{dot_i8, layer_i8};
         use portable::pack;
     } else if #[cfg(all(target_arch = "riscv32", target_os = "none"))] {
         mod rv32;
-        pub(crate) use portable::{f16_to_f32, layer};
-        pub(crate) use rv32::layer_i8;
+        pub(crate) use portable::{dot_float, f16_to_f32, layer};
+        pub(crate) use rv32::{dot_i8, layer_i8};
         use portable::pack;
     } else if #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))] {
         mod wasm32;
         pub(crate) use portable::f16_to_f32_by_scaling as f16_to_f32;
-        pub(crate) use wasm32::{layer, layer_i8};
+        pub(crate) use portable::dot_float;
+        pub(crate) use wasm32::{dot_i8, layer, layer_i8};
         use wasm32::pack;
     } else {
-        pub(crate) use portable::{f16_to_f32, layer, layer_i8};
+        pub(crate) use portable::{dot_float, dot_i8, f16_to_f32, layer, layer_i8};
         use portable::pack;
     }
 }
@@ -81,7 +86,8 @@ pub(crate) fn dot<const B: usize>(
 /// instructions load into a register ready to multiply.
 ///
 /// No sum overflows: `|q| <= 32767`, weights `<= 127` in magnitude and at most
-/// `MAX_WIDTH = 512` terms, so `|sum| <= 512 * 32767 * 127 = 2_130_444_288 < 2^31`.
+/// `MAX_WIDTH = 512` terms (a dense layer's inputs, or one input pixel's channels of a
+/// transposed convolution), so `|sum| <= 512 * 32767 * 127 = 2_130_444_288 < 2^31`.
 pub(crate) struct QuantizedInput<'a> {
     /// The first `len` words of the buffer (pairs only in the first half of them).
     pub(crate) values: &'a [i32],
@@ -93,15 +99,21 @@ const _: () = assert!(MAX_WIDTH as u64 * 32767 * 127 < (1u64 << 31));
 
 impl<'a> QuantizedInput<'a> {
     /// Quantizes the Q16 values `buffer[..len]` in place (`len` at most `MAX_WIDTH`).
-    pub(crate) fn new(buffer: &'a mut [i32; MAX_WIDTH], len: usize) -> Self {
-        let len = len.min(MAX_WIDTH);
-        let shift = crate::fixed::input_shift(buffer.get(..len).unwrap_or(&[]));
-        pack(buffer, len, |v| crate::fixed::quantize(v, shift));
-        QuantizedInput {
-            values: buffer.get(..len).unwrap_or(&[]),
-            shift,
-        }
+    pub(crate) fn new(buffer: &'a mut [i32], len: usize) -> Self {
+        let len = len.min(MAX_WIDTH).min(buffer.len());
+        let values = buffer.get_mut(..len).unwrap_or(&mut []);
+        let shift = quantize_in_place(values);
+        QuantizedInput { values, shift }
     }
+}
+
+/// Quantizes the Q16 values of `values` (at most `MAX_WIDTH`) in place, stored as the
+/// kernels read them (see [`QuantizedInput`]), and returns the shift.
+pub(crate) fn quantize_in_place(values: &mut [i32]) -> u32 {
+    let shift = crate::fixed::input_shift(values);
+    let len = values.len().min(MAX_WIDTH);
+    pack(values, len, |v| crate::fixed::quantize(v, shift));
+    shift
 }
 
 #[cfg(test)]

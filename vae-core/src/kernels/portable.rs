@@ -4,7 +4,6 @@
 #![allow(dead_code)]
 
 use super::{dot, QuantizedInput};
-use crate::MAX_WIDTH;
 
 /// An f16 value (little-endian bytes) widened to f32; exact.
 pub(crate) fn f16_to_f32(bits: [u8; 2]) -> f32 {
@@ -88,8 +87,19 @@ pub(crate) fn layer<const B: usize>(
     }
 }
 
+/// `acc + x[0]*w[0] + x[1]*w[1] + ...` over the `B`-byte weights `w`, left to right
+/// ([`dot`]): one row of a transposed convolution's kernel tap.
+pub(crate) fn dot_float<const B: usize>(
+    acc: f32,
+    x: &[f32],
+    w: &[u8],
+    widen: impl Fn([u8; B]) -> f32,
+) -> f32 {
+    dot(acc, x, w.as_chunks::<B>().0, widen)
+}
+
 /// Quantizes `buffer[..len]` in place.
-pub(super) fn pack(buffer: &mut [i32; MAX_WIDTH], len: usize, q: impl Fn(i32) -> i32) {
+pub(super) fn pack(buffer: &mut [i32], len: usize, q: impl Fn(i32) -> i32) {
     for v in buffer.iter_mut().take(len) {
         *v = q(*v);
     }
@@ -104,7 +114,7 @@ pub(super) fn dot_i8_values(q: &[i32], w: &[u8]) -> i32 {
 }
 
 /// `sum_i q[i] * w[i]` over i8 weights `w` (one byte each, one per input), exact.
-pub(super) fn dot_i8(x: &QuantizedInput, w: &[u8]) -> i32 {
+pub(crate) fn dot_i8(x: &QuantizedInput, w: &[u8]) -> i32 {
     dot_i8_values(x.values, w)
 }
 

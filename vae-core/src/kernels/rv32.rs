@@ -21,6 +21,14 @@ pub(crate) fn layer_i8(x: &QuantizedInput, weights: &[u8], mut each: impl FnMut(
     }
 }
 
+/// `sum_i q[i] * w[i]` over the i8 weights `w` (one row of [`layer_i8`]), exact.
+pub(crate) fn dot_i8(x: &QuantizedInput, w: &[u8]) -> i32 {
+    let n = x.values.len().min(w.len());
+    let (head, tail) = x.values.split_at_checked(n & !3).unwrap_or((&[], x.values));
+    let (row_head, row_tail) = w.split_at_checked(head.len()).unwrap_or((&[], w));
+    dot_i8_loop(head, row_head, head.len() / 4).wrapping_add(dot_i8_values(tail, row_tail))
+}
+
 /// One group of four multiply-accumulates of the RV32 loop, the weights at byte offset
 /// `$w` and the inputs at `$x`: `LB`/`LW` pairs, four `MUL`, four `ADD` into `acc`.
 macro_rules! rv32_group {

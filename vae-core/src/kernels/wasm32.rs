@@ -138,8 +138,8 @@ fn rows_in_lanes<const B: usize>(
 
 /// Quantizes `buffer[..len]` with `q` and packs it as i16 pairs: word `k` holds input
 /// `2k` in its low half and `2k + 1` in its high half (0 past the last input).
-pub(super) fn pack(buffer: &mut [i32; MAX_WIDTH], len: usize, q: impl Fn(i32) -> i32) {
-    let len = len.min(MAX_WIDTH);
+pub(super) fn pack(buffer: &mut [i32], len: usize, q: impl Fn(i32) -> i32) {
+    let len = len.min(buffer.len());
     for k in 0..len.div_ceil(2) {
         let value = |i: usize| match buffer.get(i) {
             Some(&v) if i < len => q(v) & 0xffff,
@@ -172,6 +172,13 @@ fn load_weights(w: &[u8; 16]) -> v128 {
 fn load_inputs(q: &[i32; 4]) -> v128 {
     // SAFETY: `q` is 16 readable bytes; `v128_load` needs no alignment.
     unsafe { v128_load(q.as_ptr().cast()) }
+}
+
+/// `sum_i q[i] * w[i]` over the i8 weights `w` (one row of [`layer_i8`]), exact.
+pub(crate) fn dot_i8(x: &QuantizedInput, w: &[u8]) -> i32 {
+    let mut sum = 0;
+    layer_i8(x, w.get(..x.values.len()).unwrap_or(&[]), |_, s| sum = s);
+    sum
 }
 
 /// The exact sums `sum_i q[i] * w[i]` of the rows of `weights` (one i8 byte per weight,

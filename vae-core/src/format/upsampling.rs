@@ -1,0 +1,251 @@
+//! The convolutional part of a decoder: a map read from the last dense layer, then
+//! transposed convolutions up to the 28x28 image.
+
+use core::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use super::layout::{IMAGE_SIDE, MAX_CONV_LAYERS, MAX_WIDTH};
+use super::names::Activation;
+use crate::Error;
+
+/// The only kernel size the format knows (3x3).
+pub const KERNEL: u8 = 3;
+
+/// One transposed convolution (TensorFlow's `Conv2DTranspose(padding='same')`, the
+/// adjoint of a cross-correlation, no kernel flip): an input of side `H` and `Cin`
+/// channels gives an output of side `stride * H` and `channels` channels,
+///
+/// `out[y][x][o] = b[o] + sum in[iy][ix][ci] * w[o][ky][kx][ci]` over the `iy, ix, ky, kx,
+/// ci` with `stride * iy + ky - pad == y` and `stride * ix + kx - pad == x` inside the
+/// input, `pad = max(kernel - stride, 0) / 2` ([`padding`](Self::padding)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TransposedConv {
+    /// Output channels.
+    pub channels: u16,
+    /// Kernel side; only [`KERNEL`] (3) is valid.
+    pub kernel: u8,
+    /// How many times the side grows; 1 or 2.
+    pub stride: u8,
+}
+
+impl TransposedConv {
+    /// The padding of `padding='same'`: `max(kernel - stride, 0) / 2`.
+    ///
+    /// ```
+    /// use vae_core::TransposedConv;
+    /// assert_eq!(TransposedConv { channels: 8, kernel: 3, stride: 1 }.padding(), 1);
+    /// assert_eq!(TransposedConv { channels: 8, kernel: 3, stride: 2 }.padding(), 0);
+    /// ```
+    pub fn padding(&self) -> usize {
+        usize::from(self.kernel.saturating_sub(self.stride)) / 2
+    }
+}
+
+/// The convolutional part of a decoder: the last dense layer's `side * side * channels`
+/// outputs read as a map, channels last (output `(y * side + x) * channels + c`), then
+/// `layers` in order, each followed by the activation but the last, whose one channel
+/// at side 28 is the image's logits.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Upsampling {
+    /// Side of the map the dense layers make.
+    pub side: u16,
+    /// Channels of that map.
+    pub channels: u16,
+    /// The transposed convolutions, input side first.
+    pub layers: heapless::Vec<TransposedConv, MAX_CONV_LAYERS>,
+}
+
+/// One transposed convolution with the shape of its input, as the decoder runs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvShape {
+    /// Side of the input map.
+    pub input_side: usize,
+    /// Channels of the input map.
+    pub input_channels: usize,
+    /// Side of the output map (`stride * input_side`).
+    pub output_side: usize,
+    /// Channels of the output map.
+    pub output_channels: usize,
+    /// Kernel side.
+    pub kernel: usize,
+    /// Stride.
+    pub stride: usize,
+    /// Padding ([`TransposedConv::padding`]).
+    pub padding: usize,
+}
+
+impl ConvShape {
+    /// Values of one weight row (one output channel): `kernel * kernel * input_channels`.
+    pub fn row_len(&self) -> usize {
+        self.kernel
+            .saturating_mul(self.kernel)
+            .saturating_mul(self.input_channels)
+    }
+
+    /// Taps `(input index, kernel index)` that land inside the output, along one side:
+    /// `stride * i + k - padding` in `0..output_side`.
+    pub fn taps_per_side(&self) -> usize {
+        (0..self.input_side)
+            .flat_map(|i| (0..self.kernel).map(move |k| (i, k)))
+            .filter(|&(i, k)| {
+                let at = (self.stride * i + k).checked_sub(self.padding);
+                at.is_some_and(|at| at < self.output_side)
+            })
+            .count()
+    }
+
+    /// Multiply-accumulates of this layer: each input pixel times each kernel tap that
+    /// lands inside the output, times input and output channels.
+    pub fn multiply_accumulates(&self) -> usize {
+        let taps = self.taps_per_side();
+        taps.saturating_mul(taps)
+            .saturating_mul(self.input_channels)
+            .saturating_mul(self.output_channels)
+    }
+}
+
+impl Upsampling {
+    /// Values of the map the dense layers make: `side * side * channels`.
+    pub fn map_len(&self) -> usize {
+        usize::from(self.side)
+            .saturating_mul(usize::from(self.side))
+            .saturating_mul(usize::from(self.channels))
+    }
+
+    /// Each layer's shape, input side first.
+    ///
+    /// ```
+    /// use vae_core::{TransposedConv, Upsampling};
+    /// let up = Upsampling {
+    ///     side: 14, channels: 8,
+    ///     layers: heapless::Vec::from_slice(&[
+    ///         TransposedConv { channels: 4, kernel: 3, stride: 2 },
+    ///         TransposedConv { channels: 1, kernel: 3, stride: 1 },
+    ///     ]).unwrap(),
+    /// };
+    /// let shapes: Vec<_> = up.shapes().map(|s| (s.input_side, s.input_channels, s.output_side)).collect();
+    /// assert_eq!(shapes, [(14, 8, 28), (28, 4, 28)]);
+    /// ```
+    pub fn shapes(&self) -> impl Iterator<Item = ConvShape> + '_ {
+        let mut side = usize::from(self.side);
+        let mut channels = usize::from(self.channels);
+        self.layers.iter().map(move |layer| {
+            let stride = usize::from(layer.stride);
+            let shape = ConvShape {
+                input_side: side,
+                input_channels: channels,
+                output_side: side.saturating_mul(stride),
+                output_channels: usize::from(layer.channels),
+                kernel: usize::from(layer.kernel),
+                stride,
+                padding: layer.padding(),
+            };
+            side = shape.output_side;
+            channels = shape.output_channels;
+            shape
+        })
+    }
+
+    /// Multiply-accumulates of the transposed convolutions
+    /// ([`ConvShape::multiply_accumulates`]).
+    pub fn multiply_accumulates(&self) -> usize {
+        self.shapes()
+            .map(|s| s.multiply_accumulates())
+            .fold(0usize, usize::saturating_add)
+    }
+
+    /// Values a decoder that holds whole maps needs at once: the largest input map plus
+    /// output map of one layer (what the streaming decoder avoids; see
+    /// [`Model::scratch_len`](crate::Model::scratch_len)).
+    pub fn whole_maps_len(&self) -> usize {
+        self.shapes()
+            .map(|s| {
+                let map = |side: usize, channels: usize| {
+                    side.saturating_mul(side).saturating_mul(channels)
+                };
+                map(s.input_side, s.input_channels)
+                    .saturating_add(map(s.output_side, s.output_channels))
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Checks that the layers are ones the format knows and that their shapes chain to
+    /// the 28x28x1 image: side and channels at least 1, channels at most
+    /// [`MAX_WIDTH`](crate::MAX_WIDTH) (so that the i8 decoder's sums, one input pixel's
+    /// channels at a time, cannot overflow), kernel 3, stride 1 or 2, at least one
+    /// layer, the last with 1 channel at side 28.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.side == 0 || self.channels == 0 {
+            return Err(Error::UnsupportedArchitecture(
+                "the map has side or channels 0",
+            ));
+        }
+        if usize::from(self.channels) > MAX_WIDTH {
+            return Err(Error::UnsupportedArchitecture(
+                "the map has more channels than MAX_WIDTH",
+            ));
+        }
+        let Some(last) = self.layers.last() else {
+            return Err(Error::UnsupportedArchitecture(
+                "an upsampling part without transposed convolutions",
+            ));
+        };
+        let mut side = usize::from(self.side);
+        for layer in &self.layers {
+            if layer.kernel != KERNEL {
+                return Err(Error::UnsupportedArchitecture(
+                    "a transposed convolution's kernel is not 3x3",
+                ));
+            }
+            if !(1..=2).contains(&layer.stride) {
+                return Err(Error::UnsupportedArchitecture(
+                    "a transposed convolution's stride is not 1 or 2",
+                ));
+            }
+            if layer.channels == 0 || usize::from(layer.channels) > MAX_WIDTH {
+                return Err(Error::UnsupportedArchitecture(
+                    "a transposed convolution has 0 channels or more than MAX_WIDTH",
+                ));
+            }
+            side = side.saturating_mul(usize::from(layer.stride));
+            if side > IMAGE_SIDE {
+                break;
+            }
+        }
+        if side != IMAGE_SIDE {
+            return Err(Error::UnsupportedArchitecture(
+                "the transposed convolutions do not end at side 28",
+            ));
+        }
+        if last.channels != 1 {
+            return Err(Error::UnsupportedArchitecture(
+                "the last transposed convolution must have 1 channel",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Writes ` -> SxSxC act -> tconv 3x3/s SxSxC act ... -> tconv 3x3/s 28x28x1`,
+    /// `activation` after the map and each layer but the last.
+    pub(super) fn describe(
+        &self,
+        f: &mut fmt::Formatter<'_>,
+        activation: Activation,
+    ) -> fmt::Result {
+        write!(f, " -> {0}x{0}x{1} {activation}", self.side, self.channels)?;
+        let count = self.layers.len();
+        for (k, shape) in self.shapes().enumerate() {
+            write!(
+                f,
+                " -> tconv {0}x{0}/{1} {2}x{2}x{3}",
+                shape.kernel, shape.stride, shape.output_side, shape.output_channels
+            )?;
+            if k + 1 < count {
+                write!(f, " {activation}")?;
+            }
+        }
+        Ok(())
+    }
+}
