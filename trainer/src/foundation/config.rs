@@ -170,12 +170,36 @@ impl ModelConfig {
                 )
             })?;
         }
+        let upsampling = match &self.convolutional {
+            None => None,
+            Some(c) => {
+                let mut layers = heapless::Vec::new();
+                for l in &c.decoder {
+                    let conv = vae_core::TransposedConv {
+                        channels: u16::try_from(l.channels)?,
+                        kernel: u8::try_from(l.kernel)?,
+                        stride: u8::try_from(l.stride)?,
+                    };
+                    layers.push(conv).map_err(|_| {
+                        anyhow::anyhow!(
+                            "at most {} transposed convolutions fit the model file",
+                            vae_core::MAX_CONV_LAYERS
+                        )
+                    })?;
+                }
+                Some(vae_core::Upsampling {
+                    side: u16::try_from(c.map_side)?,
+                    channels: u16::try_from(c.map_channels)?,
+                    layers,
+                })
+            }
+        };
         let arch = vae_core::Architecture {
             latent: u16::try_from(self.latent)?,
             classes: u16::try_from(self.classes)?,
             hidden,
             activation: self.activation,
-            upsampling: None,
+            upsampling,
             output: vae_core::PIXELS as u16,
         };
         arch.validate()?;
