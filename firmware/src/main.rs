@@ -20,7 +20,7 @@ mod arch;
 mod board;
 mod stack;
 
-use vae_core::demo::{ascii_row, hex, plan, Drawing};
+use vae_core::demo::{ascii_row, plan, Drawing};
 use vae_core::{Model, IMAGE_SIDE, PIXELS};
 
 /// Prints a line through the board's console (semihosting or RTT).
@@ -38,12 +38,60 @@ impl core::fmt::Display for Hundredths {
     }
 }
 
+/// An image as `vae_core::demo::hex` writes it (two lowercase hex digits per pixel, row
+/// by row), written straight into the line, so that no 1,568-byte copy of it sits on the
+/// stack while the line is printed.
+struct Hex<'a>(&'a [u8; PIXELS]);
+
+impl core::fmt::Display for Hex<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        for row in self.0.chunks_exact(IMAGE_SIDE) {
+            let mut text = [0u8; 2 * IMAGE_SIDE];
+            for (pair, &p) in text.as_chunks_mut::<2>().0.iter_mut().zip(row) {
+                let digit = |n: u8| DIGITS.get(usize::from(n & 15)).copied().unwrap_or(b'0');
+                *pair = [digit(p >> 4), digit(p)];
+            }
+            f.write_str(core::str::from_utf8(&text).unwrap_or("?"))?;
+        }
+        Ok(())
+    }
+}
+
 /// A word-aligned copy of the model file in flash, so the decoder may load its weights a
 /// word at a time (the format pads the header so the payload starts on a word).
 #[repr(C, align(4))]
 struct Aligned<T: ?Sized>(T);
 
 static MODEL: &Aligned<[u8]> = &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/model.vae")));
+
+/// Words of the decoder's scratch memory, 10 KiB with the feature `upsampling`: the
+/// dense layers' buffers, and a transposed-convolution decoder's rows (the tutorial's
+/// needs 2,407 words). With the stack's peak of about 4.5 KiB (mostly a line of output
+/// and an image) it keeps the firmware within 16 KiB of RAM.
+#[cfg(feature = "upsampling")]
+const SCRATCH_WORDS: usize = 2560;
+
+/// Words of the decoder's scratch memory without transposed convolutions: what the widest
+/// dense decoder needs (8 KiB).
+#[cfg(not(feature = "upsampling"))]
+const SCRATCH_WORDS: usize = vae_core::STACK_SCRATCH;
+
+/// The decoder's scratch memory, handed out once by [`scratch`].
+struct Scratch(core::cell::UnsafeCell<[u32; SCRATCH_WORDS]>);
+
+// SAFETY: the firmware runs on one core without interrupt handlers that touch it, and
+// `scratch` hands out the one reference to it.
+unsafe impl Sync for Scratch {}
+
+static SCRATCH: Scratch = Scratch(core::cell::UnsafeCell::new([0; SCRATCH_WORDS]));
+
+/// The decoder's scratch memory. Called once, by [`run`], which never returns.
+fn scratch() -> &'static mut [u32; SCRATCH_WORDS] {
+    // SAFETY: called once (from `run`, which does not return), so this is the only
+    // reference to the buffer ever made.
+    unsafe { &mut *SCRATCH.0.get() }
+}
 
 /// The firmware, entered from the architecture's runtime (`arch`) once RAM is set up.
 fn run() -> ! {
@@ -67,12 +115,29 @@ fn run() -> ! {
         shape.parameter_count(),
     );
     say!("clock: {}", clock.describe());
+    let scratch = scratch();
+    let needed = model.scratch_len();
+    if needed > SCRATCH_WORDS {
+        board::fail(format_args!(
+            "the model's maps do not fit: its decoder needs {} bytes of scratch, the firmware has {}",
+            needed * 4,
+            SCRATCH_WORDS * 4
+        ));
+    }
+    if let Some(up) = &shape.upsampling {
+        say!(
+            "maps: streamed in {} bytes of scratch; whole maps would need {} bytes",
+            needed * 4,
+            up.whole_maps_len() * 4
+        );
+    }
 
     let mut pixels = [0u8; PIXELS];
-    let (mut digit_cost_sum, mut digits) = (0u64, 0u64);
+    // (cost, images) of the digits asked for, and of the free samples.
+    let (mut digits, mut samples) = ((0u64, 0u64), (0u64, 0u64));
     for (index, drawing) in plan(&model).enumerate() {
         let start = clock.now();
-        let drawn = drawing.draw(&model, &mut pixels);
+        let drawn = drawing.draw_with(&model, scratch, &mut pixels);
         let cost = clock.since(start);
         if let Err(err) = drawn {
             board::fail(format_args!("image {index} ({drawing}): {err}"));
@@ -82,22 +147,28 @@ fn run() -> ! {
             let art = ascii_row(&pixels, row);
             say!("  {}", core::str::from_utf8(&art).unwrap_or("?"));
         }
-        let hex = hex(&pixels);
-        say!(
-            "pixels {index} {}",
-            core::str::from_utf8(&hex).unwrap_or("?")
-        );
+        say!("pixels {index} {}", Hex(&pixels));
         say!("cost {index} {cost} {}", board::Clock::UNIT);
         inject_fault();
-        if let Drawing::Digit { .. } = drawing {
-            digit_cost_sum += cost;
-            digits += 1;
-        }
+        let sums = match drawing {
+            Drawing::Digit { .. } => &mut digits,
+            Drawing::Free { .. } => &mut samples,
+            Drawing::Morph { .. } => continue,
+        };
+        sums.0 += cost;
+        sums.1 += 1;
     }
 
-    if let Some(mean) = digit_cost_sum.checked_div(digits) {
+    // A conditional model's cost is that of a digit asked for; an unconditional model
+    // (no digits) is costed by its free samples.
+    let (what, (sum, count)) = if digits.1 > 0 {
+        ("digit", digits)
+    } else {
+        ("sample", samples)
+    };
+    if let Some(mean) = sum.checked_div(count) {
         say!(
-            "cost per digit: {mean} {} ({} per multiply-accumulate, everything included)",
+            "cost per {what}: {mean} {} ({} per multiply-accumulate, everything included)",
             board::Clock::UNIT,
             Hundredths(mean * 100 / macs.max(1) as u64)
         );
@@ -110,11 +181,12 @@ fn run() -> ! {
         MODEL.0.len()
     );
     say!(
-        "ram: {} bytes used of {} KiB (static {} + peak stack {})",
+        "ram: {} bytes used of {} KiB (static {} + peak stack {}; the decoder's scratch {} of the static)",
         memory.statics + memory.stack_peak,
         env!("FIRMWARE_RAM_KIB"),
         memory.statics,
-        memory.stack_peak
+        memory.stack_peak,
+        SCRATCH_WORDS * 4
     );
     if memory.stack_overflowed {
         board::fail(format_args!("the stack overflowed its painted area"));

@@ -3,13 +3,18 @@
 
 use arbitrary::Arbitrary;
 use crc::{Crc, CRC_32_ISO_HDLC};
+use serde::Serialize;
 use vae_core::format::MAX_HEADER_LEN;
 use vae_core::{demo, to_pixel, Activation, Architecture, Error, Header, Model, Precision};
-use vae_core::{FORMAT_VERSION, MAGIC, PAYLOAD_ALIGN, PIXELS};
+use vae_core::{TransposedConv, Upsampling, STACK_SCRATCH};
+use vae_core::{FORMAT_VERSION, MAGIC, OLDEST_VERSION, PAYLOAD_ALIGN, PIXELS};
 
 /// Largest payload a case builds (bigger shapes are declared but cut short), so that
 /// every execution stays fast.
 const PAYLOAD_LIMIT: usize = 8 << 10;
+
+/// A map's side and channels, and transposed convolutions `(channels, kernel, stride)`.
+type FuzzedUpsampling = (u8, u8, Vec<(u8, u8, u8)>);
 
 /// One fuzzer-chosen model file and the calls made on it.
 #[derive(Debug, Arbitrary)]
@@ -20,6 +25,9 @@ pub struct Case {
     /// Multiplies latent, classes and widths by 4, past `MAX_WIDTH`.
     wide: bool,
     sigmoid: bool,
+    /// A map's side and channels and transposed convolutions `(channels, kernel,
+    /// stride)` after the dense layers (any values: most shapes are refused).
+    upsampling: Option<FuzzedUpsampling>,
     precision: u8,
     /// `None`: 784.
     output: Option<u16>,
@@ -60,6 +68,23 @@ pub fn check_case(case: &Case) {
         } else {
             Activation::Relu
         },
+        upsampling: case
+            .upsampling
+            .as_ref()
+            .filter(|_| case.version != Some(2))
+            .map(|(side, channels, layers)| Upsampling {
+                side: u16::from(*side),
+                channels: u16::from(*channels),
+                layers: layers
+                    .iter()
+                    .take(4)
+                    .map(|&(channels, kernel, stride)| TransposedConv {
+                        channels: u16::from(channels),
+                        kernel,
+                        stride,
+                    })
+                    .collect(),
+            }),
         output: case.output.unwrap_or(PIXELS as u16),
     };
     let precision =
@@ -86,13 +111,14 @@ pub fn check_case(case: &Case) {
     };
     let mut file = seal(header, &payload);
 
-    let well_formed = version == FORMAT_VERSION
+    let readable = (OLDEST_VERSION..=FORMAT_VERSION).contains(&version);
+    let well_formed = readable
         && arch.validate().is_ok()
         && declared as usize == needed
         && needed <= PAYLOAD_LIMIT
         && case.payload_delta == 0;
     let parsed = Model::parse(&file);
-    if version != FORMAT_VERSION {
+    if !readable {
         let expected = Error::UnsupportedVersion {
             found: version,
             supported: FORMAT_VERSION,
@@ -107,11 +133,13 @@ pub fn check_case(case: &Case) {
     let model = parsed.expect("a well-formed file parses");
     assert_eq!(model.architecture(), &arch);
     assert_eq!(model.precision(), precision);
+    assert_eq!(model.header().version, version);
     let x = inputs(&arch, &case.input);
     if let Some(reference) = reference_decode(&arch, precision, &payload, &x) {
         let mut probs = [0.0; PIXELS];
+        let mut scratch = vec![0u32; model.scratch_len()];
         model
-            .decode_into(&x, &mut probs)
+            .decode_with(&x, &mut scratch, &mut probs)
             .expect("a parsed model decodes an input of the right length");
         for (o, (got, want)) in probs.iter().zip(&reference).enumerate() {
             let same = got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan());
@@ -121,7 +149,15 @@ pub fn check_case(case: &Case) {
     exercise(&model, &case.input, case.seed, case.digit, case.demo);
     let (step, steps) = (case.morph_step, case.morph_steps);
     let mut pixels = [0u8; PIXELS];
-    let morphed = model.morph(case.morph_from, case.morph_to, step, steps, &mut pixels);
+    let mut scratch = vec![0u32; model.scratch_len()];
+    let morphed = model.morph_with(
+        case.morph_from,
+        case.morph_to,
+        step,
+        steps,
+        &mut scratch,
+        &mut pixels,
+    );
     if step >= steps {
         assert_eq!(morphed, Err(Error::StepOutOfRange { step, steps }));
     }
@@ -137,13 +173,48 @@ pub fn check_case(case: &Case) {
     }
 }
 
+/// A version 2 header: a dense architecture, without the upsampling part.
+#[derive(Serialize)]
+struct HeaderV2 {
+    magic: [u8; 4],
+    version: u16,
+    latent: u16,
+    classes: u16,
+    hidden: heapless::Vec<u16, 4>,
+    activation: Activation,
+    output: u16,
+    precision: Precision,
+    payload_len: u32,
+    crc32: [u8; 4],
+}
+
+/// `header` serialized by postcard into `buf`: in version 2's layout for version 2.
+fn serialize<'b>(header: &Header, buf: &'b mut [u8]) -> &'b mut [u8] {
+    let fits = "a header fits MAX_HEADER_LEN";
+    if header.version != 2 {
+        return postcard::to_slice(header, buf).expect(fits);
+    }
+    let arch = &header.arch;
+    let v2 = HeaderV2 {
+        magic: header.magic,
+        version: header.version,
+        latent: arch.latent,
+        classes: arch.classes,
+        hidden: arch.hidden.clone(),
+        activation: arch.activation,
+        output: arch.output,
+        precision: header.precision,
+        payload_len: header.payload_len,
+        crc32: header.crc32,
+    };
+    postcard::to_slice(&v2, buf).expect(fits)
+}
+
 /// A file of `header` (its CRC filled in) and `payload`, laid out as `vae_core::encode`
-/// lays it out.
+/// lays it out (version 2: as the writer of version 2 did).
 fn seal(mut header: Header, payload: &[u8]) -> Vec<u8> {
     let mut buf = [0u8; MAX_HEADER_LEN];
-    let len = postcard::to_slice(&header, &mut buf)
-        .expect("a header fits MAX_HEADER_LEN")
-        .len();
+    let len = serialize(&header, &mut buf).len();
     let padding = vec![0u8; len.next_multiple_of(PAYLOAD_ALIGN) - len];
     let crc = Crc::<u32>::new(&CRC_32_ISO_HDLC);
     let mut digest = crc.digest();
@@ -151,9 +222,7 @@ fn seal(mut header: Header, payload: &[u8]) -> Vec<u8> {
     digest.update(&padding);
     digest.update(payload);
     header.crc32 = digest.finalize().to_le_bytes();
-    let mut file = postcard::to_slice(&header, &mut buf)
-        .expect("same length")
-        .to_vec();
+    let mut file = serialize(&header, &mut buf).to_vec();
     file.extend_from_slice(&padding);
     file.extend_from_slice(payload);
     file
@@ -177,20 +246,33 @@ pub fn exercise(model: &Model<'_>, values: &[f32], seed: u64, digit: Option<u8>,
     let x = inputs(arch, values);
     let mut probs = [0.0; PIXELS];
     let mut pixels = [0u8; PIXELS];
+    let mut scratch = vec![0u32; model.scratch_len()];
 
+    // The methods with a stack scratch decode what fits it, and refuse the rest by name.
+    let needed = model.scratch_len();
+    let on_stack = model.decode_into(&x, &mut probs);
+    if needed > STACK_SCRATCH {
+        let available = STACK_SCRATCH;
+        assert_eq!(on_stack, Err(Error::ScratchTooSmall { needed, available }));
+        let short = model.decode_with(&x, &mut scratch[1..], &mut probs);
+        let available = needed - 1;
+        assert_eq!(short, Err(Error::ScratchTooSmall { needed, available }));
+    } else {
+        on_stack.expect("a parsed model decodes an input of the right length");
+    }
     model
-        .decode_into(&x, &mut probs)
+        .decode_with(&x, &mut scratch, &mut probs)
         .expect("a parsed model decodes an input of the right length");
     assert!(
         probs.iter().all(|p| !(*p < 0.0 || *p > 1.0)),
         "a probability outside [0, 1]"
     );
     model
-        .decode_pixels(&x, &mut pixels)
+        .decode_pixels_with(&x, &mut scratch, &mut pixels)
         .expect("as decode_into");
     assert!(pixels.iter().zip(&probs).all(|(&g, &p)| g == to_pixel(p)));
     assert!(matches!(
-        model.decode_into(&x[1..], &mut probs),
+        model.decode_with(&x[1..], &mut scratch, &mut probs),
         Err(Error::LengthMismatch { .. })
     ));
 
@@ -208,9 +290,11 @@ pub fn exercise(model: &Model<'_>, values: &[f32], seed: u64, digit: Option<u8>,
         }
     };
     let z = &x[..usize::from(arch.latent)];
-    assert_eq!(model.decode_latent(z, digit, &mut probs), expect(digit));
+    if needed <= STACK_SCRATCH {
+        assert_eq!(model.decode_latent(z, digit, &mut probs), expect(digit));
+    }
 
-    let drawn = model.generate(seed, digit, &mut pixels);
+    let drawn = model.generate_with(seed, digit, &mut scratch, &mut pixels);
     match (digit, classes) {
         (None, 0) => assert_eq!(drawn, Ok(None)),
         (None, c) => assert!(
@@ -221,20 +305,25 @@ pub fn exercise(model: &Model<'_>, values: &[f32], seed: u64, digit: Option<u8>,
     }
     if drawn.is_ok() {
         let mut again = [0u8; PIXELS];
-        assert_eq!(model.generate(seed, digit, &mut again), drawn);
+        assert_eq!(
+            model.generate_with(seed, digit, &mut scratch, &mut again),
+            drawn
+        );
         assert_eq!(again, pixels, "the same seed drew different pixels");
     }
 
     for drawing in demo::plan(model).filter(|_| demo) {
         let _ = drawing.to_string();
         drawing
-            .draw(model, &mut pixels)
+            .draw_with(model, &mut scratch, &mut pixels)
             .unwrap_or_else(|e| panic!("demo drawing {drawing} failed: {e}"));
     }
 }
 
 /// The decoder written plainly: each output `bias + w[0]*x[0] + w[1]*x[1] + ...`, left
-/// to right in f32, as `Model::decode_into` documents. `None` for i8 weights.
+/// to right in f32, as `Model::decode_into` documents; each transposed convolution on
+/// whole maps, every output its bias and then each input pixel that reaches it, in
+/// raster order, its channels left to right. `None` for i8 weights.
 fn reference_decode(
     arch: &Architecture,
     precision: Precision,
@@ -254,7 +343,18 @@ fn reference_decode(
         }
     };
     let sigmoid = |v: f32| 1.0 / (1.0 + libm::expf(-v));
-    let layers: Vec<_> = arch.layers().collect();
+    let activate = |sum: f32| match arch.activation {
+        Activation::Sigmoid => sigmoid(sum),
+        Activation::Relu => {
+            if sum > 0.0 {
+                sum
+            } else {
+                0.0
+            }
+        }
+    };
+    let layers: Vec<_> = arch.dense_layers().collect();
+    let convs = arch.upsampling.is_some();
     let mut x = input.to_vec();
     let mut at = 0;
     for (k, &(n_in, n_out)) in layers.iter().enumerate() {
@@ -263,20 +363,59 @@ fn reference_decode(
                 let sum = (0..n_in).fold(value(at + n_in * n_out + o), |acc, i| {
                     acc + x[i] * value(at + o * n_in + i)
                 });
-                match (k + 1 == layers.len(), arch.activation) {
-                    (true, _) | (false, Activation::Sigmoid) => sigmoid(sum),
-                    (false, Activation::Relu) => {
-                        if sum > 0.0 {
-                            sum
-                        } else {
-                            0.0
-                        }
-                    }
+                if k + 1 == layers.len() && !convs {
+                    sigmoid(sum)
+                } else {
+                    activate(sum)
                 }
             })
             .collect();
         at += n_in * n_out + n_out;
         x = y;
+    }
+    let Some(up) = &arch.upsampling else {
+        return Some(x);
+    };
+    let count = up.layers.len();
+    for (index, s) in up.shapes().enumerate() {
+        let (h, cin, ho, cout) = (
+            s.input_side,
+            s.input_channels,
+            s.output_side,
+            s.output_channels,
+        );
+        let (k, st, p) = (s.kernel, s.stride, s.padding);
+        let n_in = s.row_len();
+        let mut out = vec![0.0f32; ho * ho * cout];
+        for y in 0..ho {
+            for xx in 0..ho {
+                for o in 0..cout {
+                    let mut acc = value(at + n_in * cout + o);
+                    for iy in 0..h {
+                        let Some(ky) = (y + p).checked_sub(st * iy).filter(|&ky| ky < k) else {
+                            continue;
+                        };
+                        for ix in 0..h {
+                            let Some(kx) = (xx + p).checked_sub(st * ix).filter(|&kx| kx < k)
+                            else {
+                                continue;
+                            };
+                            for ci in 0..cin {
+                                let w = value(at + o * n_in + (ky * k + kx) * cin + ci);
+                                acc += x[(iy * h + ix) * cin + ci] * w;
+                            }
+                        }
+                    }
+                    out[(y * ho + xx) * cout + o] = if index + 1 == count {
+                        sigmoid(acc)
+                    } else {
+                        activate(acc)
+                    };
+                }
+            }
+        }
+        at += n_in * cout + cout;
+        x = out;
     }
     Some(x)
 }

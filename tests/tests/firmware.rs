@@ -129,7 +129,17 @@ fn parse(output: &Output) -> Printed {
 
 /// Runs the firmware with `file` and checks every image against the host.
 fn assert_parity(target: &Target, file: &Path, env: &[(&str, &str)]) -> Printed {
-    let output = run_firmware(target, file, &[], env);
+    assert_parity_with(target, file, &[], env)
+}
+
+/// [`assert_parity`] with extra cargo arguments (features).
+fn assert_parity_with(
+    target: &Target,
+    file: &Path,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> Printed {
+    let output = run_firmware(target, file, extra, env);
     let printed = parse(&output);
     assert!(
         output.status.success(),
@@ -146,13 +156,14 @@ fn assert_parity(target: &Target, file: &Path, env: &[(&str, &str)]) -> Printed 
 
     let bytes = std::fs::read(file).unwrap();
     let model = Model::parse(&bytes).unwrap();
+    let mut scratch = vec![0u32; model.scratch_len()];
     let expected: Vec<Drawing> = plan(&model).collect();
     assert_eq!(printed.images.len(), expected.len(), "{}", printed.stdout);
     for (index, (drawing, (description, pixels))) in
         expected.iter().zip(&printed.images).enumerate()
     {
         let mut host = [0u8; PIXELS];
-        drawing.draw(&model, &mut host).unwrap();
+        drawing.draw_with(&model, &mut scratch, &mut host).unwrap();
         assert_eq!(description, &drawing.to_string(), "image {index}");
         assert_eq!(
             String::from_utf8(hex(&host).to_vec()).unwrap(),
@@ -171,7 +182,11 @@ fn assert_parity(target: &Target, file: &Path, env: &[(&str, &str)]) -> Printed 
         printed
             .stdout
             .lines()
-            .filter(|l| l.starts_with("cost per") || l.starts_with("flash") || l.starts_with("ram"))
+            .filter(|l| {
+                ["cost per", "flash", "ram", "maps"]
+                    .iter()
+                    .any(|start| l.starts_with(start))
+            })
             .collect::<Vec<_>>()
             .join("; ")
     );
@@ -270,6 +285,74 @@ fn made_up_models_match_the_host(
     }
 }
 
+/// The decoder with transposed convolutions the firmware tests run: the tutorial's shape
+/// with made-up weights (`vae_core::example_conv_model`) while this is `None`; the folder
+/// of a trained one's `decoder-{f32,f16,i8}.vae` (e.g. `Some("models/tutorial")`) once
+/// one is committed.
+const CONV_MODEL_DIR: Option<&str> = None;
+
+/// The file of [`CONV_MODEL_DIR`]'s decoder at `precision`.
+fn conv_model(target: &Target, precision: vae_core::Precision) -> PathBuf {
+    let name = format!("decoder-{}.vae", precision.name());
+    if let Some(dir) = CONV_MODEL_DIR {
+        return workspace().join(dir).join(name);
+    }
+    let dir = scratch_dir(&format!(
+        "firmware-conv-{}-{}",
+        precision.name(),
+        target.triple
+    ));
+    let mut buf = vec![0u8; 1 << 18];
+    let file = vae_core::example_conv_model(precision, &mut buf).unwrap();
+    std::fs::write(dir.join(&name), file).unwrap();
+    dir.join(name)
+}
+
+/// The transposed-convolution decoder on `target`, built with the feature `upsampling`,
+/// in each of `precisions` (the soft-float ones take 20-30 s each on the Cortex-M0 and
+/// RV32): every image as on the host, within the 256 KiB and 16 KiB budget.
+fn conv_matches_the_host(target: &Target, precisions: &[vae_core::Precision]) {
+    for &precision in precisions {
+        let file = conv_model(target, precision);
+        let printed = assert_parity_with(target, &file, &["--features", "upsampling"], &[]);
+        assert!(
+            printed.stdout.contains("whole maps would need"),
+            "{}",
+            printed.stdout
+        );
+    }
+}
+
+/// A conv model is refused, by name, by a firmware built without `upsampling`; and a
+/// model whose maps need more than the firmware's scratch (a conditional decoder with a
+/// 7x7x64 map: 2,927 words of 2,560) stops at start with an `error:` line.
+fn conv_models_that_cannot_run_fail_with_a_message(target: &Target) {
+    let file = conv_model(target, vae_core::Precision::I8);
+    let output = run_firmware(target, &file, &[], &[]);
+    assert_fails_with(
+        &output,
+        "error: embedded model rejected: unsupported architecture: transposed convolutions",
+    );
+
+    let mut arch = vae_core::tutorial_architecture().unwrap();
+    arch.latent = 10;
+    arch.classes = 10;
+    if let Some(up) = arch.upsampling.as_mut() {
+        up.channels = 64;
+    }
+    let values = (0..arch.parameter_count()).map(|i| (i % 13) as f32 * 0.01 - 0.06);
+    let mut buf = vec![0u8; 1 << 20];
+    let len = vae_core::encode(&arch, vae_core::Precision::I8, values, &mut buf).unwrap();
+    let dir = scratch_dir(&format!("firmware-wide-maps-{}", target.triple));
+    let wide = dir.join("wide-maps-i8.vae");
+    std::fs::write(&wide, &buf[..len]).unwrap();
+    let output = run_firmware(target, &wide, &["--features", "upsampling"], &[]);
+    assert_fails_with(
+        &output,
+        "error: the model's maps do not fit: its decoder needs 11708 bytes of scratch, the firmware has 10240",
+    );
+}
+
 /// 415 KB of weights: more than the 256 KiB budget, so this build gets more flash.
 fn f32_matches_the_host(target: &Target) {
     let flash = target.f32_flash_kib.expect("a target with room for f32");
@@ -332,6 +415,15 @@ fn no_panic_path_is_linked_into_the_firmware(target: &Target) {
     let clean = firmware_cargo(target, "build", &model, &["--features", "panic-never"], &[]);
     let stderr = String::from_utf8_lossy(&clean.stderr);
     assert!(clean.status.success(), "a panic path is left:\n{stderr}");
+    // The transposed convolutions' code too, with a model that has them.
+    let conv = conv_model(target, vae_core::Precision::I8);
+    let features = ["--features", "panic-never,upsampling"];
+    let clean = firmware_cargo(target, "build", &conv, &features, &[]);
+    let stderr = String::from_utf8_lossy(&clean.stderr);
+    assert!(
+        clean.status.success(),
+        "a panic path is left with upsampling:\n{stderr}"
+    );
 
     let injected = firmware_cargo(
         target,
@@ -349,9 +441,19 @@ fn no_panic_path_is_linked_into_the_firmware(target: &Target) {
 
 /// The tests every target runs, as one module of tests per target.
 macro_rules! every_target {
-    ($($module:ident: $target:expr, f32: $f32:ident;)*) => {$(
+    ($($module:ident: $target:expr, f32: $f32:ident, conv: [$($conv:ident),*];)*) => {$(
         mod $module {
             use super::*;
+
+            #[test]
+            fn conv_firmware_matches_the_host_byte_for_byte() {
+                conv_matches_the_host(&$target, &[$(vae_core::Precision::$conv),*]);
+            }
+
+            #[test]
+            fn conv_models_that_cannot_run_fail_with_a_message() {
+                super::conv_models_that_cannot_run_fail_with_a_message(&$target);
+            }
 
             #[test]
             fn f16_firmware_matches_the_host_byte_for_byte_and_draws_the_digits_asked_for() {
@@ -401,9 +503,9 @@ macro_rules! every_target {
 }
 
 every_target! {
-    cortex_m4f: CORTEX_M4F, f32: yes;
-    cortex_m0: CORTEX_M0, f32: no;
-    rv32imac: RV32IMAC, f32: yes;
+    cortex_m4f: CORTEX_M4F, f32: yes, conv: [F32, F16, I8];
+    cortex_m0: CORTEX_M0, f32: no, conv: [I8, F16];
+    rv32imac: RV32IMAC, f32: yes, conv: [I8, F32];
 }
 
 /// The f32 file does not fit the micro:bit: its build must fail to link for want of

@@ -43,6 +43,7 @@ mod kernels;
 mod model;
 mod rng;
 mod scratch;
+#[cfg(feature = "upsampling")]
 mod upsampling;
 
 pub use error::{Error, UnknownName};
@@ -73,6 +74,53 @@ pub fn example_model(precision: Precision, out: &mut [u8]) -> Result<&[u8], Erro
     // A fixed pseudo-random pattern in (-0.5, 0.5].
     let mut rng = Rng::new(0x5eed);
     let values = (0..arch.parameter_count()).map(move |_| rng.uniform() - 0.5);
+    let len = encode(&arch, precision, values, out)?;
+    let available = out.len();
+    out.get(..len).ok_or(Error::BufferTooSmall {
+        needed: len,
+        available,
+    })
+}
+
+/// The shape of the convolutional decoder of TensorFlow's convolutional VAE tutorial:
+/// latent 2, no labels, a 7x7x32 map (relu), then transposed convolutions to 14x14x64,
+/// 28x28x32 (both relu) and 28x28x1: 41,953 parameters, 4,480,192 multiply-accumulates.
+///
+/// ```
+/// let arch = vae_core::tutorial_architecture()?;
+/// assert_eq!(arch.parameter_count(), 41_953);
+/// # Ok::<(), vae_core::Error>(())
+/// ```
+pub fn tutorial_architecture() -> Result<Architecture, Error> {
+    let conv = |channels, stride| TransposedConv {
+        channels,
+        kernel: 3,
+        stride,
+    };
+    let layers = heapless::Vec::from_slice(&[conv(64, 2), conv(32, 2), conv(1, 1)])
+        .map_err(|_| Error::UnsupportedArchitecture("too many transposed convolutions"))?;
+    Ok(Architecture {
+        latent: 2,
+        classes: 0,
+        hidden: heapless::Vec::new(),
+        activation: Activation::Relu,
+        upsampling: Some(Upsampling {
+            side: 7,
+            channels: 32,
+            layers,
+        }),
+        output: PIXELS as u16,
+    })
+}
+
+/// Writes a model of [`tutorial_architecture`]'s shape with fixed, made-up weights into
+/// `out` (each in (-0.25, 0.25]), until a trained one exists. For examples and tests
+/// only: it draws no digits.
+#[doc(hidden)]
+pub fn example_conv_model(precision: Precision, out: &mut [u8]) -> Result<&[u8], Error> {
+    let arch = tutorial_architecture()?;
+    let mut rng = Rng::new(0xc0de);
+    let values = (0..arch.parameter_count()).map(move |_| (rng.uniform() - 0.5) * 0.5);
     let len = encode(&arch, precision, values, out)?;
     let available = out.len();
     out.get(..len).ok_or(Error::BufferTooSmall {

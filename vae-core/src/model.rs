@@ -1,8 +1,9 @@
 //! A parsed model file and the decoder forward pass over its in-place weights.
 
 use crate::format::{split_and_verify, Activation, Architecture, Header, Precision};
-use crate::{fixed, kernels, scratch, upsampling, Error, Rng, MAX_CONV_LAYERS};
-use crate::{MAX_HIDDEN_LAYERS, MAX_WIDTH, PIXELS};
+use crate::{fixed, kernels, scratch, Error, Rng, MAX_WIDTH, PIXELS};
+#[cfg(feature = "upsampling")]
+use crate::{upsampling, MAX_CONV_LAYERS};
 
 /// A validated model file, borrowing its weights from the bytes it was parsed from
 /// (flash on a microcontroller, a buffer on the host).
@@ -25,6 +26,12 @@ impl<'a> Model<'a> {
     /// ```
     pub fn parse(bytes: &'a [u8]) -> Result<Self, Error> {
         let (header, payload) = split_and_verify(bytes)?;
+        #[cfg(not(feature = "upsampling"))]
+        if header.arch.upsampling.is_some() {
+            return Err(Error::UnsupportedArchitecture(
+                "transposed convolutions, which this build leaves out (vae-core's feature `upsampling`)",
+            ));
+        }
         Ok(Model { header, payload })
     }
 
@@ -78,11 +85,15 @@ impl<'a> Model<'a> {
 
     /// Words of scratch the forward pass needs: two dense buffers and the upsampling's.
     fn forward_len(&self) -> usize {
-        let arch = &self.header.arch;
-        let conv = arch
+        #[cfg(feature = "upsampling")]
+        let conv = self
+            .header
+            .arch
             .upsampling
             .as_ref()
             .map_or(0, crate::upsampling::scratch_len);
+        #[cfg(not(feature = "upsampling"))]
+        let conv = 0;
         self.dense_width().saturating_mul(2).saturating_add(conv)
     }
 
@@ -173,7 +184,7 @@ impl<'a> Model<'a> {
         &self,
         input: &[f32],
         scratch: &mut [u32],
-        emit: impl FnMut(usize, Logit),
+        mut emit: impl FnMut(usize, Logit),
     ) -> Result<(), Error> {
         let arch = &self.header.arch;
         let expected = arch.input_len();
@@ -188,13 +199,9 @@ impl<'a> Model<'a> {
             .get_mut(..needed)
             .ok_or(Error::ScratchTooSmall { needed, available })?;
         match self.header.precision {
-            Precision::F32 => {
-                self.forward_float(input, scratch::as_f32(scratch), f32::from_le_bytes, emit)
-            }
-            Precision::F16 => {
-                self.forward_float(input, scratch::as_f32(scratch), kernels::f16_to_f32, emit)
-            }
-            Precision::I8 => self.forward_i8(input, scratch::as_i32(scratch), emit),
+            Precision::F32 => self.forward_float(input, scratch, f32::from_le_bytes, &mut emit),
+            Precision::F16 => self.forward_float(input, scratch, kernels::f16_to_f32, &mut emit),
+            Precision::I8 => self.forward_i8(input, scratch, &mut emit),
         }
     }
 
@@ -204,7 +211,7 @@ impl<'a> Model<'a> {
     fn forward_float<const B: usize>(
         &self,
         input: &[f32],
-        scratch: &mut [f32],
+        scratch: &mut [u32],
         widen: impl Fn([u8; B]) -> f32 + Copy,
         mut emit: impl FnMut(usize, Logit),
     ) -> Result<(), Error> {
@@ -216,14 +223,11 @@ impl<'a> Model<'a> {
         let width = self.dense_width();
         let (first, rest) = scratch.split_at_mut_checked(width).ok_or(TOO_WIDE)?;
         let (second, conv) = rest.split_at_mut_checked(width).ok_or(TOO_WIDE)?;
-        let (mut current, mut next) = (first, second);
+        let (mut current, mut next) = (scratch::as_f32(first), scratch::as_f32(second));
         let mut payload = Payload::new(self.payload);
-        let dense: heapless::Vec<(usize, usize), { MAX_HIDDEN_LAYERS + 1 }> =
-            arch.dense_layers().collect();
-        let Some((&(n_in, n_out), hidden)) = dense.split_last() else {
-            return Err(Error::UnsupportedArchitecture("a decoder without layers"));
-        };
-        for (index, &(n_in, n_out)) in hidden.iter().enumerate() {
+        let count = arch.hidden.len() + 1;
+        for (index, (n_in, n_out)) in arch.dense_layers().enumerate() {
+            let last = index + 1 == count;
             let n_in = with_inputs(n_in)?;
             let x = if index == 0 {
                 input.get(..n_in).ok_or(TOO_WIDE)?
@@ -232,43 +236,50 @@ impl<'a> Model<'a> {
             };
             let weights = payload.next(n_in.saturating_mul(n_out).saturating_mul(B))?;
             let biases = payload.next(n_out.saturating_mul(B))?;
-            let y = next.get_mut(..n_out).ok_or(TOO_WIDE)?;
-            kernels::layer(x, weights, biases, widen, |o, v| {
-                if let Some(slot) = y.get_mut(o) {
-                    *slot = activation(v);
+            if let (true, Some(up)) = (last, &arch.upsampling) {
+                // The map layer: its outputs are computed a map pixel at a time.
+                #[cfg(not(feature = "upsampling"))]
+                return Err(no_upsampling(up, conv));
+                #[cfg(feature = "upsampling")]
+                return upsampling::run(
+                    &upsampling::Float {
+                        input: x,
+                        map: upsampling::LayerBytes {
+                            weights,
+                            scales: &[],
+                            biases,
+                        },
+                        channels: usize::from(up.channels),
+                        convs: self.convs(&mut payload, B, false)?,
+                        activation,
+                        widen,
+                    },
+                    up,
+                    conv,
+                    &mut emit,
+                );
+            }
+            let mut y = if last {
+                None
+            } else {
+                Some(next.get_mut(..n_out).ok_or(TOO_WIDE)?)
+            };
+            kernels::layer(x, weights, biases, widen, |o, v| match &mut y {
+                None => emit(o, Logit::Float(v)),
+                Some(y) => {
+                    if let Some(slot) = y.get_mut(o) {
+                        *slot = activation(v);
+                    }
                 }
             });
             core::mem::swap(&mut current, &mut next);
         }
-        let n_in = with_inputs(n_in)?;
-        let x = if hidden.is_empty() {
-            input.get(..n_in).ok_or(TOO_WIDE)?
-        } else {
-            current.get(..n_in).ok_or(TOO_WIDE)?
-        };
-        let weights = payload.next(n_in.saturating_mul(n_out).saturating_mul(B))?;
-        let biases = payload.next(n_out.saturating_mul(B))?;
-        let Some(up) = &arch.upsampling else {
-            kernels::layer(x, weights, biases, widen, |o, v| emit(o, Logit::Float(v)));
-            return Ok(());
-        };
-        let arithmetic = upsampling::Float {
-            input: x,
-            map: upsampling::LayerBytes {
-                weights,
-                scales: &[],
-                biases,
-            },
-            channels: usize::from(up.channels),
-            convs: self.convs(&mut payload, B, false)?,
-            activation,
-            widen,
-        };
-        upsampling::run(&arithmetic, up, conv, emit)
+        Ok(())
     }
 
     /// The payload's transposed convolutions, after the dense layers: `width` bytes per
     /// weight, and with `scales` an f32 scale per output channel (i8).
+    #[cfg(feature = "upsampling")]
     fn convs<'p>(
         &self,
         payload: &mut Payload<'p>,
@@ -319,7 +330,7 @@ impl<'a> Model<'a> {
     fn forward_i8(
         &self,
         input: &[f32],
-        scratch: &mut [i32],
+        scratch: &mut [u32],
         mut emit: impl FnMut(usize, Logit),
     ) -> Result<(), Error> {
         let arch = &self.header.arch;
@@ -327,23 +338,46 @@ impl<'a> Model<'a> {
         let width = self.dense_width();
         let (first, rest) = scratch.split_at_mut_checked(width).ok_or(TOO_WIDE)?;
         let (second, conv) = rest.split_at_mut_checked(width).ok_or(TOO_WIDE)?;
-        let (mut current, mut next) = (first, second);
+        let (mut current, mut next) = (scratch::as_i32(first), scratch::as_i32(second));
         for (slot, v) in current.iter_mut().zip(input) {
             *slot = fixed::from_f32(*v);
         }
         let mut payload = Payload::new(self.payload);
-        let dense: heapless::Vec<(usize, usize), { MAX_HIDDEN_LAYERS + 1 }> =
-            arch.dense_layers().collect();
-        let Some((&(n_in, n_out), hidden)) = dense.split_last() else {
-            return Err(Error::UnsupportedArchitecture("a decoder without layers"));
-        };
-        for &(n_in, n_out) in hidden {
+        let count = arch.hidden.len() + 1;
+        for (index, (n_in, n_out)) in arch.dense_layers().enumerate() {
+            let last = index + 1 == count;
             let n_in = with_inputs(n_in)?;
             let weights = payload.next(n_in.saturating_mul(n_out))?;
             let scales = payload.next(n_out.saturating_mul(4))?;
             let biases = payload.next(n_out.saturating_mul(4))?;
             let q = kernels::QuantizedInput::new(current, n_in);
-            let y = next.get_mut(..n_out).ok_or(TOO_WIDE)?;
+            if let (true, Some(up)) = (last, &arch.upsampling) {
+                // The map layer: its outputs are computed a map pixel at a time.
+                #[cfg(not(feature = "upsampling"))]
+                return Err(no_upsampling(up, conv));
+                #[cfg(feature = "upsampling")]
+                return upsampling::run(
+                    &upsampling::Fixed {
+                        input: q,
+                        map: upsampling::LayerBytes {
+                            weights,
+                            scales,
+                            biases,
+                        },
+                        channels: usize::from(up.channels),
+                        convs: self.convs(&mut payload, 1, true)?,
+                        activation,
+                    },
+                    up,
+                    conv,
+                    &mut emit,
+                );
+            }
+            let mut y = if last {
+                None
+            } else {
+                Some(next.get_mut(..n_out).ok_or(TOO_WIDE)?)
+            };
             let shift = q.shift;
             let mut rows = scales
                 .as_chunks::<4>()
@@ -355,46 +389,21 @@ impl<'a> Model<'a> {
                     return;
                 };
                 let v = fixed::output(acc, scale, bias, shift);
-                if let Some(slot) = y.get_mut(o) {
-                    *slot = match activation {
-                        Activation::Relu => v.max(0),
-                        Activation::Sigmoid => fixed::from_f32(sigmoid(fixed::to_f32(v))),
-                    };
+                match &mut y {
+                    None => emit(o, Logit::Fixed(v)),
+                    Some(y) => {
+                        if let Some(slot) = y.get_mut(o) {
+                            *slot = match activation {
+                                Activation::Relu => v.max(0),
+                                Activation::Sigmoid => fixed::from_f32(sigmoid(fixed::to_f32(v))),
+                            };
+                        }
+                    }
                 }
             });
             core::mem::swap(&mut current, &mut next);
         }
-        let n_in = with_inputs(n_in)?;
-        let weights = payload.next(n_in.saturating_mul(n_out))?;
-        let scales = payload.next(n_out.saturating_mul(4))?;
-        let biases = payload.next(n_out.saturating_mul(4))?;
-        let q = kernels::QuantizedInput::new(current, n_in);
-        let Some(up) = &arch.upsampling else {
-            let shift = q.shift;
-            let mut rows = scales
-                .as_chunks::<4>()
-                .0
-                .iter()
-                .zip(biases.as_chunks::<4>().0);
-            kernels::layer_i8(&q, weights, |o, acc| {
-                if let Some((scale, bias)) = rows.next() {
-                    emit(o, Logit::Fixed(fixed::output(acc, scale, bias, shift)));
-                }
-            });
-            return Ok(());
-        };
-        let arithmetic = upsampling::Fixed {
-            input: q,
-            map: upsampling::LayerBytes {
-                weights,
-                scales,
-                biases,
-            },
-            channels: usize::from(up.channels),
-            convs: self.convs(&mut payload, 1, true)?,
-            activation,
-        };
-        upsampling::run(&arithmetic, up, conv, emit)
+        Ok(())
     }
 
     /// Builds the decoder input `[z, one-hot(digit)]` in `input` and returns its length.
@@ -772,6 +781,13 @@ fn filled(input: &[f32; MAX_WIDTH], len: usize) -> Result<&[f32], Error> {
     input.get(..len).ok_or(Error::UnsupportedArchitecture(
         "decoder input wider than MAX_WIDTH",
     ))
+}
+
+/// The error of a decoder with transposed convolutions in a build without them, which
+/// `parse` refuses, so this is never returned for a parsed model.
+#[cfg(not(feature = "upsampling"))]
+fn no_upsampling(_: &crate::Upsampling, _: &mut [u32]) -> Error {
+    Error::UnsupportedArchitecture("transposed convolutions, which this build leaves out")
 }
 
 /// "A hidden layer is wider than MAX_WIDTH": `validate` (in `parse`) has capped the

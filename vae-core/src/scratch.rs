@@ -14,3 +14,17 @@ pub(crate) fn as_i32(words: &mut [u32]) -> &mut [i32] {
     // SAFETY: as for `as_f32`: u32 and i32 have the same size, alignment and values' bits.
     unsafe { core::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<i32>(), words.len()) }
 }
+
+/// `words` as f32 values, read only.
+#[cfg(feature = "upsampling")]
+pub(crate) fn as_f32_ref(words: &[u32]) -> &[f32] {
+    // SAFETY: as for `as_f32`.
+    unsafe { core::slice::from_raw_parts(words.as_ptr().cast::<f32>(), words.len()) }
+}
+
+/// `words` as i32 values, read only.
+#[cfg(feature = "upsampling")]
+pub(crate) fn as_i32_ref(words: &[u32]) -> &[i32] {
+    // SAFETY: as for `as_f32`.
+    unsafe { core::slice::from_raw_parts(words.as_ptr().cast::<i32>(), words.len()) }
+}

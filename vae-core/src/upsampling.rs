@@ -31,9 +31,12 @@
 //! then the quantized channels as the kernels read them). Each pixel of a ring has one
 //! word more than its channels, where the i8 decoder keeps the pixel's shift.
 
-use crate::format::{ConvShape, Upsampling, MAX_CONV_LAYERS};
+use crate::format::{ConvShape, Upsampling, KERNEL, MAX_CONV_LAYERS};
 use crate::model::Logit;
 use crate::Error;
+
+/// Most kernel taps that reach one output pixel: every tap of a 3x3 kernel.
+const MAX_TAPS: usize = KERNEL as usize * KERNEL as usize;
 
 /// Words one input pixel takes: its channels and the i8 decoder's shift.
 fn slot_len(channels: usize) -> usize {
@@ -82,36 +85,44 @@ fn window(s: &ConvShape, y: usize) -> (usize, usize) {
 }
 
 /// The arithmetic of one precision: the map's pixels and each transposed convolution's
-/// sums, over the weights of one model.
+/// sums, over the weights of one model. Values are scratch words, the bits of an f32 or
+/// an i32: the streaming order above is one function for every precision (a `dyn`
+/// call per term costs little beside the term's channels, and one copy of the streaming
+/// code instead of three keeps the firmware's flash for the weights).
 pub(crate) trait Arithmetic {
-    /// A value in scratch: f32, or i32 for the i8 decoder.
-    type Value: Copy;
-
     /// Writes map pixel `pixel` (`y * side + x`) into `dst`: its channels, activated and
     /// ready as the first transposed convolution's input ([`finish`](Self::finish)).
-    fn map_pixel(&self, pixel: usize, dst: &mut [Self::Value]);
+    fn map_pixel(&self, pixel: usize, dst: &mut [u32]);
 
     /// Where output channel `o` of transposed convolution `layer` starts: its bias.
-    fn bias(&self, layer: usize, o: usize) -> Self::Value;
+    fn bias(&self, layer: usize, o: usize) -> u32;
 
     /// `acc` plus the term of input pixel `pixel` (its slot: channels, then the shift)
     /// through kernel tap `tap` (`ky * kernel + kx`) of output channel `o` of `layer`.
-    fn tap(
+    fn tap(&self, layer: usize, o: usize, tap: usize, pixel: &[u32], acc: u32) -> u32;
+
+    /// Writes into `dst[..channels]` the sums of output channels `0..channels` of `layer`
+    /// at one output pixel: each the bias, then through each `(tap, at)` of `taps`, in
+    /// order, the term of the input pixel whose slot starts at `pixels[at]` ([`tap`]'s
+    /// sums, without a call per term).
+    ///
+    /// [`tap`]: Self::tap
+    fn gather(
         &self,
         layer: usize,
-        o: usize,
-        tap: usize,
-        pixel: &[Self::Value],
-        acc: Self::Value,
-    ) -> Self::Value;
+        taps: &[(usize, usize)],
+        pixels: &[u32],
+        dst: &mut [u32],
+        channels: usize,
+    );
 
     /// Turns the sums `slot[..channels]` into a finished pixel: activated, and ready as
     /// the next layer's input (the i8 decoder quantizes it and keeps its shift in
     /// `slot[channels]`).
-    fn finish(&self, slot: &mut [Self::Value], channels: usize);
+    fn finish(&self, slot: &mut [u32], channels: usize);
 
     /// The logit of a finished sum of the last layer.
-    fn logit(&self, v: Self::Value) -> Logit;
+    fn logit(&self, v: u32) -> Logit;
 }
 
 /// Rows of one layer's input, the last `rows` of those computed so far.
@@ -131,11 +142,6 @@ impl<V> Ring<'_, V> {
         ((row % self.rows.max(1)) * self.side + x) * self.slot
     }
 
-    fn pixel(&self, row: usize, x: usize) -> &[V] {
-        let at = self.at(row, x);
-        self.values.get(at..at + self.slot).unwrap_or(&[])
-    }
-
     fn pixel_mut(&mut self, row: usize, x: usize) -> &mut [V] {
         let at = self.at(row, x);
         self.values.get_mut(at..at + self.slot).unwrap_or(&mut [])
@@ -143,15 +149,15 @@ impl<V> Ring<'_, V> {
 }
 
 /// The layers' shapes and rings during one decode.
-struct Stream<'a, 's, A: Arithmetic> {
-    arithmetic: &'a A,
+struct Stream<'a, 's> {
+    arithmetic: &'a dyn Arithmetic,
     map_side: usize,
     shapes: &'a [ConvShape],
     /// Ring `l` holds input rows of transposed convolution `l`, for all but the last.
-    rings: heapless::Vec<Ring<'s, A::Value>, MAX_CONV_LAYERS>,
+    rings: heapless::Vec<Ring<'s, u32>, MAX_CONV_LAYERS>,
 }
 
-impl<A: Arithmetic> Stream<'_, '_, A> {
+impl Stream<'_, '_> {
     /// Computes input rows of layer `l` into its ring until it holds row `row`.
     fn ensure(&mut self, l: usize, row: usize) {
         loop {
@@ -169,7 +175,9 @@ impl<A: Arithmetic> Stream<'_, '_, A> {
                 }
             }
             for x in 0..side {
-                let (lower, upper) = self.rings.split_at_mut(l);
+                let Some((lower, upper)) = self.rings.split_at_mut_checked(l) else {
+                    return;
+                };
                 let Some(ring) = upper.first_mut() else {
                     return;
                 };
@@ -188,15 +196,15 @@ impl<A: Arithmetic> Stream<'_, '_, A> {
 /// `map_side`) for the first layer, else layer `l - 1`'s output gathered from `below`,
 /// its ring.
 #[allow(clippy::too_many_arguments)]
-fn input_pixel<A: Arithmetic>(
-    a: &A,
+fn input_pixel(
+    a: &dyn Arithmetic,
     map_side: usize,
     shapes: &[ConvShape],
-    below: Option<&Ring<'_, A::Value>>,
+    below: Option<&Ring<'_, u32>>,
     l: usize,
     y: usize,
     x: usize,
-    dst: &mut [A::Value],
+    dst: &mut [u32],
 ) {
     let (Some(layer), Some(src)) = (l.checked_sub(1), below) else {
         a.map_pixel(y * map_side + x, dst);
@@ -208,34 +216,44 @@ fn input_pixel<A: Arithmetic>(
     let (rows_lo, rows_hi) = window(s, y);
     let (cols_lo, cols_hi) = window(s, x);
     let (top_y, top_x) = (y + s.padding, x + s.padding);
-    for (o, out) in dst.iter_mut().take(s.output_channels).enumerate() {
-        let mut acc = a.bias(layer, o);
-        for iy in rows_lo..=rows_hi {
-            let ky = top_y - s.stride * iy;
-            for ix in cols_lo..=cols_hi {
-                let kx = top_x - s.stride * ix;
-                acc = a.tap(layer, o, ky * s.kernel + kx, src.pixel(iy, ix), acc);
+    // The taps that reach (y, x), in raster order of their input pixels: kernel index and
+    // where the pixel starts in the ring, found once for all output channels.
+    let mut taps = [(0usize, 0usize); MAX_TAPS];
+    let mut count = 0;
+    for iy in rows_lo..=rows_hi {
+        let ky = top_y - s.stride * iy;
+        let row = src.at(iy, 0);
+        for ix in cols_lo..=cols_hi {
+            let kx = top_x - s.stride * ix;
+            if let Some(tap) = taps.get_mut(count) {
+                *tap = (ky * s.kernel + kx, row + ix * src.slot);
+                count += 1;
             }
         }
-        *out = acc;
     }
+    let taps = taps.get(..count).unwrap_or(&[]);
+    a.gather(layer, taps, src.values, dst, s.output_channels);
     a.finish(dst, s.output_channels);
 }
 
 /// Runs the upsampling part `up` of a validated model, streamed, through `arithmetic`,
 /// handing each output's logit to `emit` with its pixel index. `scratch` must hold
 /// [`scratch_len`] values ([`Error::ScratchTooSmall`] otherwise).
-pub(crate) fn run<A: Arithmetic>(
-    arithmetic: &A,
+#[inline(never)]
+pub(crate) fn run(
+    arithmetic: &dyn Arithmetic,
     up: &Upsampling,
-    scratch: &mut [A::Value],
-    mut emit: impl FnMut(usize, Logit),
+    scratch: &mut [u32],
+    emit: &mut dyn FnMut(usize, Logit),
 ) -> Result<(), Error> {
     let needed = scratch_len(up);
     let available = scratch.len();
     let too_small = Error::ScratchTooSmall { needed, available };
     let scratch = scratch.get_mut(..needed).ok_or(too_small)?;
-    let shapes: heapless::Vec<ConvShape, MAX_CONV_LAYERS> = up.shapes().collect();
+    let mut shapes = heapless::Vec::<ConvShape, MAX_CONV_LAYERS>::new();
+    for shape in up.shapes() {
+        shapes.push(shape).map_err(|_| too_small)?;
+    }
     let Some((last, inner)) = shapes.split_last() else {
         return Err(Error::UnsupportedArchitecture(
             "an upsampling part without transposed convolutions",
@@ -269,11 +287,13 @@ pub(crate) fn run<A: Arithmetic>(
     };
     let a = arithmetic;
     let layer = inner.len();
-    let (k, side, channels) = (last.kernel, last.output_side, last.output_channels);
+    // At least 1 (as validated), so that no remainder below can divide by 0.
+    let (k, channels) = (last.kernel.max(1), last.output_channels.max(1));
+    let side = last.output_side;
     let row_len = side * channels;
     // Output row `y`'s sums are `sums[(y % k) * row_len..]`: at most k rows are open at
     // once, from the first no later input row can reach to the last this one reaches.
-    let open = |sums: &mut [A::Value], y: usize| {
+    let open = |sums: &mut [u32], y: usize| {
         let row = sums
             .get_mut((y % k) * row_len..(y % k + 1) * row_len)
             .unwrap_or(&mut []);
@@ -281,7 +301,7 @@ pub(crate) fn run<A: Arithmetic>(
             *v = a.bias(layer, i % channels);
         }
     };
-    let mut close = |sums: &[A::Value], y: usize| {
+    let mut close = |sums: &[u32], y: usize| {
         let row = sums
             .get((y % k) * row_len..(y % k + 1) * row_len)
             .unwrap_or(&[]);
@@ -323,6 +343,7 @@ pub(crate) fn run<A: Arithmetic>(
                 if y >= side {
                     continue;
                 }
+                let row = (y % k) * row_len;
                 for kx in 0..k {
                     let Some(x) = (last.stride * ix + kx).checked_sub(last.padding) else {
                         continue;
@@ -330,7 +351,7 @@ pub(crate) fn run<A: Arithmetic>(
                     if x >= side {
                         continue;
                     }
-                    let at = (y % k) * row_len + x * channels;
+                    let at = row + x * channels;
                     let cells = sums.get_mut(at..at + channels).unwrap_or(&mut []);
                     for (o, cell) in cells.iter_mut().enumerate() {
                         *cell = a.tap(layer, o, ky * k + kx, pixel, *cell);
@@ -380,50 +401,77 @@ pub(crate) struct Float<'a, W, const B: usize> {
 }
 
 impl<W: Fn([u8; B]) -> f32, const B: usize> Arithmetic for Float<'_, W, B> {
-    type Value = f32;
-
-    fn map_pixel(&self, pixel: usize, dst: &mut [f32]) {
+    fn map_pixel(&self, pixel: usize, dst: &mut [u32]) {
         let (n, c) = (self.input.len(), self.channels);
+        if n == 0 {
+            return; // no map layer without inputs: `validate` refuses a latent of 0
+        }
         let first = pixel * c;
         let weights = self.map.weights.get(first * n * B..(first + c) * n * B);
         let biases = self.map.biases.get(first * B..(first + c) * B);
         if let (Some(weights), Some(biases)) = (weights, biases) {
             crate::kernels::layer(self.input, weights, biases, &self.widen, |o, v| {
                 if let Some(slot) = dst.get_mut(o) {
-                    *slot = v;
+                    *slot = v.to_bits();
                 }
             });
         }
         self.finish(dst, c);
     }
 
-    fn bias(&self, layer: usize, o: usize) -> f32 {
+    fn bias(&self, layer: usize, o: usize) -> u32 {
         let bias = self
             .convs
             .get(layer)
             .and_then(|c| c.bytes.biases.as_chunks::<B>().0.get(o));
-        bias.map_or(0.0, |b| (self.widen)(*b))
+        bias.map_or(0.0, |b| (self.widen)(*b)).to_bits()
     }
 
-    fn tap(&self, layer: usize, o: usize, tap: usize, pixel: &[f32], acc: f32) -> f32 {
+    fn tap(&self, layer: usize, o: usize, tap: usize, pixel: &[u32], acc: u32) -> u32 {
         let Some(conv) = self.convs.get(layer) else {
             return acc;
         };
         let n = conv.input_channels;
         let start = (o * conv.row_len + tap * n) * B;
         let weights = conv.bytes.weights.get(start..start + n * B).unwrap_or(&[]);
-        let x = pixel.get(..n).unwrap_or(&[]);
-        crate::kernels::dot_float(acc, x, weights, &self.widen)
+        let x = crate::scratch::as_f32_ref(pixel.get(..n).unwrap_or(&[]));
+        crate::kernels::dot_float(f32::from_bits(acc), x, weights, &self.widen).to_bits()
     }
 
-    fn finish(&self, slot: &mut [f32], channels: usize) {
-        for v in slot.iter_mut().take(channels) {
-            *v = (self.activation)(*v);
+    fn gather(
+        &self,
+        layer: usize,
+        taps: &[(usize, usize)],
+        pixels: &[u32],
+        dst: &mut [u32],
+        channels: usize,
+    ) {
+        let Some(conv) = self.convs.get(layer) else {
+            return;
+        };
+        let n = conv.input_channels;
+        let row_bytes = conv.row_len * B;
+        let rows = conv.bytes.weights.chunks_exact(row_bytes.max(1));
+        let biases = conv.bytes.biases.as_chunks::<B>().0;
+        for ((out, row), bias) in dst.iter_mut().take(channels).zip(rows).zip(biases) {
+            let mut acc = (self.widen)(*bias);
+            for &(tap, at) in taps {
+                let x = crate::scratch::as_f32_ref(pixels.get(at..at + n).unwrap_or(&[]));
+                let w = row.get(tap * n * B..(tap + 1) * n * B).unwrap_or(&[]);
+                acc = crate::kernels::dot_float(acc, x, w, &self.widen);
+            }
+            *out = acc.to_bits();
         }
     }
 
-    fn logit(&self, v: f32) -> Logit {
-        Logit::Float(v)
+    fn finish(&self, slot: &mut [u32], channels: usize) {
+        for v in slot.iter_mut().take(channels) {
+            *v = (self.activation)(f32::from_bits(*v)).to_bits();
+        }
+    }
+
+    fn logit(&self, v: u32) -> Logit {
+        Logit::Float(f32::from_bits(v))
     }
 }
 
@@ -440,9 +488,7 @@ pub(crate) struct Fixed<'a> {
 }
 
 impl Arithmetic for Fixed<'_> {
-    type Value = i32;
-
-    fn map_pixel(&self, pixel: usize, dst: &mut [i32]) {
+    fn map_pixel(&self, pixel: usize, dst: &mut [u32]) {
         let (n, c) = (self.input.values.len(), self.channels);
         let first = pixel * c;
         let weights = self.map.weights.get(first * n..(first + c) * n);
@@ -454,42 +500,75 @@ impl Arithmetic for Fixed<'_> {
                 if let (Some(slot), Some(scale), Some(bias)) =
                     (dst.get_mut(o), scales.get(o), biases.get(o))
                 {
-                    *slot = crate::fixed::output(acc, scale, bias, shift);
+                    *slot = crate::fixed::output(acc, scale, bias, shift) as u32;
                 }
             });
         }
         self.finish(dst, c);
     }
 
-    fn bias(&self, layer: usize, o: usize) -> i32 {
+    fn bias(&self, layer: usize, o: usize) -> u32 {
         let bias = self
             .convs
             .get(layer)
             .and_then(|c| c.bytes.biases.as_chunks::<4>().0.get(o));
-        bias.map_or(0, crate::fixed::bias)
+        bias.map_or(0, crate::fixed::bias) as u32
     }
 
-    fn tap(&self, layer: usize, o: usize, tap: usize, pixel: &[i32], acc: i32) -> i32 {
+    fn tap(&self, layer: usize, o: usize, tap: usize, pixel: &[u32], acc: u32) -> u32 {
         let Some(conv) = self.convs.get(layer) else {
             return acc;
         };
         let n = conv.input_channels;
         let start = o * conv.row_len + tap * n;
         let weights = conv.bytes.weights.get(start..start + n).unwrap_or(&[]);
-        let scale = conv.bytes.scales.as_chunks::<4>().0.get(o);
-        let Some(scale) = scale else {
+        let Some(scale) = conv.bytes.scales.as_chunks::<4>().0.get(o) else {
             return acc;
         };
         let x = crate::kernels::QuantizedInput {
-            values: pixel.get(..n).unwrap_or(&[]),
-            shift: pixel.get(n).map_or(0, |&s| s.unsigned_abs()),
+            values: crate::scratch::as_i32_ref(pixel.get(..n).unwrap_or(&[])),
+            shift: pixel.get(n).copied().unwrap_or(0),
         };
         let sum = crate::kernels::dot_i8(&x, weights);
-        acc.saturating_add(crate::fixed::term(sum, scale, x.shift))
+        (acc as i32).saturating_add(crate::fixed::term(sum, scale, x.shift)) as u32
     }
 
-    fn finish(&self, slot: &mut [i32], channels: usize) {
-        let (values, rest) = slot.split_at_mut(channels.min(slot.len()));
+    fn gather(
+        &self,
+        layer: usize,
+        taps: &[(usize, usize)],
+        pixels: &[u32],
+        dst: &mut [u32],
+        channels: usize,
+    ) {
+        let Some(conv) = self.convs.get(layer) else {
+            return;
+        };
+        let n = conv.input_channels;
+        let rows = conv.bytes.weights.chunks_exact(conv.row_len.max(1));
+        let scales = conv.bytes.scales.as_chunks::<4>().0;
+        let biases = conv.bytes.biases.as_chunks::<4>().0;
+        let outputs = dst.iter_mut().take(channels).zip(rows);
+        for ((out, row), (scale, bias)) in outputs.zip(scales.iter().zip(biases)) {
+            let mut acc = crate::fixed::bias(bias);
+            for &(tap, at) in taps {
+                let x = crate::kernels::QuantizedInput {
+                    values: crate::scratch::as_i32_ref(pixels.get(at..at + n).unwrap_or(&[])),
+                    shift: pixels.get(at + n).copied().unwrap_or(0),
+                };
+                let w = row.get(tap * n..(tap + 1) * n).unwrap_or(&[]);
+                let sum = crate::kernels::dot_i8(&x, w);
+                acc = acc.saturating_add(crate::fixed::term(sum, scale, x.shift));
+            }
+            *out = acc as u32;
+        }
+    }
+
+    fn finish(&self, slot: &mut [u32], channels: usize) {
+        let slot = crate::scratch::as_i32(slot);
+        let Some((values, rest)) = slot.split_at_mut_checked(channels) else {
+            return;
+        };
         for v in values.iter_mut() {
             *v = match self.activation {
                 crate::Activation::Relu => (*v).max(0),
@@ -504,8 +583,8 @@ impl Arithmetic for Fixed<'_> {
         }
     }
 
-    fn logit(&self, v: i32) -> Logit {
-        Logit::Fixed(v)
+    fn logit(&self, v: u32) -> Logit {
+        Logit::Fixed(v as i32)
     }
 }
 

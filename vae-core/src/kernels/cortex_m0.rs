@@ -8,9 +8,18 @@ use super::QuantizedInput;
 const ROWS_PER_CALL: usize = 32;
 
 /// Where [`rows_i8`] enters its loop of [`GROUPS_PER_PASS`] groups, so that the first
-/// pass over a row does `groups % GROUPS_PER_PASS` of them.
+/// pass over a row does `groups % GROUPS_PER_PASS` of them. By subtraction: ARMv6-M has
+/// no divide instruction, and this runs once per kernel tap of a transposed convolution.
 fn group_skip(groups: usize) -> usize {
-    (GROUPS_PER_PASS - groups % GROUPS_PER_PASS) % GROUPS_PER_PASS
+    let mut rest = groups;
+    while rest >= GROUPS_PER_PASS {
+        rest -= GROUPS_PER_PASS;
+    }
+    if rest == 0 {
+        0
+    } else {
+        GROUPS_PER_PASS - rest
+    }
 }
 
 /// The groups of four multiply-accumulates in one pass of [`rows_i8`]'s loop: as many as
@@ -53,6 +62,7 @@ pub(crate) fn layer_i8(x: &QuantizedInput, weights: &[u8], mut each: impl FnMut(
 /// `sum_i q[i] * w[i]` over the i8 weights `w` (one row of [`layer_i8`]), exact: through
 /// [`rows_i8`] with one row where `w` starts on a word and the width is a multiple of
 /// four, the compiler's loop otherwise.
+#[cfg(feature = "upsampling")]
 pub(crate) fn dot_i8(x: &QuantizedInput, w: &[u8]) -> i32 {
     let n = x.values.len();
     let row = w.get(..n).unwrap_or(&[]);
@@ -114,8 +124,14 @@ fn rows_i8<'s, const N: usize>(
     sums: &'s mut [i32; N],
 ) -> &'s [i32] {
     let n = values.len() & !3;
-    let count = block.len().checked_div(n).unwrap_or(0).min(N);
-    if count == 0 || !(block.as_ptr() as usize).is_multiple_of(4) {
+    // The whole rows in `block`, up to N: counted down from N by multiplying, since a
+    // division is a library call on ARMv6-M and this runs once per kernel tap of a
+    // transposed convolution (N is 1 there).
+    let mut count = N;
+    while count > 0 && count.saturating_mul(n) > block.len() {
+        count -= 1;
+    }
+    if n == 0 || count == 0 || !(block.as_ptr() as usize).is_multiple_of(4) {
         return &[];
     }
     // Within the groups whatever the caller passes: a wrong `skip` gives wrong sums, never

@@ -4,19 +4,39 @@
 use super::{dot, QuantizedInput};
 
 /// The rows of one dense layer, one at a time through the assembly kernels (an M4F
-/// has one FPU pipeline; interleaving rows gains nothing there).
+/// has one FPU pipeline; interleaving rows gains nothing there). The weights are widened
+/// by their size, f16 for `B` = 2 and f32 for `B` = 4 (what `widen` does for every
+/// caller).
 pub(crate) fn layer<const B: usize>(
     x: &[f32],
     weights: &[u8],
     biases: &[u8],
-    widen: impl Fn([u8; B]) -> f32,
+    _widen: impl Fn([u8; B]) -> f32,
     mut out: impl FnMut(usize, f32),
 ) {
     let rows = weights
         .chunks_exact(B * x.len())
         .zip(biases.as_chunks::<B>().0);
     for (o, (row, bias)) in rows.enumerate() {
-        out(o, dot_float(widen(*bias), x, row, &widen));
+        out(o, dot_bytes::<B>(widen::<B>(bias), x, row));
+    }
+}
+
+/// A `B`-byte weight or bias as f32: f16 for 2 bytes, f32 otherwise.
+fn widen<const B: usize>(bytes: &[u8]) -> f32 {
+    match <[u8; 2]>::try_from(bytes) {
+        Ok(half) if B == 2 => f16_to_f32(half),
+        _ => f32::from_le_bytes(bytes.try_into().unwrap_or([0; 4])),
+    }
+}
+
+/// `acc + x[0]*w[0] + x[1]*w[1] + ...` over `B`-byte weights, left to right: f16
+/// through [`dot_f16`], f32 through the portable [`dot`].
+fn dot_bytes<const B: usize>(acc: f32, x: &[f32], w: &[u8]) -> f32 {
+    if B == 2 {
+        dot_f16(acc, x, w)
+    } else {
+        dot(acc, x, w.as_chunks::<4>().0, f32::from_le_bytes)
     }
 }
 
@@ -135,19 +155,16 @@ pub(crate) fn dot_f16(acc: f32, x: &[f32], w: &[u8]) -> f32 {
         .fold(acc, |acc, (x, w)| acc + x * f16_to_f32(*w))
 }
 
-/// `acc + x[0]*w[0] + x[1]*w[1] + ...` over `B`-byte weights, left to right: f16
-/// through [`dot_f16`], others through the portable [`dot`].
+/// `acc + x[0]*w[0] + x[1]*w[1] + ...` over `B`-byte weights, left to right, widened by
+/// their size as in [`layer`]: one tap of a transposed convolution.
+#[cfg(feature = "upsampling")]
 pub(crate) fn dot_float<const B: usize>(
     acc: f32,
     x: &[f32],
     w: &[u8],
-    widen: impl Fn([u8; B]) -> f32,
+    _widen: impl Fn([u8; B]) -> f32,
 ) -> f32 {
-    if B == 2 {
-        dot_f16(acc, x, w)
-    } else {
-        dot(acc, x, w.as_chunks().0, &widen)
-    }
+    dot_bytes::<B>(acc, x, w)
 }
 
 /// Quantizes `buffer[..len]` into pairs at its start, in place: pair `k` is written

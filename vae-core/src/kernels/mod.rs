@@ -39,26 +39,35 @@ mod portable;
 cfg_if::cfg_if! {
     if #[cfg(all(target_arch = "arm", target_os = "none", target_abi = "eabihf"))] {
         mod cortex_m4f;
-        pub(crate) use cortex_m4f::{dot_float, dot_i8, f16_to_f32, layer, layer_i8};
+        pub(crate) use cortex_m4f::{f16_to_f32, layer, layer_i8};
+        #[cfg(feature = "upsampling")]
+        pub(crate) use cortex_m4f::{dot_float, dot_i8};
         use cortex_m4f::pack;
     } else if #[cfg(all(target_arch = "arm", target_os = "none"))] {
         mod cortex_m0;
-        pub(crate) use portable::{dot_float, f16_to_f32, layer};
-        pub(crate) use cortex_m0::{dot_i8, layer_i8};
+        pub(crate) use portable::{f16_to_f32, layer};
+        pub(crate) use cortex_m0::layer_i8;
+        #[cfg(feature = "upsampling")]
+        pub(crate) use {portable::dot_float, cortex_m0::dot_i8};
         use portable::pack;
     } else if #[cfg(all(target_arch = "riscv32", target_os = "none"))] {
         mod rv32;
-        pub(crate) use portable::{dot_float, f16_to_f32, layer};
-        pub(crate) use rv32::{dot_i8, layer_i8};
+        pub(crate) use portable::{f16_to_f32, layer};
+        pub(crate) use rv32::layer_i8;
+        #[cfg(feature = "upsampling")]
+        pub(crate) use {portable::dot_float, rv32::dot_i8};
         use portable::pack;
     } else if #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))] {
         mod wasm32;
         pub(crate) use portable::f16_to_f32_by_scaling as f16_to_f32;
-        pub(crate) use portable::dot_float;
-        pub(crate) use wasm32::{dot_i8, layer, layer_i8};
+        pub(crate) use wasm32::{layer, layer_i8};
+        #[cfg(feature = "upsampling")]
+        pub(crate) use {portable::dot_float, wasm32::dot_i8};
         use wasm32::pack;
     } else {
-        pub(crate) use portable::{dot_float, dot_i8, f16_to_f32, layer, layer_i8};
+        pub(crate) use portable::{f16_to_f32, layer, layer_i8};
+        #[cfg(feature = "upsampling")]
+        pub(crate) use portable::{dot_float, dot_i8};
         use portable::pack;
     }
 }

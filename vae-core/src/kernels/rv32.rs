@@ -22,6 +22,7 @@ pub(crate) fn layer_i8(x: &QuantizedInput, weights: &[u8], mut each: impl FnMut(
 }
 
 /// `sum_i q[i] * w[i]` over the i8 weights `w` (one row of [`layer_i8`]), exact.
+#[cfg(feature = "upsampling")]
 pub(crate) fn dot_i8(x: &QuantizedInput, w: &[u8]) -> i32 {
     let n = x.values.len().min(w.len());
     let (head, tail) = x.values.split_at_checked(n & !3).unwrap_or((&[], x.values));

@@ -25,7 +25,6 @@ use core::arch::wasm32::{
 
 use super::portable::{F16_SPECIAL, TWO_TO_112};
 use super::{dot, QuantizedInput};
-use crate::MAX_WIDTH;
 
 /// The rows of one dense layer, as `portable::layer` defines them (same bits), four
 /// rows at a time in the lanes of a vector for f32 (`B` = 4) and f16 (`B` = 2) weights.
@@ -175,6 +174,7 @@ fn load_inputs(q: &[i32; 4]) -> v128 {
 }
 
 /// `sum_i q[i] * w[i]` over the i8 weights `w` (one row of [`layer_i8`]), exact.
+#[cfg(feature = "upsampling")]
 pub(crate) fn dot_i8(x: &QuantizedInput, w: &[u8]) -> i32 {
     let mut sum = 0;
     layer_i8(x, w.get(..x.values.len()).unwrap_or(&[]), |_, s| sum = s);
