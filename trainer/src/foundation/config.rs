@@ -302,6 +302,11 @@ pub enum Preset {
     /// trained 30 epochs of batch 100 at a constant 1e-3 (the tutorial: 10 epochs of
     /// batch 32 at 1e-4).
     Tutorial,
+    /// The conditional convolutional model, `models/conv`'s: the default model's loss
+    /// and schedule (50 epochs) with the tutorial's convolutions, a 7x7x48 map and
+    /// transposed convolutions 64, 32 and 1 in the decoder (91,153 parameters) and a
+    /// dense layer of 256 after the encoder's convolutions, which sees the label.
+    Conv,
 }
 
 impl Preset {
@@ -312,6 +317,7 @@ impl Preset {
             Preset::Classic => "classic",
             Preset::Quick => "quick",
             Preset::Tutorial => "tutorial",
+            Preset::Conv => "conv",
         }
     }
 
@@ -346,6 +352,19 @@ impl Preset {
                 class_weight: 0.0,
                 binarize: Binarize::Threshold,
                 lr_schedule: LrSchedule::Constant,
+                ..TrainConfig::default()
+            },
+            Preset::Conv => TrainConfig {
+                model: ModelConfig {
+                    encoder_hidden: vec![256],
+                    decoder_hidden: vec![],
+                    convolutional: Some(Convolutional {
+                        map_channels: 48,
+                        ..Convolutional::tutorial()
+                    }),
+                    ..ModelConfig::default()
+                },
+                epochs: 50,
                 ..TrainConfig::default()
             },
             Preset::Quick => TrainConfig {
