@@ -105,12 +105,6 @@ impl Conv {
         taps
     }
 
-    /// Multiply-accumulates per image (taps outside the map not counted).
-    pub fn multiply_accumulates(&self) -> usize {
-        let inside = self.taps().iter().filter(|&&t| t != OUTSIDE).count();
-        inside * self.in_channels * self.out_channels
-    }
-
     /// The layer on a batch `x` `(images, inputs)`, with `weight` `(window,
     /// out_channels)` and `bias`, through dfdx's operations, so that a tape follows:
     /// the windows gathered from the map and multiplied by the weights (convolution), or
