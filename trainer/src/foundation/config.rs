@@ -303,9 +303,10 @@ pub enum Preset {
     /// batch 32 at 1e-4).
     Tutorial,
     /// The conditional convolutional model, `models/conv`'s: the default model's loss
-    /// and schedule (50 epochs) with the tutorial's convolutions, a 7x7x48 map and
-    /// transposed convolutions 64, 32 and 1 in the decoder (91,153 parameters) and a
-    /// dense layer of 256 after the encoder's convolutions, which sees the label.
+    /// and schedule over 40 epochs, with the tutorial's convolutions (the decoder's
+    /// 7x7x32 map and transposed convolutions 64, 32 and 1: 70,177 parameters, whose
+    /// rows fit the firmware's scratch) and a dense layer of 256 after the encoder's
+    /// convolutions, which sees the label.
     Conv,
 }
 
@@ -358,13 +359,10 @@ impl Preset {
                 model: ModelConfig {
                     encoder_hidden: vec![256],
                     decoder_hidden: vec![],
-                    convolutional: Some(Convolutional {
-                        map_channels: 48,
-                        ..Convolutional::tutorial()
-                    }),
+                    convolutional: Some(Convolutional::tutorial()),
                     ..ModelConfig::default()
                 },
-                epochs: 50,
+                epochs: 40,
                 ..TrainConfig::default()
             },
             Preset::Quick => TrainConfig {
