@@ -75,6 +75,25 @@ def mlp(sizes, activation, last_activation):
     return nn.Sequential(*layers)
 
 
+def convolutions(layers, act, side, channels, transposed):
+    """The trainer's convolutions (trainer/src/nn/conv.rs) on a `side` x `side` map of
+    `channels`, `act` after each but a transposed stack's last: without padding down;
+    up, TensorFlow's 'same' padding, which for stride 2 is PyTorch's padding 1 with
+    output padding 1 shifted by one pixel (the same multiply-accumulates)."""
+    out = [nn.Unflatten(1, (channels, side, side))]
+    for k, layer in enumerate(layers):
+        c, kernel, stride = layer["channels"], layer["kernel"], layer["stride"]
+        if transposed:
+            pad = (kernel - stride + 1) // 2
+            out.append(nn.ConvTranspose2d(channels, c, kernel, stride, pad, stride - 1))
+        else:
+            out.append(nn.Conv2d(channels, c, kernel, stride))
+        if not transposed or k < len(layers) - 1:
+            out.append(act())
+        channels = c
+    return nn.Sequential(*out, nn.Flatten())
+
+
 class ConfiguredVae(nn.Module):
     """The trainer's VAE for the `model` part of a `vae config` file."""
 
@@ -86,12 +105,24 @@ class ConfiguredVae(nn.Module):
         self.sees_label = classes > 0 and model["encoder_sees_label"]
         if classes:
             self.classifier = mlp([784, *model["classifier_hidden"], classes], act, False)
-        enc_in = 784 + (classes if self.sees_label else 0)
+        conv = model.get("convolutional")
+        # The encoder's convolutions (if any) on the image; its dense layers on their
+        # output, beside the class probabilities when it sees the label.
+        self.down = nn.Identity()
+        if conv:
+            self.down = convolutions(conv["encoder"], act, 28, 1, False)
+        with torch.no_grad():
+            enc_in = self.down(torch.zeros(1, 784)).shape[1] + (classes if self.sees_label else 0)
         self.enc = mlp([enc_in, *model["encoder_hidden"]], act, True)
         width = (model["encoder_hidden"] or [enc_in])[-1]
         self.mu = nn.Linear(width, latent)
         self.logvar = nn.Linear(width, latent)
-        self.dec = mlp([latent + classes, *model["decoder_hidden"], 784], act, False)
+        if conv:
+            side, channels = conv["map_side"], conv["map_channels"]
+            dense = mlp([latent + classes, *model["decoder_hidden"], side * side * channels], act, True)
+            self.dec = nn.Sequential(dense, convolutions(conv["decoder"], act, side, channels, True))
+        else:
+            self.dec = mlp([latent + classes, *model["decoder_hidden"], 784], act, False)
 
     def loss(self, x, labels):
         extra = 0.0
@@ -100,7 +131,8 @@ class ConfiguredVae(nn.Module):
             ce = F.nll_loss(log_probs, labels, reduction="sum")
             extra = self.class_weight * ce / x.shape[0]
             probs = log_probs.exp()
-        h = self.enc(torch.cat([x, probs], dim=1) if self.sees_label else x)
+        features = self.down(x)
+        h = self.enc(torch.cat([features, probs], dim=1) if self.sees_label else features)
         mu, logvar = self.mu(h), self.logvar(h)
         z = mu + torch.exp(0.5 * logvar) * torch.randn_like(mu)
         logits = self.dec(torch.cat([z, probs], dim=1) if self.classes else z)
@@ -218,6 +250,9 @@ def run(args, dev, images, labels, config):
         torch._dynamo.mark_static_address(images)
         torch._dynamo.mark_static_address(labels)
     bs = args.batch_size or config["batch_size"]
+    # Pixels binarized at 0.5 (TensorFlow's tutorial); the other binarizations cost
+    # about the same and are not modelled.
+    binarize = config.get("binarize") == "threshold"
     adam_options = dict(ADAM[args.adam])
     if args.mode == "graph":
         adam_options["capturable"] = True  # its step count on the GPU, updated in the graph
@@ -234,6 +269,8 @@ def run(args, dev, images, labels, config):
             # then lands in the forward graph.
             opt.zero_grad(set_to_none=True)
             x = images[idx].float().div_(255.0)
+            if binarize:
+                x = (x > 0.5).float()
             loss = model.loss(x, labels[idx])
             loss.backward()
             opt.step()

@@ -95,3 +95,58 @@ fn committed_model_files_are_the_export_of_the_committed_checkpoint() {
     // 3 for the default model, 2 for each of the other four.
     assert_eq!(files, 11, "model files found");
 }
+
+/// A convolutional decoder (the tutorial's, and a conditional one with a dense hidden
+/// layer) in dfdx against `vae-core`'s streamed decoder reading its f32 export: the
+/// same layers, the file's transposed convolutions read as the trainer computes them.
+#[test]
+fn convolutional_decoders_match_vae_core_decode_of_the_f32_export() {
+    use rand::SeedableRng;
+    use trainer::foundation::config::{Convolutional, ModelConfig};
+    use trainer::nn::model::Vae;
+
+    let dev = Cpu::default();
+    let mut rng = rand::rngs::StdRng::seed_from_u64(25);
+    let tutorial = ModelConfig {
+        latent: 2,
+        encoder_hidden: vec![],
+        decoder_hidden: vec![],
+        convolutional: Some(Convolutional::tutorial()),
+        ..ModelConfig::default()
+    };
+    let conditional = ModelConfig {
+        decoder_hidden: vec![24],
+        ..tutorial.clone()
+    };
+    for config in [tutorial.unconditional(), conditional] {
+        let vae = Vae::new(&dev, &config, &mut rng);
+        let bytes = model_file(&vae, Precision::F32).unwrap();
+        let model = Model::parse(&bytes).unwrap();
+        let width = config.decoder_input();
+        let mut inputs = Vec::new();
+        for (i, z) in latents(config.latent, 40).into_iter().enumerate() {
+            // Latents of every scale, so that logits reach well past the sigmoid's knee.
+            let z: Vec<f32> = z.iter().map(|v| v * (1 + i % 4) as f32).collect();
+            let digit = (config.classes > 0).then_some((i % 10) as u8);
+            let mut input = [0.0f32; MAX_WIDTH];
+            let n = model.build_input(&z, digit, &mut input).unwrap();
+            inputs.push(input[..n].to_vec());
+        }
+        let rows = inputs.len();
+        let reference = vae
+            .decode(dev.tensor_from_vec(inputs.concat(), (rows, width)))
+            .as_vec();
+        let mut scratch = vec![0u32; model.scratch_len()];
+        let mut max_abs = 0.0f32;
+        for (input, want) in inputs.iter().zip(reference.chunks_exact(PIXELS)) {
+            let mut probs = [0.0f32; PIXELS];
+            model.decode_with(input, &mut scratch, &mut probs).unwrap();
+            for (p, q) in probs.iter().zip(want) {
+                max_abs = max_abs.max((p - q).abs());
+            }
+        }
+        println!("{rows} images: max |vae-core - dfdx| = {max_abs:.2e}");
+        // As for the dense decoder above: the same f32 weights summed in another order.
+        assert!(max_abs < 1e-5, "{config:?}: max abs difference {max_abs}");
+    }
+}

@@ -107,7 +107,7 @@ fn damaged_model_files_are_refused() {
                 b[4] = 1;
                 b
             },
-            "version 1 is not supported (this build reads version 2)",
+            "version 1 is not supported (this build reads version 2 to version 3)",
         ),
     ];
     for (name, bytes, needle) in cases {

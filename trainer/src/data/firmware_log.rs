@@ -23,8 +23,8 @@ pub struct FirmwareLog {
     pub precision: Option<String>,
     /// The decoder's parameters.
     pub parameters: Option<u64>,
-    /// Mean cost of a digit in the clock's unit (instructions under QEMU), everything
-    /// included.
+    /// Mean cost of a digit (of a sample, for an unconditional model) in the clock's
+    /// unit (instructions under QEMU), everything included.
     pub cost_per_digit: Option<u64>,
     /// The same per multiply-accumulate, as printed (two decimals).
     pub cost_per_mac: Option<String>,
@@ -57,7 +57,8 @@ impl FirmwareLog {
             } else if line.starts_with("decoder: ") {
                 log.precision = words.get(1).map(|w| w.to_string());
                 log.parameters = number_at(3);
-            } else if line.starts_with("cost per digit: ") {
+            } else if line.starts_with("cost per digit: ") || line.starts_with("cost per sample: ")
+            {
                 log.cost_per_digit = number_at(3);
                 log.cost_per_mac = words.get(5).map(|w| w.trim_start_matches('(').to_string());
             } else if line.starts_with("flash: ") {

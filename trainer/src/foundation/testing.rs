@@ -34,7 +34,8 @@ pub fn model_kinds() -> Vec<ModelConfig> {
 }
 
 /// Small convolutional models: unconditional with ReLU and no dense hidden layer (the
-/// tutorial's shape), and conditional with sigmoid and dense layers on both sides.
+/// tutorial's shape), and conditional with sigmoid and dense layers on both sides, its
+/// encoder seeing the class probabilities beside its convolutions' output.
 pub fn conv_model_kinds() -> Vec<ModelConfig> {
     let convolutional = |map_channels| Convolutional {
         encoder: vec![ConvLayer::new(4, 2), ConvLayer::new(6, 2)],
@@ -61,7 +62,7 @@ pub fn conv_model_kinds() -> Vec<ModelConfig> {
             activation: Activation::Sigmoid,
             classes: 4,
             classifier_hidden: vec![8],
-            encoder_sees_label: false,
+            encoder_sees_label: true,
             convolutional: Some(convolutional(3)),
         },
     ]

@@ -83,6 +83,8 @@ impl LayerGrad {
 /// order: encoder, mu, logvar, classifier, decoder).
 #[derive(Clone)]
 struct Parts {
+    /// The encoder's convolutions, then its dense layers.
+    down: std::ops::Range<usize>,
     encoder: std::ops::Range<usize>,
     mu: usize,
     logvar: usize,
@@ -95,6 +97,7 @@ struct Parts {
 #[derive(Default)]
 struct Shard {
     classifier: Vec<Vec<f32>>,
+    down: Vec<Vec<f32>>,
     encoder: Vec<Vec<f32>>,
     decoder: Vec<Vec<f32>>,
     mu: Vec<f32>,
@@ -152,6 +155,12 @@ impl HostModel {
             })
             .collect();
         let e = vae.encoder.layers.len();
+        let convs = vae
+            .encoder
+            .layers
+            .iter()
+            .take_while(|l| l.conv.is_some())
+            .count();
         let c = vae.classifier.as_ref().map_or(0, |c| c.layers.len());
         let d = vae.decoder.layers.len();
         HostModel {
@@ -159,7 +168,8 @@ impl HostModel {
             activation: vae.config.activation,
             layers,
             parts: Parts {
-                encoder: 0..e,
+                down: 0..convs,
+                encoder: convs..e,
                 mu: e,
                 logvar: e + 1,
                 classifier: e + 2..e + 2 + c,
@@ -312,21 +322,30 @@ impl HostModel {
             terms.classifier = ce as f32 * inv_n;
         }
 
-        // The encoder, on the image or on [image, class probabilities].
+        // The encoder's convolutions on the image; its dense layers on their output (or
+        // on the image), with the class probabilities beside it when it sees the label.
         let sees_label = conditional && self.config.encoder_sees_label;
+        let seen = if p.down.is_empty() {
+            batch.input()
+        } else {
+            let input = first(&mut s.down);
+            input.clear();
+            input.extend_from_slice(batch.input());
+            self.trace(p.down.clone(), rows, true, &mut s.down, &mut s.conv);
+            last(&s.down)
+        };
         let input = first(&mut s.encoder);
         input.clear();
         if sees_label {
-            for (image, probs) in batch
-                .input()
-                .chunks_exact(PIXELS)
+            for (features, probs) in seen
+                .chunks_exact(self.features())
                 .zip(s.probs.chunks_exact(classes))
             {
-                input.extend_from_slice(image);
+                input.extend_from_slice(features);
                 input.extend_from_slice(probs);
             }
         } else {
-            input.extend_from_slice(batch.input());
+            input.extend_from_slice(seen);
         }
         self.trace(p.encoder.clone(), rows, true, &mut s.encoder, &mut s.conv);
         let h = last(&s.encoder);
@@ -454,7 +473,12 @@ impl HostModel {
             &mut g,
             true,
         );
-        let from = sees_label.then_some(PIXELS);
+        let features = self.features();
+        let from = match (p.down.is_empty(), sees_label) {
+            (true, true) => Some(features),
+            (true, false) => None,
+            (false, _) => Some(0),
+        };
         self.backward(
             p.encoder.clone(),
             &s.encoder,
@@ -464,10 +488,37 @@ impl HostModel {
             (&mut g, &mut scratch),
             (&mut s.grads, &mut s.conv),
         );
+        if !p.down.is_empty() {
+            // `g` is the gradient at [features, class probabilities]: the latter's part
+            // joins the classifier's, the former's goes down the convolutions.
+            if sees_label {
+                let width = features + classes;
+                for r in 0..rows {
+                    let row = &g[r * width..(r + 1) * width];
+                    for (a, b) in s.g_probs[r * classes..][..classes]
+                        .iter_mut()
+                        .zip(&row[features..])
+                    {
+                        *a += b;
+                    }
+                    g.copy_within(r * width..r * width + features, r * features);
+                }
+                g.truncate(rows * features);
+            }
+            self.backward(
+                p.down.clone(),
+                &s.down,
+                rows,
+                true,
+                None,
+                (&mut g, &mut scratch),
+                (&mut s.grads, &mut s.conv),
+            );
+        }
 
         // The classifier: through the softmax, plus its own cross-entropy's gradient.
         if conditional {
-            if sees_label {
+            if sees_label && p.down.is_empty() {
                 for (a, b) in s.g_probs.iter_mut().zip(&g) {
                     *a += b;
                 }
@@ -496,6 +547,14 @@ impl HostModel {
         }
         s.g = g;
         s.g_next = scratch;
+    }
+
+    /// Values per image the encoder's dense layers see besides the class probabilities:
+    /// the image's, or its last convolution's output map's.
+    fn features(&self) -> usize {
+        let last = self.parts.down.clone().last();
+        last.and_then(|l| self.layers[l].conv.as_ref())
+            .map_or(PIXELS, |c| c.conv.outputs())
     }
 
     /// The forward pass of the layers `range` on `values[0]` (`rows` rows), each

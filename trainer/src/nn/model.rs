@@ -123,11 +123,27 @@ impl<D: Device<f32>> Mlp<D> {
     /// Forward pass; with `activate_last` the non-linearity follows the last layer too.
     pub fn forward<T: Tape<f32, D> + Merge<NoneTape>>(
         &self,
+        x: Matrix<D, T>,
+        activate_last: bool,
+    ) -> Matrix<D, T> {
+        self.forward_layers(0..self.layers.len(), x, activate_last)
+    }
+
+    /// The convolutions this stack begins with.
+    fn convolutions(&self) -> usize {
+        self.layers.iter().take_while(|l| l.conv.is_some()).count()
+    }
+
+    /// [`Self::forward`] through the layers `range` alone.
+    fn forward_layers<T: Tape<f32, D> + Merge<NoneTape>>(
+        &self,
+        range: std::ops::Range<usize>,
         mut x: Matrix<D, T>,
         activate_last: bool,
     ) -> Matrix<D, T> {
         let last = self.layers.len().saturating_sub(1);
-        for (i, layer) in self.layers.iter().enumerate() {
+        let (skip, take) = (range.start, range.len());
+        for (i, layer) in self.layers.iter().enumerate().skip(skip).take(take) {
             x = layer.forward(x);
             if i < last || activate_last {
                 x = activate(self.activation, x);
@@ -171,10 +187,11 @@ impl<D: Device<f32>> Vae<D> {
             (side, channels) = (conv.out_side(), conv.out_channels);
             encoder.layers.push(Dense::conv(dev, conv, rng));
         }
+        let label = encoder_input - PIXELS;
         let encoder_input = encoder
             .layers
             .last()
-            .map_or(encoder_input, Dense::features_out);
+            .map_or(encoder_input, |l| l.features_out() + label);
         let encoder_widths: Vec<usize> = std::iter::once(encoder_input)
             .chain(config.encoder_hidden.iter().copied())
             .collect();
@@ -319,7 +336,16 @@ impl<D: Device<f32>> Vae<D> {
             _ => None,
         };
 
+        let convs = self.encoder.convolutions();
         let h = match (&class, &batch.padded_input) {
+            (Some((_, probs, _)), Some(_)) if convs > 0 => {
+                let features = self
+                    .encoder
+                    .forward_layers(0..convs, x.put_tape(x_tape), true);
+                let joined = join_columns(features, probs.retaped::<T>());
+                let dense = convs..self.encoder.layers.len();
+                self.encoder.forward_layers(dense, joined, true)
+            }
             (Some((_, probs, _)), Some(padded)) => {
                 let width = padded.shape().1;
                 let joined = padded.clone().put_tape(x_tape)
@@ -375,7 +401,14 @@ impl<D: Device<f32>> Vae<D> {
             .classifier
             .as_ref()
             .map(|c| c.forward(x.clone(), false).softmax::<Axis<1>>());
+        let convs = self.encoder.convolutions();
         let h = match &probs {
+            Some(p) if self.config.encoder_sees_label && convs > 0 => {
+                let features = self.encoder.forward_layers(0..convs, x, true);
+                let joined = join_columns(features, p.clone());
+                self.encoder
+                    .forward_layers(convs..self.encoder.layers.len(), joined, true)
+            }
             Some(p) if self.config.encoder_sees_label => {
                 let classes = p.shape().1;
                 let padded = padded_rows(&dev, pixels, PIXELS, classes);

@@ -403,9 +403,10 @@ pub fn sample_grid(
         (_, digit) => (seeds.map(|s| (s, digit)).collect(), count.min(10)),
     };
     let mut images = Vec::with_capacity(tiles.len());
+    let mut scratch = vec![0u32; model.scratch_len()];
     for (seed, digit) in tiles {
         let mut pixels = [0u8; PIXELS];
-        model.generate(seed, digit, &mut pixels)?;
+        model.generate_with(seed, digit, &mut scratch, &mut pixels)?;
         images.push(pixels);
     }
     Ok(Grid::new(images, cols))
