@@ -123,9 +123,9 @@ pub struct TrainArgs {
     pub importance_samples: usize,
     /// How grey pixels become targets: none (intensities, PyTorch example), dynamic
     /// (Bernoulli draw every time an image is used, IWAE paper), threshold (at 0.5,
-    /// TensorFlow tutorial).
-    #[arg(long, value_enum, default_value_t = DEFAULT.binarize)]
-    pub binarize: Binarize,
+    /// TensorFlow tutorial). [default: none; with --preset, the preset's]
+    #[arg(long, value_enum)]
+    pub binarize: Option<Binarize>,
     /// Learning rate over the run: constant, or cosine (annealed to 0 by the last epoch).
     #[arg(long, value_enum, default_value_t = DEFAULT.lr_schedule)]
     pub lr_schedule: LrSchedule,
@@ -372,7 +372,7 @@ impl TrainArgs {
         config.learning_rate = self.learning_rate;
         config.seed = self.seed;
         config.train_limit = self.train_limit;
-        config.binarize = self.binarize;
+        config.binarize = self.binarize.unwrap_or(config.binarize);
         config.kl_warmup = self.kl_warmup;
         config.denoise = self.denoise;
         config.importance_samples = self.importance_samples;
@@ -398,5 +398,28 @@ impl TrainArgs {
         config.class_weight = self.class_weight;
         config.lr_schedule = self.lr_schedule;
         config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, Command, Preset};
+
+    /// `vae train --preset NAME` trains what `vae config --preset NAME` prints: no flag's
+    /// default overrides a preset's setting (as `--binarize` once did the tutorial's
+    /// threshold).
+    #[test]
+    fn a_preset_trains_its_own_configuration() {
+        for &preset in <Preset as clap::ValueEnum>::value_variants() {
+            let cli = Cli::try_parse_from(["vae", "train", "--preset", preset.name()]).unwrap();
+            let Command::Train(args) = cli.command else {
+                panic!("not a train command")
+            };
+            let trained = serde_json::to_value(args.config().unwrap()).unwrap();
+            let printed = serde_json::to_value(preset.config()).unwrap();
+            assert_eq!(trained, printed, "{}", preset.name());
+        }
     }
 }
