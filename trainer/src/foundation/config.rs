@@ -304,7 +304,7 @@ pub enum Preset {
     Tutorial,
     /// The conditional convolutional model, `models/conv`'s: the default model's loss
     /// and schedule over 40 epochs, with the tutorial's convolutions (the decoder's
-    /// 7x7x32 map and transposed convolutions 64, 32 and 1: 70,177 parameters, whose
+    /// 7x7x32 map and transposed convolutions 64, 32 and 1: 67,041 decoder parameters, whose
     /// rows fit the firmware's scratch) and a dense layer of 256 after the encoder's
     /// convolutions, which sees the label.
     Conv,
