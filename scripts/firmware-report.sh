@@ -29,7 +29,7 @@ printf '%-34s %-4s %9s %7s %9s %13s %9s\n' model prec params flash ram instr/dig
 for model in "${models[@]}"; do
   path="$(realpath "$model")"
   features=()
-  if target/release/vae inspect "$path" | grep -q 'tconv'; then
+  if [[ $(target/release/vae inspect "$path") == *tconv* ]]; then
     features=(--features upsampling)
   fi
   out="$(cd firmware && VAE_MODEL="$path" VAE_FLASH_KIB="${VAE_FLASH_KIB:-256}" \
