@@ -47,14 +47,22 @@ fn dfdx_forward_matches_vae_core_decode_of_the_f32_export() {
     assert!(max_abs < 1e-5, "max abs difference {max_abs}");
 }
 
-/// Every committed model folder's model files (the default model has all three, the
-/// others f16 and i8) are byte for byte what `vae export` writes from its checkpoint; a
+/// Every committed model folder's model files (the default model and the convolutional
+/// ones have all three, the others f16 and i8) are byte for byte what `vae export` writes from its checkpoint; a
 /// file of format version 2 (written before version 3) has the same decoder and payload
 /// bytes as a fresh export, under its older header.
 #[test]
 fn committed_model_files_are_the_export_of_the_committed_checkpoint() {
     let mut files = 0;
-    for name in ["default", "latent2", "unconditional", "iwae", "iwae-k5"] {
+    for name in [
+        "default",
+        "latent2",
+        "unconditional",
+        "iwae",
+        "iwae-k5",
+        "tutorial",
+        "conv",
+    ] {
         let run = RunDir::new(workspace().join("models").join(name));
         let (_, vae) = checkpoint::load(&Cpu::default(), &run).unwrap();
         for precision in Precision::ALL {
@@ -92,8 +100,8 @@ fn committed_model_files_are_the_export_of_the_committed_checkpoint() {
             files += 1;
         }
     }
-    // 3 for the default model, 2 for each of the other four.
-    assert_eq!(files, 11, "model files found");
+    // 3 for the default model and each convolutional one, 2 for each of the other four.
+    assert_eq!(files, 17, "model files found");
 }
 
 /// A convolutional decoder (the tutorial's, and a conditional one with a dense hidden

@@ -285,27 +285,12 @@ fn made_up_models_match_the_host(
     }
 }
 
-/// The decoder with transposed convolutions the firmware tests run: the tutorial's shape
-/// with made-up weights (`vae_core::example_conv_model`) while this is `None`; the folder
-/// of a trained one's `decoder-{f32,f16,i8}.vae` (e.g. `Some("models/tutorial")`) once
-/// one is committed.
-const CONV_MODEL_DIR: Option<&str> = None;
-
-/// The file of [`CONV_MODEL_DIR`]'s decoder at `precision`.
-fn conv_model(target: &Target, precision: vae_core::Precision) -> PathBuf {
-    let name = format!("decoder-{}.vae", precision.name());
-    if let Some(dir) = CONV_MODEL_DIR {
-        return workspace().join(dir).join(name);
-    }
-    let dir = scratch_dir(&format!(
-        "firmware-conv-{}-{}",
-        precision.name(),
-        target.triple
-    ));
-    let mut buf = vec![0u8; 1 << 18];
-    let file = vae_core::example_conv_model(precision, &mut buf).unwrap();
-    std::fs::write(dir.join(&name), file).unwrap();
-    dir.join(name)
+/// The committed tutorial model's decoder at `precision`: the transposed convolutions the
+/// firmware tests run.
+fn conv_model(precision: vae_core::Precision) -> PathBuf {
+    workspace()
+        .join("models/tutorial")
+        .join(format!("decoder-{}.vae", precision.name()))
 }
 
 /// The transposed-convolution decoder on `target`, built with the feature `upsampling`,
@@ -313,7 +298,7 @@ fn conv_model(target: &Target, precision: vae_core::Precision) -> PathBuf {
 /// RV32): every image as on the host, within the 256 KiB and 16 KiB budget.
 fn conv_matches_the_host(target: &Target, precisions: &[vae_core::Precision]) {
     for &precision in precisions {
-        let file = conv_model(target, precision);
+        let file = conv_model(precision);
         let printed = assert_parity_with(target, &file, &["--features", "upsampling"], &[]);
         assert!(
             printed.stdout.contains("whole maps would need"),
@@ -327,7 +312,7 @@ fn conv_matches_the_host(target: &Target, precisions: &[vae_core::Precision]) {
 /// model whose maps need more than the firmware's scratch (a conditional decoder with a
 /// 7x7x64 map: 2,927 words of 2,560) stops at start with an `error:` line.
 fn conv_models_that_cannot_run_fail_with_a_message(target: &Target) {
-    let file = conv_model(target, vae_core::Precision::I8);
+    let file = conv_model(vae_core::Precision::I8);
     let output = run_firmware(target, &file, &[], &[]);
     assert_fails_with(
         &output,
@@ -416,7 +401,7 @@ fn no_panic_path_is_linked_into_the_firmware(target: &Target) {
     let stderr = String::from_utf8_lossy(&clean.stderr);
     assert!(clean.status.success(), "a panic path is left:\n{stderr}");
     // The transposed convolutions' code too, with a model that has them.
-    let conv = conv_model(target, vae_core::Precision::I8);
+    let conv = conv_model(vae_core::Precision::I8);
     let features = ["--features", "panic-never,upsampling"];
     let clean = firmware_cargo(target, "build", &conv, &features, &[]);
     let stderr = String::from_utf8_lossy(&clean.stderr);

@@ -113,22 +113,6 @@ pub fn tutorial_architecture() -> Result<Architecture, Error> {
     })
 }
 
-/// Writes a model of [`tutorial_architecture`]'s shape with fixed, made-up weights into
-/// `out` (each in (-0.25, 0.25]), until a trained one exists. For examples and tests
-/// only: it draws no digits.
-#[doc(hidden)]
-pub fn example_conv_model(precision: Precision, out: &mut [u8]) -> Result<&[u8], Error> {
-    let arch = tutorial_architecture()?;
-    let mut rng = Rng::new(0xc0de);
-    let values = (0..arch.parameter_count()).map(move |_| (rng.uniform() - 0.5) * 0.5);
-    let len = encode(&arch, precision, values, out)?;
-    let available = out.len();
-    out.get(..len).ok_or(Error::BufferTooSmall {
-        needed: len,
-        available,
-    })
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
