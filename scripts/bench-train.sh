@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Training throughput of the project's trainer against PyTorch on this machine's CPU, in
 # one go: for each model (classic 784-400-20-400-784 at batch 128, the default conditional
-# model at batch 100), ROUNDS rounds, each one PyTorch run per configuration of
+# model at batch 100; MODELS names other presets, e.g. the convolutional ones), ROUNDS rounds, each one PyTorch run per configuration of
 # TORCH_CONFIGS and then one trainer run, interleaved so that every side sees the same
 # machine noise. Prints every run; then per model each side's median, the fastest PyTorch
 # configuration's median and the ratios of the medians (trainer / PyTorch; above 1 means
@@ -9,6 +9,7 @@
 #
 #   scripts/bench-train.sh                          # 5 rounds of 300 steps per model
 #   ROUNDS=9 STEPS=500 scripts/bench-train.sh
+#   MODELS="tutorial conv" ROUNDS=3 STEPS=60 scripts/bench-train.sh   # the convolutional presets
 #   TORCH_CONFIGS="eager/default max-autotune/fused" scripts/bench-train.sh
 #
 # TORCH_CONFIGS: the PyTorch configurations to run, in order, each MODE/ADAM:
