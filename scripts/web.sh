@@ -44,12 +44,18 @@ tmp="$(mktemp -d "$site.XXXX")"
 trap 'rm -rf "$tmp"' EXIT
 cp web/page/* "$tmp/"
 cp "$wasm" "$tmp/"
-# Every committed model's decoder files, and their list for the page's menu.
-models=()
+# Every committed model's decoder files, and their list for the page's menu; but the
+# convolutional ones (their config.json has a "convolutional" part), whose transposed
+# convolutions the module leaves out (docs/web.md).
+models=() left_out=()
 for dir in models/*/; do
   name="$(basename "$dir")"
   files=("$dir"decoder-*.vae)
   [[ -e ${files[0]} ]] || continue
+  if grep -q '"convolutional"' "${dir}config.json"; then
+    left_out+=("$name")
+    continue
+  fi
   mkdir -p "$tmp/models/$name"
   cp "${files[@]}" "$tmp/models/$name/"
   precisions=()
@@ -63,7 +69,8 @@ chmod -R a+rX "$tmp"
 rm -rf "$site"
 mv "$tmp" "$site"
 trap - EXIT
-echo "built $site: vae_web.wasm $(wc -c <"$wasm") bytes, ${#models[@]} models"
+echo "built $site: vae_web.wasm $(wc -c <"$wasm") bytes, ${#models[@]} models" \
+  "(left out, with transposed convolutions: ${left_out[*]:-none})"
 
 if [[ -n $screenshot ]]; then
   source scripts/web/serve-in-background.sh
