@@ -913,7 +913,7 @@ pub(crate) fn logit_to_pixel(v: f32) -> u8 {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// The shortcut of [`logit_to_pixel`] changes no pixel: every f32 logit from
@@ -937,12 +937,13 @@ mod tests {
         assert_eq!(to_pixel(sigmoid(-6.0)), 1);
     }
 
-    /// The decoder's outputs computed in f64 from the weights the file stores, read here
-    /// by the layout in `format`'s documentation (not through the crate): `w` as f32 or
-    /// f16, or `q * scale` for i8; `activation` between layers, a sigmoid at the end.
-    fn reference(file: &[u8], model: &Model<'_>, input: &[f32]) -> std::vec::Vec<f64> {
-        let arch = model.architecture();
-        let precision = model.precision();
+    /// The values the file stores, layer by layer as `(weights, biases)` in f64, read by
+    /// the layout in `format`'s documentation: `w` as f32 or f16, or `q * scale` for i8.
+    pub(crate) fn stored(
+        file: &[u8],
+        arch: &Architecture,
+        precision: Precision,
+    ) -> std::vec::Vec<(std::vec::Vec<f64>, std::vec::Vec<f64>)> {
         let mut payload = &file[file.len() - arch.payload_len(precision)..];
         let mut take = |n: usize| {
             let (head, tail) = payload.split_at(n);
@@ -954,19 +955,15 @@ mod tests {
                 .map(|w| f64::from(f32::from_le_bytes(w.try_into().unwrap())))
                 .collect()
         };
-        let mut x: std::vec::Vec<f64> = input.iter().map(|&v| f64::from(v)).collect();
-        let layers: std::vec::Vec<_> = arch.layers().collect();
-        for (index, &(n_in, n_out)) in layers.iter().enumerate() {
-            let (weights, biases) = match precision {
+        let f16s = |b: &[u8]| -> std::vec::Vec<f64> {
+            b.chunks_exact(2)
+                .map(|h| f64::from(half::f16::from_le_bytes([h[0], h[1]]).to_f32()))
+                .collect()
+        };
+        arch.layers()
+            .map(|(n_in, n_out)| match precision {
                 Precision::F32 => (f32s(take(4 * n_in * n_out)), f32s(take(4 * n_out))),
-                Precision::F16 => {
-                    let f16s = |b: &[u8]| -> std::vec::Vec<f64> {
-                        b.chunks_exact(2)
-                            .map(|h| f64::from(half::f16::from_le_bytes([h[0], h[1]]).to_f32()))
-                            .collect()
-                    };
-                    (f16s(take(2 * n_in * n_out)), f16s(take(2 * n_out)))
-                }
+                Precision::F16 => (f16s(take(2 * n_in * n_out)), f16s(take(2 * n_out))),
                 Precision::I8 => {
                     let q = take(n_in * n_out).to_vec();
                     let scales = f32s(take(4 * n_out));
@@ -977,7 +974,19 @@ mod tests {
                         .collect();
                     (w, f32s(take(4 * n_out)))
                 }
-            };
+            })
+            .collect()
+    }
+
+    /// The decoder's outputs computed in f64 from the weights the file stores ([`stored`]:
+    /// read by the layout in `format`'s documentation, not through the crate);
+    /// `activation` between layers, a sigmoid at the end.
+    fn reference(file: &[u8], model: &Model<'_>, input: &[f32]) -> std::vec::Vec<f64> {
+        let arch = model.architecture();
+        let stored = stored(file, arch, model.precision());
+        let mut x: std::vec::Vec<f64> = input.iter().map(|&v| f64::from(v)).collect();
+        let layers: std::vec::Vec<_> = arch.layers().collect();
+        for (index, (&(n_in, n_out), (weights, biases))) in layers.iter().zip(&stored).enumerate() {
             x = (0..n_out)
                 .map(|o| {
                     let row = &weights[o * n_in..(o + 1) * n_in];

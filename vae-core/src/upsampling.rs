@@ -656,43 +656,6 @@ mod tests {
         out
     }
 
-    /// The values the file stores, layer by layer as `(weights, biases)` in f64, read by
-    /// the layout in `format`'s documentation: `w` as f32 or f16, or `q * scale` for i8.
-    fn stored(file: &[u8], arch: &Architecture, precision: Precision) -> Vec<(Vec<f64>, Vec<f64>)> {
-        let mut payload = &file[file.len() - arch.payload_len(precision)..];
-        let mut take = |n: usize| {
-            let (head, tail) = payload.split_at(n);
-            payload = tail;
-            head
-        };
-        let f32s = |b: &[u8]| -> Vec<f64> {
-            b.chunks_exact(4)
-                .map(|w| f64::from(f32::from_le_bytes(w.try_into().unwrap())))
-                .collect()
-        };
-        let f16s = |b: &[u8]| -> Vec<f64> {
-            b.chunks_exact(2)
-                .map(|h| f64::from(half::f16::from_le_bytes([h[0], h[1]]).to_f32()))
-                .collect()
-        };
-        arch.layers()
-            .map(|(n_in, n_out)| match precision {
-                Precision::F32 => (f32s(take(4 * n_in * n_out)), f32s(take(4 * n_out))),
-                Precision::F16 => (f16s(take(2 * n_in * n_out)), f16s(take(2 * n_out))),
-                Precision::I8 => {
-                    let q = take(n_in * n_out).to_vec();
-                    let scales = f32s(take(4 * n_out));
-                    let w = q
-                        .iter()
-                        .enumerate()
-                        .map(|(k, &q)| f64::from(q as i8) * scales[k / n_in])
-                        .collect();
-                    (w, f32s(take(4 * n_out)))
-                }
-            })
-            .collect()
-    }
-
     /// The decoder written plainly, whole maps at a time, from the formulas in
     /// `format::upsampling`'s documentation: dense layers, the map, then each transposed
     /// convolution as `out[y][x][o] = b[o] + sum in[iy][ix][ci] * w[o][ky][kx][ci]` over
@@ -847,7 +810,7 @@ mod tests {
             for precision in [Precision::F32, Precision::F16] {
                 let file = file(arch, precision, n as u64);
                 let model = Model::parse(&file).unwrap();
-                let layers = stored(&file, arch, precision);
+                let layers = crate::model::tests::stored(&file, arch, precision);
                 for seed in 0..3 {
                     let mut input = vec![0.0f32; arch.input_len()];
                     crate::Rng::new(seed).fill_standard_normal(&mut input);
@@ -879,7 +842,7 @@ mod tests {
             let f32_file = file(arch, Precision::F32, n as u64);
             let i8_model = Model::parse(&i8_file).unwrap();
             let f32_model = Model::parse(&f32_file).unwrap();
-            let layers = stored(&i8_file, arch, Precision::I8);
+            let layers = crate::model::tests::stored(&i8_file, arch, Precision::I8);
             let (mut own, mut weights) = (0.0f64, 0.0f64);
             for seed in 0..3 {
                 let mut input = vec![0.0f32; arch.input_len()];
