@@ -13,7 +13,8 @@
 #          kernel of a training step and of Adam, each against the CPU; and that the
 #          binaries do not need the build machine's folders (none exist here)
 #   train  the default conditional model (30 epochs) and the classic 784-400-20-400-784
-#          model (10 epochs, batch 128), seeds 0 and 1 of each, on real MNIST, exported
+#          model (10 epochs, batch 128), seeds 0 and 1 of each, then the conditional
+#          convolutional model (--preset conv, CONV_EPOCHS) seed 0, on real MNIST, exported
 #   bench  images/s of the trainer and of PyTorch on this GPU, the same model and loss,
 #          at batch 128 and 1024, ROUNDS interleaved rounds of STEPS steps; each round
 #          runs every PyTorch configuration of TORCH_CONFIGS (MODE/ADAM of
@@ -24,12 +25,13 @@
 #          of a configuration that failed (recorded, not a failure of the check);
 #          summary.md a table per model and batch (each configuration's median, the
 #          trainer / it) and the trainer against the fastest PyTorch configuration.
-# Knobs: ROUNDS (5), STEPS (300), EPOCHS (30 for the default model), CLASSIC_EPOCHS (10);
+# Knobs: ROUNDS (5), STEPS (300), EPOCHS (30 for the default model), CLASSIC_EPOCHS (10),
+# CONV_EPOCHS (10);
 # for bench: TORCH_CONFIGS (the configurations, in order; a compiled one compiles again
 # in every run, which PyTorch's on-disk caches shorten, and max-autotune's compilation
 # can take minutes),
 # TORCH_TIMEOUT (300, seconds for one PyTorch run, a run cut short being recorded as
-# such), BENCH_MODELS ("classic default"), BENCH_BATCHES ("128 1024").
+# such), BENCH_MODELS ("classic default conv"), BENCH_BATCHES ("128 1024").
 # DEVICE=cpu rehearses the script on a CPU machine, with CPU builds in the bundle's place
 # (the graph configuration then fails with its error, which is recorded).
 set -uo pipefail
@@ -108,6 +110,8 @@ if [[ $stages == *train* ]]; then
   train classic-s0 --preset classic --seed 0 --epochs "${CLASSIC_EPOCHS:-10}"
   train default-s1 --seed 1 --epochs "$epochs"
   train classic-s1 --preset classic --seed 1 --epochs "${CLASSIC_EPOCHS:-10}"
+  # Convolutions train through dfdx's tape on the GPU (the CPU has its own closed form).
+  train conv-s0 --preset conv --seed 0 --epochs "${CONV_EPOCHS:-10}"
 fi
 
 if [[ $stages == *bench* ]]; then
@@ -148,7 +152,7 @@ if [[ $stages == *bench* ]]; then
   overview=()
   { printf 'model\tbatch\tround'; printf '\t%s' "${configs[@]}"; printf '\ttrainer\n'; } > "$out/bench.tsv"
   echo "PyTorch $(python3 -c 'import torch; print(torch.__version__)') (the version each figure below ran with); PyTorch configurations (MODE/ADAM of pytorch_vae.py): ${configs[*]}" >> "$summary"
-  for model in ${BENCH_MODELS:-classic default}; do
+  for model in ${BENCH_MODELS:-classic default conv}; do
     # The model both sides train, defined once (trainer/src/foundation/config.rs).
     "$bundle/vae" config --preset "$model" > "$out/$model.json"
     for batch in ${BENCH_BATCHES:-128 1024}; do

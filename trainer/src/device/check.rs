@@ -393,12 +393,14 @@ fn gradients<E: Device<f32>>(vae: &Vae<E>, batch: &HostBatch) -> (LossTerms, Vec
 
 /// Every model's loss terms and gradients on the device against the CPU's, from the same
 /// weights and batch; for the classic model also those of the importance-weighted bound
-/// (`--importance-samples`), with 3 draws an image.
+/// (`--importance-samples`), with 3 draws an image; and the conditional convolutional
+/// model's (`--preset conv`), whose gradients come from dfdx's tape.
 fn training_step<D: TrainDevice>(dev: &D) -> Result<String, String> {
     let (mut worst, mut terms, mut tensors) = (0.0f32, 0, 0);
     let [default, classic] = models();
     let importance = ("classic importance-weighted", classic.1.clone());
-    let cases = [(default, 1), (classic, 1), (importance, 3)];
+    let conv = (Preset::Conv.name(), Preset::Conv.config().model);
+    let cases = [(default, 1), (classic, 1), (importance, 3), (conv, 1)];
     for ((name, config), samples) in cases {
         let (reference, batch) = setup(&config, samples);
         let ours = reference.to_device(dev);
@@ -444,7 +446,7 @@ fn training_step<D: TrainDevice>(dev: &D) -> Result<String, String> {
         }
     }
     Ok(format!(
-        "default and classic models (ELBO), classic (importance-weighted, 3 draws), \
+        "default, classic and conv models (ELBO), classic (importance-weighted, 3 draws), \
          {BATCH} images: {terms} loss terms and {tensors} \
          gradients, max relative error {worst:.1e} (tolerance {STEP_TOLERANCE:.0e})"
     ))

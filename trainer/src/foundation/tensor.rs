@@ -70,6 +70,23 @@ pub fn padded_rows<D: Device<f32>>(
     dev.tensor_from_vec(padded, (rows, width + extra))
 }
 
+/// `t` under the shape `shape` of as many values, read in the same order, without a
+/// kernel that dfdx compiles at run time.
+///
+/// dfdx's `reshape_like` relabels a contiguous tensor for free but copies any other with
+/// a kernel it compiles at run time on CUDA (clippy.toml), and it does not say which a
+/// tensor is. A sum's result always is contiguous (dfdx's binary kernels write a new
+/// contiguous tensor, or into an operand that is one), so `t + 0` is relabeled: one
+/// elementwise addition, exact, its gradient passed through unchanged.
+pub fn relabel<S: Shape, Dst: Shape, D: Device<f32>, T: Tape<f32, D> + Merge<NoneTape>>(
+    t: Tensor<S, f32, D, T>,
+    shape: Dst,
+) -> Tensor<Dst, f32, D, T> {
+    let zeros = t.device().zeros_like(t.shape());
+    #[allow(clippy::disallowed_methods)] // contiguous: no kernel runs
+    (t + zeros).reshape_like(&shape)
+}
+
 /// Index of the largest value (the first one on ties; 0 for an empty row).
 pub fn argmax(row: &[f32]) -> usize {
     row.iter()

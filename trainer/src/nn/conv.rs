@@ -22,7 +22,7 @@ use dfdx::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::foundation::matmul::matmul;
-use crate::foundation::tensor::Matrix;
+use crate::foundation::tensor::{relabel, Matrix};
 
 /// A tap that falls in the padding, outside the large map.
 pub const OUTSIDE: u32 = u32::MAX;
@@ -109,11 +109,8 @@ impl Conv {
     /// out_channels)` and `bias`, through dfdx's operations, so that a tape follows:
     /// the windows gathered from the map and multiplied by the weights (convolution), or
     /// each position multiplied by the weights and the products gathered tap by tap
-    /// into the map (transposed convolution).
-    // The reshapes relabel rows of contiguous tensors. dfdx compiles them at run time
-    // on CUDA (clippy.toml), so convolutional models train on the CPU
-    // (`TrainConfig::validate`).
-    #[allow(clippy::disallowed_methods)]
+    /// into the map (transposed convolution). Only operations whose CUDA kernels dfdx
+    /// ships compiled: gathers, products, sums, and [`relabel`]s of contiguous tensors.
     pub fn forward<D: Device<f32>, T: Tape<f32, D> + Merge<NoneTape>>(
         &self,
         x: Matrix<D, T>,
@@ -143,29 +140,30 @@ impl Conv {
                 .iter()
                 .flat_map(|&t| (0..cin).map(move |c| t as usize * cin + c))
                 .collect();
-            let windows = gather_rows(&dev, x, idx).reshape_like(&(n * positions, kk * cin));
+            let windows = relabel(gather_rows(&dev, x, idx), (n * positions, kk * cin));
             let y = windows.matmul(weight.clone());
             let shape = *y.shape();
             let y = y + bias.clone().broadcast_like::<_, Axis<0>>(&shape);
-            return y.reshape_like(&(n, positions * cout));
+            return relabel(y, (n, positions * cout));
         }
         // Each position times the weights, (images * positions, taps * cout), with the
-        // weights rearranged from (tap, ci, co) to (ci, tap, co). The tape goes through
-        // the rearrangement and the biases' gathers, so their gradients reach `weight`
-        // and `bias`.
+        // weights rearranged from (tap, ci, co) to (ci, tap, co) by a gather. The tape
+        // goes through the rearrangement and the biases' gathers, so their gradients
+        // reach `weight` and `bias`.
         let (x, tape) = x.split_tape();
-        let w = weight
-            .clone()
-            .put_tape(tape)
-            .reshape_like(&(kk, cin, cout))
-            .permute::<_, Axes3<1, 0, 2>>()
-            .reshape_like(&(cin, kk * cout));
+        let order: Vec<usize> = (0..cin)
+            .flat_map(|ci| (0..kk * cout).map(move |v| ((v / cout) * cin + ci) * cout + v % cout))
+            .collect();
+        let flat = relabel(weight.clone().put_tape(tape), (kk * cin * cout,));
+        let w = relabel(
+            flat.gather(dev.tensor_from_vec(order, (kk * cin * cout,))),
+            (cin, kk * cout),
+        );
         let (w, tape) = w.split_tape();
-        let products = x
-            .put_tape(tape)
-            .reshape_like(&(n * positions, cin))
-            .matmul(w)
-            .reshape_like(&(n, positions * kk * cout));
+        let products = relabel(
+            relabel(x.put_tape(tape), (n * positions, cin)).matmul(w),
+            (n, positions * kk * cout),
+        );
         // Output value (p, o) sums, over the taps t, the product of the small position
         // whose tap t meets p: gathered for each t, zeroed where none does.
         let width = large * large * cout;

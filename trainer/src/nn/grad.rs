@@ -122,7 +122,9 @@ impl<D: Device<f32>> Mlp<D> {
 /// `reconstruction + kl_weight * KL + class_weight * classifier` with respect to every
 /// dense layer, in [`Vae::dense_layers`] order. The same quantity as
 /// [`Vae::loss`] followed by `backward`, for one fewer large product and a fraction of
-/// the elementwise passes.
+/// the elementwise passes. Convolutional models take the tape ([`tape_gradients`]): their
+/// layers' closed-form backward passes exist on host buffers only ([`crate::nn::host`]),
+/// which the CPU's steps use.
 ///
 /// Sums over the batch are divided by `images`, the size of the whole mini-batch, which
 /// may be larger than `batch` when the mini-batch is split into shards: the shards'
@@ -134,6 +136,9 @@ pub fn loss_and_gradients<D: Device<f32>>(
     class_weight: f32,
     kl_weight: f32,
 ) -> (LossTerms, Vec<DenseGrad<D>>) {
+    if vae.config.convolutional.is_some() {
+        return tape_gradients(vae, batch, images, class_weight, kl_weight);
+    }
     let inv_n = 1.0 / images.max(1) as f32;
     let latent = vae.config.latent;
     let x = batch.input.clone();
@@ -260,6 +265,40 @@ pub(crate) fn encoder_backward<D: Device<f32>>(
     grads.push(mu_grad);
     grads.push(logvar_grad);
     g_input
+}
+
+/// [`loss_and_gradients`] through dfdx's tape: [`Vae::loss`], scaled from the batch's
+/// mean to the share of `images` it is, then `backward`. Every operation in it has a
+/// CUDA kernel that dfdx ships compiled.
+pub fn tape_gradients<D: Device<f32>>(
+    vae: &Vae<D>,
+    batch: &Batch<D>,
+    images: usize,
+    class_weight: f32,
+    kl_weight: f32,
+) -> (LossTerms, Vec<DenseGrad<D>>) {
+    let share = batch.len() as f32 / images.max(1) as f32;
+    let (loss, terms) = vae.loss(batch, class_weight, kl_weight, OwnedTape::default());
+    let mut tape = (loss * share).backward();
+    let grads = vae
+        .dense_layers()
+        .into_iter()
+        .map(|(_, layer)| {
+            // A layer the loss does not reach gets zeros rather than a panic in `get`.
+            let _ = tape.get_or_alloc_mut(&layer.weight);
+            let _ = tape.get_or_alloc_mut(&layer.bias);
+            DenseGrad {
+                weight: tape.get(&layer.weight),
+                bias: tape.get(&layer.bias),
+            }
+        })
+        .collect();
+    let terms = LossTerms {
+        reconstruction: terms.reconstruction * share,
+        kl: terms.kl * share,
+        classifier: terms.classifier * share,
+    };
+    (terms, grads)
 }
 
 #[cfg(test)]

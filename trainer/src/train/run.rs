@@ -48,7 +48,6 @@ pub fn train<D: TrainDevice>(
     opts: &RunOptions<D>,
 ) -> Result<(Vae<D>, Vec<EpochRecord>)> {
     config.validate()?;
-    trains_on::<D>(config)?;
     opts.run.create()?;
     write_json(&opts.run.config(), config)?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(config.seed);
@@ -58,15 +57,6 @@ pub fn train<D: TrainDevice>(
     };
     let adam = Adam::new(&vae, config.learning_rate);
     run_epochs(config, vae, adam, Vec::new(), train, test, opts)
-}
-
-/// Refuses a convolutional model on a device other than the CPU: its layers' dfdx
-/// operations include reshapes, which dfdx compiles at run time on CUDA (clippy.toml).
-fn trains_on<D: TrainDevice>(config: &TrainConfig) -> Result<()> {
-    if config.model.convolutional.is_some() && !D::ON_HOST {
-        bail!("convolutional models train on the CPU only (--device cpu)");
-    }
-    Ok(())
 }
 
 /// The weights of the run in `dir` (its checkpoint), for a run of shape `config.model`.
@@ -106,7 +96,6 @@ pub fn resume<D: TrainDevice>(
         config.epochs = epochs;
     }
     config.validate()?;
-    trains_on::<D>(&config)?;
     let mut history = history::load(run)?;
     // The history is one epoch ahead if a stop fell between its write and the resume
     // state's (see `run_epochs`); that epoch is trained again.

@@ -275,18 +275,22 @@ mod tests {
     use rand::SeedableRng;
 
     use super::*;
-    use crate::foundation::testing::{model_kinds, random_dataset, relative_error};
+    use crate::foundation::testing::{
+        conv_model_kinds, model_kinds, random_dataset, relative_error,
+    };
 
     /// Ten training steps on the host leave the weights and Adam's state where ten
     /// steps through dfdx's operations leave them (same shards, same draws), to 1e-4
     /// relative: the gradients agree to rounding (`nn::host`'s tests), which Adam's division by the
-    /// root of the second moment amplifies where that moment is small.
+    /// root of the second moment amplifies where that moment is small. Convolutional
+    /// models too: their dfdx steps (the tape, [`crate::nn::grad::tape_gradients`]) are
+    /// what CUDA trains them with.
     #[test]
     fn steps_match_the_dfdx_steps() {
         let dev = Cpu::default();
         let mut rng = rand::rngs::StdRng::seed_from_u64(4);
         let data = random_dataset(40, &mut rng);
-        for config in model_kinds() {
+        for config in model_kinds().into_iter().chain(conv_model_kinds()) {
             let options = DataOptions::default();
             let images = Images::new(&dev, &data, &config, options, false);
             let start = Vae::new(&dev, &config, &mut rng);
