@@ -80,6 +80,30 @@ fn inspect_reports_a_good_file() {
     assert!(stdout.contains("OK"), "{stdout}");
 }
 
+/// A reader that stops reading (`vae inspect FILE | head -1`) ends `vae` quietly with
+/// success, where printing to a closed pipe would panic: stdout here is a pipe whose
+/// reading end is closed before `vae` starts, so its first line meets the closed pipe.
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    for args in [&["inspect", MODEL][..], &["config", "--preset", "conv"]] {
+        let (reader, writer) = std::io::pipe().expect("a pipe");
+        drop(reader);
+        let out = Command::new(env!("CARGO_BIN_EXE_vae"))
+            .args(args)
+            .current_dir(workspace())
+            .stdout(writer)
+            .output()
+            .expect("the vae binary runs");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success(),
+            "{args:?}: {:?}; stderr: {stderr}",
+            out.status
+        );
+        assert!(stderr.is_empty(), "{args:?}: stderr: {stderr}");
+    }
+}
+
 #[test]
 fn damaged_model_files_are_refused() {
     let good = std::fs::read(workspace().join(MODEL)).unwrap();

@@ -18,6 +18,7 @@ use trainer::foundation::io::{write_atomic, write_json};
 use trainer::foundation::run_dir::RunDir;
 use trainer::nn::model::Vae;
 use trainer::output::{export, history, pictures};
+use trainer::say;
 use trainer::train::checkpoint;
 use trainer::train::run::{resume, train, EpochHook, RunOptions};
 use trainer::train::step::{cuda_device, TrainDevice};
@@ -40,7 +41,7 @@ fn main() -> ExitCode {
         Command::FirmwarePng(args) => run_firmware_png(args),
         Command::FirmwareCosts(args) => run_firmware_costs(args),
         Command::Config(args) => serde_json::to_string_pretty(&args.preset.config())
-            .map(|json| println!("{json}"))
+            .map(|json| say!("{json}"))
             .map_err(Into::into),
         Command::DeviceCheck(args) => match args.device {
             DeviceKind::Cpu => run_device_check("the CPU", || Ok(Cpu::default())),
@@ -86,13 +87,13 @@ fn run_train<D: TrainDevice>(dev: &D, args: &TrainArgs) -> Result<()> {
         resume(dev, args.epochs, &train_set, &test_set, &opts)?
     };
     if args.snapshots {
-        println!(
+        say!(
             "wrote {}",
             pictures::epochs_gif(&run, history.len())?.display()
         );
     }
     let last = history.last().map_or(f32::NAN, |r| r.test.neg_elbo());
-    println!(
+    say!(
         "trained {} epochs: test loss {last:.2} nats/image; decoder {} parameters; run folder \
          {run}; wall time {:.1} s",
         history.len(),
@@ -103,7 +104,7 @@ fn run_train<D: TrainDevice>(dev: &D, args: &TrainArgs) -> Result<()> {
 }
 
 fn run_device_check<D: TrainDevice>(label: &str, create: impl FnOnce() -> Result<D>) -> Result<()> {
-    let stages = device_check::check(label, create, |stage| println!("{stage}"));
+    let stages = device_check::check(label, create, |stage| say!("{stage}"));
     let failed: Vec<&str> = stages
         .iter()
         .filter(|s| !s.passed())
@@ -120,7 +121,7 @@ fn run_export(args: ExportArgs) -> Result<()> {
     let (_, vae) = checkpoint::load(&Cpu::default(), &RunDir::new(&args.run))?;
     let out = RunDir::new(args.out_dir.unwrap_or(args.run));
     for (path, len) in export::write_model_files(&vae, &out)? {
-        println!("wrote {} ({len} bytes)", path.display());
+        say!("wrote {} ({len} bytes)", path.display());
     }
     Ok(())
 }
@@ -136,28 +137,28 @@ fn run_sample(args: SampleArgs) -> Result<()> {
         .with_context(|| format!("{}", args.model.display()))?;
     grid.write(&args.out, args.scale.into())?;
     let (n, rows, cols) = (grid.images.len(), grid.rows, grid.cols);
-    println!("wrote {} ({n} images, {rows} x {cols})", args.out.display());
+    say!("wrote {} ({n} images, {rows} x {cols})", args.out.display());
     if let Some(raw) = &args.raw {
         write_atomic(raw, grid.images.as_flattened())?;
-        println!("wrote {} ({} bytes)", raw.display(), n * vae_core::PIXELS);
+        say!("wrote {} ({} bytes)", raw.display(), n * vae_core::PIXELS);
     }
     Ok(())
 }
 
 fn run_inspect(args: InspectArgs) -> Result<()> {
     let bytes = read_model_file(&args.model)?;
-    println!(
+    say!(
         "file:        {} ({} bytes)",
         args.model.display(),
         bytes.len()
     );
     let (header, _) = Header::read(&bytes).with_context(|| format!("{}", args.model.display()))?;
-    print!("{header}");
+    say!("{}", header.to_string().trim_end_matches('\n'));
     if let Err(err) = Model::parse(&bytes) {
-        println!("checksum:    FAILED");
+        say!("checksum:    FAILED");
         return Err(err).with_context(|| format!("{}", args.model.display()));
     }
-    println!("checksum:    CRC-32 {:#010x} OK", header.stored_crc());
+    say!("checksum:    CRC-32 {:#010x} OK", header.stored_crc());
     Ok(())
 }
 
@@ -177,7 +178,7 @@ fn run_eval(args: EvalArgs) -> Result<()> {
     let report = evaluate_model(&vae, &test_set, &opts)?;
     let out = args.out.unwrap_or_else(|| run.eval());
     write_json(&out, &report)?;
-    println!(
+    say!(
         "{run} on {} test images; decoder {} parameters, latent {}\n{report}\nwrote {}",
         report.test_images,
         report.decoder_parameters,
@@ -194,11 +195,11 @@ fn run_pictures(args: PicturesArgs) -> Result<()> {
     let test_set = Dataset::load(&args.data_dir, Split::Test)?;
     let out = args.out_dir.unwrap_or_else(|| run.pictures_dir());
     for path in pictures::all(&vae, &history, &test_set, (args.from, args.to), &out)? {
-        println!("wrote {}", path.display());
+        say!("wrote {}", path.display());
     }
     // A run trained with --snapshots (and perhaps stopped early): its GIF.
     if run.epochs_dir().is_dir() {
-        println!(
+        say!(
             "wrote {}",
             pictures::epochs_gif(&run, history.len())?.display()
         );
@@ -218,7 +219,7 @@ fn run_train_classifier(args: TrainClassifierArgs) -> Result<()> {
         &args.out,
         progress,
     )?;
-    println!(
+    say!(
         "classifier: {:.2}% of the 10,000 test images right; saved in {}",
         100.0 * report.test_accuracy,
         args.out.display()
@@ -252,7 +253,7 @@ fn run_firmware_costs(args: FirmwareCostsArgs) -> Result<()> {
             args.log.display()
         );
     };
-    println!("{precision:<4} {parameters:>9} {flash:>7} {ram:>9} {digit:>13} {mac:>9}");
+    say!("{precision:<4} {parameters:>9} {flash:>7} {ram:>9} {digit:>13} {mac:>9}");
     Ok(())
 }
 
@@ -262,6 +263,6 @@ fn run_firmware_png(args: FirmwarePngArgs) -> Result<()> {
         .with_context(|| format!("{}", args.log.display()))?;
     grid.write(&args.out, args.scale.into())?;
     let (n, rows, cols) = (grid.images.len(), grid.rows, grid.cols);
-    println!("wrote {} ({n} images, {rows} x {cols})", args.out.display());
+    say!("wrote {} ({n} images, {rows} x {cols})", args.out.display());
     Ok(())
 }
