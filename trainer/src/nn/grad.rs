@@ -346,9 +346,8 @@ mod tests {
             let batch = batch(&dev, &config, 12, &mut rng);
             let (class_weight, kl_weight) = (3.0, 0.7);
 
-            let (loss, tape_terms) =
-                vae.loss(&batch, class_weight, kl_weight, OwnedTape::default());
-            let tape = loss.backward();
+            let (tape_terms, tape_grads) =
+                tape_gradients(&vae, &batch, 12, class_weight, kl_weight);
             let (terms, grads) = loss_and_gradients(&vae, &batch, 12, class_weight, kl_weight);
 
             // Sums of 12 x 784 terms in another order: agreement to ~1e-5 relative.
@@ -364,12 +363,13 @@ mod tests {
             }
             let layers = vae.dense_layers();
             assert_eq!(grads.len(), layers.len());
-            for ((name, layer), g) in layers.iter().zip(&grads) {
+            assert_eq!(tape_grads.len(), layers.len());
+            for (((name, _), g), t) in layers.iter().zip(&grads).zip(&tape_grads) {
                 // Gradients are sums over the batch of products of rounded f32 values;
                 // summed in a different order they agree to a few ulps of the largest
                 // entry, far below 1e-4 relative.
-                let w = relative_error(&g.weight.as_vec(), &tape.get(&layer.weight).as_vec());
-                let b = relative_error(&g.bias.as_vec(), &tape.get(&layer.bias).as_vec());
+                let w = relative_error(&g.weight.as_vec(), &t.weight.as_vec());
+                let b = relative_error(&g.bias.as_vec(), &t.bias.as_vec());
                 assert!(
                     w < 1e-4 && b < 1e-4,
                     "{config:?} {name}: weight {w:e}, bias {b:e}"
