@@ -26,7 +26,6 @@ use vae_core::PIXELS;
 use crate::foundation::io::{read_json, write_atomic_with, write_json};
 use crate::foundation::progress;
 use crate::foundation::tensor::argmax;
-use crate::say;
 
 /// The parameters: the two convolutions (a dense layer over each 25-pixel, then
 /// 25x32-value, patch), then the two dense layers.
@@ -235,7 +234,7 @@ impl Classifier {
                 dev: dev.clone(),
                 gathers: Gathers::new(),
             };
-            say!(
+            crate::say!(
                 "classifier epoch {epoch:>2}/{epochs}  train loss {:.4}  test accuracy {:.2}%",
                 total / order.len().div_ceil(100) as f32,
                 100.0 * classifier.accuracy(test)?

@@ -21,7 +21,6 @@ use crate::foundation::run_dir::RunDir;
 use crate::nn::adam::Adam;
 use crate::nn::model::Vae;
 use crate::output::history::{self, EpochRecord};
-use crate::say;
 use crate::train::checkpoint;
 use crate::train::step::{Steps, TrainDevice};
 
@@ -115,7 +114,7 @@ pub fn resume<D: TrainDevice>(
         );
     }
     write_json(&run.config(), &config)?;
-    say!("resuming {run} after epoch {done}");
+    crate::say!("resuming {run} after epoch {done}");
     run_epochs(&config, vae, adam, history, train, test, opts)
 }
 
@@ -222,7 +221,7 @@ fn run_epochs<D: TrainDevice>(
             ),
             None => String::new(),
         };
-        say!(
+        crate::say!(
             "epoch {epoch:>3}/{}  train loss {:7.2}  test loss {:7.2} (recon {:6.2} + KL {:5.2}){class}  \
              {:>6.0} img/s",
             config.epochs,
@@ -249,7 +248,7 @@ fn run_epochs<D: TrainDevice>(
             times.after_epoch += hook_started.elapsed().as_secs_f64();
         }
     }
-    say!("{times}");
+    crate::say!("{times}");
     Ok((vae, history))
 }
 
