@@ -143,7 +143,7 @@ fn resume_continues_exactly_where_the_run_stopped() {
 
     // The same run, stopped right after epoch 1's files are written (as a kill would).
     let stopped = run_dir("resume-stopped");
-    let stop = |epoch: usize, _: &mut trainer::nn::model::Vae<Cpu>| match epoch {
+    let stop = |epoch: usize, _: &mut trainer::train::step::Training<Cpu>| match epoch {
         1 => Err(std::io::Error::other("stopped").into()),
         _ => Ok(()),
     };
@@ -168,10 +168,10 @@ fn resume_continues_exactly_where_the_run_stopped() {
     let state_b = checkpoint::load_resume(&dev, &stopped).unwrap();
     let (adam_a, adam_b) = (&state_a.adam, &state_b.adam);
     assert_eq!(
-        (state_a.epoch, adam_a.step()),
-        (state_b.epoch, adam_b.step())
+        (state_a.epoch, adam_a.settings.steps()),
+        (state_b.epoch, adam_b.settings.steps())
     );
-    assert!(adam_a.moments() == adam_b.moments(), "Adam moments differ");
+    assert!(adam_a.moments == adam_b.moments, "Adam moments differ");
     // Nothing left to do: a clear error, not a silent no-op.
     let err = resume(&dev, None, &train_set, &test_set, &quiet(&stopped)).unwrap_err();
     assert!(
@@ -190,7 +190,7 @@ fn resume_continues_exactly_where_the_run_stopped() {
     ] {
         let torn = run_dir(&format!("resume-torn-{file}"));
         let (path, kept) = (torn.path().join(file), torn.path().join("kept"));
-        let block = |epoch: usize, _: &mut trainer::nn::model::Vae<Cpu>| {
+        let block = |epoch: usize, _: &mut trainer::train::step::Training<Cpu>| {
             assert_eq!(epoch, 1, "epoch 2 should have failed to write {file}");
             std::fs::rename(&path, &kept).unwrap();
             std::fs::create_dir(&path).unwrap();
@@ -221,12 +221,14 @@ fn a_nan_loss_stops_training_and_keeps_the_last_good_checkpoint() {
     let dev = Cpu::seed_from_u64(1);
     let out = run_dir("nan");
     // After epoch 1's checkpoint is written, one decoder weight becomes NaN.
-    let poison = |epoch: usize, vae: &mut trainer::nn::model::Vae<Cpu>| {
+    let poison = |epoch: usize, training: &mut trainer::train::step::Training<Cpu>| {
         if epoch == 1 {
+            let mut vae = training.model()?;
             let layer = &mut vae.decoder.layers[0];
             let mut w = layer.weight.as_vec();
             w[0] = f32::NAN;
             layer.weight = dev.tensor_from_vec(w, *layer.weight.shape());
+            training.set_weights(&vae)?;
         }
         Ok(())
     };

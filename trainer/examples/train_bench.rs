@@ -1,5 +1,5 @@
 //! Training throughput of the project's trainer: real MNIST through the training loop's
-//! own steps (`trainer::train::step::Steps`: batches, shards, gradients, Adam), for a fixed
+//! own steps (`trainer::train::step::Training`: batches, shards, gradients, Adam), for a fixed
 //! number of steps, a few times over; prints images per second for each repeat and their
 //! median.
 //!
@@ -27,9 +27,9 @@ use rand::SeedableRng;
 use trainer::data::batch::Images;
 use trainer::foundation::config::{DataOptions, Preset, TrainConfig};
 use trainer::foundation::matmul::matmul_totals;
-use trainer::nn::adam::Adam;
+use trainer::nn::adam::AdamState;
 use trainer::nn::model::Vae;
-use trainer::train::step::{cuda_device, Steps, TrainDevice};
+use trainer::train::step::{cuda_device, TrainDevice, Training};
 
 #[derive(Parser)]
 struct Args {
@@ -107,15 +107,15 @@ fn bench<D: TrainDevice>(
     let images = Images::new(dev, train, &config.model, options, D::KEEPS_IMAGES);
     for repeat in 0..args.repeat {
         let mut rng = rand::rngs::StdRng::seed_from_u64(repeat as u64);
-        let mut vae = Vae::new(dev, &config.model, &mut rng);
-        let mut adam = Adam::new(&vae, config.learning_rate);
+        let vae = Vae::new(dev, &config.model, &mut rng);
+        let adam = AdamState::new(&vae, config.learning_rate);
+        let mut training = Training::new(vae, adam)?;
         let mut order: Vec<usize> = (0..train.len()).collect();
         order.shuffle(&mut rng);
         let mut batches = order.chunks_exact(batch_size).cycle();
-        let mut steps = Steps::new(&mut vae, &mut adam, options);
         let mut step = || {
             let chunk = batches.next().unwrap_or(&[]);
-            steps.step((&images, chunk), &mut rng, weights, config.learning_rate);
+            training.step((&images, chunk), &mut rng, weights, config.learning_rate);
         };
         step(); // warm-up: first allocations
                 // A GPU runs the queued work asynchronously: wait for it before starting the clock

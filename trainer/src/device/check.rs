@@ -1,8 +1,8 @@
 //! `vae device-check`: a smoke test of every code path training takes on a device, each
 //! compared with the same computation on the CPU from the same inputs: creating the
 //! device, the matrix product (cuBLAS on CUDA), the training step's kernels (the
-//! hand-derived gradients of [`crate::nn::grad`]) and Adam's update ([`crate::nn::adam`], run as
-//! [`TrainDevice::update_layers`] runs it). Generic over [`TrainDevice`], so it is built
+//! gradients through dfdx's tape, [`crate::nn::tape`]) and Adam's update
+//! ([`crate::nn::adam`], run as [`TrainDevice::update_layers`] runs it). Generic over [`TrainDevice`], so it is built
 //! and tested on the CPU too, where it compares the CPU with itself.
 //!
 //! dfdx's CUDA backend reports many failures by panicking (an `unwrap` inside dfdx):
@@ -24,10 +24,9 @@ use crate::data::batch::{Batch, Images};
 use crate::foundation::config::{DataOptions, ModelConfig, Preset, TrainConfig};
 use crate::foundation::loss::LossTerms;
 use crate::foundation::tensor::padded_rows;
-use crate::nn::adam::Adam;
-use crate::nn::grad::{loss_and_gradients, DenseGrad};
-use crate::nn::importance::importance_weighted_gradients;
+use crate::nn::adam::{Adam, AdamState};
 use crate::nn::model::Vae;
+use crate::nn::tape::{tape_gradients, DenseGrad};
 use crate::train::step::TrainDevice;
 
 /// Tolerance of the matrix product, relative to the largest magnitude of the CPU's
@@ -379,22 +378,19 @@ fn setup(config: &ModelConfig, samples: usize) -> (Vae<Cpu>, HostBatch) {
     (vae, batch)
 }
 
-/// Loss terms and gradients of `vae` on `batch`, with the default loss weights: the
-/// ELBO's, or the importance-weighted bound's for a batch of several draws an image.
+/// Loss terms and gradients of `vae` on `batch` through dfdx's tape (the step of every
+/// device but the CPU), with the default loss weights: the ELBO's, or the
+/// importance-weighted bound's for a batch of several draws an image.
 fn gradients<E: Device<f32>>(vae: &Vae<E>, batch: &HostBatch) -> (LossTerms, Vec<DenseGrad<E>>) {
     let class_weight = TrainConfig::default().class_weight;
     let batch = batch.on(&vae.device(), &vae.config);
-    if batch.samples() > 1 {
-        importance_weighted_gradients(vae, &batch, BATCH, 1.0)
-    } else {
-        loss_and_gradients(vae, &batch, BATCH, class_weight, 1.0)
-    }
+    tape_gradients(vae, &batch, BATCH, class_weight, 1.0)
 }
 
 /// Every model's loss terms and gradients on the device against the CPU's, from the same
 /// weights and batch; for the classic model also those of the importance-weighted bound
 /// (`--importance-samples`), with 3 draws an image; and the conditional convolutional
-/// model's (`--preset conv`), whose gradients come from dfdx's tape.
+/// model's (`--preset conv`).
 fn training_step<D: TrainDevice>(dev: &D) -> Result<String, String> {
     let (mut worst, mut terms, mut tensors) = (0.0f32, 0, 0);
     let [default, classic] = models();
@@ -463,7 +459,7 @@ fn adam_update<D: TrainDevice>(dev: &D) -> Result<String, String> {
         let (_, grads) = gradients(&reference, &batch);
         let start = reference.clone();
         let mut ours = reference.to_device(dev);
-        let (mut ref_adam, mut our_adam) = (Adam::new(&reference, lr), Adam::new(&ours, lr));
+        let (mut ref_adam, mut our_adam) = (fresh_adam(&reference, lr)?, fresh_adam(&ours, lr)?);
         for _ in 0..2 {
             let ref_grads = grads
                 .iter()
@@ -504,6 +500,11 @@ fn adam_update<D: TrainDevice>(dev: &D) -> Result<String, String> {
         "2 steps of default and classic models: {tensors} parameter updates, max relative \
          error {worst:.1e} (tolerance {STEP_TOLERANCE:.0e})"
     ))
+}
+
+/// Adam at learning rate `lr` with no step taken, for `model`.
+fn fresh_adam<E: Device<f32>>(model: &Vae<E>, lr: f32) -> Result<Adam<E>, String> {
+    Adam::new(model, AdamState::new(model, lr)).map_err(|e| e.to_string())
 }
 
 fn copy_grad<E: Device<f32>>(g: &DenseGrad<Cpu>, dev: &E) -> DenseGrad<E> {

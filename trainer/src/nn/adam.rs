@@ -1,13 +1,17 @@
-//! Adam (Kingma & Ba, 2015) over the run-time-shaped parameters of [`Vae`], written
-//! with dfdx tensor operations so it runs on whichever device the model lives on. An
-//! update is a list of independent per-layer updates, which the device runs
+//! Adam (Kingma & Ba, 2015): its arithmetic, written once ([`crate::nn::adam::Hyper::step`]) for any
+//! operand, one f32 on the host's buffers ([`crate::nn::host`]) or a whole tensor on a
+//! dfdx device; and [`Adam`], its state over the run-time-shaped parameters of [`Vae`]
+//! in dfdx tensors, for devices that train through the tape. An update there is a list
+//! of independent per-layer updates, which the device runs
 //! ([`crate::train::step::TrainDevice::update_layers`]).
+
+use std::ops::{Add, Div, Mul};
 
 use dfdx::prelude::*;
 
 use crate::foundation::tensor::{Matrix, Vector};
-use crate::nn::grad::DenseGrad;
 use crate::nn::model::{Dense, Vae};
+use crate::nn::tape::DenseGrad;
 
 /// Adam's hyper-parameters and its two moment estimates per parameter.
 pub struct Adam<D: Device<f32>> {
@@ -46,6 +50,11 @@ impl AdamSettings {
         self.steps
     }
 
+    /// The same settings after `steps` steps (a resumed run's).
+    pub fn restore(&mut self, steps: i32) {
+        self.steps = steps;
+    }
+
     /// Counts one more step and returns its constants.
     pub fn advance(&mut self) -> Hyper {
         self.steps += 1;
@@ -62,35 +71,85 @@ impl AdamSettings {
     }
 }
 
+/// Adam's whole state, wherever it trains: its settings and steps taken, and every
+/// layer's moments `[weight m, weight v, bias m, bias v]` in [`Vae::dense_layers`] order.
+#[derive(Debug, Clone)]
+pub struct AdamState {
+    /// The hyper-parameters and the steps taken.
+    pub settings: AdamSettings,
+    /// The moments of every layer.
+    pub moments: Vec<[Vec<f32>; 4]>,
+}
+
+impl AdamState {
+    /// [`AdamSettings::new`]`(lr)`, every moment of `model`'s layers zero.
+    pub fn new<D: Device<f32>>(model: &Vae<D>, lr: f32) -> Self {
+        let moments = model
+            .dense_layers()
+            .into_iter()
+            .map(|(_, l)| {
+                let (w, b) = (l.inputs() * l.outputs(), l.outputs());
+                [vec![0.0; w], vec![0.0; w], vec![0.0; b], vec![0.0; b]]
+            })
+            .collect();
+        AdamState {
+            settings: AdamSettings::new(lr),
+            moments,
+        }
+    }
+
+    /// Errors when the moments are not those of `model`'s layers.
+    pub fn check<D: Device<f32>>(&self, model: &Vae<D>) -> anyhow::Result<()> {
+        let layers = model.dense_layers();
+        if self.moments.len() != layers.len() {
+            anyhow::bail!(
+                "optimizer state has {} layers, the model {}",
+                self.moments.len(),
+                layers.len()
+            );
+        }
+        for ((_, l), [wm, wv, bm, bv]) in layers.iter().zip(&self.moments) {
+            let (w, b) = (l.inputs() * l.outputs(), l.outputs());
+            if wm.len() != w || wv.len() != w || bm.len() != b || bv.len() != b {
+                anyhow::bail!("optimizer state does not match the model's shapes");
+            }
+        }
+        Ok(())
+    }
+}
+
 struct Moments<D: Device<f32>> {
     weight: (Matrix<D>, Matrix<D>),
     bias: (Vector<D>, Vector<D>),
 }
 
 impl<D: Device<f32>> Adam<D> {
-    /// [`AdamSettings::new`]`(lr)`, every moment zero.
-    pub fn new(model: &Vae<D>, lr: f32) -> Self {
+    /// Adam in `state`, its moments on `model`'s device. Errors when they are not
+    /// `model`'s shapes.
+    pub fn new(model: &Vae<D>, state: AdamState) -> anyhow::Result<Self> {
+        state.check(model)?;
         let moments = model
             .dense_layers()
             .into_iter()
-            .map(|(_, l)| {
+            .zip(state.moments)
+            .map(|((_, l), [wm, wv, bm, bv])| {
                 let dev = l.weight.device();
                 let (w, b) = (*l.weight.shape(), *l.bias.shape());
                 Moments {
-                    weight: (dev.zeros_like(&w), dev.zeros_like(&w)),
-                    bias: (dev.zeros_like(&b), dev.zeros_like(&b)),
+                    weight: (dev.tensor_from_vec(wm, w), dev.tensor_from_vec(wv, w)),
+                    bias: (dev.tensor_from_vec(bm, b), dev.tensor_from_vec(bv, b)),
                 }
             })
             .collect();
-        Adam {
-            settings: AdamSettings::new(lr),
+        Ok(Adam {
+            settings: state.settings,
             moments,
-        }
+        })
     }
 
     /// Takes one step and returns the update of every parameter from the sum of
     /// `shards`, each a gradient of every layer in [`Vae::dense_layers`] order (as
-    /// [`crate::nn::grad::loss_and_gradients`] returns them), one independent update per
+    /// [`crate::nn::tape::tape_gradients`] returns them), one independent update per
     /// layer for the device to run ([`LayerUpdate::apply`]): on the CPU side by side,
     /// since dfdx runs each elementwise operation on one thread and the two large layers
     /// of an MLP VAE balance two cores.
@@ -123,15 +182,10 @@ impl<D: Device<f32>> Adam<D> {
 }
 
 impl<D: Device<f32>> Adam<D> {
-    /// Steps taken so far.
-    pub fn step(&self) -> i32 {
-        self.settings.steps
-    }
-
-    /// First and second moments of every layer, in [`Vae::dense_layers`] order:
-    /// `[weight m, weight v, bias m, bias v]`.
-    pub fn moments(&self) -> Vec<[Vec<f32>; 4]> {
-        self.moments
+    /// The whole state, copied to the host.
+    pub fn state(&self) -> AdamState {
+        let moments = self
+            .moments
             .iter()
             .map(|m| {
                 [
@@ -141,29 +195,11 @@ impl<D: Device<f32>> Adam<D> {
                     m.bias.1.as_vec(),
                 ]
             })
-            .collect()
-    }
-
-    /// Restores a state saved from [`Self::step`] and [`Self::moments`].
-    pub fn restore(&mut self, step: i32, moments: Vec<[Vec<f32>; 4]>) -> anyhow::Result<()> {
-        if moments.len() != self.moments.len() {
-            anyhow::bail!(
-                "optimizer state has {} layers, the model {}",
-                moments.len(),
-                self.moments.len()
-            );
+            .collect();
+        AdamState {
+            settings: self.settings,
+            moments,
         }
-        for (m, [wm, wv, bm, bv]) in self.moments.iter_mut().zip(moments) {
-            let dev = m.weight.0.device().clone();
-            let (w, b) = (*m.weight.0.shape(), *m.bias.0.shape());
-            if wm.len() != w.0 * w.1 || wv.len() != wm.len() || bm.len() != b.0 || bv.len() != b.0 {
-                anyhow::bail!("optimizer state does not match the model's shapes");
-            }
-            m.weight = (dev.tensor_from_vec(wm, w), dev.tensor_from_vec(wv, w));
-            m.bias = (dev.tensor_from_vec(bm, b), dev.tensor_from_vec(bv, b));
-        }
-        self.settings.steps = step;
-        Ok(())
     }
 }
 
@@ -202,30 +238,57 @@ pub struct Hyper {
     step_size: f32,
 }
 
+/// What Adam's arithmetic needs of its operands: one f32, or a whole dfdx tensor.
+pub trait Operand:
+    Clone
+    + Add<Output = Self>
+    + Add<f32, Output = Self>
+    + Mul<Output = Self>
+    + Mul<f32, Output = Self>
+    + Div<Output = Self>
+{
+    /// The square root of every value.
+    fn sqrt(self) -> Self;
+}
+
+impl Operand for f32 {
+    #[inline(always)]
+    fn sqrt(self) -> f32 {
+        f32::sqrt(self)
+    }
+}
+
+impl<S: Shape, D: Device<f32>> Operand for Tensor<S, f32, D> {
+    fn sqrt(self) -> Self {
+        dfdx::tensor_ops::sqrt(self)
+    }
+}
+
 impl Hyper {
-    /// Adam's update of one parameter `p` with gradient `g` and moments `m`, `v`: the
-    /// arithmetic of [`Hyper::apply`] (dfdx's `axpy`, `sqrt` and division), for buffers
-    /// on the host.
-    #[inline]
-    pub fn update(&self, p: &mut f32, g: f32, m: &mut f32, v: &mut f32) {
-        *m = *m * self.beta1 + g * (1.0 - self.beta1);
-        *v = *v * self.beta2 + g * g * (1.0 - self.beta2);
-        let denom = v.sqrt() + self.eps;
-        *p += *m / denom * -self.step_size;
+    /// Adam's update of the parameter `p` with gradient `g` and moments `m`, `v`: the
+    /// new `[p, m, v]`. The one definition of the arithmetic, for every device.
+    #[inline(always)]
+    pub fn step<T: Operand>(&self, p: T, g: T, m: T, v: T) -> [T; 3] {
+        let m = m * self.beta1 + g.clone() * (1.0 - self.beta1);
+        let v = v * self.beta2 + g.clone() * g * (1.0 - self.beta2);
+        let denom = v.clone().sqrt() + self.eps;
+        let p = p + m.clone() / denom * -self.step_size;
+        [p, m, v]
     }
 
-    /// Adam's update of one parameter, in place: `axpy` overwrites its left operand when
-    /// nothing else holds it, so the moments and the parameter are rewritten where they
-    /// lie and only the denominator is a new buffer.
+    /// [`Self::step`] of one parameter on the host, in place.
+    #[inline(always)]
+    pub fn update(&self, p: &mut f32, g: f32, m: &mut f32, v: &mut f32) {
+        [*p, *m, *v] = self.step(*p, g, *m, *v);
+    }
+
+    /// [`Self::step`] of one tensor of parameters on a device, in place.
     fn apply<S: Shape, D: Device<f32>>(
         &self,
         param: &mut Tensor<S, f32, D>,
         grad: Tensor<S, f32, D>,
         (m, v): &mut (Tensor<S, f32, D>, Tensor<S, f32, D>),
     ) {
-        m.axpy(self.beta1, &grad, 1.0 - self.beta1);
-        v.axpy(self.beta2, &grad.square(), 1.0 - self.beta2);
-        let denom = v.clone().sqrt() + self.eps;
-        param.axpy(1.0, &(m.clone() / denom), -self.step_size);
+        [*param, *m, *v] = self.step(param.clone(), grad, m.clone(), v.clone());
     }
 }

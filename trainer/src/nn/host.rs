@@ -1,6 +1,8 @@
-//! The training step on the CPU, on plain host buffers: the same loss, gradients and
-//! Adam update as [`crate::nn::grad`] and [`crate::nn::adam`] compute with dfdx tensor
-//! operations, without their costs on the CPU.
+//! The training step on the CPU, on plain host buffers: the objectives of
+//! [`crate::nn::model`] (the ELBO and the importance-weighted bound), their gradients
+//! derived by hand (the one closed form, tested against dfdx's tape,
+//! [`crate::nn::tape`]), and Adam's update ([`crate::nn::adam::Hyper::step`]), without
+//! dfdx's costs on the CPU.
 //!
 //! Through dfdx a step spent about half its time outside its matrix products: every
 //! operation allocates its result, walks it with a strided kernel on one thread, and
@@ -10,9 +12,9 @@
 //! each elementwise chain is one loop over buffers a shard keeps from step to step, and
 //! Adam's update is one pass per parameter that also sums the shards' gradients.
 //!
-//! The model lives in [`HostModel`] while it trains, copied out of the [`Vae`] and its
-//! [`Adam`] state and written back ([`HostModel::write_back`]) before anything reads them
-//! (evaluation, checkpoints), exactly: f32 values copied, not recomputed.
+//! The weights and Adam's state live in [`HostModel`] from a run's first step to its
+//! last ([`crate::train::step::Training`]); what reads the model gets it as a [`Vae`]
+//! ([`crate::nn::host::HostModel::model`]), its f32 values copied, not recomputed.
 
 use dfdx::prelude::*;
 use mnist::Dataset;
@@ -22,10 +24,10 @@ use vae_core::{Activation, PIXELS};
 
 use crate::data::batch::{HostBatch, HostImages, EVALUATION_BATCH};
 use crate::foundation::config::{DataOptions, ModelConfig};
-use crate::foundation::loss::{LossTerms, MeanLoss};
+use crate::foundation::loss::{log_mean_exp, normalized_weights, LossTerms, MeanLoss};
 use crate::foundation::matmul::matmul;
 use crate::foundation::vector_math;
-use crate::nn::adam::{Adam, AdamSettings, Hyper};
+use crate::nn::adam::{AdamSettings, AdamState, Hyper};
 use crate::nn::conv::{ConvScratch, HostConv};
 use crate::nn::model::Vae;
 
@@ -128,23 +130,22 @@ pub struct HostModel {
 }
 
 impl HostModel {
-    /// Whether this module trains a run of these options: the ELBO (one draw of z per
-    /// image); the importance-weighted bound stays on [`crate::nn::importance`].
-    pub fn trains(samples: usize) -> bool {
-        samples == 1
-    }
-
-    /// A copy of `vae` and of `adam`'s state; without an optimizer, a model that only
+    /// `vae` and, to train it, Adam in `adam`; without an optimizer, a model that only
     /// evaluates ([`Self::mean_loss`]), whose [`Self::step`] computes the loss alone.
-    pub fn new<D: Device<f32>>(vae: &Vae<D>, adam: Option<&Adam<D>>) -> Self {
-        let moments = adam
-            .map_or_else(Vec::new, Adam::moments)
-            .into_iter()
-            .map(Some);
+    pub fn new<D: Device<f32>>(vae: &Vae<D>, adam: Option<AdamState>) -> Self {
+        let (settings, moments) = match adam {
+            Some(state) => (Some(state.settings), state.moments),
+            None => (None, Vec::new()),
+        };
         let layers = vae
             .dense_layers()
             .into_iter()
-            .zip(moments.chain(std::iter::repeat_with(|| None)))
+            .zip(
+                moments
+                    .into_iter()
+                    .map(Some)
+                    .chain(std::iter::repeat_with(|| None)),
+            )
             .map(|((_, l), moments)| HostLayer {
                 inputs: l.inputs(),
                 outputs: l.outputs(),
@@ -175,27 +176,45 @@ impl HostModel {
                 classifier: e + 2..e + 2 + c,
                 decoder: e + 2 + c..e + 2 + c + d,
             },
-            adam: adam.map(|a| a.settings),
+            adam: settings,
             shards: Vec::new(),
         }
     }
 
-    /// Writes the trained weights and Adam's state back into `vae` and `adam` (the
-    /// model and optimizer this was made from).
-    pub fn write_back<D: Device<f32>>(
-        &self,
-        vae: &mut Vae<D>,
-        adam: &mut Adam<D>,
-    ) -> anyhow::Result<()> {
-        for (dense, layer) in vae.dense_layers_mut().into_iter().zip(&self.layers) {
-            dense.weight.copy_from(&layer.weight);
-            dense.bias.copy_from(&layer.bias);
+    /// The model as it stands, in dfdx tensors on `dev` (for evaluation, pictures,
+    /// checkpoints and export).
+    pub fn model<D: Device<f32>>(&self, dev: &D) -> anyhow::Result<Vae<D>> {
+        let layers = self
+            .layers
+            .iter()
+            .map(|l| (l.weight.clone(), l.bias.clone()));
+        Vae::with_weights(dev, &self.config, layers)
+    }
+
+    /// Replaces the weights with `vae`'s, Adam's state kept. Errors when `vae` is not a
+    /// model of this one's shape.
+    pub fn set_weights<D: Device<f32>>(&mut self, vae: &Vae<D>) -> anyhow::Result<()> {
+        let dense = vae.dense_layers();
+        let same =
+            dense.len() == self.layers.len()
+                && self.layers.iter().zip(&dense).all(|(layer, (_, d))| {
+                    (d.inputs(), d.outputs()) == (layer.inputs, layer.outputs)
+                });
+        if !same || vae.config != self.config {
+            anyhow::bail!("the weights given are not of the model's shape");
         }
-        let Some(settings) = &self.adam else {
-            return Ok(());
-        };
+        for (layer, (_, d)) in self.layers.iter_mut().zip(dense) {
+            layer.weight = d.weight.as_vec();
+            layer.bias = d.bias.as_vec();
+        }
+        Ok(())
+    }
+
+    /// Adam's state (empty moments for a model that only evaluates).
+    pub fn adam_state(&self) -> Option<AdamState> {
+        let settings = self.adam?;
         let moments = self.layers.iter().map(|l| l.moments.clone()).collect();
-        adam.restore(settings.steps(), moments)
+        Some(AdamState { settings, moments })
     }
 
     /// One optimization step on a mini-batch of `source`, in `parts`: each a shard's
@@ -266,8 +285,9 @@ impl HostModel {
     }
 
     /// The loss terms of `batch` (a shard of a mini-batch of `images`) and the gradients
-    /// of every layer, into `shard`: the computation of
-    /// [`crate::nn::grad::loss_and_gradients`].
+    /// of every layer, into `shard`: the ELBO's, or the importance-weighted bound's
+    /// when the batch holds several draws per image ([`crate::nn::tape::tape_gradients`]
+    /// through dfdx's tape).
     fn gradients(
         &self,
         s: &mut Shard,
@@ -275,8 +295,156 @@ impl HostModel {
         images: usize,
         weights: (f32, f32),
     ) -> LossTerms {
+        if batch.noise.len() > batch.len * self.config.latent {
+            return self.importance_gradients(s, batch, images, weights.1);
+        }
         let terms = self.forward(s, batch, images);
         self.backward_all(s, batch, images, weights);
+        terms
+    }
+
+    /// The importance-weighted bound's terms on `batch` (a shard of a mini-batch of
+    /// `images`, unconditional, with K draws of noise per image) and the gradients of
+    /// its negative into `s.grads`. `kl_weight` scales the prior and posterior densities
+    /// in the weights (KL warm-up); the terms reported are the bound's own:
+    /// `reconstruction` the draws' weighted mean of -log p(x|z) and `kl` the rest, so
+    /// that [`LossTerms::neg_elbo`] is -log (1/K) sum_k w_k.
+    ///
+    /// The gradient is the ELBO's per draw, weighted by the draws' normalized weights
+    /// `w_k / sum_j w_j`: the encoder runs once per image and the decoder once per draw.
+    fn importance_gradients(
+        &self,
+        s: &mut Shard,
+        batch: &HostBatch,
+        images: usize,
+        kl_weight: f32,
+    ) -> LossTerms {
+        let inv_n = 1.0 / images.max(1) as f32;
+        let (rows, latent, p) = (batch.len, self.config.latent, &self.parts);
+        let k = batch.noise.len() / (rows * latent).max(1);
+        let draws = rows * k;
+        s.grads.resize_with(self.layers.len(), LayerGrad::default);
+        self.encode(s, batch, false);
+
+        // Draw r belongs to image r / k: z = mu + std * noise.
+        s.std.resize(rows * latent, 0.0);
+        for (std, &logvar) in s.std.iter_mut().zip(&s.logvar) {
+            *std = (logvar * 0.5).exp();
+        }
+        let z = first(&mut s.decoder);
+        z.resize(draws * latent, 0.0);
+        for (r, z) in z.chunks_exact_mut(latent).enumerate() {
+            let image = (r / k) * latent..(r / k + 1) * latent;
+            let noise = &batch.noise[r * latent..(r + 1) * latent];
+            for (((z, &mu), &std), &e) in z
+                .iter_mut()
+                .zip(&s.mu[image.clone()])
+                .zip(&s.std[image])
+                .zip(noise)
+            {
+                *z = mu + std * e;
+            }
+        }
+        self.trace(p.decoder.clone(), draws, false, &mut s.decoder, &mut s.conv);
+
+        // Each pixel's cross-entropy and its gradient at the logit, per draw against
+        // its image.
+        let logits = s.decoder.last_mut().map(std::mem::take).unwrap_or_default();
+        s.g.resize(logits.len(), 0.0);
+        s.terms.resize(logits.len(), 0.0);
+        let pixels =
+            s.g.chunks_exact_mut(PIXELS)
+                .zip(s.terms.chunks_exact_mut(PIXELS));
+        for (r, ((g, terms), logits)) in pixels.zip(logits.chunks_exact(PIXELS)).enumerate() {
+            let target = &batch.target[(r / k) * PIXELS..(r / k + 1) * PIXELS];
+            vectorized!(cross_entropies((g, terms), logits, target, 1.0));
+        }
+        if let Some(slot) = s.decoder.last_mut() {
+            *slot = logits;
+        }
+
+        // The weights, in f64: log w = log p(x|z) + log p(z) - log q(z|x), where the
+        // 2 pi terms of the two Gaussians cancel.
+        let z = &s.decoder[0];
+        let square_sum = |v: &[f32]| v.iter().map(|&x| f64::from(x) * f64::from(x)).sum::<f64>();
+        let mut nll = Vec::with_capacity(draws);
+        let mut prior_minus_posterior = Vec::with_capacity(draws);
+        for r in 0..draws {
+            let span = r * latent..(r + 1) * latent;
+            let image = (r / k) * latent..(r / k + 1) * latent;
+            let logvar: f64 = s.logvar[image].iter().map(|&v| f64::from(v)).sum();
+            nll.push(f64::from(
+                s.terms[r * PIXELS..(r + 1) * PIXELS].iter().sum::<f32>(),
+            ));
+            prior_minus_posterior.push(
+                0.5 * (square_sum(&batch.noise[span.clone()]) + logvar - square_sum(&z[span])),
+            );
+        }
+        let log_w = |r: usize, beta: f64| -nll[r] + beta * prior_minus_posterior[r];
+        let mut draw_scale = vec![0.0f32; draws];
+        let (mut bound, mut reconstruction) = (0.0f64, 0.0f64);
+        for i in 0..rows {
+            let image = i * k..(i + 1) * k;
+            let full: Vec<f64> = image.clone().map(|r| log_w(r, 1.0)).collect();
+            let weights = normalized_weights(&full);
+            bound += log_mean_exp(&full);
+            reconstruction += image
+                .clone()
+                .zip(&weights)
+                .map(|(r, w)| w * nll[r])
+                .sum::<f64>();
+            // Under KL warm-up the gradient follows the weights of the scaled densities.
+            let objective = if kl_weight == 1.0 {
+                weights
+            } else {
+                let beta = f64::from(kl_weight);
+                normalized_weights(&image.clone().map(|r| log_w(r, beta)).collect::<Vec<_>>())
+            };
+            for (r, w) in image.zip(objective) {
+                draw_scale[r] = w as f32 * inv_n;
+            }
+        }
+        let reconstruction = (reconstruction * f64::from(inv_n)) as f32;
+        let terms = LossTerms {
+            reconstruction,
+            kl: (-bound * f64::from(inv_n)) as f32 - reconstruction,
+            classifier: 0.0,
+        };
+
+        // Backward: each draw's ELBO gradient, scaled by its weight (over `images`).
+        let mut g = std::mem::take(&mut s.g);
+        let mut scratch = std::mem::take(&mut s.g_next);
+        for (g, &scale) in g.chunks_exact_mut(PIXELS).zip(&draw_scale) {
+            g.iter_mut().for_each(|g| *g *= scale);
+        }
+        self.backward(
+            p.decoder.clone(),
+            &s.decoder,
+            draws,
+            false,
+            Some(0),
+            (&mut g, &mut scratch),
+            (&mut s.grads, &mut s.conv),
+        );
+        // `g` now holds the gradient at z; each image's draws add up at its mean and
+        // log-variance.
+        s.g_mu.clear();
+        s.g_mu.resize(rows * latent, 0.0);
+        s.g_logvar.clear();
+        s.g_logvar.resize(rows * latent, 0.0);
+        let z = &s.decoder[0];
+        for (r, &scale) in draw_scale.iter().enumerate() {
+            let image = (r / k) * latent;
+            for j in 0..latent {
+                let (d, i) = (r * latent + j, image + j);
+                let g_z = g[d] + z[d] * scale * kl_weight;
+                s.g_mu[i] += g_z;
+                s.g_logvar[i] += g_z * batch.noise[d] * s.std[i] * 0.5 - scale * (0.5 * kl_weight);
+            }
+        }
+        self.encoder_backward(s, rows, false, (&mut g, &mut scratch));
+        s.g = g;
+        s.g_next = scratch;
         terms
     }
 
@@ -322,36 +490,8 @@ impl HostModel {
             terms.classifier = ce as f32 * inv_n;
         }
 
-        // The encoder's convolutions on the image; its dense layers on their output (or
-        // on the image), with the class probabilities beside it when it sees the label.
         let sees_label = conditional && self.config.encoder_sees_label;
-        let seen = if p.down.is_empty() {
-            batch.input()
-        } else {
-            let input = first(&mut s.down);
-            input.clear();
-            input.extend_from_slice(batch.input());
-            self.trace(p.down.clone(), rows, true, &mut s.down, &mut s.conv);
-            last(&s.down)
-        };
-        let input = first(&mut s.encoder);
-        input.clear();
-        if sees_label {
-            for (features, probs) in seen
-                .chunks_exact(self.features())
-                .zip(s.probs.chunks_exact(classes))
-            {
-                input.extend_from_slice(features);
-                input.extend_from_slice(probs);
-            }
-        } else {
-            input.extend_from_slice(seen);
-        }
-        self.trace(p.encoder.clone(), rows, true, &mut s.encoder, &mut s.conv);
-        let h = last(&s.encoder);
-        let unused = &mut ConvScratch::default();
-        self.layers[p.mu].forward(h, rows, unused, &mut s.mu);
-        self.layers[p.logvar].forward(h, rows, unused, &mut s.logvar);
+        self.encode(s, batch, sees_label);
 
         // z = mu + std * noise, and the KL term; the decoder's input [z, probs].
         let width = latent + if conditional { classes } else { 0 };
@@ -399,6 +539,42 @@ impl HostModel {
             *slot = logits;
         }
         terms
+    }
+
+    /// q(z|x)'s means and log-variances of `batch` into `s.mu` and `s.logvar`: the
+    /// encoder's convolutions on the image, its dense layers on their output (or on the
+    /// image), with the class probabilities `s.probs` beside it when it `sees_label`.
+    fn encode(&self, s: &mut Shard, batch: &HostBatch, sees_label: bool) {
+        let rows = batch.len;
+        let classes = self.config.classes;
+        let p = &self.parts;
+        let seen = if p.down.is_empty() {
+            batch.input()
+        } else {
+            let input = first(&mut s.down);
+            input.clear();
+            input.extend_from_slice(batch.input());
+            self.trace(p.down.clone(), rows, true, &mut s.down, &mut s.conv);
+            last(&s.down)
+        };
+        let input = first(&mut s.encoder);
+        input.clear();
+        if sees_label {
+            for (features, probs) in seen
+                .chunks_exact(self.features())
+                .zip(s.probs.chunks_exact(classes))
+            {
+                input.extend_from_slice(features);
+                input.extend_from_slice(probs);
+            }
+        } else {
+            input.extend_from_slice(seen);
+        }
+        self.trace(p.encoder.clone(), rows, true, &mut s.encoder, &mut s.conv);
+        let h = last(&s.encoder);
+        let unused = &mut ConvScratch::default();
+        self.layers[p.mu].forward(h, rows, unused, &mut s.mu);
+        self.layers[p.logvar].forward(h, rows, unused, &mut s.logvar);
     }
 
     /// The gradients of every layer into `s.grads`, after [`Self::forward`] on the same
@@ -452,69 +628,7 @@ impl HostModel {
             }
         }
 
-        // mu's and logvar's layers, then the encoder, to its class-probability columns.
-        let h = last(&s.encoder);
-        let (mu_layer, logvar_layer) = (&self.layers[p.mu], &self.layers[p.logvar]);
-        s.grads[p.mu].compute(mu_layer, h, &s.g_mu, rows);
-        s.grads[p.logvar].compute(logvar_layer, h, &s.g_logvar, rows);
-        let trunk = mu_layer.inputs;
-        g.resize(rows * trunk, 0.0);
-        matmul(
-            (rows, latent, trunk),
-            (&s.g_mu, false),
-            (&mu_layer.weight, true),
-            &mut g,
-            false,
-        );
-        matmul(
-            (rows, latent, trunk),
-            (&s.g_logvar, false),
-            (&logvar_layer.weight, true),
-            &mut g,
-            true,
-        );
-        let features = self.features();
-        let from = match (p.down.is_empty(), sees_label) {
-            (true, true) => Some(features),
-            (true, false) => None,
-            (false, _) => Some(0),
-        };
-        self.backward(
-            p.encoder.clone(),
-            &s.encoder,
-            rows,
-            true,
-            from,
-            (&mut g, &mut scratch),
-            (&mut s.grads, &mut s.conv),
-        );
-        if !p.down.is_empty() {
-            // `g` is the gradient at [features, class probabilities]: the latter's part
-            // joins the classifier's, the former's goes down the convolutions.
-            if sees_label {
-                let width = features + classes;
-                for r in 0..rows {
-                    let row = &g[r * width..(r + 1) * width];
-                    for (a, b) in s.g_probs[r * classes..][..classes]
-                        .iter_mut()
-                        .zip(&row[features..])
-                    {
-                        *a += b;
-                    }
-                    g.copy_within(r * width..r * width + features, r * features);
-                }
-                g.truncate(rows * features);
-            }
-            self.backward(
-                p.down.clone(),
-                &s.down,
-                rows,
-                true,
-                None,
-                (&mut g, &mut scratch),
-                (&mut s.grads, &mut s.conv),
-            );
-        }
+        self.encoder_backward(s, rows, sees_label, (&mut g, &mut scratch));
 
         // The classifier: through the softmax, plus its own cross-entropy's gradient.
         if conditional {
@@ -547,6 +661,86 @@ impl HostModel {
         }
         s.g = g;
         s.g_next = scratch;
+    }
+
+    /// Back-propagates `s.g_mu` and `s.g_logvar`, the gradients at q(z|x)'s means and
+    /// log-variances, through their layers, the encoder's dense layers and its
+    /// convolutions, each layer's gradients into `s.grads`. When the encoder
+    /// `sees_label`, the gradient at its class-probability columns is added to
+    /// `s.g_probs` (with convolutions) or left in `g` (without).
+    fn encoder_backward(
+        &self,
+        s: &mut Shard,
+        rows: usize,
+        sees_label: bool,
+        (g, scratch): (&mut Vec<f32>, &mut Vec<f32>),
+    ) {
+        let latent = self.config.latent;
+        let classes = self.config.classes;
+        let p = &self.parts;
+        // mu's and logvar's layers, then the encoder, to its class-probability columns.
+        let h = last(&s.encoder);
+        let (mu_layer, logvar_layer) = (&self.layers[p.mu], &self.layers[p.logvar]);
+        s.grads[p.mu].compute(mu_layer, h, &s.g_mu, rows);
+        s.grads[p.logvar].compute(logvar_layer, h, &s.g_logvar, rows);
+        let trunk = mu_layer.inputs;
+        g.resize(rows * trunk, 0.0);
+        matmul(
+            (rows, latent, trunk),
+            (&s.g_mu, false),
+            (&mu_layer.weight, true),
+            g,
+            false,
+        );
+        matmul(
+            (rows, latent, trunk),
+            (&s.g_logvar, false),
+            (&logvar_layer.weight, true),
+            g,
+            true,
+        );
+        let features = self.features();
+        let from = match (p.down.is_empty(), sees_label) {
+            (true, true) => Some(features),
+            (true, false) => None,
+            (false, _) => Some(0),
+        };
+        self.backward(
+            p.encoder.clone(),
+            &s.encoder,
+            rows,
+            true,
+            from,
+            (g, scratch),
+            (&mut s.grads, &mut s.conv),
+        );
+        if !p.down.is_empty() {
+            // `g` is the gradient at [features, class probabilities]: the latter's part
+            // joins the classifier's, the former's goes down the convolutions.
+            if sees_label {
+                let width = features + classes;
+                for r in 0..rows {
+                    let row = &g[r * width..(r + 1) * width];
+                    for (a, b) in s.g_probs[r * classes..][..classes]
+                        .iter_mut()
+                        .zip(&row[features..])
+                    {
+                        *a += b;
+                    }
+                    g.copy_within(r * width..r * width + features, r * features);
+                }
+                g.truncate(rows * features);
+            }
+            self.backward(
+                p.down.clone(),
+                &s.down,
+                rows,
+                true,
+                None,
+                (g, scratch),
+                (&mut s.grads, &mut s.conv),
+            );
+        }
     }
 
     /// Values per image the encoder's dense layers see besides the class probabilities:
@@ -840,22 +1034,66 @@ mod tests {
     use crate::data::batch::Batch;
     use crate::foundation::config::Binarize;
     use crate::foundation::testing::{
-        close, conv_model_kinds, model_kinds, random_dataset, relative_error,
+        conv_model_kinds, model_kinds, random_dataset, relative_error,
     };
-    use crate::nn::grad::tape_gradients;
+    use crate::nn::tape::tape_gradients;
 
-    /// The host's loss terms and gradients are those of [`crate::nn::grad`] (itself
-    /// tested against dfdx's tape) on the same batch, for every kind of model, with
-    /// and without noise on the encoder's input: each a sum of f32 products in another
-    /// order, so equal to a few ulps of the largest entry (1e-5 relative allows about
-    /// 80 ulps).
+    /// The host's loss terms and gradients on a batch of `indices` of `data`, drawn as
+    /// `options` say, against dfdx's tape on the same batch ([`tape_gradients`]), for the
+    /// classifier and KL weights `weights`. Both are sums of thousands of f32 products
+    /// in another order (the tape's convolutions sum by windows, the host's by maps), so
+    /// they agree to a few ulps of the largest entry: 1e-4 relative allows about 800,
+    /// and the terms to 1e-4 of their size (or of 1 near 0).
+    fn check_against_the_tape(
+        vae: &Vae<Cpu>,
+        (data, indices): (&Dataset, &[usize]),
+        options: DataOptions,
+        weights: (f32, f32),
+        seed: u64,
+    ) {
+        let dev = Cpu::default();
+        let config = &vae.config;
+        let images = indices.len() + 3; // a shard of a larger mini-batch
+        let draw = || rand::rngs::StdRng::seed_from_u64(seed);
+        let reference = Batch::new(&dev, data, indices, config, options, &mut draw());
+        let (terms, tape) = tape_gradients(vae, &reference, images, weights.0, weights.1);
+        let batch = HostBatch::draw(data, indices, config, options, &mut draw());
+        let host = HostModel::new(vae, None);
+        let mut shard = Shard::default();
+        let ours = host.gradients(&mut shard, &batch, images, weights);
+        for (a, b) in [
+            (ours.reconstruction, terms.reconstruction),
+            (ours.kl, terms.kl),
+            (ours.classifier, terms.classifier),
+        ] {
+            assert!(
+                (a - b).abs() <= 1e-4 * b.abs().max(1.0),
+                "{config:?} {options:?}: {a} vs {b}"
+            );
+        }
+        let layers = vae.dense_layers();
+        assert_eq!(tape.len(), layers.len());
+        for (((name, _), ours), t) in layers.iter().zip(&shard.grads).zip(&tape) {
+            let w = relative_error(&ours.weight, &t.weight.as_vec());
+            let b = relative_error(&ours.bias, &t.bias.as_vec());
+            assert!(
+                w < 1e-4 && b < 1e-4,
+                "{config:?} {options:?} {name}: weight {w:e}, bias {b:e}"
+            );
+        }
+    }
+
+    /// The host's hand-derived ELBO gradients are dfdx's tape's, for every kind of
+    /// model the trainer builds (unconditional, conditional with and without the label
+    /// fed to the encoder, ReLU and sigmoid, one and two hidden layers, convolutional),
+    /// with and without noise on the encoder's input.
     #[test]
-    fn gradients_match_the_dfdx_step() {
+    fn gradients_match_the_tape() {
         let dev = Cpu::default();
         let mut rng = rand::rngs::StdRng::seed_from_u64(3);
         let data = random_dataset(40, &mut rng);
         let indices: Vec<usize> = (0..12).map(|_| rng.gen_range(0..40)).collect();
-        for config in model_kinds() {
+        for config in model_kinds().into_iter().chain(conv_model_kinds()) {
             for denoise in [0.0, 0.3] {
                 let options = DataOptions {
                     binarize: Binarize::None,
@@ -863,92 +1101,48 @@ mod tests {
                     samples: 1,
                 };
                 let vae = Vae::new(&dev, &config, &mut rng);
-                let adam = Adam::new(&vae, 1e-3);
                 let seed = rng.gen();
-                let (class_weight, kl_weight) = (3.0, 0.7);
-                let reference = Batch::new(
-                    &dev,
-                    &data,
-                    &indices,
-                    &config,
-                    options,
-                    &mut rand::rngs::StdRng::seed_from_u64(seed),
-                );
-                let (terms, grads) = crate::nn::grad::loss_and_gradients(
-                    &vae,
-                    &reference,
-                    20,
-                    class_weight,
-                    kl_weight,
-                );
-                let batch = HostBatch::draw(
-                    &data,
-                    &indices,
-                    &config,
-                    options,
-                    &mut rand::rngs::StdRng::seed_from_u64(seed),
-                );
-                let host = HostModel::new(&vae, Some(&adam));
-                let mut shard = Shard::default();
-                let ours = host.gradients(&mut shard, &batch, 20, (class_weight, kl_weight));
-                for (a, b) in [
-                    (ours.reconstruction, terms.reconstruction),
-                    (ours.kl, terms.kl),
-                    (ours.classifier, terms.classifier),
-                ] {
-                    assert!(close(a, b, 1e-5), "{config:?}: {a} vs {b}");
-                }
-                for ((name, _), (g, ours)) in vae
-                    .dense_layers()
-                    .iter()
-                    .zip(grads.iter().zip(&shard.grads))
-                {
-                    let w = relative_error(&ours.weight, &g.weight.as_vec());
-                    let b = relative_error(&ours.bias, &g.bias.as_vec());
-                    assert!(
-                        w < 1e-5 && b < 1e-5,
-                        "{config:?} {name}: weight {w:e}, bias {b:e}"
-                    );
-                }
+                check_against_the_tape(&vae, (&data, &indices), options, (3.0, 0.7), seed);
             }
         }
     }
 
-    /// For convolutional models the host's loss terms and gradients are dfdx's tape's
-    /// through [`crate::nn::conv::Conv::forward`] ([`tape_gradients`], what CUDA trains
-    /// them with), to 1e-4 relative: sums of thousands of f32 products per weight, in
-    /// another order (the windows' products against the map's).
+    /// The host's gradients of the importance-weighted bound are dfdx's tape's
+    /// ([`Vae::importance_loss`]) on the same draws, with and without a KL weight below
+    /// 1, for one and two hidden layers, ReLU and sigmoid, and a convolutional encoder
+    /// and decoder; and the bound reported is the tape's.
     #[test]
-    fn convolutional_gradients_match_the_tape() {
+    fn importance_weighted_gradients_match_the_tape() {
         let dev = Cpu::default();
-        let mut rng = rand::rngs::StdRng::seed_from_u64(4);
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
         let data = random_dataset(20, &mut rng);
         let indices: Vec<usize> = (0..6).map(|_| rng.gen_range(0..20)).collect();
-        for config in conv_model_kinds() {
-            let options = DataOptions::default();
+        let dense = [
+            (vec![64], vec![48], Activation::Relu, 1.0),
+            (vec![64, 32], vec![48, 40], Activation::Sigmoid, 0.7),
+            (vec![32], vec![24, 16], Activation::Relu, 0.3),
+        ]
+        .map(|(encoder_hidden, decoder_hidden, activation, kl_weight)| {
+            let config = ModelConfig {
+                latent: 5,
+                encoder_hidden,
+                decoder_hidden,
+                activation,
+                ..ModelConfig::default().unconditional()
+            };
+            (config, kl_weight)
+        });
+        let conv = conv_model_kinds()
+            .into_iter()
+            .map(|c| (c.unconditional(), 0.5));
+        for (config, kl_weight) in dense.into_iter().chain(conv) {
+            let options = DataOptions {
+                samples: 4,
+                ..DataOptions::default()
+            };
             let vae = Vae::new(&dev, &config, &mut rng);
             let seed = rng.gen();
-            let (class_weight, kl_weight) = (3.0, 0.7);
-            let draw = || rand::rngs::StdRng::seed_from_u64(seed);
-            let reference = Batch::new(&dev, &data, &indices, &config, options, &mut draw());
-            let (terms, tape) = tape_gradients(&vae, &reference, 6, class_weight, kl_weight);
-            let batch = HostBatch::draw(&data, &indices, &config, options, &mut draw());
-            let host = HostModel::new(&vae, None);
-            let mut shard = Shard::default();
-            let ours = host.gradients(&mut shard, &batch, 6, (class_weight, kl_weight));
-            for (a, b) in [
-                (ours.reconstruction, terms.reconstruction),
-                (ours.kl, terms.kl),
-                (ours.classifier, terms.classifier),
-            ] {
-                assert!(close(a, b, 1e-5), "{config:?}: {a} vs {b}");
-            }
-            let layers = vae.dense_layers();
-            for (((name, _), ours), t) in layers.iter().zip(&shard.grads).zip(&tape) {
-                let w = relative_error(&ours.weight, &t.weight.as_vec());
-                let b = relative_error(&ours.bias, &t.bias.as_vec());
-                assert!(w < 1e-4 && b < 1e-4, "{name}: weight {w:e}, bias {b:e}");
-            }
+            check_against_the_tape(&vae, (&data, &indices), options, (0.0, kl_weight), seed);
         }
     }
 

@@ -6,18 +6,17 @@
 /// Convolution layers: their shapes and taps, on host buffers and in dfdx.
 pub mod conv;
 
-/// The layers, the VAE's forward pass and its tape-driven loss (the reference).
+/// The layers, the VAE's forward pass and its objectives in dfdx operations (the
+/// reference).
 pub mod model;
 
-/// The hand-derived gradients of the ELBO.
-pub mod grad;
-
-/// The importance-weighted bound and its gradients, built on `grad`.
-pub mod importance;
+/// The objectives' gradients through dfdx's tape: every device's step but the CPU's.
+pub mod tape;
 
 /// Adam, per-layer updates.
 pub mod adam;
 
-/// The training step on the CPU, on host buffers: `grad`'s gradients and `adam`'s
-/// update without dfdx's per-operation costs.
+/// The training step on the CPU, on host buffers: the objectives' gradients derived by
+/// hand (tested against `tape`'s) and `adam`'s update, without dfdx's per-operation
+/// costs.
 pub mod host;

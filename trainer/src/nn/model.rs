@@ -1,8 +1,9 @@
 //! The VAE: an encoder for `z`, an optional classifier head, and the decoder that goes to
 //! the microcontroller, all as dense layers over run-time-shaped dfdx tensors
 //! ([`crate::foundation::tensor`]). The forward pass and the tape-driven loss here are ordinary dfdx
-//! code and run on any dfdx device; training uses the hand-derived gradients of
-//! [`crate::nn::grad`], tested against this loss.
+//! code and run on any dfdx device: differentiated by dfdx's tape ([`crate::nn::tape`]),
+//! they train the model on every device but the CPU, and they are the reference the
+//! CPU's hand-derived gradients ([`crate::nn::host`]) are tested against.
 
 use dfdx::prelude::*;
 use rand::distributions::{Distribution, Uniform};
@@ -10,8 +11,10 @@ use vae_core::{Activation, PIXELS};
 
 use crate::data::batch::Batch;
 use crate::foundation::config::{ConvLayer, ModelConfig};
-use crate::foundation::loss::LossTerms;
-use crate::foundation::tensor::{join_columns, padded_rows, place_columns, scalar, Matrix, Vector};
+use crate::foundation::loss::{log_mean_exp, normalized_weights, LossTerms};
+use crate::foundation::tensor::{
+    join_columns, padded_rows, place_columns, relabel, scalar, Matrix, Vector,
+};
 use crate::nn::conv::Conv;
 
 /// Applies a hidden-layer non-linearity to every entry.
@@ -232,6 +235,37 @@ impl<D: Device<f32>> Vae<D> {
         }
     }
 
+    /// A model of shape `config` with the weights and biases `layers` (each row major, as
+    /// [`Dense`] holds them), in [`Self::dense_layers`] order. Errors when their number or
+    /// sizes are not the shape's.
+    pub fn with_weights(
+        dev: &D,
+        config: &ModelConfig,
+        layers: impl IntoIterator<Item = (Vec<f32>, Vec<f32>)>,
+    ) -> anyhow::Result<Self> {
+        let mut vae = Vae::new(dev, config, &mut rand::rngs::mock::StepRng::new(0, 0));
+        let mut layers = layers.into_iter();
+        for dense in vae.dense_layers_mut() {
+            let (inputs, outputs) = (dense.inputs(), dense.outputs());
+            let (weight, bias) = layers
+                .next()
+                .ok_or_else(|| anyhow::anyhow!("fewer layers than the model has"))?;
+            if weight.len() != inputs * outputs || bias.len() != outputs {
+                anyhow::bail!(
+                    "a layer of {} weights and {} biases where the model has {inputs} x {outputs}",
+                    weight.len(),
+                    bias.len()
+                );
+            }
+            dense.weight = dev.tensor_from_vec(weight, (inputs, outputs));
+            dense.bias = dev.tensor_from_vec(bias, (outputs,));
+        }
+        if layers.next().is_some() {
+            anyhow::bail!("more layers than the model has");
+        }
+        Ok(vae)
+    }
+
     /// Every dense layer with a stable name, in a fixed order (checkpoints, Adam).
     pub fn dense_layers(&self) -> Vec<(String, &Dense<D>)> {
         let mut out = Vec::new();
@@ -389,6 +423,86 @@ impl<D: Device<f32>> Vae<D> {
             total = total + ce * class_weight;
         }
         (total, terms)
+    }
+
+    /// The negative importance-weighted bound (Burda, Grosse & Salakhutdinov 2016) of an
+    /// unconditional model on `batch`, whose noise holds [`Batch::samples`] = K draws per
+    /// image, averaged over its images: `-(1/n) sum_i log (1/K) sum_k w_ik`, with
+    /// `w = p(x|z) p(z) / q(z|x)` and `z_ik ~ q(z|x_i)`. `kl_weight` scales the prior and
+    /// posterior densities in `w` (KL warm-up). The terms reported are the bound's own:
+    /// `reconstruction` the draws' weighted mean of -log p(x|z), `kl` the rest, so that
+    /// [`LossTerms::neg_elbo`] is the negative bound. With `tape` an `OwnedTape` the
+    /// result can be back-propagated.
+    pub fn importance_loss<T>(
+        &self,
+        batch: &Batch<D>,
+        kl_weight: f32,
+        tape: T,
+    ) -> (Tensor<(), f32, D, T>, LossTerms)
+    where
+        T: Tape<f32, D> + Merge<T> + Merge<NoneTape> + Default,
+    {
+        let (n, k) = (batch.len(), batch.samples());
+        let dev = self.device();
+        // Draw r belongs to image r / k.
+        let of_image: Tensor<(usize,), usize, D> =
+            dev.tensor_from_vec((0..n * k).map(|r| r / k).collect(), (n * k,));
+        let x: Matrix<D, T> = batch.input.clone().put_tape(tape);
+        let (h, h_tape) = self.encoder.forward(x, true).split_tape();
+        let (mu, mu_tape) = self.mu.forward(h.clone().put_tape(h_tape)).split_tape();
+        let (logvar, lv_tape) = self.logvar.forward(h.retaped::<T>()).split_tape();
+        let std = (logvar.clone().put_tape(lv_tape) * 0.5).exp();
+        let z = mu.put_tape(mu_tape).gather(of_image.clone())
+            + std.gather(of_image.clone()) * batch.noise.clone();
+        let (z, z_tape) = z.split_tape();
+        let target = batch.target.clone().gather(of_image.clone());
+        let (nll, nll_tape) = self
+            .decoder
+            .forward(z.clone().put_tape(z_tape), false)
+            .bce_with_logits(target)
+            .sum::<(usize,), Axis<1>>()
+            .split_tape();
+        // log p(z) - log q(z|x): their 2 pi terms cancel.
+        let eps_sq = batch.noise.clone().square().sum::<(usize,), Axis<1>>();
+        let log_prior = z.retaped::<T>().square().sum::<(usize,), Axis<1>>() * -0.5;
+        let log_posterior = logvar
+            .retaped::<T>()
+            .sum::<(usize,), Axis<1>>()
+            .gather(of_image)
+            * -0.5
+            - eps_sq * 0.5;
+        let (densities, d_tape) = (log_prior - log_posterior).split_tape();
+
+        // The bound's terms, from the values: each image's draws weighed by w_k / sum_j w_j.
+        let (nll_v, densities_v) = (nll.as_vec(), densities.as_vec());
+        let (mut bound, mut reconstruction) = (0.0f64, 0.0f64);
+        for i in 0..n {
+            let draws = i * k..(i + 1) * k;
+            let log_w: Vec<f64> = draws
+                .clone()
+                .map(|r| f64::from(densities_v[r]) - f64::from(nll_v[r]))
+                .collect();
+            bound += log_mean_exp(&log_w);
+            let weights = normalized_weights(&log_w);
+            reconstruction += draws
+                .zip(weights)
+                .map(|(r, w)| w * f64::from(nll_v[r]))
+                .sum::<f64>();
+        }
+        let images = n.max(1) as f64;
+        let reconstruction = (reconstruction / images) as f32;
+        let terms = LossTerms {
+            reconstruction,
+            kl: (-bound / images) as f32 - reconstruction,
+            classifier: 0.0,
+        };
+
+        let log_w = nll.put_tape(nll_tape).negate() + densities.put_tape(d_tape) * kl_weight;
+        let by_image = relabel(log_w, (n, k));
+        let objective = by_image.logsumexp::<(usize,), Axis<1>>().sum::<(), _>()
+            * (-1.0 / n.max(1) as f32)
+            + (k as f32).ln();
+        (objective, terms)
     }
 
     /// The encoder on a batch of images (intensities in [0, 1], 784 a row): means and

@@ -13,7 +13,7 @@ use dfdx::prelude::*;
 use crate::foundation::config::TrainConfig;
 use crate::foundation::io::{read_json, write_atomic};
 use crate::foundation::run_dir::RunDir;
-use crate::nn::adam::Adam;
+use crate::nn::adam::AdamState;
 use crate::nn::model::Vae;
 
 /// What a run's resume state holds: where the run stands after its last complete epoch.
@@ -23,7 +23,7 @@ pub struct ResumeState<D: Device<f32>> {
     /// The model after `epoch` epochs.
     pub vae: Vae<D>,
     /// The optimizer after `epoch` epochs.
-    pub adam: Adam<D>,
+    pub adam: AdamState,
     /// Epochs done.
     pub epoch: usize,
 }
@@ -77,12 +77,12 @@ const ADAM_PARTS: [&str; 4] = ["weight.m", "weight.v", "bias.m", "bias.v"];
 /// just done.
 pub fn save_resume<D: Device<f32>>(
     vae: &Vae<D>,
-    adam: &Adam<D>,
+    adam: &AdamState,
     epoch: usize,
     run: &RunDir,
 ) -> Result<()> {
     let mut data = model_tensors(vae);
-    for ((name, layer), moments) in vae.dense_layers().into_iter().zip(adam.moments()) {
+    for ((name, layer), moments) in vae.dense_layers().into_iter().zip(&adam.moments) {
         let (w, b) = (*layer.weight.shape(), layer.outputs());
         for (part, values) in ADAM_PARTS.iter().zip(moments) {
             let dims = if part.starts_with("weight") {
@@ -90,12 +90,12 @@ pub fn save_resume<D: Device<f32>>(
             } else {
                 vec![b]
             };
-            data.push((format!("adam.{name}.{part}"), dims, values));
+            data.push((format!("adam.{name}.{part}"), dims, values.clone()));
         }
     }
     let metadata = [
         ("epoch".to_string(), epoch.to_string()),
-        ("adam_step".to_string(), adam.step().to_string()),
+        ("adam_step".to_string(), adam.settings.steps().to_string()),
     ];
     write_tensors(&run.resume(), data, Some(metadata.into_iter().collect()))
 }
@@ -117,7 +117,7 @@ pub fn load_resume<D: Device<f32>>(dev: &D, run: &RunDir) -> Result<ResumeState<
             .with_context(|| format!("{} has no {key}", path.display()))
     };
     let (epoch, step) = (number("epoch")?, number("adam_step")?);
-    let mut adam = Adam::new(&vae, config.learning_rate);
+    let mut adam = AdamState::new(&vae, config.learning_rate);
     let mut moments = Vec::new();
     for (name, layer) in vae.dense_layers() {
         let (w, b) = (*layer.weight.shape(), layer.outputs());
@@ -133,7 +133,8 @@ pub fn load_resume<D: Device<f32>>(dev: &D, run: &RunDir) -> Result<ResumeState<
         let mut next = || parts.next().context("four moment tensors per layer")?;
         moments.push([next()?, next()?, next()?, next()?]);
     }
-    adam.restore(i32::try_from(step)?, moments)?;
+    adam.settings.restore(i32::try_from(step)?);
+    adam.moments = moments;
     Ok(ResumeState {
         config,
         vae,
@@ -164,20 +165,23 @@ pub fn read_config(run: &RunDir) -> Result<TrainConfig> {
 
 /// A model of shape `config.model` with the weights stored in `file`.
 fn read_model<D: Device<f32>>(dev: &D, config: &TrainConfig, file: &SafeTensors) -> Result<Vae<D>> {
-    let mut vae = Vae::new(
+    let shape = Vae::new(
         dev,
         &config.model,
         &mut rand::rngs::mock::StepRng::new(0, 0),
     );
-    let names: Vec<String> = vae.dense_layers().into_iter().map(|(n, _)| n).collect();
-    for (name, layer) in names.iter().zip(vae.dense_layers_mut()) {
-        let (inputs, outputs) = *layer.weight.shape();
-        let weight = read_tensor(file, &format!("{name}.weight"), &[inputs, outputs])?;
-        let bias = read_tensor(file, &format!("{name}.bias"), &[outputs])?;
-        layer.weight = dev.tensor_from_vec(weight, (inputs, outputs));
-        layer.bias = dev.tensor_from_vec(bias, (outputs,));
-    }
-    Ok(vae)
+    let layers = shape
+        .dense_layers()
+        .into_iter()
+        .map(|(name, layer)| {
+            let (inputs, outputs) = *layer.weight.shape();
+            Ok((
+                read_tensor(file, &format!("{name}.weight"), &[inputs, outputs])?,
+                read_tensor(file, &format!("{name}.bias"), &[outputs])?,
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Vae::with_weights(dev, &config.model, layers)
 }
 
 fn read_tensor(file: &SafeTensors, name: &str, dims: &[usize]) -> Result<Vec<f32>> {

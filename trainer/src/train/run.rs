@@ -6,7 +6,6 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
-use dfdx::prelude::*;
 use mnist::Dataset;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -18,25 +17,25 @@ use crate::foundation::io::write_json;
 use crate::foundation::loss::MeanLoss;
 use crate::foundation::progress;
 use crate::foundation::run_dir::RunDir;
-use crate::nn::adam::Adam;
+use crate::nn::adam::AdamState;
 use crate::nn::model::Vae;
 use crate::output::history::{self, EpochRecord};
 use crate::train::checkpoint;
-use crate::train::step::{Steps, TrainDevice};
+use crate::train::step::{TrainDevice, Training};
 
 /// Where a run's output goes and how chatty it is.
-pub struct RunOptions<'a, D: Device<f32>> {
+pub struct RunOptions<'a, D: TrainDevice> {
     /// The run folder (created if needed).
     pub run: &'a RunDir,
     /// Show progress bars (off for tests and non-interactive logs).
     pub progress: bool,
-    /// Called after each epoch's checkpoint is written (pictures per epoch; tests use it
-    /// to tamper with the model).
+    /// Called after each epoch's checkpoint is written, with the model as it trains
+    /// (pictures per epoch; tests use it to tamper with the weights).
     pub after_epoch: Option<&'a EpochHook<'a, D>>,
 }
 
 /// See [`RunOptions::after_epoch`].
-pub type EpochHook<'a, D> = dyn Fn(usize, &mut Vae<D>) -> Result<()> + 'a;
+pub type EpochHook<'a, D> = dyn Fn(usize, &mut Training<D>) -> Result<()> + 'a;
 
 /// Trains a model from scratch on `train`, evaluating on `test` after every epoch.
 /// Returns the model and its per-epoch history, both also written to the run folder.
@@ -55,8 +54,15 @@ pub fn train<D: TrainDevice>(
         Some(dir) => initial_weights(dev, config, dir)?,
         None => Vae::new(dev, &config.model, &mut rng),
     };
-    let adam = Adam::new(&vae, config.learning_rate);
-    run_epochs(config, vae, adam, Vec::new(), train, test, opts)
+    let adam = AdamState::new(&vae, config.learning_rate);
+    run_epochs(
+        config,
+        Training::new(vae, adam)?,
+        Vec::new(),
+        train,
+        test,
+        opts,
+    )
 }
 
 /// The weights of the run in `dir` (its checkpoint), for a run of shape `config.model`.
@@ -115,7 +121,14 @@ pub fn resume<D: TrainDevice>(
     }
     write_json(&run.config(), &config)?;
     crate::say!("resuming {run} after epoch {done}");
-    run_epochs(&config, vae, adam, history, train, test, opts)
+    run_epochs(
+        &config,
+        Training::new(vae, adam)?,
+        history,
+        train,
+        test,
+        opts,
+    )
 }
 
 /// The random generator of epoch `epoch` (shuffling, noise): a function of the seed and
@@ -126,8 +139,7 @@ fn epoch_rng(seed: u64, epoch: usize) -> rand::rngs::StdRng {
 
 fn run_epochs<D: TrainDevice>(
     config: &TrainConfig,
-    mut vae: Vae<D>,
-    mut adam: Adam<D>,
+    mut training: Training<D>,
     mut history: Vec<EpochRecord>,
     train: &Dataset,
     test: &Dataset,
@@ -139,7 +151,13 @@ fn run_epochs<D: TrainDevice>(
         .map_or(train.len(), |n| n.min(train.len()));
     let steps_per_epoch = used.div_ceil(config.batch_size);
     let data = config.data_options();
-    let images = Images::new(&vae.device(), train, &config.model, data, D::KEEPS_IMAGES);
+    let images = Images::new(
+        &training.device(),
+        train,
+        &config.model,
+        data,
+        D::KEEPS_IMAGES,
+    );
     let mut times = Times::default();
 
     for epoch in history.len() + 1..=config.epochs {
@@ -150,7 +168,6 @@ fn run_epochs<D: TrainDevice>(
         let bar = progress::bar(opts.progress, order.len(), label);
         let started = Instant::now();
         let mut sum = MeanLoss::default();
-        let mut steps = Steps::new(&mut vae, &mut adam, data);
         for (step, chunk) in order.chunks(config.batch_size).enumerate() {
             let global = (epoch - 1) * steps_per_epoch + step;
             let kl_weight = config.kl_weight(steps_per_epoch, global);
@@ -159,7 +176,7 @@ fn run_epochs<D: TrainDevice>(
                 global,
                 config.epochs * steps_per_epoch,
             );
-            let terms = steps.step(
+            let terms = training.step(
                 (&images, chunk),
                 &mut rng,
                 (config.class_weight, kl_weight),
@@ -191,12 +208,12 @@ fn run_epochs<D: TrainDevice>(
             ));
         }
         bar.finish_and_clear();
-        steps.finish()?;
         let seconds = started.elapsed().as_secs_f64();
         times.steps += seconds;
         let evaluating = Instant::now();
         let (options, seed) = (data.for_test(), config.seed ^ epoch as u64);
-        let test_terms = D::mean_loss(&vae, test, options, seed);
+        let test_terms = training.mean_loss(test, options, seed);
+        let vae = training.model()?;
         let fidelity = label_fidelity(&vae, 100, 1.0, config.seed);
         times.evaluation += evaluating.elapsed().as_secs_f64();
         let record = EpochRecord {
@@ -239,17 +256,17 @@ fn run_epochs<D: TrainDevice>(
         // Each file is written to a temporary name and renamed, so a stop leaves the
         // previous one whole.
         history::save(run, &history)?;
-        checkpoint::save_resume(&vae, &adam, epoch, run)?;
+        checkpoint::save_resume(&vae, &training.adam_state()?, epoch, run)?;
         checkpoint::save(&vae, run)?;
         times.files += writing.elapsed().as_secs_f64();
         if let Some(hook) = opts.after_epoch {
             let hook_started = Instant::now();
-            hook(epoch, &mut vae)?;
+            hook(epoch, &mut training)?;
             times.after_epoch += hook_started.elapsed().as_secs_f64();
         }
     }
     crate::say!("{times}");
-    Ok((vae, history))
+    Ok((training.model()?, history))
 }
 
 /// Where the epochs' time went, in seconds.

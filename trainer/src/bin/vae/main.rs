@@ -16,12 +16,11 @@ use trainer::eval::classifier::Classifier;
 use trainer::eval::report::{evaluate_model, EvalOptions};
 use trainer::foundation::io::{write_atomic, write_json};
 use trainer::foundation::run_dir::RunDir;
-use trainer::nn::model::Vae;
 use trainer::output::{export, history, pictures};
 use trainer::say;
 use trainer::train::checkpoint;
 use trainer::train::run::{resume, train, EpochHook, RunOptions};
-use trainer::train::step::{cuda_device, TrainDevice};
+use trainer::train::step::{cuda_device, TrainDevice, Training};
 use vae_core::{Header, Model};
 
 use args::*;
@@ -72,7 +71,9 @@ fn run_train<D: TrainDevice>(dev: &D, args: &TrainArgs) -> Result<()> {
     let test_set = Dataset::load(&args.data_dir, Split::Test)?;
     let test_set = test_set.truncated(args.test_limit.unwrap_or(usize::MAX));
     let run = RunDir::new(&args.out);
-    let snapshot = |epoch: usize, vae: &mut Vae<D>| pictures::epoch_snapshot(&run, epoch, vae);
+    let snapshot = |epoch: usize, training: &mut Training<D>| {
+        pictures::epoch_snapshot(&run, epoch, &training.model()?)
+    };
     let opts = RunOptions {
         run: &run,
         progress: !args.no_progress,
