@@ -33,6 +33,7 @@ pub const EVALUATION_BATCH: usize = 1000;
 
 /// One batch on the host, as drawn: what [`Batch::new`] uploads, and what the CPU's
 /// training step ([`crate::nn::host`]) reads directly.
+#[derive(Clone)]
 pub struct HostBatch {
     /// Images.
     pub len: usize,
@@ -128,7 +129,15 @@ impl<D: Device<f32>> Batch<D> {
         options: DataOptions,
         rng: &mut impl rand::Rng,
     ) -> Self {
-        let host = HostBatch::draw(data, indices, model, options, rng);
+        Batch::upload(
+            dev,
+            HostBatch::draw(data, indices, model, options, rng),
+            model,
+        )
+    }
+
+    /// `host` on the device, shaped for a model of shape `model`.
+    pub fn upload(dev: &D, host: HostBatch, model: &ModelConfig) -> Self {
         let n = host.len;
         let padded_input =
             sees_label(model).then(|| padded_rows(dev, host.input(), PIXELS, model.classes));
@@ -138,12 +147,13 @@ impl<D: Device<f32>> Batch<D> {
             Some(noisy) => dev.tensor_from_vec(noisy, (n, PIXELS)),
             None => target.clone(),
         };
+        let draws = host.noise.len() / model.latent.max(1);
         Batch {
             target,
             input,
             padded_input,
             labels,
-            noise: dev.tensor_from_vec(host.noise, (n * options.samples, model.latent)),
+            noise: dev.tensor_from_vec(host.noise, (draws, model.latent)),
         }
     }
 

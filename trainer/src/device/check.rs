@@ -20,10 +20,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use vae_core::PIXELS;
 
-use crate::data::batch::{Batch, Images};
+use crate::data::batch::{Batch, HostBatch, Images};
 use crate::foundation::config::{DataOptions, ModelConfig, Preset, TrainConfig};
 use crate::foundation::loss::LossTerms;
-use crate::foundation::tensor::padded_rows;
 use crate::nn::adam::{Adam, AdamState};
 use crate::nn::model::Vae;
 use crate::nn::tape::{tape_gradients, DenseGrad};
@@ -324,48 +323,22 @@ fn models() -> [(&'static str, ModelConfig); 2] {
     [Preset::Default, Preset::Classic].map(|preset| (preset.name(), preset.config().model))
 }
 
-/// A batch's values on the host: pixels uniform in [0, 1], one-hot labels, noise.
-struct HostBatch {
-    pixels: Vec<f32>,
-    labels: Option<Vec<f32>>,
-    noise: Vec<f32>,
-}
-
-impl HostBatch {
-    fn random(config: &ModelConfig, samples: usize, rng: &mut impl Rng) -> Self {
-        let pixels = (0..BATCH * PIXELS).map(|_| rng.gen()).collect();
-        let labels = (config.classes > 0).then(|| {
-            let mut onehot = vec![0.0; BATCH * config.classes];
-            for row in onehot.chunks_exact_mut(config.classes) {
-                row[rng.gen_range(0..config.classes)] = 1.0;
-            }
-            onehot
-        });
-        let noise = uniform(BATCH * samples * config.latent, rng);
-        HostBatch {
-            pixels,
-            labels,
-            noise,
-        }
-    }
-
-    /// The same batch on `dev`, shaped for `config` as [`Batch::new`] shapes it.
-    fn on<E: Device<f32>>(&self, dev: &E, config: &ModelConfig) -> Batch<E> {
-        let x = dev.tensor_from_vec(self.pixels.clone(), (BATCH, PIXELS));
-        Batch {
-            padded_input: (config.classes > 0 && config.encoder_sees_label)
-                .then(|| padded_rows(dev, &self.pixels, PIXELS, config.classes)),
-            input: x.clone(),
-            target: x,
-            labels: self
-                .labels
-                .as_ref()
-                .map(|l| dev.tensor_from_vec(l.clone(), (BATCH, config.classes))),
-            noise: dev.tensor_from_vec(
-                self.noise.clone(),
-                (self.noise.len() / config.latent, config.latent),
-            ),
-        }
+/// A batch of `BATCH` images for a model of shape `config`, with `samples` draws of
+/// noise per image: pixels uniform in [0, 1], random labels, noise uniform in [-1, 1].
+fn random_batch(config: &ModelConfig, samples: usize, rng: &mut impl Rng) -> HostBatch {
+    let target = (0..BATCH * PIXELS).map(|_| rng.gen()).collect();
+    let labels = match config.classes {
+        0 => Vec::new(),
+        classes => (0..BATCH)
+            .map(|_| rng.gen_range(0..classes as u8))
+            .collect(),
+    };
+    HostBatch {
+        len: BATCH,
+        target,
+        noisy: None,
+        labels,
+        noise: uniform(BATCH * samples * config.latent, rng),
     }
 }
 
@@ -374,7 +347,7 @@ impl HostBatch {
 fn setup(config: &ModelConfig, samples: usize) -> (Vae<Cpu>, HostBatch) {
     let mut rng = StdRng::seed_from_u64(2);
     let vae = Vae::new(&Cpu::default(), config, &mut rng);
-    let batch = HostBatch::random(config, samples, &mut rng);
+    let batch = random_batch(config, samples, &mut rng);
     (vae, batch)
 }
 
@@ -383,7 +356,7 @@ fn setup(config: &ModelConfig, samples: usize) -> (Vae<Cpu>, HostBatch) {
 /// importance-weighted bound's for a batch of several draws an image.
 fn gradients<E: Device<f32>>(vae: &Vae<E>, batch: &HostBatch) -> (LossTerms, Vec<DenseGrad<E>>) {
     let class_weight = TrainConfig::default().class_weight;
-    let batch = batch.on(&vae.device(), &vae.config);
+    let batch = Batch::upload(&vae.device(), batch.clone(), &vae.config);
     tape_gradients(vae, &batch, BATCH, class_weight, 1.0)
 }
 

@@ -25,7 +25,7 @@ use vae_core::PIXELS;
 
 use crate::foundation::io::{read_json, write_atomic_with, write_json};
 use crate::foundation::progress;
-use crate::foundation::tensor::argmax;
+use crate::foundation::tensor::{argmax, gather_rows};
 
 /// The parameters: the two convolutions (a dense layer over each 25-pixel, then
 /// 25x32-value, patch), then the two dense layers.
@@ -115,18 +115,6 @@ fn patches(dev: &Cpu, images: &[f32]) -> Tensor<(usize, Const<25>), f32, Cpu> {
         }
     }
     dev.tensor_from_vec(out, (n * CONV1 * CONV1, Const::<25>))
-}
-
-/// `map` (one image a row) gathered at `idx`, the same for every row.
-fn gather_rows<T: Tape<f32, Cpu>>(
-    map: Tensor<(usize, usize), f32, Cpu, T>,
-    idx: &[usize],
-) -> Tensor<(usize, usize), f32, Cpu, T> {
-    let n = map.shape().0;
-    let dev = map.device().clone();
-    let len = idx.len();
-    let idx: Tensor<(usize,), usize, Cpu> = dev.tensor_from_vec(idx.to_vec(), (len,));
-    map.gather(idx.broadcast_like::<_, Axis<0>>(&(n, len)))
 }
 
 /// 2x2 max-pooling: the elementwise maximum of the four corners' gathers.

@@ -87,6 +87,17 @@ pub fn relabel<S: Shape, Dst: Shape, D: Device<f32>, T: Tape<f32, D> + Merge<Non
     (t + zeros).reshape_like(&shape)
 }
 
+/// The columns `idx` of every row of `map` (one image a row): the same columns for
+/// every row, in `idx`'s order, repeats allowed.
+pub fn gather_rows<D: Device<f32>, T: Tape<f32, D>>(
+    map: Matrix<D, T>,
+    idx: &[usize],
+) -> Matrix<D, T> {
+    let (n, len) = (map.shape().0, idx.len());
+    let idx: Tensor<(usize,), usize, D> = map.device().tensor_from_vec(idx.to_vec(), (len,));
+    map.gather(idx.broadcast_like::<_, Axis<0>>(&(n, len)))
+}
+
 /// Index of the largest value (the first one on ties; 0 for an empty row).
 pub fn argmax(row: &[f32]) -> usize {
     row.iter()

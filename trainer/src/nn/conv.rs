@@ -22,7 +22,7 @@ use dfdx::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::foundation::matmul::matmul;
-use crate::foundation::tensor::{relabel, Matrix};
+use crate::foundation::tensor::{gather_rows, relabel, Matrix};
 
 /// A tap that falls in the padding, outside the large map.
 pub const OUTSIDE: u32 = u32::MAX;
@@ -140,7 +140,7 @@ impl Conv {
                 .iter()
                 .flat_map(|&t| (0..cin).map(move |c| t as usize * cin + c))
                 .collect();
-            let windows = relabel(gather_rows(&dev, x, idx), (n * positions, kk * cin));
+            let windows = relabel(gather_rows(x, &idx), (n * positions, kk * cin));
             let y = windows.matmul(weight.clone());
             let shape = *y.shape();
             let y = y + bias.clone().broadcast_like::<_, Axis<0>>(&shape);
@@ -190,22 +190,11 @@ impl Conv {
                 .tensor_from_vec(mask, (width,))
                 .broadcast_like::<_, Axis<0>>(&(n, width));
             let (acc, tape) = y.split_tape();
-            let part = gather_rows(&dev, products.clone().put_tape(tape), idx) * mask;
+            let part = gather_rows(products.clone().put_tape(tape), &idx) * mask;
             y = part + acc;
         }
         y
     }
-}
-
-/// `map` (one image a row) gathered at `idx`, the same for every row.
-fn gather_rows<D: Device<f32>, T: Tape<f32, D>>(
-    dev: &D,
-    map: Matrix<D, T>,
-    idx: Vec<usize>,
-) -> Matrix<D, T> {
-    let (n, len) = (map.shape().0, idx.len());
-    let idx: Tensor<(usize,), usize, D> = dev.tensor_from_vec(idx, (len,));
-    map.gather(idx.broadcast_like::<_, Axis<0>>(&(n, len)))
 }
 
 /// A convolution on host buffers: its shape and its taps, and the forward and backward

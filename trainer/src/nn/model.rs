@@ -370,24 +370,11 @@ impl<D: Device<f32>> Vae<D> {
             _ => None,
         };
 
-        let convs = self.encoder.convolutions();
-        let h = match (&class, &batch.padded_input) {
-            (Some((_, probs, _)), Some(_)) if convs > 0 => {
-                let features = self
-                    .encoder
-                    .forward_layers(0..convs, x.put_tape(x_tape), true);
-                let joined = join_columns(features, probs.retaped::<T>());
-                let dense = convs..self.encoder.layers.len();
-                self.encoder.forward_layers(dense, joined, true)
-            }
-            (Some((_, probs, _)), Some(padded)) => {
-                let width = padded.shape().1;
-                let joined = padded.clone().put_tape(x_tape)
-                    + place_columns(probs.retaped::<T>(), PIXELS, width);
-                self.encoder.forward(joined, true)
-            }
-            _ => self.encoder.forward(x.put_tape(x_tape), true),
+        let label = match (&class, &batch.padded_input) {
+            (Some((_, probs, _)), Some(padded)) => Some((probs.retaped::<T>(), padded)),
+            _ => None,
         };
+        let h = self.encoder_trunk(x.put_tape(x_tape), label);
         let (h, h_tape) = h.split_tape();
         let mu = self.mu.forward(h.clone().put_tape(h_tape));
         let logvar = self.logvar.forward(h.retaped::<T>());
@@ -505,6 +492,32 @@ impl<D: Device<f32>> Vae<D> {
         (objective, terms)
     }
 
+    /// The encoder's trunk on the images `x`; for an encoder that sees the label, `label`
+    /// holds the class probabilities and `x` with zero columns where they go, and the
+    /// probabilities join the image (a dense encoder) or its convolutions' features.
+    fn encoder_trunk<T: Tape<f32, D> + Merge<T> + Merge<NoneTape>>(
+        &self,
+        x: Matrix<D, T>,
+        label: Option<(Matrix<D, T>, &Matrix<D>)>,
+    ) -> Matrix<D, T> {
+        let convs = self.encoder.convolutions();
+        match label {
+            Some((probs, _)) if convs > 0 => {
+                let features = self.encoder.forward_layers(0..convs, x, true);
+                let joined = join_columns(features, probs);
+                let dense = convs..self.encoder.layers.len();
+                self.encoder.forward_layers(dense, joined, true)
+            }
+            Some((probs, padded)) => {
+                let (_, tape) = x.split_tape();
+                let width = padded.shape().1;
+                let joined = padded.clone().put_tape(tape) + place_columns(probs, PIXELS, width);
+                self.encoder.forward(joined, true)
+            }
+            None => self.encoder.forward(x, true),
+        }
+    }
+
     /// The encoder on a batch of images (intensities in [0, 1], 784 a row): means and
     /// log-variances of q(z|x), each `(batch, latent)` row by row, and the classifier's
     /// class probabilities `(batch, classes)` for a conditional model.
@@ -515,21 +528,12 @@ impl<D: Device<f32>> Vae<D> {
             .classifier
             .as_ref()
             .map(|c| c.forward(x.clone(), false).softmax::<Axis<1>>());
-        let convs = self.encoder.convolutions();
         let h = match &probs {
-            Some(p) if self.config.encoder_sees_label && convs > 0 => {
-                let features = self.encoder.forward_layers(0..convs, x, true);
-                let joined = join_columns(features, p.clone());
-                self.encoder
-                    .forward_layers(convs..self.encoder.layers.len(), joined, true)
-            }
             Some(p) if self.config.encoder_sees_label => {
-                let classes = p.shape().1;
-                let padded = padded_rows(&dev, pixels, PIXELS, classes);
-                let joined = padded + place_columns(p.clone(), PIXELS, PIXELS + classes);
-                self.encoder.forward(joined, true)
+                let padded = padded_rows(&dev, pixels, PIXELS, p.shape().1);
+                self.encoder_trunk(x, Some((p.clone(), &padded)))
             }
-            _ => self.encoder.forward(x, true),
+            _ => self.encoder_trunk(x, None),
         };
         let mu = self.mu.forward(h.clone()).as_vec();
         let logvar = self.logvar.forward(h).as_vec();
