@@ -284,6 +284,60 @@ impl HostModel {
         sum.mean()
     }
 
+    /// -log p(x|z) of every row of `inputs`, decoder inputs (z, then a conditional
+    /// model's class probabilities) row after row, against `targets`, whose row
+    /// `r / per_image` is input row r's image: the Bernoulli cross-entropy of the
+    /// decoder's logits, summed in f32 over each row's pixels. The rows' two halves are
+    /// computed side by side.
+    pub fn reconstruction_losses(
+        &mut self,
+        inputs: &[f32],
+        targets: &[f32],
+        per_image: usize,
+    ) -> Vec<f64> {
+        let width = self.config.decoder_input();
+        let rows = inputs.len() / width.max(1);
+        let half = rows.div_ceil(2);
+        let mut shards = std::mem::take(&mut self.shards);
+        shards.resize_with(2, Shard::default);
+        let model = &*self;
+        let halves: Vec<Vec<f64>> = shards
+            .par_iter_mut()
+            .zip([0..half, half..rows])
+            .map(|(s, span)| {
+                let input = first(&mut s.decoder);
+                input.clear();
+                input.extend_from_slice(&inputs[span.start * width..span.end * width]);
+                let p = &model.parts;
+                model.trace(
+                    p.decoder.clone(),
+                    span.len(),
+                    false,
+                    &mut s.decoder,
+                    &mut s.conv,
+                );
+                let logits = last(&s.decoder);
+                s.g.resize(PIXELS, 0.0);
+                s.terms.resize(PIXELS, 0.0);
+                span.zip(logits.chunks_exact(PIXELS))
+                    .map(|(r, logits)| {
+                        let image = r / per_image.max(1);
+                        let target = &targets[image * PIXELS..(image + 1) * PIXELS];
+                        vectorized!(cross_entropies(
+                            (&mut s.g, &mut s.terms),
+                            logits,
+                            target,
+                            1.0
+                        ));
+                        f64::from(s.terms.iter().sum::<f32>())
+                    })
+                    .collect()
+            })
+            .collect();
+        self.shards = shards;
+        halves.concat()
+    }
+
     /// The loss terms of `batch` (a shard of a mini-batch of `images`) and the gradients
     /// of every layer, into `shard`: the ELBO's, or the importance-weighted bound's
     /// when the batch holds several draws per image ([`crate::nn::tape::tape_gradients`]
