@@ -287,8 +287,8 @@ impl HostModel {
     /// -log p(x|z) of every row of `inputs`, decoder inputs (z, then a conditional
     /// model's class probabilities) row after row, against `targets`, whose row
     /// `r / per_image` is input row r's image: the Bernoulli cross-entropy of the
-    /// decoder's logits, summed in f32 over each row's pixels. The rows' two halves are
-    /// computed side by side.
+    /// decoder's logits over each row's pixels ([`image_cross_entropy`]). The rows' two
+    /// halves are computed side by side.
     pub fn reconstruction_losses(
         &mut self,
         inputs: &[f32],
@@ -317,19 +317,13 @@ impl HostModel {
                     &mut s.conv,
                 );
                 let logits = last(&s.decoder);
-                s.g.resize(PIXELS, 0.0);
                 s.terms.resize(PIXELS, 0.0);
+                let terms = &mut s.terms[..PIXELS];
                 span.zip(logits.chunks_exact(PIXELS))
                     .map(|(r, logits)| {
                         let image = r / per_image.max(1);
                         let target = &targets[image * PIXELS..(image + 1) * PIXELS];
-                        vectorized!(cross_entropies(
-                            (&mut s.g, &mut s.terms),
-                            logits,
-                            target,
-                            1.0
-                        ));
-                        f64::from(s.terms.iter().sum::<f32>())
+                        f64::from(vectorized!(image_cross_entropy(logits, target, terms)))
                     })
                     .collect()
             })
@@ -963,6 +957,15 @@ mod avx2 {
     }
 
     #[target_feature(enable = "avx2")]
+    pub(super) unsafe fn image_cross_entropy(
+        logits: &[f32],
+        target: &[f32],
+        terms: &mut [f32],
+    ) -> f32 {
+        super::image_cross_entropy(logits, target, terms)
+    }
+
+    #[target_feature(enable = "avx2")]
     pub(super) unsafe fn cross_entropies(
         (g, terms): (&mut [f32], &mut [f32]),
         logits: &[f32],
@@ -971,6 +974,25 @@ mod avx2 {
     ) {
         super::cross_entropies((g, terms), logits, target, inv_n);
     }
+}
+
+/// The cross-entropy of one image's pixels ([`cross_entropy`], its gradient unused):
+/// each pixel's into `terms`, then their sum in eight lanes and across them, both loops
+/// in vector instructions.
+#[inline(always)]
+fn image_cross_entropy(logits: &[f32], target: &[f32], terms: &mut [f32]) -> f32 {
+    for ((term, &x), &t) in terms.iter_mut().zip(logits).zip(target) {
+        *term = cross_entropy(x, t).0;
+    }
+    let mut lanes = [0.0f32; 8];
+    let eights = terms.chunks_exact(8);
+    let rest: f32 = eights.remainder().iter().sum();
+    for eight in eights {
+        for (lane, v) in lanes.iter_mut().zip(eight) {
+            *lane += v;
+        }
+    }
+    lanes.iter().sum::<f32>() + rest
 }
 
 /// Adam's update of `p` with moments `m`, `v` and gradient `g`.
