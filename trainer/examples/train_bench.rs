@@ -34,7 +34,7 @@ use trainer::train::step::{cuda_device, TrainDevice, Training};
 #[derive(Parser)]
 struct Args {
     /// Which model to time.
-    #[arg(long, value_enum, default_value_t = Preset::Classic)]
+    #[arg(long, default_value = "classic", value_parser = |name: &str| name.parse::<Preset>())]
     model: Preset,
     /// Optimization steps per repeat (after one untimed warm-up step).
     #[arg(long, default_value_t = 300)]

@@ -4,6 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use trainer::foundation::config::Preset;
 use vae_tests::{scratch_dir, workspace};
 
 fn vae(args: &[&str]) -> Output {
@@ -231,6 +232,89 @@ fn config_prints_the_defaults_and_the_presets() {
     assert_eq!(quick["model"]["latent"], 10);
     assert_eq!(quick["epochs"], 30);
     assert_eq!(quick["lr_schedule"], "constant");
+}
+
+/// `--help` lists every preset with its summary, from the one list of presets, for
+/// `vae train` and `vae config`.
+#[test]
+fn help_names_every_preset() {
+    for command in ["train", "config"] {
+        let out = vae(&[command, "--help"]);
+        let help = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{help}");
+        for preset in Preset::ALL {
+            let line = format!("- {}:", preset.name());
+            assert!(help.contains(&line), "{command}: {line:?} not in {help}");
+            assert!(help.contains(preset.summary()), "{command}: {help}");
+        }
+    }
+}
+
+/// A setting's flag given together with what decides it (`--preset`, `--config`,
+/// `--init`), or two ways to start a run, is refused naming both flags, before anything
+/// is read; settings a preset leaves open are taken with it.
+#[test]
+fn conflicting_flags_are_refused() {
+    // (the command line after `vae train`, the two flags the message names)
+    let pairs = [
+        (
+            "--preset quick --batch-size 3",
+            "--preset <PRESET>",
+            "--batch-size <BATCH_SIZE>",
+        ),
+        (
+            "--preset conv --unconditional --seed 1",
+            "--preset <PRESET>",
+            "--unconditional",
+        ),
+        (
+            "--config x.json --seed 3",
+            "--config <FILE>",
+            "--seed <SEED>",
+        ),
+        (
+            "--config x.json --preset quick",
+            "--config <FILE>",
+            "--preset <PRESET>",
+        ),
+        (
+            "--init models/iwae --activation relu",
+            "--init <DIR>",
+            "--activation <ACTIVATION>",
+        ),
+        (
+            "--init models/iwae --preset classic",
+            "--init <DIR>",
+            "--preset <PRESET>",
+        ),
+        ("--resume --init models/iwae", "--resume", "--init <DIR>"),
+    ];
+    for (args, first, second) in pairs {
+        let args: Vec<&str> = ["train"].into_iter().chain(args.split(' ')).collect();
+        let out = vae(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let named = format!("the argument '{first}' cannot be used with '{second}'");
+        let reversed = format!("the argument '{second}' cannot be used with '{first}'");
+        assert!(
+            stderr.contains(&named) || stderr.contains(&reversed),
+            "{args:?}: {stderr}"
+        );
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+    }
+    assert_fails_with(
+        &vae(&[
+            "train",
+            "--preset",
+            "tutorial",
+            "--seed",
+            "3",
+            "--binarize",
+            "none",
+            "--data-dir",
+            "no/such",
+        ]),
+        "fetch-mnist.sh",
+    );
 }
 
 #[test]

@@ -1,9 +1,13 @@
 //! What decides a training run, with every default written once, here: the model's
 //! shape ([`ModelConfig`]), the run's settings ([`TrainConfig`], saved as the run
 //! folder's `config.json`), and how images become batches ([`DataOptions`]). The CLI,
-//! the tests and the benchmark all start from these `Default`s.
+//! the tests and the benchmark all start from these `Default`s; [`SETTINGS`] describes
+//! each setting once for the CLI, which builds `vae train`'s flags from it.
 
 use std::path::PathBuf;
+
+use std::fmt::Display;
+use std::str::FromStr;
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -284,8 +288,9 @@ impl Default for TrainConfig {
 
 /// A named model and loss, the one definition of each that the CLI (`vae train
 /// --preset`, `vae config`), the benchmarks (the trainer's and PyTorch's, through `vae
-/// config`) and `vae device-check` use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// config`) and `vae device-check` use. [`Preset::ALL`] lists them, [`Preset::summary`]
+/// says what each is (for `--help`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Preset {
     /// `vae train`'s defaults: `models/default`'s conditional model and loss.
     Default,
@@ -311,6 +316,15 @@ pub enum Preset {
 }
 
 impl Preset {
+    /// Every preset, in the order `--help` lists them.
+    pub const ALL: [Preset; 5] = [
+        Preset::Default,
+        Preset::Classic,
+        Preset::Quick,
+        Preset::Tutorial,
+        Preset::Conv,
+    ];
+
     /// The name `--preset` takes.
     pub fn name(self) -> &'static str {
         match self {
@@ -319,6 +333,19 @@ impl Preset {
             Preset::Quick => "quick",
             Preset::Tutorial => "tutorial",
             Preset::Conv => "conv",
+        }
+    }
+
+    /// What the preset is, in a line of `--help`.
+    pub fn summary(self) -> &'static str {
+        match self {
+            Preset::Default => "the defaults: models/default's conditional model and loss",
+            Preset::Classic => {
+                "the VAE of PyTorch's examples/vae (784-400-20-400-784, unconditional)"
+            }
+            Preset::Quick => "the quick start's conditional model: latent 10, 30 epochs",
+            Preset::Tutorial => "TensorFlow's convolutional VAE tutorial's model (latent 2)",
+            Preset::Conv => "models/conv's conditional convolutional model",
         }
     }
 
@@ -376,6 +403,18 @@ impl Preset {
                 ..TrainConfig::default()
             },
         }
+    }
+}
+
+impl FromStr for Preset {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, String> {
+        let names = Preset::ALL.map(Preset::name);
+        Preset::ALL
+            .into_iter()
+            .find(|p| p.name() == name)
+            .ok_or_else(|| format!("no preset {name}: one of {}", names.join(", ")))
     }
 }
 
@@ -472,8 +511,306 @@ impl TrainConfig {
     }
 }
 
+/// One setting of a run as `vae train` takes it: its flag, help, values, what else
+/// decides it, and where it sits in a [`TrainConfig`]. [`SETTINGS`] lists them all, and
+/// the CLI builds its flags from that list alone.
+pub struct Setting {
+    /// The flag, `--NAME`.
+    pub name: &'static str,
+    /// What it does, for `--help` (whose default is the value in
+    /// `TrainConfig::default()`).
+    pub help: &'static str,
+    /// The values the flag takes.
+    pub value: Value,
+    /// What else decides it: the flags it conflicts with.
+    pub scope: Scope,
+    /// Its value in a run, as the flag writes it (`None`: unset).
+    pub get: fn(&TrainConfig) -> Option<String>,
+    /// Sets it in a run from the flag's value (checked against `value` before).
+    pub set: fn(&mut TrainConfig, &str) -> Result<(), String>,
+}
+
+/// The values a [`Setting`]'s flag takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Value {
+    /// A whole number of at least `min`.
+    Count {
+        /// The least value.
+        min: u64,
+    },
+    /// A real number.
+    Number,
+    /// Layer widths, each at least 1, comma-separated (or the flag repeated).
+    Widths,
+    /// One of these names.
+    OneOf(&'static [&'static str]),
+    /// `true` or `false`.
+    Bool,
+    /// No value: the flag alone sets it.
+    Switch,
+    /// A folder.
+    Dir,
+}
+
+/// What decides a setting besides its own flag, which then conflicts with it: a run
+/// starts from the defaults, a preset (`--preset`), a recorded run (`--config`) or the
+/// weights of another run (`--init`), each of which decides some settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// The model's shape: decided by `--init` (the other run's), `--preset` and
+    /// `--config`.
+    Shape,
+    /// What a preset names besides the shape (batch size, class weight, schedule):
+    /// decided by `--preset` and `--config`.
+    Recipe,
+    /// The rest of a run: decided by `--config`.
+    Run,
+    /// How long it trains (epochs): its flag may change a preset's, a recorded run's
+    /// or (`--resume`) a stopped run's.
+    Length,
+}
+
+impl Scope {
+    /// The flags that decide a setting of this scope.
+    pub fn decided_by(self) -> &'static [&'static str] {
+        match self {
+            Scope::Shape => &["init", "preset", "config"],
+            Scope::Recipe => &["preset", "config"],
+            Scope::Run => &["config"],
+            Scope::Length => &[],
+        }
+    }
+}
+
+/// Every setting of a run that has a flag, by scope, in the order they are applied (so
+/// that `--unconditional` comes after the shape it makes unconditional).
+pub static SETTINGS: &[Setting] = &[
+    Setting {
+        name: "epochs",
+        help: "Passes over the 60,000 training images",
+        value: Value::Count { min: 1 },
+        scope: Scope::Length,
+        get: |c| Some(c.epochs.to_string()),
+        set: |c, v| parse(v).map(|x| c.epochs = x),
+    },
+    Setting {
+        name: "init",
+        help: "Start from the weights of the run in DIR (fine-tuning) instead of a fresh \
+               initialization; the model's shape is DIR's, while the optimizer and the \
+               learning-rate schedule start afresh",
+        value: Value::Dir,
+        scope: Scope::Run,
+        get: |c| c.init.as_ref().map(|p| p.display().to_string()),
+        set: |c, v| {
+            c.init = Some(v.into());
+            Ok(())
+        },
+    },
+    Setting {
+        name: "importance-samples",
+        help: "Draws of z per image in the objective: 1 is the ELBO; K > 1 the tighter \
+               importance-weighted bound (IWAE), which trains towards a higher likelihood \
+               for K decoder passes per image (unconditional models)",
+        value: Value::Count { min: 1 },
+        scope: Scope::Run,
+        get: |c| Some(c.importance_samples.to_string()),
+        set: |c, v| parse(v).map(|x| c.importance_samples = x),
+    },
+    Setting {
+        name: "binarize",
+        help: "How grey pixels become targets: none (intensities, PyTorch example), \
+               dynamic (Bernoulli draw every time an image is used, IWAE paper), threshold \
+               (at 0.5, TensorFlow tutorial)",
+        value: Value::OneOf(Binarize::NAMES),
+        scope: Scope::Run,
+        get: |c| Some(name(&c.binarize)),
+        set: |c, v| named(v).map(|x| c.binarize = x),
+    },
+    Setting {
+        name: "kl-warmup",
+        help: "Raise the KL term's weight linearly from 0 to 1 over this many epochs",
+        value: Value::Count { min: 0 },
+        scope: Scope::Run,
+        get: |c| Some(c.kl_warmup.to_string()),
+        set: |c, v| parse(v).map(|x| c.kl_warmup = x),
+    },
+    Setting {
+        name: "denoise",
+        help: "Denoising: add Gaussian noise of this standard deviation to the encoder's \
+               input (clipped to [0, 1]) and reconstruct the clean image; 0 is off",
+        value: Value::Number,
+        scope: Scope::Run,
+        get: |c| Some(c.denoise.to_string()),
+        set: |c, v| parse(v).map(|x| c.denoise = x),
+    },
+    Setting {
+        name: "learning-rate",
+        help: "Adam learning rate",
+        value: Value::Number,
+        scope: Scope::Run,
+        get: |c| Some(c.learning_rate.to_string()),
+        set: |c, v| parse(v).map(|x| c.learning_rate = x),
+    },
+    Setting {
+        name: "seed",
+        help: "Seed for initialization, shuffling and noise",
+        value: Value::Count { min: 0 },
+        scope: Scope::Run,
+        get: |c| Some(c.seed.to_string()),
+        set: |c, v| parse(v).map(|x| c.seed = x),
+    },
+    Setting {
+        name: "train-limit",
+        help: "Train on the first N training images only (quick runs)",
+        value: Value::Count { min: 1 },
+        scope: Scope::Run,
+        get: |c| c.train_limit.map(|n| n.to_string()),
+        set: |c, v| parse(v).map(|n| c.train_limit = Some(n)),
+    },
+    Setting {
+        name: "batch-size",
+        help: "Images per optimization step",
+        value: Value::Count { min: 1 },
+        scope: Scope::Recipe,
+        get: |c| Some(c.batch_size.to_string()),
+        set: |c, v| parse(v).map(|x| c.batch_size = x),
+    },
+    Setting {
+        name: "class-weight",
+        help: "Weight of the classifier's cross-entropy in the loss",
+        value: Value::Number,
+        scope: Scope::Recipe,
+        get: |c| Some(c.class_weight.to_string()),
+        set: |c, v| parse(v).map(|x| c.class_weight = x),
+    },
+    Setting {
+        name: "lr-schedule",
+        help: "Learning rate over the run: constant, or cosine (annealed to 0 by the last \
+               epoch)",
+        value: Value::OneOf(LrSchedule::NAMES),
+        scope: Scope::Recipe,
+        get: |c| Some(name(&c.lr_schedule)),
+        set: |c, v| named(v).map(|x| c.lr_schedule = x),
+    },
+    Setting {
+        name: "latent",
+        help: "Size of the latent code z",
+        value: Value::Count { min: 1 },
+        scope: Scope::Shape,
+        get: |c| Some(c.model.latent.to_string()),
+        set: |c, v| parse(v).map(|x| c.model.latent = x),
+    },
+    Setting {
+        name: "encoder-hidden",
+        help: "Encoder hidden widths, comma-separated (the encoder stays on the host)",
+        value: Value::Widths,
+        scope: Scope::Shape,
+        get: |c| Some(widths(&c.model.encoder_hidden)),
+        set: |c, v| parse_widths(v).map(|x| c.model.encoder_hidden = x),
+    },
+    Setting {
+        name: "decoder-hidden",
+        help: "Decoder hidden widths, comma-separated (this part goes to the \
+               microcontroller)",
+        value: Value::Widths,
+        scope: Scope::Shape,
+        get: |c| Some(widths(&c.model.decoder_hidden)),
+        set: |c, v| parse_widths(v).map(|x| c.model.decoder_hidden = x),
+    },
+    Setting {
+        name: "classifier-hidden",
+        help: "Classifier hidden widths, comma-separated (conditional models only)",
+        value: Value::Widths,
+        scope: Scope::Shape,
+        get: |c| Some(widths(&c.model.classifier_hidden)),
+        set: |c, v| parse_widths(v).map(|x| c.model.classifier_hidden = x),
+    },
+    Setting {
+        name: "encoder-sees-label",
+        help: "Feed the classifier's class probabilities to the encoder too (conditional \
+               models), so z need not carry the digit and the decoder learns to follow the \
+               label",
+        value: Value::Bool,
+        scope: Scope::Shape,
+        get: |c| Some(c.model.encoder_sees_label.to_string()),
+        set: |c, v| parse(v).map(|x| c.model.encoder_sees_label = x),
+    },
+    Setting {
+        name: "activation",
+        help: "Hidden-layer non-linearity",
+        value: Value::OneOf(&ACTIVATIONS),
+        scope: Scope::Shape,
+        get: |c| Some(c.model.activation.name().to_owned()),
+        set: |c, v| parse(v).map(|x| c.model.activation = x),
+    },
+    Setting {
+        name: "unconditional",
+        help: "Train a plain VAE without labels (it cannot draw a chosen digit)",
+        value: Value::Switch,
+        scope: Scope::Shape,
+        get: |_| None,
+        set: |c, _| {
+            c.model = c.model.clone().unconditional();
+            Ok(())
+        },
+    },
+];
+
+/// The setting whose flag is `--name`.
+///
+/// # Panics
+///
+/// If no setting has that flag: a name written wrong in the code.
+pub fn setting(name: &str) -> &'static Setting {
+    SETTINGS
+        .iter()
+        .find(|s| s.name == name)
+        .unwrap_or_else(|| panic!("no setting --{name}"))
+}
+
+/// Every activation's name, as `--activation` takes it (an activation added to vae-core
+/// fails to build here until it is listed).
+const ACTIVATIONS: [&str; 2] = {
+    let [relu, sigmoid] = Activation::ALL;
+    [relu.name(), sigmoid.name()]
+};
+
+fn parse<T: FromStr<Err: Display>>(value: &str) -> Result<T, String> {
+    value.parse().map_err(|e| format!("{value}: {e}"))
+}
+
+/// Layer widths, comma-separated.
+fn widths(widths: &[usize]) -> String {
+    widths
+        .iter()
+        .map(usize::to_string)
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Widths as [`widths`] writes them ("": no layer).
+fn parse_widths(value: &str) -> Result<Vec<usize>, String> {
+    match value {
+        "" => Ok(Vec::new()),
+        _ => value.split(',').map(parse).collect(),
+    }
+}
+
+/// A named choice's name, as `config.json` writes it.
+fn name<T: Serialize>(choice: &T) -> String {
+    match serde_json::to_value(choice) {
+        Ok(serde_json::Value::String(name)) => name,
+        other => unreachable!("a choice serializes as its name, not {other:?}"),
+    }
+}
+
+/// A named choice from its name, as `config.json` reads it.
+fn named<T: serde::de::DeserializeOwned>(name: &str) -> Result<T, String> {
+    serde_json::from_value(serde_json::Value::String(name.to_owned())).map_err(|e| e.to_string())
+}
+
 /// Learning rate over the run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LrSchedule {
     /// The same rate throughout.
@@ -483,6 +820,9 @@ pub enum LrSchedule {
 }
 
 impl LrSchedule {
+    /// Every schedule's name, as `config.json` and `--lr-schedule` write it.
+    pub const NAMES: &[&str] = &["constant", "cosine"];
+
     /// The rate at step `step` (0-based) of `total`, for a base rate `base`.
     pub fn rate(self, base: f32, step: usize, total: usize) -> f32 {
         match self {
@@ -496,7 +836,7 @@ impl LrSchedule {
 }
 
 /// How grey pixels are treated.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Binarize {
     /// Intensities in [0, 1] as targets of the Bernoulli likelihood (PyTorch example).
@@ -507,6 +847,11 @@ pub enum Binarize {
     Dynamic,
     /// Pixels above 0.5 set to 1, others to 0, once (TensorFlow tutorial).
     Threshold,
+}
+
+impl Binarize {
+    /// Every treatment's name, as `config.json` and `--binarize` write it.
+    pub const NAMES: &[&str] = &["none", "dynamic", "threshold"];
 }
 
 /// How images become a batch: binarization of the targets, input noise, draws of z per
@@ -551,18 +896,52 @@ mod tests {
     /// are the defaults, and the default preset's. Each preset's name is its `--preset`.
     #[test]
     fn the_default_model_is_trained_with_the_defaults() {
-        use clap::ValueEnum;
         let path =
             std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../models/default/config.json");
         let text = std::fs::read_to_string(&path).unwrap();
         let recorded: TrainConfig = serde_json::from_str(&text).unwrap();
         assert_eq!(recorded, TrainConfig::default());
         assert_eq!(Preset::Default.config(), TrainConfig::default());
-        for preset in Preset::value_variants() {
-            let value = preset.to_possible_value().unwrap();
-            assert_eq!(value.get_name(), preset.name());
+        for preset in Preset::ALL {
+            assert_eq!(preset.name().parse(), Ok(preset));
             preset.config().validate().unwrap();
         }
+        let refused = "big".parse::<Preset>().unwrap_err();
+        assert_eq!(
+            refused,
+            "no preset big: one of default, classic, quick, tutorial, conv"
+        );
+    }
+
+    /// Each setting's flag writes back the value it reads, in the defaults and every
+    /// preset, and leaves the rest of the run alone; a named choice's names are
+    /// `config.json`'s.
+    #[test]
+    fn each_setting_sets_what_it_reads() {
+        let runs = Preset::ALL.map(Preset::config);
+        for setting in SETTINGS {
+            for run in &runs {
+                if let Some(value) = (setting.get)(run) {
+                    let mut written = run.clone();
+                    (setting.set)(&mut written, &value).unwrap();
+                    assert_eq!(&written, run, "--{} {value}", setting.name);
+                }
+            }
+            if let Value::OneOf(names) = setting.value {
+                for &value in names {
+                    let mut run = TrainConfig::default();
+                    (setting.set)(&mut run, value).unwrap();
+                    assert_eq!((setting.get)(&run).as_deref(), Some(value));
+                }
+            }
+            let named = SETTINGS.iter().filter(|s| s.name == setting.name).count();
+            assert_eq!(named, 1, "--{}", setting.name);
+        }
+        let mut run = TrainConfig::default();
+        (setting("unconditional").set)(&mut run, "true").unwrap();
+        assert_eq!(run.model, ModelConfig::default().unconditional());
+        (setting("init").set)(&mut run, "models/iwae").unwrap();
+        assert_eq!(run.init, Some(PathBuf::from("models/iwae")));
     }
 
     /// Every committed run's config.json is what `vae train` writes for its settings:

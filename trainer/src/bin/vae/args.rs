@@ -1,18 +1,19 @@
 //! The command line's arguments: one struct per command, every flag's help and
-//! default. The defaults of `vae train` are [`TrainConfig::default`]'s.
+//! default. `vae train`'s settings are built from their one description,
+//! [`SETTINGS`], with the defaults of [`TrainConfig::default`].
 
-use std::path::PathBuf;
-use std::sync::LazyLock;
+use std::path::{Path, PathBuf};
 
-use clap::builder::{PossibleValuesParser, TypedValueParser};
-use clap::{Args, Parser, Subcommand};
+use clap::builder::{
+    BoolValueParser, PossibleValue, PossibleValuesParser, RangedU64ValueParser, TypedValueParser,
+};
+use clap::parser::ValueSource;
+use clap::{
+    value_parser, Arg, ArgAction, ArgGroup, ArgMatches, Args, FromArgMatches, Parser, Subcommand,
+};
 use trainer::eval::report::EvalOptions;
-use trainer::foundation::config::{Binarize, LrSchedule, Preset, TrainConfig};
+use trainer::foundation::config::{setting, Preset, Setting, TrainConfig, Value, SETTINGS};
 use trainer::foundation::io::read_json;
-use vae_core::Activation;
-
-/// The defaults every flag of `vae train` starts from.
-static DEFAULT: LazyLock<TrainConfig> = LazyLock::new(TrainConfig::default);
 
 /// Train a variational autoencoder on MNIST, shrink its decoder to f16, and draw digits.
 #[derive(Parser)]
@@ -25,7 +26,9 @@ pub struct Cli {
 #[derive(Subcommand)]
 pub enum Command {
     /// Train a model on MNIST; after every epoch writes config.json, history.json,
-    /// resume.safetensors and checkpoint.safetensors into the run folder.
+    /// resume.safetensors and checkpoint.safetensors into the run folder. A setting not
+    /// given is the default shown, or the preset's, the file's (--config) or the stopped
+    /// run's (--resume).
     Train(TrainArgs),
     /// Write a trained decoder as model files (f16, f32 and i8) for `sample` and the
     /// firmware.
@@ -59,7 +62,7 @@ pub enum Command {
 #[derive(Args)]
 pub struct ConfigArgs {
     /// The preset to print.
-    #[arg(long, value_enum, default_value_t = Preset::Default)]
+    #[arg(long, value_parser = preset(), default_value = Preset::Default.name())]
     pub preset: Preset,
 }
 
@@ -71,7 +74,10 @@ pub struct DeviceCheckArgs {
     pub device: DeviceKind,
 }
 
+/// `vae train`'s flags: where the data and the run go, what the run starts from, and
+/// every setting of [`SETTINGS`] (flattened in as [`Settings`]).
 #[derive(Args)]
+#[command(group(ArgGroup::new("start").args(["resume", "init", "preset", "config"])))]
 pub struct TrainArgs {
     /// Folder with the four MNIST IDX files (raw or .gz).
     #[arg(long, default_value = "data/mnist")]
@@ -79,104 +85,29 @@ pub struct TrainArgs {
     /// Run folder for the configuration, checkpoint and history.
     #[arg(long, default_value = "runs/default")]
     pub out: PathBuf,
-    #[arg(long, value_parser = positive(), help = format!(
-        "Passes over the 60,000 training images [default: {}; with --resume, the run's own]",
-        DEFAULT.epochs
-    ))]
-    pub epochs: Option<usize>,
     /// Continue the run in --out from its last complete epoch, with its saved settings
     /// (only --epochs may change); the result equals an uninterrupted run.
     #[arg(long)]
     pub resume: bool,
-    /// Start from the weights of the run in DIR (fine-tuning) instead of a fresh
-    /// initialization; the model's shape is DIR's, while the optimizer and the
-    /// learning-rate schedule start afresh.
-    #[arg(long, value_name = "DIR", conflicts_with_all = [
-        "resume", "latent", "encoder_hidden", "decoder_hidden", "classifier_hidden",
-        "unconditional", "encoder_sees_label", "activation",
-    ])]
-    pub init: Option<PathBuf>,
-    /// Train a named model and loss: default (the defaults, `models/default`'s), classic
-    /// (the VAE of PyTorch's examples/vae) or quick (the quick start's 30-epoch model);
-    /// `vae config --preset NAME` prints it.
-    /// It fixes the shape, batch size, class weight and schedule: those flags conflict.
-    #[arg(long, value_enum, conflicts_with_all = [
-        "resume", "init", "latent", "encoder_hidden", "decoder_hidden", "classifier_hidden",
-        "unconditional", "encoder_sees_label", "activation", "batch_size", "class_weight",
-        "lr_schedule",
-    ])]
+    #[arg(long, value_parser = preset(), help = format!(
+        "Train a named model and loss (`vae config --preset NAME` prints it); it decides {}, \
+         whose flags conflict with it",
+        flags(|s| s.scope.decided_by().contains(&"preset")),
+    ))]
     pub preset: Option<Preset>,
-    /// Train with every setting recorded in FILE: a run's config.json, or `vae config`'s
-    /// output (how scripts/reproduce.sh retrains a committed model); only --epochs may
-    /// change, for a run that stopped early. The other setting flags conflict with it.
-    #[arg(long = "config", value_name = "FILE", conflicts_with_all = [
-        "resume", "init", "preset", "importance_samples", "binarize",
-        "lr_schedule", "kl_warmup", "denoise", "batch_size", "learning_rate", "latent",
-        "encoder_hidden", "decoder_hidden", "classifier_hidden", "unconditional",
-        "encoder_sees_label", "activation", "class_weight", "seed", "train_limit",
-    ])]
+    #[arg(long = "config", id = "config", value_name = "FILE", help = format!(
+        "Train with every setting recorded in FILE: a run's config.json, or `vae config`'s \
+         output (how scripts/reproduce.sh retrains a committed model); only {} may change, \
+         the other setting flags conflict with it",
+        flags(|s| !s.scope.decided_by().contains(&"config")),
+    ))]
     pub config_file: Option<PathBuf>,
-    /// Draws of z per image in the objective: 1 is the ELBO; K > 1 the tighter
-    /// importance-weighted bound (IWAE), which trains towards a higher likelihood for
-    /// K decoder passes per image (unconditional models).
-    #[arg(long, default_value_t = DEFAULT.importance_samples, value_parser = positive())]
-    pub importance_samples: usize,
-    /// How grey pixels become targets: none (intensities, PyTorch example), dynamic
-    /// (Bernoulli draw every time an image is used, IWAE paper), threshold (at 0.5,
-    /// TensorFlow tutorial). [default: none; with --preset, the preset's]
-    #[arg(long, value_enum)]
-    pub binarize: Option<Binarize>,
-    /// Learning rate over the run: constant, or cosine (annealed to 0 by the last epoch).
-    #[arg(long, value_enum, default_value_t = DEFAULT.lr_schedule)]
-    pub lr_schedule: LrSchedule,
-    /// Raise the KL term's weight linearly from 0 to 1 over this many epochs.
-    #[arg(long, default_value_t = DEFAULT.kl_warmup)]
-    pub kl_warmup: usize,
-    /// Denoising: add Gaussian noise of this standard deviation to the encoder's input
-    /// (clipped to [0, 1]) and reconstruct the clean image; 0 is off.
-    #[arg(long, default_value_t = DEFAULT.denoise)]
-    pub denoise: f32,
+    #[command(flatten)]
+    pub settings: Settings,
     /// Also draw a sample grid after every epoch (DIR/epochs/epoch-NNN.png) and, at the
     /// end, an animated GIF of them (DIR/epochs.gif).
     #[arg(long)]
     pub snapshots: bool,
-    /// Images per optimization step.
-    #[arg(long, default_value_t = DEFAULT.batch_size, value_parser = positive())]
-    pub batch_size: usize,
-    /// Adam learning rate.
-    #[arg(long, default_value_t = DEFAULT.learning_rate)]
-    pub learning_rate: f32,
-    /// Size of the latent code z.
-    #[arg(long, default_value_t = DEFAULT.model.latent, value_parser = positive())]
-    pub latent: usize,
-    /// Encoder hidden widths, comma-separated (the encoder stays on the host).
-    #[arg(long, value_delimiter = ',', default_values_t = DEFAULT.model.encoder_hidden.clone(), value_parser = positive())]
-    pub encoder_hidden: Vec<usize>,
-    /// Decoder hidden widths, comma-separated (this part goes to the microcontroller).
-    #[arg(long, value_delimiter = ',', default_values_t = DEFAULT.model.decoder_hidden.clone(), value_parser = positive())]
-    pub decoder_hidden: Vec<usize>,
-    /// Classifier hidden widths, comma-separated (conditional models only).
-    #[arg(long, value_delimiter = ',', default_values_t = DEFAULT.model.classifier_hidden.clone(), value_parser = positive())]
-    pub classifier_hidden: Vec<usize>,
-    /// Train a plain VAE without labels (it cannot draw a chosen digit).
-    #[arg(long)]
-    pub unconditional: bool,
-    /// Feed the classifier's class probabilities to the encoder too (conditional models),
-    /// so z need not carry the digit and the decoder learns to follow the label.
-    #[arg(long, default_value_t = DEFAULT.model.encoder_sees_label, action = clap::ArgAction::Set)]
-    pub encoder_sees_label: bool,
-    /// Hidden-layer non-linearity.
-    #[arg(long, default_value = DEFAULT.model.activation.name(), value_parser = activation())]
-    pub activation: Activation,
-    /// Weight of the classifier's cross-entropy in the loss.
-    #[arg(long, default_value_t = DEFAULT.class_weight)]
-    pub class_weight: f32,
-    /// Seed for initialization, shuffling and noise.
-    #[arg(long, default_value_t = DEFAULT.seed)]
-    pub seed: u64,
-    /// Train on the first N training images only (quick runs).
-    #[arg(long, value_parser = positive())]
-    pub train_limit: Option<usize>,
     /// Evaluate on the first N test images only (quick runs).
     #[arg(long, value_parser = positive())]
     pub test_limit: Option<usize>,
@@ -187,6 +118,137 @@ pub struct TrainArgs {
     /// `--features cuda`).
     #[arg(long, value_enum, default_value_t = DeviceKind::Cpu)]
     pub device: DeviceKind,
+}
+
+impl TrainArgs {
+    /// The run these flags describe, for a new run: the defaults, a preset's or
+    /// `--config`'s file, changed where a setting's flag says so.
+    pub fn config(&self) -> anyhow::Result<TrainConfig> {
+        let mut config = match (&self.config_file, self.preset) {
+            (Some(file), _) => read_json(file)?,
+            (None, preset) => preset.unwrap_or(Preset::Default).config(),
+        };
+        for (setting, value) in &self.settings.given {
+            (setting.set)(&mut config, value).map_err(anyhow::Error::msg)?;
+        }
+        Ok(config)
+    }
+
+    /// `--epochs`, if given (a resumed run's own otherwise).
+    pub fn epochs(&self) -> Option<usize> {
+        self.given("epochs").and_then(|n| n.parse().ok())
+    }
+
+    /// `--seed`, or the default's.
+    pub fn seed(&self) -> u64 {
+        let seed = self.given("seed").and_then(|n| n.parse().ok());
+        seed.unwrap_or(TrainConfig::default().seed)
+    }
+
+    /// `--init`'s run folder, if given.
+    pub fn init(&self) -> Option<&Path> {
+        self.given("init").map(Path::new)
+    }
+
+    /// The value given to the setting `--name`, if given.
+    fn given(&self, name: &str) -> Option<&str> {
+        let name = setting(name).name;
+        let mut given = self.settings.given.iter();
+        given
+            .find(|(s, _)| s.name == name)
+            .map(|(_, value)| value.as_str())
+    }
+}
+
+/// The flags of [`SETTINGS`], each built from its description, and the values given on
+/// the command line (in that list's order, the order they are applied in).
+pub struct Settings {
+    given: Vec<(&'static Setting, String)>,
+}
+
+impl Args for Settings {
+    fn augment_args(cmd: clap::Command) -> clap::Command {
+        let defaults = TrainConfig::default();
+        cmd.args(SETTINGS.iter().map(|setting| flag(setting, &defaults)))
+    }
+
+    fn augment_args_for_update(cmd: clap::Command) -> clap::Command {
+        Self::augment_args(cmd)
+    }
+}
+
+impl FromArgMatches for Settings {
+    fn from_arg_matches(matches: &ArgMatches) -> Result<Self, clap::Error> {
+        let given = SETTINGS.iter().filter_map(|setting| {
+            if matches.value_source(setting.name) != Some(ValueSource::CommandLine) {
+                return None;
+            }
+            let value = match setting.value {
+                Value::Switch => "true".to_owned(),
+                _ => matches
+                    .get_many::<String>(setting.name)?
+                    .map(String::as_str)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            };
+            Some((setting, value))
+        });
+        Ok(Settings {
+            given: given.collect(),
+        })
+    }
+
+    fn update_from_arg_matches(&mut self, matches: &ArgMatches) -> Result<(), clap::Error> {
+        *self = Self::from_arg_matches(matches)?;
+        Ok(())
+    }
+}
+
+/// A setting's flag: its help, its values (checked by clap's parsers, each given to
+/// `set` as text), the default's value, and the flags that decide it as conflicts.
+fn flag(setting: &'static Setting, defaults: &TrainConfig) -> Arg {
+    let arg = Arg::new(setting.name)
+        .long(setting.name)
+        .help(setting.help)
+        .value_name(setting.name.to_uppercase().replace('-', "_"))
+        .conflicts_with_all(setting.scope.decided_by());
+    let arg = match (setting.get)(defaults) {
+        Some(default) if setting.value != Value::Switch => arg.default_value(default),
+        _ => arg,
+    };
+    let count = |min| {
+        RangedU64ValueParser::<u64>::new()
+            .range(min..)
+            .map(|n| n.to_string())
+    };
+    match setting.value {
+        Value::Count { min } => arg.value_parser(count(min)),
+        Value::Number => arg.value_parser(|x: &str| x.parse::<f32>().map(|x| x.to_string())),
+        Value::Widths => arg
+            .value_parser(count(1))
+            .value_delimiter(',')
+            .action(ArgAction::Append),
+        Value::OneOf(names) => arg.value_parser(PossibleValuesParser::new(names)),
+        Value::Bool => arg.value_parser(BoolValueParser::new().map(|b| b.to_string())),
+        Value::Switch => arg.action(ArgAction::SetTrue),
+        Value::Dir => arg.value_name("DIR").value_parser(value_parser!(String)),
+    }
+}
+
+/// The flags of the settings `which` picks, for a help line.
+fn flags(which: impl Fn(&Setting) -> bool) -> String {
+    let names: Vec<String> = SETTINGS
+        .iter()
+        .filter(|s| which(s))
+        .map(|s| format!("--{}", s.name))
+        .collect();
+    names.join(", ")
+}
+
+/// A preset's name; `--help` lists every preset with its summary.
+fn preset() -> impl TypedValueParser<Value = Preset> {
+    let names = Preset::ALL.map(|p| PossibleValue::new(p.name()).help(p.summary()));
+    PossibleValuesParser::new(names).try_map(|name| name.parse::<Preset>())
 }
 
 /// Where training runs.
@@ -350,76 +412,77 @@ fn png_path() -> impl TypedValueParser<Value = PathBuf> {
     })
 }
 
-fn activation() -> impl TypedValueParser<Value = Activation> {
-    PossibleValuesParser::new(Activation::ALL.map(Activation::name))
-        .try_map(|name| name.parse::<Activation>())
-}
-
-impl TrainArgs {
-    /// The run these flags describe, for a new run: `--config`'s file, or the defaults
-    /// (or a preset's) changed where a flag says so.
-    pub fn config(&self) -> anyhow::Result<TrainConfig> {
-        if let Some(file) = &self.config_file {
-            let mut config: TrainConfig = read_json(file)?;
-            config.epochs = self.epochs.unwrap_or(config.epochs);
-            return Ok(config);
-        }
-        let mut config = match self.preset {
-            Some(preset) => preset.config(),
-            None => self.shape(),
-        };
-        config.epochs = self.epochs.unwrap_or(config.epochs);
-        config.learning_rate = self.learning_rate;
-        config.seed = self.seed;
-        config.train_limit = self.train_limit;
-        config.binarize = self.binarize.unwrap_or(config.binarize);
-        config.kl_warmup = self.kl_warmup;
-        config.denoise = self.denoise;
-        config.importance_samples = self.importance_samples;
-        config.init.clone_from(&self.init);
-        Ok(config)
-    }
-
-    /// The defaults with the flags a preset would fix: shape, batch size, class weight
-    /// and schedule.
-    fn shape(&self) -> TrainConfig {
-        let mut config = TrainConfig::default();
-        let model = &mut config.model;
-        model.latent = self.latent;
-        model.encoder_hidden.clone_from(&self.encoder_hidden);
-        model.decoder_hidden.clone_from(&self.decoder_hidden);
-        model.activation = self.activation;
-        model.classifier_hidden.clone_from(&self.classifier_hidden);
-        model.encoder_sees_label = self.encoder_sees_label;
-        if self.unconditional {
-            config.model = config.model.unconditional();
-        }
-        config.batch_size = self.batch_size;
-        config.class_weight = self.class_weight;
-        config.lr_schedule = self.lr_schedule;
-        config
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use clap::Parser;
+    use std::path::Path;
 
-    use super::{Cli, Command, Preset};
+    use clap::{CommandFactory, Parser};
+    use trainer::foundation::config::{LrSchedule, SETTINGS};
+
+    use super::{Cli, Command, Preset, TrainArgs, TrainConfig};
+
+    fn train(args: &[&str]) -> TrainArgs {
+        let args = ["vae", "train"].iter().chain(args);
+        match Cli::try_parse_from(args).unwrap().command {
+            Command::Train(args) => args,
+            _ => panic!("not a train command"),
+        }
+    }
+
+    /// The flags built from the settings' description are a valid command line.
+    #[test]
+    fn the_command_line_is_well_formed() {
+        Cli::command().debug_assert();
+    }
 
     /// `vae train --preset NAME` trains what `vae config --preset NAME` prints: no flag's
     /// default overrides a preset's setting (as `--binarize` once did the tutorial's
     /// threshold).
     #[test]
     fn a_preset_trains_its_own_configuration() {
-        for &preset in <Preset as clap::ValueEnum>::value_variants() {
-            let cli = Cli::try_parse_from(["vae", "train", "--preset", preset.name()]).unwrap();
-            let Command::Train(args) = cli.command else {
-                panic!("not a train command")
-            };
-            let trained = serde_json::to_value(args.config().unwrap()).unwrap();
+        for preset in Preset::ALL {
+            let trained =
+                serde_json::to_value(train(&["--preset", preset.name()]).config().unwrap());
             let printed = serde_json::to_value(preset.config()).unwrap();
-            assert_eq!(trained, printed, "{}", preset.name());
+            assert_eq!(trained.unwrap(), printed, "{}", preset.name());
         }
+        let tutorial = train(&["--preset", "tutorial", "--seed", "3", "--epochs", "2"]);
+        let expected = TrainConfig {
+            seed: 3,
+            epochs: 2,
+            ..Preset::Tutorial.config()
+        };
+        assert_eq!(tutorial.config().unwrap(), expected);
+    }
+
+    /// A setting's flag given its default's own value trains the defaults; given another,
+    /// it changes that setting.
+    #[test]
+    fn each_flag_sets_its_setting() {
+        let defaults = TrainConfig::default();
+        for setting in SETTINGS {
+            if let Some(value) = (setting.get)(&defaults) {
+                let flag = format!("--{}", setting.name);
+                let config = train(&[&flag, &value]).config().unwrap();
+                assert_eq!(config, defaults, "{flag} {value}");
+            }
+        }
+        let config = train(&["--lr-schedule", "constant", "--encoder-hidden", "64,32"]);
+        let config = config.config().unwrap();
+        assert_eq!(config.lr_schedule, LrSchedule::Constant);
+        assert_eq!(config.model.encoder_hidden, [64, 32]);
+        let repeated = train(&["--decoder-hidden", "64", "--decoder-hidden", "32"]);
+        assert_eq!(repeated.config().unwrap().model.decoder_hidden, [64, 32]);
+        let fine_tuning = train(&["--init", "models/iwae", "--seed", "3", "--epochs", "5"]);
+        assert_eq!(fine_tuning.init(), Some(Path::new("models/iwae")));
+        assert_eq!((fine_tuning.seed(), fine_tuning.epochs()), (3, Some(5)));
+        let resumed = train(&["--resume"]);
+        assert_eq!(
+            (resumed.init(), resumed.seed(), resumed.epochs()),
+            (None, 0, None)
+        );
+        let unconditional = train(&["--unconditional", "--encoder-sees-label", "true"]);
+        let model = unconditional.config().unwrap().model;
+        assert_eq!((model.classes, model.encoder_sees_label), (0, false));
     }
 }

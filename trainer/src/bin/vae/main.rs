@@ -29,7 +29,7 @@ fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::Train(args) => match args.device {
             DeviceKind::Cpu => run_train(&Cpu::default(), &args),
-            DeviceKind::Cuda => cuda_device(args.seed).and_then(|dev| run_train(&dev, &args)),
+            DeviceKind::Cuda => cuda_device(args.seed()).and_then(|dev| run_train(&dev, &args)),
         },
         Command::Export(args) => run_export(args),
         Command::Sample(args) => run_sample(args),
@@ -80,12 +80,12 @@ fn run_train<D: TrainDevice>(dev: &D, args: &TrainArgs) -> Result<()> {
         after_epoch: args.snapshots.then_some(&snapshot as &EpochHook<D>),
     };
     let (vae, history) = if let Some(mut config) = config {
-        if let Some(dir) = &args.init {
+        if let Some(dir) = args.init() {
             config.model = checkpoint::read_config(&RunDir::new(dir))?.model;
         }
         train(dev, &config, &train_set, &test_set, &opts)?
     } else {
-        resume(dev, args.epochs, &train_set, &test_set, &opts)?
+        resume(dev, args.epochs(), &train_set, &test_set, &opts)?
     };
     if args.snapshots {
         say!(
