@@ -32,7 +32,7 @@ echo "== firmware: clippy for each target and board, the NUCLEO-F411RE, Pico and
   cd firmware
   for target in "${targets[@]}"; do
     cargo clippy --release --locked --target "$target" -- -D warnings
-    cargo clippy --release --locked --target "$target" --features upsampling -- -D warnings
+    cargo clippy --release --locked --target "$target" --features transposed-conv -- -D warnings
   done
   cargo clippy --release --locked --no-default-features --features nucleo-f411re -- -D warnings
   cargo clippy --release --locked --target thumbv6m-none-eabi --no-default-features --features rp-pico -- -D warnings

@@ -6,18 +6,19 @@
 //!   by the weights as raw little-endian bytes, read in place from flash: f32, f16, or i8
 //!   with an f32 scale per row ([`Precision`]), rounded by one definition
 //!   ([`Precision::round_layer`]);
-//! - the decoder forward pass ([`Model::decode_into`]), giving 28x28 pixel probabilities;
+//! - the decoder forward pass ([`Model::decode`]), giving 28x28 pixel probabilities;
 //! - the seeded sampler ([`Rng`]) and conditional input ("draw a 7",
 //!   [`Model::generate`]), which give the same pixels on every platform.
 //!
 //! ```
-//! use vae_core::{Model, PIXELS};
+//! use vae_core::{Model, Sample, PIXELS, STACK_SCRATCH};
 //! # let mut buf = vec![0u8; 1 << 16];
 //! # let file: &[u8] = vae_core::example_model(vae_core::Precision::F16, &mut buf).unwrap();
 //! // `file` holds the bytes of a model file, e.g. `include_bytes!("model.vae")`.
 //! let model = Model::parse(file)?;
 //! let mut pixels = [0u8; PIXELS];
-//! model.generate(1234, Some(7), &mut pixels)?; // seed 1234, digit 7
+//! let mut scratch = [0u32; STACK_SCRATCH];
+//! model.generate(Sample::new(1234, Some(7)), &mut scratch, &mut pixels)?; // seed 1234, digit 7
 //! # Ok::<(), vae_core::Error>(())
 //! ```
 #![no_std]
@@ -35,24 +36,36 @@
 #[cfg(test)]
 extern crate std;
 
+// In dependency order: each module uses only those above it.
+#[cfg(feature = "transposed-conv")]
+mod arithmetic;
 pub mod demo;
 mod error;
 mod fixed;
 pub mod format;
+mod forward;
 mod kernels;
 mod model;
+mod pixel;
+#[cfg(any(test, feature = "reference"))]
+#[doc(hidden)]
+pub mod reference;
 mod rng;
 mod scratch;
-#[cfg(feature = "upsampling")]
-mod upsampling;
+#[cfg(feature = "transposed-conv")]
+mod transposed_conv;
 
-pub use error::{Error, UnknownName};
+pub use error::Error;
+#[doc(hidden)]
+pub use format::Upsampling;
 pub use format::{
-    encode, encoded_len, Activation, Architecture, ConvShape, Header, Precision, TransposedConv,
-    Upsampling, FORMAT_VERSION, IMAGE_SIDE, MAGIC, MAX_CLASSES, MAX_CONV_LAYERS, MAX_HIDDEN_LAYERS,
-    MAX_WIDTH, OLDEST_VERSION, PAYLOAD_ALIGN, PIXELS,
+    encode, encoded_len, Activation, Architecture, Header, Precision, TransposedConv,
+    TransposedConvShape, TransposedConvs, UnknownName, FORMAT_VERSION, IMAGE_SIDE, MAGIC,
+    MAX_CLASSES, MAX_CONV_LAYERS, MAX_HIDDEN_LAYERS, MAX_WIDTH, OLDEST_VERSION, PAYLOAD_ALIGN,
+    PIXELS,
 };
-pub use model::{intensity, to_pixel, Model, STACK_SCRATCH};
+pub use model::{Model, Sample, STACK_SCRATCH};
+pub use pixel::{intensity, to_pixel, Canvas};
 pub use rng::Rng;
 
 /// Writes a small conditional model with fixed, made-up weights into `out` (latent 2,
@@ -104,7 +117,7 @@ pub fn tutorial_architecture() -> Result<Architecture, Error> {
         classes: 0,
         hidden: heapless::Vec::new(),
         activation: Activation::Relu,
-        upsampling: Some(Upsampling {
+        upsampling: Some(TransposedConvs {
             side: 7,
             channels: 32,
             layers,

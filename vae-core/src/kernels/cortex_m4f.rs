@@ -157,7 +157,7 @@ pub(crate) fn dot_f16(acc: f32, x: &[f32], w: &[u8]) -> f32 {
 
 /// `acc + x[0]*w[0] + x[1]*w[1] + ...` over `B`-byte weights, left to right, widened by
 /// their size as in [`layer`]: one tap of a transposed convolution.
-#[cfg(feature = "upsampling")]
+#[cfg(feature = "transposed-conv")]
 pub(crate) fn dot_float<const B: usize>(
     acc: f32,
     x: &[f32],
@@ -168,7 +168,7 @@ pub(crate) fn dot_float<const B: usize>(
 }
 
 /// Most taps [`gather_float`] takes in one pass: every tap of a 3x3 kernel.
-#[cfg(feature = "upsampling")]
+#[cfg(feature = "transposed-conv")]
 const MAX_TAPS: usize = 9;
 
 /// [`super::portable::gather_float`]: one output pixel of a transposed convolution. For
@@ -179,7 +179,7 @@ const MAX_TAPS: usize = 9;
 /// `VCVTB`/`VCVTT`, eight `VMLA`), the sum kept in s0 from the bias to the last tap: the
 /// same unfused multiply-adds in the same order, so the same bits, without a call and
 /// its checks per tap. Everything else a tap at a time through [`dot_bytes`].
-#[cfg(feature = "upsampling")]
+#[cfg(feature = "transposed-conv")]
 pub(crate) fn gather_float<const B: usize>(
     taps: &[(&[f32], usize)],
     weights: &[u8],
@@ -282,7 +282,7 @@ pub(crate) fn gather_float<const B: usize>(
 }
 
 /// [`super::portable::strided_i8`] through [`dot_i8`].
-#[cfg(feature = "upsampling")]
+#[cfg(feature = "transposed-conv")]
 pub(crate) fn strided_i8(x: &QuantizedInput, weights: &[u8], stride: usize, sums: &mut [i32]) {
     super::portable::strided_rows(dot_i8, x, weights, stride, sums);
 }

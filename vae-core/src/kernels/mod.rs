@@ -18,7 +18,7 @@
 //!
 //! Slices are checked by the callers; the kernels read at most `x.len()` weights.
 //!
-//! The transposed convolutions (`crate::upsampling`) take their dot products over one
+//! The transposed convolutions (`crate:: transposed_conv`) take their dot products over one
 //! input pixel's channels and one kernel tap's weights, the same loops as the dense
 //! layers' rows: `gather_float` sums one output pixel's channels, each over every tap that
 //! reaches it (on the M4F, f16, one assembly loop over the taps per channel); `strided_i8`
@@ -44,33 +44,33 @@ cfg_if::cfg_if! {
     if #[cfg(all(target_arch = "arm", target_os = "none", target_abi = "eabihf"))] {
         mod cortex_m4f;
         pub(crate) use cortex_m4f::{f16_to_f32, layer, layer_i8};
-        #[cfg(feature = "upsampling")]
+        #[cfg(feature = "transposed-conv")]
         pub(crate) use cortex_m4f::{dot_float, dot_i8, gather_float, strided_i8};
         use cortex_m4f::pack;
     } else if #[cfg(all(target_arch = "arm", target_os = "none"))] {
         mod cortex_m0;
         pub(crate) use portable::{f16_to_f32, layer};
         pub(crate) use cortex_m0::layer_i8;
-        #[cfg(feature = "upsampling")]
+        #[cfg(feature = "transposed-conv")]
         pub(crate) use {portable::{dot_float, gather_float}, cortex_m0::{dot_i8, strided_i8}};
         use portable::pack;
     } else if #[cfg(all(target_arch = "riscv32", target_os = "none"))] {
         mod rv32;
         pub(crate) use portable::{f16_to_f32, layer};
         pub(crate) use rv32::layer_i8;
-        #[cfg(feature = "upsampling")]
+        #[cfg(feature = "transposed-conv")]
         pub(crate) use {portable::{dot_float, gather_float}, rv32::{dot_i8, strided_i8}};
         use portable::pack;
     } else if #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))] {
         mod wasm32;
         pub(crate) use portable::f16_to_f32_by_scaling as f16_to_f32;
         pub(crate) use wasm32::{layer, layer_i8};
-        #[cfg(feature = "upsampling")]
+        #[cfg(feature = "transposed-conv")]
         pub(crate) use {portable::{dot_float, gather_float}, wasm32::{dot_i8, strided_i8}};
         use wasm32::pack;
     } else {
         pub(crate) use portable::{f16_to_f32, layer, layer_i8};
-        #[cfg(feature = "upsampling")]
+        #[cfg(feature = "transposed-conv")]
         pub(crate) use portable::{dot_float, dot_i8, gather_float, strided_i8};
         use portable::pack;
     }

@@ -47,7 +47,7 @@ impl TransposedConv {
 /// `layers` in order, each followed by the activation but the last, whose one channel
 /// at side 28 is the image's logits.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Upsampling {
+pub struct TransposedConvs {
     /// Side of the map the dense layers make.
     pub side: u16,
     /// Channels of that map.
@@ -56,9 +56,14 @@ pub struct Upsampling {
     pub layers: heapless::Vec<TransposedConv, MAX_CONV_LAYERS>,
 }
 
+/// The name [`TransposedConvs`] had before the project called the one concept by one
+/// name; kept for the trainer's configuration until it moves to the new one.
+#[doc(hidden)]
+pub type Upsampling = TransposedConvs;
+
 /// One transposed convolution with the shape of its input, as the decoder runs it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConvShape {
+pub struct TransposedConvShape {
     /// Side of the input map.
     pub input_side: usize,
     /// Channels of the input map.
@@ -75,7 +80,7 @@ pub struct ConvShape {
     pub padding: usize,
 }
 
-impl ConvShape {
+impl TransposedConvShape {
     /// Values of one weight row (one output channel): `kernel * kernel * input_channels`.
     pub fn row_len(&self) -> usize {
         self.kernel
@@ -105,7 +110,7 @@ impl ConvShape {
     }
 }
 
-impl Upsampling {
+impl TransposedConvs {
     /// Values of the map the dense layers make: `side * side * channels`.
     pub fn map_len(&self) -> usize {
         usize::from(self.side)
@@ -116,8 +121,8 @@ impl Upsampling {
     /// Each layer's shape, input side first.
     ///
     /// ```
-    /// use vae_core::{TransposedConv, Upsampling};
-    /// let up = Upsampling {
+    /// use vae_core::{TransposedConv, TransposedConvs};
+    /// let up = TransposedConvs {
     ///     side: 14, channels: 8,
     ///     layers: heapless::Vec::from_slice(&[
     ///         TransposedConv { channels: 4, kernel: 3, stride: 2 },
@@ -127,12 +132,12 @@ impl Upsampling {
     /// let shapes: Vec<_> = up.shapes().map(|s| (s.input_side, s.input_channels, s.output_side)).collect();
     /// assert_eq!(shapes, [(14, 8, 28), (28, 4, 28)]);
     /// ```
-    pub fn shapes(&self) -> impl Iterator<Item = ConvShape> + '_ {
+    pub fn shapes(&self) -> impl Iterator<Item = TransposedConvShape> + '_ {
         let mut side = usize::from(self.side);
         let mut channels = usize::from(self.channels);
         self.layers.iter().map(move |layer| {
             let stride = usize::from(layer.stride);
-            let shape = ConvShape {
+            let shape = TransposedConvShape {
                 input_side: side,
                 input_channels: channels,
                 output_side: side.saturating_mul(stride),
@@ -148,7 +153,7 @@ impl Upsampling {
     }
 
     /// Multiply-accumulates of the transposed convolutions
-    /// ([`ConvShape::multiply_accumulates`]).
+    /// ([`TransposedConvShape::multiply_accumulates`]).
     pub fn multiply_accumulates(&self) -> usize {
         self.shapes()
             .map(|s| s.multiply_accumulates())
@@ -189,7 +194,7 @@ impl Upsampling {
         }
         let Some(last) = self.layers.last() else {
             return Err(Error::UnsupportedArchitecture(
-                "an upsampling part without transposed convolutions",
+                "no transposed convolutions after the map",
             ));
         };
         let mut side = usize::from(self.side);
