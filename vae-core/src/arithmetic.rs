@@ -51,7 +51,7 @@ impl<W: Fn([u8; B]) -> f32, const B: usize> Arithmetic for Float<'_, W, B> {
         let weights = self.map.weights.get(first * n * B..(first + c) * n * B);
         let biases = self.map.biases.get(first * B..(first + c) * B);
         if let (Some(weights), Some(biases)) = (weights, biases) {
-            kernels::layer(self.input, weights, biases, &self.widen, |o, v| {
+            kernels::dense::layer(self.input, weights, biases, &self.widen, |o, v| {
                 if let Some(slot) = dst.get_mut(o) {
                     *slot = v.to_bits();
                 }
@@ -76,7 +76,7 @@ impl<W: Fn([u8; B]) -> f32, const B: usize> Arithmetic for Float<'_, W, B> {
         let start = (o * conv.row_len + tap * n) * B;
         let weights = conv.bytes.weights.get(start..start + n * B).unwrap_or(&[]);
         let x = scratch::as_f32_ref(pixel.get(..n).unwrap_or(&[]));
-        kernels::dot_float(f32::from_bits(acc), x, weights, &self.widen).to_bits()
+        kernels::transposed_conv::dot_float(f32::from_bits(acc), x, weights, &self.widen).to_bits()
     }
 
     fn gather(
@@ -102,7 +102,14 @@ impl<W: Fn([u8; B]) -> f32, const B: usize> Arithmetic for Float<'_, W, B> {
         let biases = conv.bytes.biases.as_chunks::<B>().0;
         let out = dst.get_mut(..channels).unwrap_or(&mut []);
         let (weights, row_bytes) = (conv.bytes.weights, conv.row_len * B);
-        kernels::gather_float(inputs, weights, row_bytes, biases, out, &self.widen);
+        kernels::transposed_conv::gather_float(
+            inputs,
+            weights,
+            row_bytes,
+            biases,
+            out,
+            &self.widen,
+        );
     }
 
     fn finish(&self, slot: &mut [u32], channels: usize) {
@@ -137,7 +144,7 @@ impl Arithmetic for Fixed<'_> {
         let biases = self.map.biases.as_chunks::<4>().0.get(first..first + c);
         if let (Some(weights), Some(scales), Some(biases)) = (weights, scales, biases) {
             let shift = self.input.shift;
-            kernels::layer_i8(&self.input, weights, |o, acc| {
+            kernels::dense::layer_i8(&self.input, weights, |o, acc| {
                 if let (Some(slot), Some(scale), Some(bias)) =
                     (dst.get_mut(o), scales.get(o), biases.get(o))
                 {
@@ -170,7 +177,7 @@ impl Arithmetic for Fixed<'_> {
             values: scratch::as_i32_ref(pixel.get(..n).unwrap_or(&[])),
             shift: pixel.get(n).copied().unwrap_or(0),
         };
-        let sum = kernels::dot_i8(&x, weights);
+        let sum = kernels::transposed_conv::dot_i8(&x, weights);
         (acc as i32).saturating_add(fixed::term(sum, scale, x.shift)) as u32
     }
 
@@ -208,7 +215,7 @@ impl Arithmetic for Fixed<'_> {
                     shift: pixels.get(at + n).copied().unwrap_or(0),
                 };
                 let weights = conv.bytes.weights.get(first + tap * n..).unwrap_or(&[]);
-                kernels::strided_i8(&x, weights, conv.row_len, sums);
+                kernels::transposed_conv::strided_i8(&x, weights, conv.row_len, sums);
                 for ((acc, scale), &sum) in out.iter_mut().zip(scales).zip(sums.iter()) {
                     *acc = acc.saturating_add(fixed::term(sum, scale, x.shift));
                 }

@@ -27,7 +27,7 @@ impl Forward<'_> {
             .map_or(0, transposed_conv::scratch_len);
         #[cfg(not(feature = "transposed-conv"))]
         let conv = 0;
-        self.dense_width().saturating_mul(2).saturating_add(conv)
+        kernels::dense::scratch_words(self.dense_width()).saturating_add(conv)
     }
 
     /// The widest input of a dense layer: the decoder input or a hidden layer.
@@ -133,7 +133,7 @@ impl Forward<'_> {
             } else {
                 Some(next.get_mut(..n_out).ok_or(TOO_WIDE)?)
             };
-            kernels::layer(x, weights, biases, widen, |o, v| match &mut y {
+            kernels::dense::layer(x, weights, biases, widen, |o, v| match &mut y {
                 None => emit(o, Logit::Float(v)),
                 Some(y) => {
                     if let Some(slot) = y.get_mut(o) {
@@ -247,7 +247,7 @@ impl Forward<'_> {
                 .0
                 .iter()
                 .zip(biases.as_chunks::<4>().0);
-            kernels::layer_i8(&q, weights, |o, acc| {
+            kernels::dense::layer_i8(&q, weights, |o, acc| {
                 let Some((scale, bias)) = rows.next() else {
                     return;
                 };
