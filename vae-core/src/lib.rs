@@ -59,8 +59,8 @@ pub use error::Error;
 #[doc(hidden)]
 pub use format::Upsampling;
 pub use format::{
-    encode, encoded_len, Activation, Architecture, Header, Precision, TransposedConv,
-    TransposedConvShape, TransposedConvs, UnknownName, FORMAT_VERSION, IMAGE_SIDE, MAGIC,
+    encode, encoded_len, same_padding, Activation, Architecture, Header, Precision, TransposedConv,
+    TransposedConvShape, TransposedConvs, UnknownName, FORMAT_VERSION, IMAGE_SIDE, KERNEL, MAGIC,
     MAX_CLASSES, MAX_CONV_LAYERS, MAX_HIDDEN_LAYERS, MAX_WIDTH, OLDEST_VERSION, PAYLOAD_ALIGN,
     PIXELS,
 };
@@ -105,23 +105,12 @@ pub fn example_model(precision: Precision, out: &mut [u8]) -> Result<&[u8], Erro
 /// # Ok::<(), vae_core::Error>(())
 /// ```
 pub fn tutorial_architecture() -> Result<Architecture, Error> {
-    let conv = |channels, stride| TransposedConv {
-        channels,
-        kernel: 3,
-        stride,
-    };
-    let layers = heapless::Vec::from_slice(&[conv(64, 2), conv(32, 2), conv(1, 1)])
-        .map_err(|_| Error::UnsupportedArchitecture("too many transposed convolutions"))?;
     Ok(Architecture {
         latent: 2,
         classes: 0,
         hidden: heapless::Vec::new(),
         activation: Activation::Relu,
-        upsampling: Some(TransposedConvs {
-            side: 7,
-            channels: 32,
-            layers,
-        }),
+        upsampling: Some(TransposedConvs::tutorial()),
         output: PIXELS as u16,
     })
 }
