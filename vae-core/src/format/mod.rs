@@ -35,7 +35,7 @@
 //! functions the writer uses.
 //!
 //! One concept a file, each importing only the ones listed before it: [`layout`] (the
-//! constants, where the payload starts, the checksum), [`names`] (activations and
+//! constants, where the payload starts, the checksum), `names` (activations and
 //! precisions by name), `transposed_conv` (the transposed convolutions of the decoder's shape),
 //! `header` (the decoder's shape and the header), `rounding`
 //! (the values each precision stores), `reader` and `writer`.
