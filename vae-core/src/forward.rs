@@ -54,7 +54,7 @@ impl Forward<'_> {
         scratch: &mut [u32],
         canvas: &mut impl Canvas,
     ) -> Result<(), Error> {
-        let mut emit = |o: usize, logit: Logit| canvas.put(o, logit);
+        let mut emit = move |o: usize, logit: Logit| canvas.put(o, logit);
         let arch = &self.arch;
         let expected = arch.input_len();
         if input.len() != expected {

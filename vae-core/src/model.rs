@@ -171,6 +171,9 @@ impl<'a> Model<'a> {
     /// assert_eq!(refused, Err(Error::TemperatureOutOfRange));
     /// # Ok::<(), vae_core::Error>(())
     /// ```
+    // Inlined, so that a sample of constant temperature 1 (the firmware's) checks and
+    // scales nothing: without an FPU each float comparison is a library call.
+    #[inline(always)]
     pub fn generate(
         &self,
         sample: Sample,
@@ -180,7 +183,8 @@ impl<'a> Model<'a> {
         check_temperature(sample.temperature)?;
         let scratch = self.checked(scratch)?;
         let (input, _, rest) = self.inputs(scratch)?;
-        let digit = self.sample_into(sample, input)?;
+        let digit = self.sample_into(sample.seed, sample.digit, input)?;
+        self.scale(sample.temperature, input);
         self.forward().run(input, rest, image)?;
         Ok(digit)
     }
@@ -263,8 +267,10 @@ impl<'a> Model<'a> {
         check_temperature(to.temperature)?;
         let scratch = self.checked(scratch)?;
         let (a, b, rest) = self.inputs(scratch)?;
-        self.sample_into(from, a)?;
-        self.sample_into(to, b)?;
+        self.sample_into(from.seed, from.digit, a)?;
+        self.scale(from.temperature, a);
+        self.sample_into(to.seed, to.digit, b)?;
+        self.scale(to.temperature, b);
         for (a, b) in a.iter_mut().zip(b.iter()) {
             *a += t * (b - *a);
         }
@@ -309,7 +315,8 @@ impl<'a> Model<'a> {
         let input = input.get_mut(..len).ok_or(Error::UnsupportedArchitecture(
             "decoder input wider than MAX_WIDTH",
         ))?;
-        let digit = self.sample_into(sample, input)?;
+        let digit = self.sample_into(sample.seed, sample.digit, input)?;
+        self.scale(sample.temperature, input);
         Ok((input, digit))
     }
 
@@ -348,23 +355,35 @@ impl<'a> Model<'a> {
         Ok((scratch::as_f32(a), scratch::as_f32(b), rest))
     }
 
-    /// [`sample_input`](Self::sample_input) into `input`, the decoder input's length
-    /// (the temperature already checked).
-    fn sample_into(&self, sample: Sample, input: &mut [f32]) -> Result<Option<u8>, Error> {
+    /// Multiplies the latent part of the decoder input `input` by `temperature`; nothing
+    /// at temperature 1 (which, a constant, costs no comparison).
+    #[inline(always)]
+    fn scale(&self, temperature: f32, input: &mut [f32]) {
+        if temperature != 1.0 {
+            let latent = usize::from(self.header.arch.latent);
+            for z in input.iter_mut().take(latent) {
+                *z *= temperature;
+            }
+        }
+    }
+
+    /// [`sample_input`](Self::sample_input) into `input`, the decoder input's length, at
+    /// temperature 1 ([`scale`](Self::scale) does the rest).
+    fn sample_into(
+        &self,
+        seed: u64,
+        digit: Option<u8>,
+        input: &mut [f32],
+    ) -> Result<Option<u8>, Error> {
         let arch = &self.header.arch;
-        let mut rng = Rng::new(sample.seed);
+        let mut rng = Rng::new(seed);
         let z = input
             .get_mut(..usize::from(arch.latent))
             .ok_or(Error::UnsupportedArchitecture(
                 "latent wider than MAX_WIDTH",
             ))?;
         rng.fill_standard_normal(z);
-        if sample.temperature != 1.0 {
-            for z in z.iter_mut() {
-                *z *= sample.temperature;
-            }
-        }
-        let digit = match (sample.digit, arch.classes) {
+        let digit = match (digit, arch.classes) {
             (None, 0) => None,
             (Some(d), _) => Some(d),
             (None, classes) => u8::try_from(rng.below(u32::from(classes))).ok(),
@@ -378,6 +397,7 @@ impl<'a> Model<'a> {
 type Inputs<'s> = (&'s mut [f32], &'s mut [f32], &'s mut [u32]);
 
 /// `Ok` for a temperature that is finite and 0 or above.
+#[inline(always)]
 fn check_temperature(temperature: f32) -> Result<(), Error> {
     if temperature.is_finite() && temperature >= 0.0 {
         Ok(())

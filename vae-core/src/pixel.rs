@@ -115,6 +115,7 @@ mod sealed {
 pub trait Canvas: sealed::Sealed {}
 
 impl sealed::Sealed for [u8; PIXELS] {
+    #[inline(always)]
     fn put(&mut self, index: usize, logit: Logit) {
         if let Some(pixel) = self.get_mut(index) {
             *pixel = logit.pixel();
@@ -125,6 +126,7 @@ impl sealed::Sealed for [u8; PIXELS] {
 impl Canvas for [u8; PIXELS] {}
 
 impl sealed::Sealed for [f32; PIXELS] {
+    #[inline(always)]
     fn put(&mut self, index: usize, logit: Logit) {
         if let Some(slot) = self.get_mut(index) {
             *slot = logit.probability();

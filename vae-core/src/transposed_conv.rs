@@ -87,8 +87,11 @@ fn window(s: &TransposedConvShape, y: usize) -> (usize, usize) {
 /// The arithmetic of one precision: the map's pixels and each transposed convolution's
 /// sums, over the weights of one model (`crate::arithmetic`'s `Float` and `Fixed`).
 /// Values are scratch words, the bits of an f32 or an i32, so that the streaming order
-/// above is one piece of code for every precision, which the forward pass instantiates
-/// for the precision it chose.
+/// above is one piece of code for every precision. The forward pass chooses the
+/// precision, once, and hands that precision's arithmetic to [`run`] as a trait object:
+/// one copy of the streaming code keeps the firmware's flash for the weights, and a
+/// copy per precision, measured, was slower on the Cortex-M0 (its eight low registers)
+/// than a call per term.
 pub(crate) trait Arithmetic {
     /// Writes map pixel `pixel` (`y * side + x`) into `dst`: its channels, activated and
     /// ready as the first transposed convolution's input ([`finish`](Self::finish)).
@@ -149,15 +152,15 @@ impl<V> Ring<'_, V> {
 }
 
 /// The layers' shapes and rings during one decode.
-struct Stream<'a, 's, A> {
-    arithmetic: &'a A,
+struct Stream<'a, 's> {
+    arithmetic: &'a dyn Arithmetic,
     map_side: usize,
     shapes: &'a [TransposedConvShape],
     /// Ring `l` holds input rows of transposed convolution `l`, for all but the last.
     rings: heapless::Vec<Ring<'s, u32>, MAX_CONV_LAYERS>,
 }
 
-impl<A: Arithmetic> Stream<'_, '_, A> {
+impl Stream<'_, '_> {
     /// Computes input rows of layer `l` into its ring until it holds row `row`.
     fn ensure(&mut self, l: usize, row: usize) {
         loop {
@@ -196,8 +199,8 @@ impl<A: Arithmetic> Stream<'_, '_, A> {
 /// `map_side`) for the first layer, else layer `l - 1`'s output gathered from `below`,
 /// its ring.
 #[allow(clippy::too_many_arguments)]
-fn input_pixel<A: Arithmetic>(
-    a: &A,
+fn input_pixel(
+    a: &dyn Arithmetic,
     map_side: usize,
     shapes: &[TransposedConvShape],
     below: Option<&Ring<'_, u32>>,
@@ -240,11 +243,11 @@ fn input_pixel<A: Arithmetic>(
 /// handing each output's logit to `emit` with its pixel index. `scratch` must hold
 /// [`scratch_len`] values ([`Error::ScratchTooSmall`] otherwise).
 #[inline(never)]
-pub(crate) fn run<A: Arithmetic>(
-    arithmetic: &A,
+pub(crate) fn run(
+    arithmetic: &dyn Arithmetic,
     up: &TransposedConvs,
     scratch: &mut [u32],
-    emit: &mut impl FnMut(usize, Logit),
+    emit: &mut dyn FnMut(usize, Logit),
 ) -> Result<(), Error> {
     let needed = scratch_len(up);
     let available = scratch.len();
