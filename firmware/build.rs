@@ -6,6 +6,9 @@
 //! - `VAE_FLASH_KIB`, `VAE_RAM_KIB` (QEMU only): the memory budget the linker enforces,
 //!   256 and 16 by default; a firmware that does not fit fails to link. (QEMU's microbit
 //!   has exactly that much: a larger budget links but does not run there.)
+//!
+//! It also sizes the decoder's scratch memory (`scratch.rs` in `OUT_DIR`) from the
+//! embedded model, through vae-core on the host: [`scratch_words`].
 
 use std::env;
 use std::fs;
@@ -20,11 +23,11 @@ fn main() {
     let pico = env::var_os("CARGO_FEATURE_RP_PICO").is_some();
     let esp32c3 = env::var_os("CARGO_FEATURE_ESP32C3").is_some();
     let arch = env::var("CARGO_CFG_TARGET_ARCH").unwrap_or_default();
-    if esp32c3 && !(qemu || nucleo || pico) && arch == "riscv32" {
-        esp32c3_memory_report(&out);
+    let ram_kib = if esp32c3 && !(qemu || nucleo || pico) && arch == "riscv32" {
+        esp32c3_memory_report(&out)
     } else {
-        memory_x(&out, (qemu, nucleo, pico, esp32c3), &arch);
-    }
+        memory_x(&out, (qemu, nucleo, pico, esp32c3), &arch)
+    };
 
     let model = match env::var_os("VAE_MODEL") {
         Some(path) => PathBuf::from(path),
@@ -39,7 +42,16 @@ fn main() {
     });
     // Copied rather than included by path, so the path may come from the environment.
     // It is checked by the firmware at start, not here: a bad file must be caught there.
-    fs::write(out.join("model.vae"), bytes).expect("write model.vae");
+    fs::write(out.join("model.vae"), &bytes).expect("write model.vae");
+    let words = scratch_words(&bytes, ram_kib);
+    fs::write(
+        out.join("scratch.rs"),
+        format!(
+            "/// Words of the decoder's scratch memory, sized by `build.rs` to the embedded \
+             model.\nconst SCRATCH_WORDS: usize = {words};\n"
+        ),
+    )
+    .expect("write scratch.rs");
     println!(
         "cargo:rustc-env=FIRMWARE_MODEL_NAME={}",
         shown_name(&model, &manifest)
@@ -50,6 +62,23 @@ fn main() {
     println!("cargo:rerun-if-env-changed=VAE_RAM_KIB");
     println!("cargo:rerun-if-changed={}", model.display());
     println!("cargo:rerun-if-changed=build.rs");
+}
+
+/// RAM the decoder's scratch may not take: the stack (its peak is about 4.5 KiB, mostly
+/// a line of output and an image) and the other statics.
+const RAM_KEPT_KIB: u32 = 6;
+
+/// Words (32 bits) of scratch memory for the model file `bytes` in `ram_kib` of RAM: what
+/// its decoder needs ([`vae_core::Model::scratch_len`]), but no more than the RAM leaves
+/// beside [`RAM_KEPT_KIB`] (10 KiB of 16), so that a model needing more still links, and
+/// the firmware refuses it at start, naming both figures. A file that does not parse
+/// (the firmware refuses it at start too) gets [`vae_core::STACK_SCRATCH`] words, or that
+/// most.
+fn scratch_words(bytes: &[u8], ram_kib: u32) -> usize {
+    let most = (ram_kib.saturating_sub(RAM_KEPT_KIB) as usize) * 1024 / 4;
+    vae_core::Model::parse(bytes)
+        .map_or(vae_core::STACK_SCRATCH, |model| model.scratch_len())
+        .min(most)
 }
 
 /// How the firmware names its model: the path from the repository's root for a file in
@@ -71,8 +100,8 @@ fn shown_name(model: &Path, manifest: &Path) -> String {
 }
 
 /// Writes `memory.x`, the memory map cortex-m-rt and riscv-rt link with, and hands the board's
-/// flash and RAM sizes to the firmware.
-fn memory_x(out: &Path, board: (bool, bool, bool, bool), arch: &str) {
+/// flash and RAM sizes to the firmware; returns the RAM's KiB.
+fn memory_x(out: &Path, board: (bool, bool, bool, bool), arch: &str) -> u32 {
     // (flash origin, flash KiB, RAM origin, RAM KiB). QEMU: the budget of a small chip,
     // 256 KiB of flash and 16 KiB of RAM, on every architecture.
     let pico = board.2;
@@ -140,6 +169,7 @@ fn memory_x(out: &Path, board: (bool, bool, bool, bool), arch: &str) {
     println!("cargo:rustc-link-search={}", out.display());
     println!("cargo:rustc-env=FIRMWARE_FLASH_KIB={flash_kib}");
     println!("cargo:rustc-env=FIRMWARE_RAM_KIB={ram_kib}");
+    ram_kib
 }
 
 /// ESP32-C3: esp-hal's linker script (`linkall.x`, with its own `memory.x`) lays out the
@@ -147,7 +177,7 @@ fn memory_x(out: &Path, board: (bool, bool, bool, bool), arch: &str) {
 /// the app descriptor, read-only data, code in flash, code copied to RAM (trap vectors,
 /// `.rwtext`) and `.data`'s initial values. RAM (`RWDATA`) starts with the space the code
 /// copied to RAM takes (the same SRAM seen through the instruction bus).
-fn esp32c3_memory_report(out: &Path) {
+fn esp32c3_memory_report(out: &Path) -> u32 {
     let script = out.join("esp32c3-report.x");
     fs::write(
         &script,
@@ -162,6 +192,7 @@ fn esp32c3_memory_report(out: &Path) {
     // table gives the app all of it after the first 64 KiB); esp-hal's DRAM region.
     println!("cargo:rustc-env=FIRMWARE_FLASH_KIB=4096");
     println!("cargo:rustc-env=FIRMWARE_RAM_KIB=313");
+    313
 }
 
 fn kib(var: &str, default: u32) -> u32 {

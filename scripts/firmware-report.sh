@@ -10,7 +10,7 @@
 # peak stack (painted). Instructions per digit = the mean over the digits 0-9 of the
 # demo, everything included (sampling, both layers, sigmoid, pixel conversion): SysTick
 # on Arm, minstret on RISC-V; per free sample for an unconditional model. A file with
-# transposed convolutions is run by the build with them (`--features upsampling`), and
+# transposed convolutions is run by the build with them (`--features transposed-conv`), and
 # the firmware's line on its maps' scratch follows its figures.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,7 +30,7 @@ for model in "${models[@]}"; do
   path="$(realpath "$model")"
   features=()
   if [[ $(target/release/vae inspect "$path") == *tconv* ]]; then
-    features=(--features upsampling)
+    features=(--features transposed-conv)
   fi
   out="$(cd firmware && VAE_MODEL="$path" VAE_FLASH_KIB="${VAE_FLASH_KIB:-256}" \
     cargo run --release --quiet --locked --target "$target" "${features[@]}" 2>&1)" \

@@ -25,6 +25,11 @@ for target in "${targets[@]}"; do
   cargo clippy -p vae-core --target "$target" --release --locked --no-default-features -- -D warnings
   cargo build -p vae-core --target "$target" --release --locked
 done
+echo "== vae-core as a library: its docs without warnings, and its crates.io package"
+RUSTDOCFLAGS='-D warnings' cargo doc -p vae-core --no-deps --locked
+# --allow-dirty: the suite also runs on uncommitted changes; the package is built from
+# the working tree either way.
+cargo publish --dry-run -p vae-core --locked --allow-dirty
 echo "== the web page's module (web/) for wasm32-unknown-unknown"
 cargo clippy -p vae-web --target wasm32-unknown-unknown --profile web --locked -- -D warnings
 echo "== firmware: clippy for each target and board, the NUCLEO-F411RE, Pico and ESP32-C3 builds"
@@ -32,7 +37,7 @@ echo "== firmware: clippy for each target and board, the NUCLEO-F411RE, Pico and
   cd firmware
   for target in "${targets[@]}"; do
     cargo clippy --release --locked --target "$target" -- -D warnings
-    cargo clippy --release --locked --target "$target" --features upsampling -- -D warnings
+    cargo clippy --release --locked --target "$target" --features transposed-conv -- -D warnings
   done
   cargo clippy --release --locked --no-default-features --features nucleo-f411re -- -D warnings
   cargo clippy --release --locked --target thumbv6m-none-eabi --no-default-features --features rp-pico -- -D warnings

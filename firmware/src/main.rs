@@ -65,17 +65,11 @@ struct Aligned<T: ?Sized>(T);
 
 static MODEL: &Aligned<[u8]> = &Aligned(*include_bytes!(concat!(env!("OUT_DIR"), "/model.vae")));
 
-/// Words of the decoder's scratch memory, 10 KiB with the feature `upsampling`: the
-/// dense layers' buffers, and a transposed-convolution decoder's rows (the tutorial's
-/// needs 2,407 words). With the stack's peak of about 4.5 KiB (mostly a line of output
-/// and an image) it keeps the firmware within 16 KiB of RAM.
-#[cfg(feature = "upsampling")]
-const SCRATCH_WORDS: usize = 2560;
-
-/// Words of the decoder's scratch memory without transposed convolutions: what the widest
-/// dense decoder needs (8 KiB).
-#[cfg(not(feature = "upsampling"))]
-const SCRATCH_WORDS: usize = vae_core::STACK_SCRATCH;
+// `SCRATCH_WORDS`: the words of the decoder's scratch memory, what the embedded model
+// needs (`Model::scratch_len`), computed by `build.rs` from the same file; at most what
+// the RAM leaves beside the stack (10 KiB of 16), so that a model needing more is
+// refused at start with both figures.
+include!(concat!(env!("OUT_DIR"), "/scratch.rs"));
 
 /// The decoder's scratch memory, handed out once by [`scratch`].
 struct Scratch(core::cell::UnsafeCell<[u32; SCRATCH_WORDS]>);
@@ -137,7 +131,7 @@ fn run() -> ! {
     let (mut digits, mut samples) = ((0u64, 0u64), (0u64, 0u64));
     for (index, drawing) in plan(&model).enumerate() {
         let start = clock.now();
-        let drawn = drawing.draw_with(&model, scratch, &mut pixels);
+        let drawn = drawing.draw(&model, scratch, &mut pixels);
         let cost = clock.since(start);
         if let Err(err) = drawn {
             board::fail(format_args!("image {index} ({drawing}): {err}"));

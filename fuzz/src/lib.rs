@@ -1,12 +1,13 @@
 //! What the fuzz targets share: hostile-but-checksummed model files built from fuzzer
-//! input, the checks every parsed model must pass, and a plain reference decoder.
+//! input, and the checks every parsed model must pass (the decoder held to
+//! `vae_core::reference`, the plain one the crate's own tests use too).
 
 use arbitrary::Arbitrary;
 use crc::{Crc, CRC_32_ISO_HDLC};
 use serde::Serialize;
 use vae_core::format::MAX_HEADER_LEN;
 use vae_core::{demo, to_pixel, Activation, Architecture, Error, Header, Model, Precision};
-use vae_core::{TransposedConv, Upsampling, STACK_SCRATCH};
+use vae_core::{reference, Sample, TransposedConv, TransposedConvs, STACK_SCRATCH};
 use vae_core::{FORMAT_VERSION, MAGIC, OLDEST_VERSION, PAYLOAD_ALIGN, PIXELS};
 
 /// Largest payload a case builds (bigger shapes are declared but cut short), so that
@@ -14,7 +15,7 @@ use vae_core::{FORMAT_VERSION, MAGIC, OLDEST_VERSION, PAYLOAD_ALIGN, PIXELS};
 const PAYLOAD_LIMIT: usize = 8 << 10;
 
 /// A map's side and channels, and transposed convolutions `(channels, kernel, stride)`.
-type FuzzedUpsampling = (u8, u8, Vec<(u8, u8, u8)>);
+type FuzzedTransposedConvs = (u8, u8, Vec<(u8, u8, u8)>);
 
 /// One fuzzer-chosen model file and the calls made on it.
 #[derive(Debug, Arbitrary)]
@@ -27,7 +28,7 @@ pub struct Case {
     sigmoid: bool,
     /// A map's side and channels and transposed convolutions `(channels, kernel,
     /// stride)` after the dense layers (any values: most shapes are refused).
-    upsampling: Option<FuzzedUpsampling>,
+    transposed_convs: Option<FuzzedTransposedConvs>,
     precision: u8,
     /// `None`: 784.
     output: Option<u16>,
@@ -69,10 +70,10 @@ pub fn check_case(case: &Case) {
             Activation::Relu
         },
         upsampling: case
-            .upsampling
+            .transposed_convs
             .as_ref()
             .filter(|_| case.version != Some(2))
-            .map(|(side, channels, layers)| Upsampling {
+            .map(|(side, channels, layers)| TransposedConvs {
                 side: u16::from(*side),
                 channels: u16::from(*channels),
                 layers: layers
@@ -120,6 +121,7 @@ pub fn check_case(case: &Case) {
     if !readable {
         let expected = Error::UnsupportedVersion {
             found: version,
+            oldest: vae_core::OLDEST_VERSION,
             supported: FORMAT_VERSION,
         };
         assert_eq!(parsed.unwrap_err(), expected);
@@ -134,11 +136,17 @@ pub fn check_case(case: &Case) {
     assert_eq!(model.precision(), precision);
     assert_eq!(model.header().version, version);
     let x = inputs(&arch, &case.input);
-    if let Some(reference) = reference_decode(&arch, precision, &payload, &x) {
+    // The reference's f32 order is the decoder's own for f32 and f16 weights: the same
+    // bits (the i8 decoder's integer arithmetic is held to it by vae-core's tests).
+    let floats = precision != Precision::I8;
+    let reference = floats
+        .then(|| reference::probabilities::<f32>(&payload, &arch, precision, &x))
+        .flatten();
+    if let Some(reference) = reference {
         let mut probs = [0.0; PIXELS];
         let mut scratch = vec![0u32; model.scratch_len()];
         model
-            .decode_with(&x, &mut scratch, &mut probs)
+            .decode(&x, &mut scratch, &mut probs)
             .expect("a parsed model decodes an input of the right length");
         for (o, (got, want)) in probs.iter().zip(&reference).enumerate() {
             let same = got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan());
@@ -149,9 +157,10 @@ pub fn check_case(case: &Case) {
     let (step, steps) = (case.morph_step, case.morph_steps);
     let mut pixels = [0u8; PIXELS];
     let mut scratch = vec![0u32; model.scratch_len()];
-    let morphed = model.morph_with(
-        case.morph_from,
-        case.morph_to,
+    let (from, to) = (case.morph_from, case.morph_to);
+    let morphed = model.morph(
+        Sample::new(from.0, from.1),
+        Sample::new(to.0, to.1),
         step,
         steps,
         &mut scratch,
@@ -172,7 +181,7 @@ pub fn check_case(case: &Case) {
     }
 }
 
-/// A version 2 header: a dense architecture, without the upsampling part.
+/// A version 2 header: a dense architecture, without the transposed convolutions.
 #[derive(Serialize)]
 struct HeaderV2 {
     magic: [u8; 4],
@@ -247,31 +256,32 @@ pub fn exercise(model: &Model<'_>, values: &[f32], seed: u64, digit: Option<u8>,
     let mut pixels = [0u8; PIXELS];
     let mut scratch = vec![0u32; model.scratch_len()];
 
-    // The methods with a stack scratch decode what fits it, and refuse the rest by name.
+    // A stack scratch of STACK_SCRATCH words decodes what fits it, and refuses the rest
+    // by name.
     let needed = model.scratch_len();
-    let on_stack = model.decode_into(&x, &mut probs);
+    let on_stack = model.decode(&x, &mut [0; STACK_SCRATCH], &mut probs);
     if needed > STACK_SCRATCH {
         let available = STACK_SCRATCH;
         assert_eq!(on_stack, Err(Error::ScratchTooSmall { needed, available }));
-        let short = model.decode_with(&x, &mut scratch[1..], &mut probs);
+        let short = model.decode(&x, &mut scratch[1..], &mut probs);
         let available = needed - 1;
         assert_eq!(short, Err(Error::ScratchTooSmall { needed, available }));
     } else {
         on_stack.expect("a parsed model decodes an input of the right length");
     }
     model
-        .decode_with(&x, &mut scratch, &mut probs)
+        .decode(&x, &mut scratch, &mut probs)
         .expect("a parsed model decodes an input of the right length");
     assert!(
         probs.iter().all(|p| !(*p < 0.0 || *p > 1.0)),
         "a probability outside [0, 1]"
     );
     model
-        .decode_pixels_with(&x, &mut scratch, &mut pixels)
-        .expect("as decode_into");
+        .decode(&x, &mut scratch, &mut pixels)
+        .expect("as into probabilities");
     assert!(pixels.iter().zip(&probs).all(|(&g, &p)| g == to_pixel(p)));
     assert!(matches!(
-        model.decode_with(&x[1..], &mut scratch, &mut probs),
+        model.decode(&x[1..], &mut scratch, &mut probs),
         Err(Error::LengthMismatch { .. })
     ));
 
@@ -289,11 +299,13 @@ pub fn exercise(model: &Model<'_>, values: &[f32], seed: u64, digit: Option<u8>,
         }
     };
     let z = &x[..usize::from(arch.latent)];
-    if needed <= STACK_SCRATCH {
-        assert_eq!(model.decode_latent(z, digit, &mut probs), expect(digit));
-    }
+    let mut input = [0.0; vae_core::MAX_WIDTH];
+    let decoded = model
+        .input(z, digit, &mut input)
+        .and_then(|input| model.decode(input, &mut scratch, &mut probs));
+    assert_eq!(decoded, expect(digit));
 
-    let drawn = model.generate_with(seed, digit, &mut scratch, &mut pixels);
+    let drawn = model.generate(Sample::new(seed, digit), &mut scratch, &mut pixels);
     match (digit, classes) {
         (None, 0) => assert_eq!(drawn, Ok(None)),
         (None, c) => assert!(
@@ -305,7 +317,7 @@ pub fn exercise(model: &Model<'_>, values: &[f32], seed: u64, digit: Option<u8>,
     if drawn.is_ok() {
         let mut again = [0u8; PIXELS];
         assert_eq!(
-            model.generate_with(seed, digit, &mut scratch, &mut again),
+            model.generate(Sample::new(seed, digit), &mut scratch, &mut again),
             drawn
         );
         assert_eq!(again, pixels, "the same seed drew different pixels");
@@ -314,107 +326,7 @@ pub fn exercise(model: &Model<'_>, values: &[f32], seed: u64, digit: Option<u8>,
     for drawing in demo::plan(model).filter(|_| demo) {
         let _ = drawing.to_string();
         drawing
-            .draw_with(model, &mut scratch, &mut pixels)
+            .draw(model, &mut scratch, &mut pixels)
             .unwrap_or_else(|e| panic!("demo drawing {drawing} failed: {e}"));
     }
-}
-
-/// The decoder written plainly: each output `bias + w[0]*x[0] + w[1]*x[1] + ...`, left
-/// to right in f32, as `Model::decode_into` documents; each transposed convolution on
-/// whole maps, every output its bias and then each input pixel that reaches it, in
-/// raster order, its channels left to right. `None` for i8 weights.
-fn reference_decode(
-    arch: &Architecture,
-    precision: Precision,
-    payload: &[u8],
-    input: &[f32],
-) -> Option<Vec<f32>> {
-    let width = match precision {
-        Precision::F32 => 4,
-        Precision::F16 => 2,
-        Precision::I8 => return None,
-    };
-    let value = |at: usize| {
-        let b = &payload[at * width..(at + 1) * width];
-        match precision {
-            Precision::F16 => half::f16::from_le_bytes([b[0], b[1]]).to_f32(),
-            _ => f32::from_le_bytes([b[0], b[1], b[2], b[3]]),
-        }
-    };
-    let sigmoid = |v: f32| 1.0 / (1.0 + libm::expf(-v));
-    let activate = |sum: f32| match arch.activation {
-        Activation::Sigmoid => sigmoid(sum),
-        Activation::Relu => {
-            if sum > 0.0 {
-                sum
-            } else {
-                0.0
-            }
-        }
-    };
-    let layers: Vec<_> = arch.dense_layers().collect();
-    let convs = arch.upsampling.is_some();
-    let mut x = input.to_vec();
-    let mut at = 0;
-    for (k, &(n_in, n_out)) in layers.iter().enumerate() {
-        let y = (0..n_out)
-            .map(|o| {
-                let sum = (0..n_in).fold(value(at + n_in * n_out + o), |acc, i| {
-                    acc + x[i] * value(at + o * n_in + i)
-                });
-                if k + 1 == layers.len() && !convs {
-                    sigmoid(sum)
-                } else {
-                    activate(sum)
-                }
-            })
-            .collect();
-        at += n_in * n_out + n_out;
-        x = y;
-    }
-    let Some(up) = &arch.upsampling else {
-        return Some(x);
-    };
-    let count = up.layers.len();
-    for (index, s) in up.shapes().enumerate() {
-        let (h, cin, ho, cout) = (
-            s.input_side,
-            s.input_channels,
-            s.output_side,
-            s.output_channels,
-        );
-        let (k, st, p) = (s.kernel, s.stride, s.padding);
-        let n_in = s.row_len();
-        let mut out = vec![0.0f32; ho * ho * cout];
-        for y in 0..ho {
-            for xx in 0..ho {
-                for o in 0..cout {
-                    let mut acc = value(at + n_in * cout + o);
-                    for iy in 0..h {
-                        let Some(ky) = (y + p).checked_sub(st * iy).filter(|&ky| ky < k) else {
-                            continue;
-                        };
-                        for ix in 0..h {
-                            let Some(kx) = (xx + p).checked_sub(st * ix).filter(|&kx| kx < k)
-                            else {
-                                continue;
-                            };
-                            for ci in 0..cin {
-                                let w = value(at + o * n_in + (ky * k + kx) * cin + ci);
-                                acc += x[(iy * h + ix) * cin + ci] * w;
-                            }
-                        }
-                    }
-                    out[(y * ho + xx) * cout + o] = if index + 1 == count {
-                        sigmoid(acc)
-                    } else {
-                        activate(acc)
-                    };
-                }
-            }
-        }
-        at += n_in * cout + cout;
-        x = out;
-    }
-    Some(x)
 }

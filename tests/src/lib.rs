@@ -48,3 +48,17 @@ pub fn latents(latent: usize, count: usize) -> Vec<Vec<f32>> {
         })
         .collect()
 }
+
+/// Decodes the latent code `z` with `digit` into `image`, as the web page's latent plane
+/// does: [`Model::input`](vae_core::Model::input), then
+/// [`Model::decode`](vae_core::Model::decode) in scratch of the model's length.
+pub fn decode_latent(
+    model: &vae_core::Model<'_>,
+    z: &[f32],
+    digit: Option<u8>,
+    image: &mut impl vae_core::Canvas,
+) -> Result<(), vae_core::Error> {
+    let mut input = [0.0f32; vae_core::MAX_WIDTH];
+    let input = model.input(z, digit, &mut input)?;
+    model.decode(input, &mut vec![0u32; model.scratch_len()], image)
+}

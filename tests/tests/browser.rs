@@ -26,7 +26,7 @@ use std::process::{Child, Command, Stdio};
 use serde_json::Value;
 use vae_core::demo::{hex, DEMO_SEED};
 use vae_core::{
-    encode, encoded_len, Activation, Architecture, Model, Precision, MAX_WIDTH, PIXELS,
+    encode, encoded_len, Activation, Architecture, Model, Precision, Sample, MAX_WIDTH, PIXELS,
 };
 use vae_tests::{scratch_dir, workspace};
 
@@ -135,20 +135,17 @@ fn digit(v: &Value) -> Option<u8> {
 /// What `vae-core` on the host draws for one of the page's drawing calls.
 fn host_pixels(model: &Model<'_>, draw: &Value) -> [u8; PIXELS] {
     let mut pixels = [0u8; PIXELS];
+    let scratch = &mut vec![0u32; model.scratch_len()];
     match draw["call"].as_str() {
         Some("generate") => {
             let temperature = draw["temperature"].as_f64().expect("temperature") as f32;
+            let sample = Sample::new(seed(&draw["seed"]), digit(&draw["digit"]));
             model
-                .generate_at_temperature(
-                    seed(&draw["seed"]),
-                    digit(&draw["digit"]),
-                    temperature,
-                    &mut pixels,
-                )
+                .generate(sample.at_temperature(temperature), scratch, &mut pixels)
                 .expect("generate");
         }
         Some("morph") => {
-            let end = |e: &Value| (seed(&e["seed"]), digit(&e["digit"]));
+            let end = |e: &Value| Sample::new(seed(&e["seed"]), digit(&e["digit"]));
             let count = |v: &Value| u16::try_from(v.as_u64().expect("a step")).expect("a step");
             model
                 .morph(
@@ -156,6 +153,7 @@ fn host_pixels(model: &Model<'_>, draw: &Value) -> [u8; PIXELS] {
                     end(&draw["to"]),
                     count(&draw["step"]),
                     count(&draw["steps"]),
+                    scratch,
                     &mut pixels,
                 )
                 .expect("morph");
@@ -168,12 +166,10 @@ fn host_pixels(model: &Model<'_>, draw: &Value) -> [u8; PIXELS] {
                 .map(|v| v.as_f64().expect("a number") as f32)
                 .collect();
             let mut input = [0.0f32; MAX_WIDTH];
-            let len = model
-                .build_input(&z, digit(&draw["digit"]), &mut input)
+            let input = model
+                .input(&z, digit(&draw["digit"]), &mut input)
                 .expect("input");
-            model
-                .decode_pixels(&input[..len], &mut pixels)
-                .expect("decode");
+            model.decode(input, scratch, &mut pixels).expect("decode");
         }
         other => panic!("unknown call {other:?}"),
     }
@@ -331,7 +327,7 @@ fn the_page_draws_the_host_s_pixels_and_shows_the_parser_s_errors() {
     }
 
     // A decoder with transposed convolutions: the host decodes it, the module (built
-    // without vae-core's `upsampling`) refuses it by name.
+    // without vae-core's `transposed-conv`) refuses it by name.
     let tconv = std::fs::read(workspace().join("models/tutorial/decoder-f16.vae"))
         .expect("the tutorial model's f16 file");
     Model::parse(&tconv).expect("the host reads it");

@@ -6,7 +6,7 @@ use dfdx::prelude::*;
 use trainer::foundation::run_dir::RunDir;
 use trainer::foundation::tensor::argmax;
 use trainer::train::checkpoint;
-use vae_core::{Model, PIXELS};
+use vae_core::{Model, Sample, PIXELS};
 use vae_tests::default_model_dir;
 
 const PER_DIGIT: u64 = 100;
@@ -33,11 +33,14 @@ fn read_back(file_name: &str) {
     let model = Model::parse(&bytes).unwrap();
 
     let mut images = Vec::new();
+    let mut scratch = vec![0u32; model.scratch_len()];
     for digit in 0..10u8 {
         for seed in 0..PER_DIGIT {
             let mut pixels = [0u8; PIXELS];
             assert_eq!(
-                model.generate(seed, Some(digit), &mut pixels).unwrap(),
+                model
+                    .generate(Sample::new(seed, Some(digit)), &mut scratch, &mut pixels)
+                    .unwrap(),
                 Some(digit)
             );
             images.extend(pixels.iter().map(|&p| vae_core::intensity(p)));

@@ -22,9 +22,9 @@ fn dfdx_forward_matches_vae_core_decode_of_the_f32_export() {
     for digit in 0..10u8 {
         for z in latents(latent, 100) {
             let mut input = [0.0f32; MAX_WIDTH];
-            let n = model.build_input(&z, Some(digit), &mut input).unwrap();
-            assert_eq!(n, width);
-            inputs.push(input[..n].to_vec());
+            let input = model.input(&z, Some(digit), &mut input).unwrap();
+            assert_eq!(input.len(), width);
+            inputs.push(input.to_vec());
         }
     }
     let rows = inputs.len();
@@ -32,9 +32,10 @@ fn dfdx_forward_matches_vae_core_decode_of_the_f32_export() {
     let reference = vae.decode(batch).as_vec();
 
     let mut max_abs = 0.0f32;
+    let mut scratch = vec![0u32; model.scratch_len()];
     for (input, want) in inputs.iter().zip(reference.chunks_exact(PIXELS)) {
         let mut probs = [0.0f32; PIXELS];
-        model.decode_into(input, &mut probs).unwrap();
+        model.decode(input, &mut scratch, &mut probs).unwrap();
         for (p, q) in probs.iter().zip(want) {
             max_abs = max_abs.max((p - q).abs());
         }
@@ -137,8 +138,7 @@ fn convolutional_decoders_match_vae_core_decode_of_the_f32_export() {
             let z: Vec<f32> = z.iter().map(|v| v * (1 + i % 4) as f32).collect();
             let digit = (config.classes > 0).then_some((i % 10) as u8);
             let mut input = [0.0f32; MAX_WIDTH];
-            let n = model.build_input(&z, digit, &mut input).unwrap();
-            inputs.push(input[..n].to_vec());
+            inputs.push(model.input(&z, digit, &mut input).unwrap().to_vec());
         }
         let rows = inputs.len();
         let reference = vae
@@ -148,7 +148,7 @@ fn convolutional_decoders_match_vae_core_decode_of_the_f32_export() {
         let mut max_abs = 0.0f32;
         for (input, want) in inputs.iter().zip(reference.chunks_exact(PIXELS)) {
             let mut probs = [0.0f32; PIXELS];
-            model.decode_with(input, &mut scratch, &mut probs).unwrap();
+            model.decode(input, &mut scratch, &mut probs).unwrap();
             for (p, q) in probs.iter().zip(want) {
                 max_abs = max_abs.max((p - q).abs());
             }

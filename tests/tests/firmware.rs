@@ -163,7 +163,7 @@ fn assert_parity_with(
         expected.iter().zip(&printed.images).enumerate()
     {
         let mut host = [0u8; PIXELS];
-        drawing.draw_with(&model, &mut scratch, &mut host).unwrap();
+        drawing.draw(&model, &mut scratch, &mut host).unwrap();
         assert_eq!(description, &drawing.to_string(), "image {index}");
         assert_eq!(
             String::from_utf8(hex(&host).to_vec()).unwrap(),
@@ -293,13 +293,13 @@ fn conv_model(precision: vae_core::Precision) -> PathBuf {
         .join(format!("decoder-{}.vae", precision.name()))
 }
 
-/// The transposed-convolution decoder on `target`, built with the feature `upsampling`,
+/// The transposed-convolution decoder on `target`, built with the feature `transposed-conv`,
 /// in each of `precisions` (the soft-float ones take 20-30 s each on the Cortex-M0 and
 /// RV32): every image as on the host, within the 256 KiB and 16 KiB budget.
 fn conv_matches_the_host(target: &Target, precisions: &[vae_core::Precision]) {
     for &precision in precisions {
         let file = conv_model(precision);
-        let printed = assert_parity_with(target, &file, &["--features", "upsampling"], &[]);
+        let printed = assert_parity_with(target, &file, &["--features", "transposed-conv"], &[]);
         assert!(
             printed.stdout.contains("whole maps would need"),
             "{}",
@@ -308,7 +308,7 @@ fn conv_matches_the_host(target: &Target, precisions: &[vae_core::Precision]) {
     }
 }
 
-/// A conv model is refused, by name, by a firmware built without `upsampling`; and a
+/// A conv model is refused, by name, by a firmware built without `transposed-conv`; and a
 /// model whose maps need more than the firmware's scratch (a conditional decoder with a
 /// 7x7x64 map: 2,927 words of 2,560) stops at start with an `error:` line.
 fn conv_models_that_cannot_run_fail_with_a_message(target: &Target) {
@@ -331,7 +331,7 @@ fn conv_models_that_cannot_run_fail_with_a_message(target: &Target) {
     let dir = scratch_dir(&format!("firmware-wide-maps-{}", target.triple));
     let wide = dir.join("wide-maps-i8.vae");
     std::fs::write(&wide, &buf[..len]).unwrap();
-    let output = run_firmware(target, &wide, &["--features", "upsampling"], &[]);
+    let output = run_firmware(target, &wide, &["--features", "transposed-conv"], &[]);
     assert_fails_with(
         &output,
         "error: the model's maps do not fit: its decoder needs 11708 bytes of scratch, the firmware has 10240",
@@ -402,12 +402,12 @@ fn no_panic_path_is_linked_into_the_firmware(target: &Target) {
     assert!(clean.status.success(), "a panic path is left:\n{stderr}");
     // The transposed convolutions' code too, with a model that has them.
     let conv = conv_model(vae_core::Precision::I8);
-    let features = ["--features", "panic-never,upsampling"];
+    let features = ["--features", "panic-never,transposed-conv"];
     let clean = firmware_cargo(target, "build", &conv, &features, &[]);
     let stderr = String::from_utf8_lossy(&clean.stderr);
     assert!(
         clean.status.success(),
-        "a panic path is left with upsampling:\n{stderr}"
+        "a panic path is left with transposed-conv:\n{stderr}"
     );
 
     let injected = firmware_cargo(

@@ -1,8 +1,10 @@
 //! The model file format: golden bytes, round trip, and one typed error per corruption.
 
 use vae_core::{
-    encode, encoded_len, Activation, Architecture, Error, Model, Precision, FORMAT_VERSION, PIXELS,
+    encode, encoded_len, Activation, Architecture, Error, Model, Precision, Sample, FORMAT_VERSION,
+    PIXELS, STACK_SCRATCH,
 };
+use vae_tests::decode_latent;
 
 /// The smallest decoder the format allows: z (1 value) -> 784 outputs, no hidden layer.
 fn tiny_arch() -> Architecture {
@@ -105,7 +107,7 @@ fn round_trip_keeps_architecture_and_weights() {
             1e-6
         };
         let mut probs = [0.0f32; PIXELS];
-        model.decode_latent(&[1.0], None, &mut probs).unwrap();
+        decode_latent(&model, &[1.0], None, &mut probs).unwrap();
         let values = tiny_values();
         for o in 0..PIXELS {
             let logit = f64::from(values[o]) + f64::from(values[PIXELS + o]);
@@ -196,6 +198,7 @@ fn each_corruption_has_its_own_error() {
         Model::parse(&v1).unwrap_err(),
         Error::UnsupportedVersion {
             found: 1,
+            oldest: 2,
             supported: 3
         }
     );
@@ -233,18 +236,14 @@ fn bad_requests_are_typed_errors() {
     let model = Model::parse(&file).unwrap();
     let mut probs = [0.0f32; PIXELS];
     assert_eq!(
-        model
-            .decode_latent(&[1.0, 2.0], None, &mut probs)
-            .unwrap_err(),
+        decode_latent(&model, &[1.0, 2.0], None, &mut probs).unwrap_err(),
         Error::LengthMismatch {
             expected: 1,
             found: 2
         }
     );
     assert_eq!(
-        model
-            .decode_latent(&[1.0], Some(3), &mut probs)
-            .unwrap_err(),
+        decode_latent(&model, &[1.0], Some(3), &mut probs).unwrap_err(),
         Error::NotConditional
     );
 
@@ -252,18 +251,14 @@ fn bad_requests_are_typed_errors() {
     let conditional = vae_core::example_model(Precision::F16, &mut buf).unwrap();
     let model = Model::parse(conditional).unwrap();
     assert_eq!(
-        model
-            .decode_latent(&[0.0, 0.0], Some(10), &mut probs)
-            .unwrap_err(),
+        decode_latent(&model, &[0.0, 0.0], Some(10), &mut probs).unwrap_err(),
         Error::DigitOutOfRange {
             digit: 10,
             classes: 10
         }
     );
     assert_eq!(
-        model
-            .decode_latent(&[0.0, 0.0], None, &mut probs)
-            .unwrap_err(),
+        decode_latent(&model, &[0.0, 0.0], None, &mut probs).unwrap_err(),
         Error::DigitRequired
     );
 
@@ -292,7 +287,14 @@ fn bad_requests_are_typed_errors() {
         }
     );
     assert_eq!(
-        model.morph((1, Some(3)), (2, Some(8)), 6, 6, &mut [0u8; PIXELS]),
+        model.morph(
+            Sample::new(1, Some(3)),
+            Sample::new(2, Some(8)),
+            6,
+            6,
+            &mut [0; STACK_SCRATCH],
+            &mut [0u8; PIXELS]
+        ),
         Err(Error::StepOutOfRange { step: 6, steps: 6 })
     );
 }

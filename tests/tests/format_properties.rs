@@ -4,8 +4,8 @@
 
 use proptest::prelude::*;
 use vae_core::{
-    encode, encoded_len, Activation, Architecture, Error, Model, Precision, FORMAT_VERSION,
-    MAX_WIDTH, OLDEST_VERSION, PIXELS,
+    encode, encoded_len, Activation, Architecture, Error, Model, Precision, Sample, FORMAT_VERSION,
+    MAX_WIDTH, OLDEST_VERSION, PIXELS, STACK_SCRATCH,
 };
 
 /// A decoder the format allows, kept small so each case is quick: latent 1-6, no label or
@@ -114,9 +114,9 @@ proptest! {
         prop_assert_eq!(model.precision(), precision);
         let mut input = [0.0f32; MAX_WIDTH];
         let digit = (arch.classes > 0).then(|| arch.classes as u8 - 1);
-        let (len, _) = model.sample_input(3, digit, &mut input).expect("input for the model");
+        let (input, _) = model.sample_input(Sample::new(3, digit), &mut input).expect("input for the model");
         let mut probs = [0.0f32; PIXELS];
-        model.decode_into(&input[..len], &mut probs).expect("decodes");
+        model.decode(input, &mut vec![0; model.scratch_len()], &mut probs).expect("decodes");
         prop_assert!(probs.iter().all(|p| (0.0..=1.0).contains(p)));
     }
 
@@ -142,7 +142,7 @@ proptest! {
         let mut other = file.clone();
         other[4] = version;
         let err = Model::parse(&other).expect_err("another version is refused");
-        prop_assert_eq!(err, Error::UnsupportedVersion { found: u16::from(version), supported: FORMAT_VERSION });
+        prop_assert_eq!(err, Error::UnsupportedVersion { found: u16::from(version), oldest: OLDEST_VERSION, supported: FORMAT_VERSION });
         let message = err.to_string();
         prop_assert!(message.contains(&format!("version {version}")), "{}", message);
         prop_assert!(message.contains(&format!("version {FORMAT_VERSION}")), "{}", message);
@@ -160,10 +160,11 @@ proptest! {
         let (f16, f32_of_rounded) = (Model::parse(&f16).unwrap(), Model::parse(&f32_of_rounded).unwrap());
         let mut input = [0.0f32; MAX_WIDTH];
         let digit = (arch.classes > 0).then_some(0);
-        let (len, _) = f16.sample_input(z_seed, digit, &mut input).unwrap();
+        let (input, _) = f16.sample_input(Sample::new(z_seed, digit), &mut input).unwrap();
         let (mut a, mut b) = ([0.0f32; PIXELS], [0.0f32; PIXELS]);
-        f16.decode_into(&input[..len], &mut a).unwrap();
-        f32_of_rounded.decode_into(&input[..len], &mut b).unwrap();
+        let scratch = &mut [0; STACK_SCRATCH];
+        f16.decode(input, scratch, &mut a).unwrap();
+        f32_of_rounded.decode(input, scratch, &mut b).unwrap();
         prop_assert!(a.iter().zip(&b).all(|(a, b)| a.to_bits() == b.to_bits()));
 
         // f32 stores the values themselves.

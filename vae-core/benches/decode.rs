@@ -7,7 +7,7 @@
 //! ```
 
 use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use vae_core::{Model, PIXELS};
+use vae_core::{Model, Sample, PIXELS};
 
 const MODELS: [(&str, &[u8]); 3] = [
     (
@@ -34,23 +34,25 @@ fn decode(c: &mut Criterion) {
         let inputs: Vec<Vec<f32>> = (0..BATCH)
             .map(|k| {
                 let mut input = [0.0; vae_core::MAX_WIDTH];
-                let (len, _) = model
-                    .sample_input(k as u64, Some((k % 10) as u8), &mut input)
+                let sample = Sample::new(k as u64, Some((k % 10) as u8));
+                let (input, _) = model
+                    .sample_input(sample, &mut input)
                     .expect("input for a digit 0-9");
-                input[..len].to_vec()
+                input.to_vec()
             })
             .collect();
         let mut probs = [0.0f32; PIXELS];
+        let mut scratch = vec![0u32; model.scratch_len()];
 
         group.throughput(Throughput::Elements(macs as u64));
         group.bench_with_input(BenchmarkId::new("one digit", name), &inputs[0], |b, x| {
-            b.iter(|| model.decode_into(black_box(x), &mut probs))
+            b.iter(|| model.decode(black_box(x), &mut scratch, &mut probs))
         });
         group.throughput(Throughput::Elements((macs * BATCH) as u64));
         group.bench_with_input(BenchmarkId::new("64 digits", name), &inputs, |b, xs| {
             b.iter(|| {
                 for x in xs {
-                    let _ = model.decode_into(black_box(x), &mut probs);
+                    let _ = model.decode(black_box(x), &mut scratch, &mut probs);
                     black_box(&probs);
                 }
             })

@@ -10,7 +10,7 @@
 use std::path::PathBuf;
 
 use vae_core::{encode, encoded_len, Activation, Architecture, Precision, Rng, PIXELS};
-use vae_core::{TransposedConv, Upsampling};
+use vae_core::{TransposedConv, TransposedConvs};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let dir = PathBuf::from(std::env::args().nth(1).ok_or("usage: fuzz_seeds DIR")?);
@@ -50,7 +50,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             classes: 10,
             hidden: heapless::Vec::new(),
             activation: Activation::Relu,
-            upsampling: Some(Upsampling {
+            upsampling: Some(TransposedConvs {
                 side: 7,
                 channels: 4,
                 layers,

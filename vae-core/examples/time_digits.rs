@@ -12,7 +12,7 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use vae_core::{Model, PIXELS};
+use vae_core::{Model, Sample, PIXELS};
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -45,13 +45,15 @@ fn run(path: &str, count: &str, rounds: &str) -> Result<f64, String> {
     let model = Model::parse(&bytes).map_err(|e| format!("{path}: {e}"))?;
     let classes = u64::from(model.architecture().classes);
     let mut pixels = [0u8; PIXELS];
+    let mut scratch = vec![0u32; model.scratch_len()];
     let mut times: Vec<f64> = (0..=rounds)
         .map(|_| {
             let start = Instant::now();
             for seed in 0..count {
                 let digit = (classes > 0).then(|| (seed % classes) as u8);
+                let sample = Sample::new(seed, digit).at_temperature(1.0);
                 model
-                    .generate_at_temperature(seed, digit, 1.0, &mut pixels)
+                    .generate(sample, &mut scratch, &mut pixels)
                     .map_err(|e| e.to_string())?;
                 std::hint::black_box(&pixels);
             }

@@ -3,7 +3,7 @@
 
 use core::fmt;
 
-use crate::{Error, Model, IMAGE_SIDE, PIXELS};
+use crate::{Error, Model, Sample, IMAGE_SIDE, PIXELS};
 
 /// Seed of the demo's first drawing; the others use the seeds after it.
 pub const DEMO_SEED: u64 = 2026;
@@ -44,37 +44,23 @@ pub enum Drawing {
 }
 
 impl Drawing {
-    /// Draws this image; returns the digit drawn where the model is conditional and the
-    /// digit is known (not for a morph).
-    pub fn draw(&self, model: &Model<'_>, pixels: &mut [u8; PIXELS]) -> Result<Option<u8>, Error> {
-        match *self {
-            Drawing::Digit { seed, digit } => model.generate(seed, Some(digit), pixels),
-            Drawing::Free { seed } => model.generate(seed, None, pixels),
-            Drawing::Morph {
-                from,
-                to,
-                step,
-                steps,
-            } => model.morph(from, to, step, steps, pixels).map(|()| None),
-        }
-    }
-
-    /// [`draw`](Self::draw) in the caller's `scratch`, of at least
-    /// [`Model::scratch_len`] words (the firmware's static buffer): the same pixels.
+    /// Draws this image in `scratch`, of at least [`Model::scratch_len`] words (the
+    /// firmware's static buffer); returns the digit drawn where the model is conditional
+    /// and the digit is known (not for a morph).
     ///
     /// ```
     /// # let mut buf = vec![0u8; 1 << 16];
     /// # let file = vae_core::example_model(vae_core::Precision::I8, &mut buf).unwrap();
-    /// use vae_core::demo::Drawing;
-    /// let model = vae_core::Model::parse(&file)?;
+    /// use vae_core::{demo::Drawing, Model, Sample, PIXELS};
+    /// let model = Model::parse(&file)?;
     /// let mut scratch = vec![0u32; model.scratch_len()];
-    /// let (mut a, mut b) = ([0u8; vae_core::PIXELS], [0u8; vae_core::PIXELS]);
-    /// let drawing = Drawing::Free { seed: 3 };
-    /// assert_eq!(drawing.draw_with(&model, &mut scratch, &mut a)?, drawing.draw(&model, &mut b)?);
+    /// let (mut a, mut b) = ([0u8; PIXELS], [0u8; PIXELS]);
+    /// let drawn = Drawing::Free { seed: 3 }.draw(&model, &mut scratch, &mut a)?;
+    /// assert_eq!(drawn, model.generate(Sample::new(3, None), &mut scratch, &mut b)?);
     /// assert_eq!(a, b);
     /// # Ok::<(), vae_core::Error>(())
     /// ```
-    pub fn draw_with(
+    pub fn draw(
         &self,
         model: &Model<'_>,
         scratch: &mut [u32],
@@ -82,17 +68,20 @@ impl Drawing {
     ) -> Result<Option<u8>, Error> {
         match *self {
             Drawing::Digit { seed, digit } => {
-                model.generate_with(seed, Some(digit), scratch, pixels)
+                model.generate(Sample::new(seed, Some(digit)), scratch, pixels)
             }
-            Drawing::Free { seed } => model.generate_with(seed, None, scratch, pixels),
+            Drawing::Free { seed } => model.generate(Sample::new(seed, None), scratch, pixels),
             Drawing::Morph {
                 from,
                 to,
                 step,
                 steps,
-            } => model
-                .morph_with(from, to, step, steps, scratch, pixels)
-                .map(|()| None),
+            } => {
+                let (from, to) = (Sample::new(from.0, from.1), Sample::new(to.0, to.1));
+                model
+                    .morph(from, to, step, steps, scratch, pixels)
+                    .map(|()| None)
+            }
         }
     }
 }
@@ -282,10 +271,11 @@ mod tests {
         let model12 = Model::parse(&file12).unwrap();
         assert_eq!(plan(&model12).count(), 10 + 4 + 6);
         let mut pixels = [0u8; PIXELS];
+        let mut scratch = [0u32; crate::STACK_SCRATCH];
         for (model, file) in [(&model, "3 classes"), (&model12, "12 classes")] {
             for drawing in plan(model) {
                 drawing
-                    .draw(model, &mut pixels)
+                    .draw(model, &mut scratch, &mut pixels)
                     .unwrap_or_else(|e| panic!("{file}: {drawing}: {e}"));
             }
         }
@@ -299,13 +289,19 @@ mod tests {
         let file = model_file(10);
         let model = Model::parse(&file).unwrap();
         let (mut got, mut want) = ([0u8; PIXELS], [0u8; PIXELS]);
+        let s = &mut [0u32; crate::STACK_SCRATCH];
         let digit = Drawing::Digit { seed: 5, digit: 6 };
-        assert_eq!(digit.draw(&model, &mut got), Ok(Some(6)));
-        model.generate(5, Some(6), &mut want).unwrap();
+        assert_eq!(digit.draw(&model, s, &mut got), Ok(Some(6)));
+        model
+            .generate(Sample::new(5, Some(6)), s, &mut want)
+            .unwrap();
         assert_eq!(got, want);
-        let chosen = model.generate(9, None, &mut want).unwrap();
+        let chosen = model.generate(Sample::new(9, None), s, &mut want).unwrap();
         assert!(chosen.is_some());
-        assert_eq!(Drawing::Free { seed: 9 }.draw(&model, &mut got), Ok(chosen));
+        assert_eq!(
+            Drawing::Free { seed: 9 }.draw(&model, s, &mut got),
+            Ok(chosen)
+        );
         assert_eq!(got, want);
         let morph = Drawing::Morph {
             from: (1, Some(3)),
@@ -313,10 +309,9 @@ mod tests {
             step: 2,
             steps: 5,
         };
-        assert_eq!(morph.draw(&model, &mut got), Ok(None));
-        model
-            .morph((1, Some(3)), (2, Some(8)), 2, 5, &mut want)
-            .unwrap();
+        assert_eq!(morph.draw(&model, s, &mut got), Ok(None));
+        let (three, eight) = (Sample::new(1, Some(3)), Sample::new(2, Some(8)));
+        model.morph(three, eight, 2, 5, s, &mut want).unwrap();
         assert_eq!(got, want);
         assert_ne!(got, [0u8; PIXELS]);
     }

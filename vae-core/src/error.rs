@@ -1,4 +1,5 @@
-//! The one error type of the crate.
+//! The crate's error type. It names no other module of the crate, so every module may
+//! return it.
 
 use core::fmt;
 
@@ -15,8 +16,12 @@ pub enum Error {
     UnsupportedVersion {
         /// Version named in the file.
         found: u16,
-        /// The newest version this build reads, the one it writes; it reads every version
-        /// from [`OLDEST_VERSION`](crate::OLDEST_VERSION) to this one.
+        /// The oldest version this build reads,
+        /// [`OLDEST_VERSION`](crate::OLDEST_VERSION).
+        oldest: u16,
+        /// The newest version this build reads, the one it writes
+        /// ([`FORMAT_VERSION`](crate::FORMAT_VERSION)); it reads every version from
+        /// `oldest` to this one.
         supported: u16,
     },
     /// The header could not be decoded (cut short or garbled).
@@ -105,10 +110,13 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
             Error::BadMagic => f.write_str("not a VAE model file (bad magic bytes)"),
-            Error::UnsupportedVersion { found, supported } => write!(
+            Error::UnsupportedVersion {
+                found,
+                oldest,
+                supported,
+            } => write!(
                 f,
-                "model file format version {found} is not supported (this build reads version {} to version {supported})",
-                crate::OLDEST_VERSION
+                "model file format version {found} is not supported (this build reads version {oldest} to version {supported})"
             ),
             Error::MalformedHeader => f.write_str("model file header is malformed or cut short"),
             Error::UnsupportedArchitecture(why) => write!(f, "unsupported architecture: {why}"),
@@ -169,55 +177,6 @@ impl fmt::Display for Error {
 
 impl core::error::Error for Error {}
 
-/// A name that is not one of [`Activation::ALL`](crate::Activation::ALL)'s or
-/// [`Precision::ALL`](crate::Precision::ALL)'s, from their `FromStr`.
-///
-/// ```
-/// use vae_core::{Precision, UnknownName};
-/// let err = "bf16".parse::<Precision>().unwrap_err();
-/// assert_eq!(err, UnknownName::Precision);
-/// assert_eq!(err.to_string(), "unknown precision: expected f16, f32 or i8");
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum UnknownName {
-    /// Not the name of an [`Activation`](crate::Activation).
-    Activation,
-    /// Not the name of a [`Precision`](crate::Precision).
-    Precision,
-}
-
-impl fmt::Display for UnknownName {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            UnknownName::Activation => {
-                f.write_str("unknown activation: expected ")?;
-                write_choices(f, &crate::Activation::ALL.map(crate::Activation::name))
-            }
-            UnknownName::Precision => {
-                f.write_str("unknown precision: expected ")?;
-                write_choices(f, &crate::Precision::ALL.map(crate::Precision::name))
-            }
-        }
-    }
-}
-
-/// `a`, `a or b`, `a, b or c`, ...
-fn write_choices(f: &mut fmt::Formatter<'_>, names: &[&str]) -> fmt::Result {
-    let last = names.len().saturating_sub(1);
-    for (k, name) in names.iter().enumerate() {
-        match k {
-            0 => {}
-            k if k == last => f.write_str(" or ")?,
-            _ => f.write_str(", ")?,
-        }
-        f.write_str(name)?;
-    }
-    Ok(())
-}
-
-impl core::error::Error for UnknownName {}
-
 #[cfg(test)]
 mod tests {
     use std::string::ToString;
@@ -234,6 +193,7 @@ mod tests {
             (
                 Error::UnsupportedVersion {
                     found: 7,
+                    oldest: 2,
                     supported: 3,
                 },
                 &["version 7", "version 2 to version 3"],

@@ -194,7 +194,7 @@ pub(crate) fn output(acc: i32, scale: &[u8; 4], bias: &[u8; 4], shift: u32) -> i
 
 /// A row's f32 bias, read from its little-endian bytes, in Q16: where the sums of a
 /// transposed convolution's output start.
-#[cfg(feature = "upsampling")]
+#[cfg(feature = "transposed-conv")]
 pub(crate) fn bias(bias: &[u8; 4]) -> i32 {
     from_f32(read_f32(bias))
 }
@@ -202,7 +202,7 @@ pub(crate) fn bias(bias: &[u8; 4]) -> i32 {
 /// One term of a transposed convolution's output in Q16: the exact sum `acc` over one
 /// input pixel quantized with `shift`, times its output channel's f32 scale,
 /// `scaled(acc, scale, shift)`.
-#[cfg(feature = "upsampling")]
+#[cfg(feature = "transposed-conv")]
 pub(crate) fn term(acc: i32, scale: &[u8; 4], shift: u32) -> i32 {
     scaled(acc, read_f32(scale), shift as i32)
 }

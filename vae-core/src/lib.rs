@@ -1,25 +1,20 @@
-//! The decoder half of a variational autoencoder for handwritten digits, for the host
-//! and for microcontrollers alike: `no_std`, no allocator, no panics.
+#![doc = include_str!("../README.md")]
+//!
+//! ## What is where
 //!
 //! This crate is the one definition of
 //! - the model file format ([`format`]): a versioned, checksummed postcard header followed
 //!   by the weights as raw little-endian bytes, read in place from flash: f32, f16, or i8
 //!   with an f32 scale per row ([`Precision`]), rounded by one definition
-//!   ([`Precision::round_layer`]);
-//! - the decoder forward pass ([`Model::decode_into`]), giving 28x28 pixel probabilities;
-//! - the seeded sampler ([`Rng`]) and conditional input ("draw a 7",
-//!   [`Model::generate`]), which give the same pixels on every platform.
-//!
-//! ```
-//! use vae_core::{Model, PIXELS};
-//! # let mut buf = vec![0u8; 1 << 16];
-//! # let file: &[u8] = vae_core::example_model(vae_core::Precision::F16, &mut buf).unwrap();
-//! // `file` holds the bytes of a model file, e.g. `include_bytes!("model.vae")`.
-//! let model = Model::parse(file)?;
-//! let mut pixels = [0u8; PIXELS];
-//! model.generate(1234, Some(7), &mut pixels)?; // seed 1234, digit 7
-//! # Ok::<(), vae_core::Error>(())
-//! ```
+//!   ([`Precision::round_layer`]); the decoder's shape ([`Architecture`]), and that of
+//!   its transposed convolutions ([`TransposedConvs`], [`TransposedConvShape`],
+//!   [`same_padding`]), for the trainer as for the decoder;
+//! - the decoder's three entry points on a parsed [`Model`]: [`Model::generate`] (draw a
+//!   [`Sample`]: "draw a 7"), [`Model::decode`] (a latent code of your own, through
+//!   [`Model::input`]) and [`Model::morph`], each in the caller's scratch memory
+//!   ([`Model::scratch_len`]) and into a [`Canvas`] (grey levels or probabilities);
+//! - the seeded sampler ([`Rng`]), which gives the same pixels on every platform;
+//! - what the firmware draws at start ([`demo`]), so that the host can compare.
 #![no_std]
 #![deny(missing_docs)]
 #![deny(
@@ -35,24 +30,36 @@
 #[cfg(test)]
 extern crate std;
 
+// In dependency order: each module uses only those above it.
+#[cfg(feature = "transposed-conv")]
+mod arithmetic;
 pub mod demo;
 mod error;
 mod fixed;
 pub mod format;
+mod forward;
 mod kernels;
 mod model;
+mod pixel;
+#[cfg(any(test, feature = "reference"))]
+#[doc(hidden)]
+pub mod reference;
 mod rng;
 mod scratch;
-#[cfg(feature = "upsampling")]
-mod upsampling;
+#[cfg(feature = "transposed-conv")]
+mod transposed_conv;
 
-pub use error::{Error, UnknownName};
+pub use error::Error;
+#[doc(hidden)]
+pub use format::Upsampling;
 pub use format::{
-    encode, encoded_len, Activation, Architecture, ConvShape, Header, Precision, TransposedConv,
-    Upsampling, FORMAT_VERSION, IMAGE_SIDE, MAGIC, MAX_CLASSES, MAX_CONV_LAYERS, MAX_HIDDEN_LAYERS,
-    MAX_WIDTH, OLDEST_VERSION, PAYLOAD_ALIGN, PIXELS,
+    encode, encoded_len, same_padding, Activation, Architecture, Header, Precision, TransposedConv,
+    TransposedConvShape, TransposedConvs, UnknownName, FORMAT_VERSION, IMAGE_SIDE, KERNEL, MAGIC,
+    MAX_CLASSES, MAX_CONV_LAYERS, MAX_HIDDEN_LAYERS, MAX_WIDTH, OLDEST_VERSION, PAYLOAD_ALIGN,
+    PIXELS,
 };
-pub use model::{intensity, to_pixel, Model, STACK_SCRATCH};
+pub use model::{Model, Sample, STACK_SCRATCH};
+pub use pixel::{intensity, to_pixel, Canvas};
 pub use rng::Rng;
 
 /// Writes a small conditional model with fixed, made-up weights into `out` (latent 2,
@@ -92,23 +99,12 @@ pub fn example_model(precision: Precision, out: &mut [u8]) -> Result<&[u8], Erro
 /// # Ok::<(), vae_core::Error>(())
 /// ```
 pub fn tutorial_architecture() -> Result<Architecture, Error> {
-    let conv = |channels, stride| TransposedConv {
-        channels,
-        kernel: 3,
-        stride,
-    };
-    let layers = heapless::Vec::from_slice(&[conv(64, 2), conv(32, 2), conv(1, 1)])
-        .map_err(|_| Error::UnsupportedArchitecture("too many transposed convolutions"))?;
     Ok(Architecture {
         latent: 2,
         classes: 0,
         hidden: heapless::Vec::new(),
         activation: Activation::Relu,
-        upsampling: Some(Upsampling {
-            side: 7,
-            channels: 32,
-            layers,
-        }),
+        upsampling: Some(TransposedConvs::tutorial()),
         output: PIXELS as u16,
     })
 }
@@ -117,6 +113,15 @@ pub fn tutorial_architecture() -> Result<Architecture, Error> {
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
+
+    /// The file the README's example embeds, `data/example-i8.vae`, is the example
+    /// model's i8 file, byte for byte (rewrite it from `example_model` if this fails).
+    #[test]
+    fn the_readme_s_embedded_file_is_the_example_model() {
+        let mut buf = std::vec![0u8; 1 << 16];
+        let file = example_model(Precision::I8, &mut buf).unwrap();
+        assert_eq!(include_bytes!("../data/example-i8.vae"), file);
+    }
 
     /// The example model is what its documentation says: conditional, latent 2, one
     /// hidden layer of 8, and every weight and bias (read back from the f32 file) in

@@ -16,14 +16,14 @@ pub(crate) fn as_i32(words: &mut [u32]) -> &mut [i32] {
 }
 
 /// `words` as f32 values, read only.
-#[cfg(feature = "upsampling")]
+#[cfg(feature = "transposed-conv")]
 pub(crate) fn as_f32_ref(words: &[u32]) -> &[f32] {
     // SAFETY: as for `as_f32`.
     unsafe { core::slice::from_raw_parts(words.as_ptr().cast::<f32>(), words.len()) }
 }
 
 /// `words` as i32 values, read only.
-#[cfg(feature = "upsampling")]
+#[cfg(feature = "transposed-conv")]
 pub(crate) fn as_i32_ref(words: &[u32]) -> &[i32] {
     // SAFETY: as for `as_f32`.
     unsafe { core::slice::from_raw_parts(words.as_ptr().cast::<i32>(), words.len()) }

@@ -30,7 +30,7 @@ use core::cell::UnsafeCell;
 use core::fmt::{self, Write};
 
 use vae_core::format::MAX_HEADER_LEN;
-use vae_core::{Model, MAX_HIDDEN_LAYERS, MAX_WIDTH, PIXELS};
+use vae_core::{Model, Sample, MAX_HIDDEN_LAYERS, MAX_WIDTH, PIXELS, STACK_SCRATCH};
 
 /// A drawing call's result where there is no digit to name.
 pub const NO_DIGIT: i32 = -1;
@@ -103,6 +103,7 @@ impl State {
         &mut self,
         call: impl FnOnce(
             &Model<'static>,
+            &mut [u32],
             &mut [u8; PIXELS],
             &[f32],
         ) -> Result<Option<u8>, vae_core::Error>,
@@ -110,7 +111,10 @@ impl State {
         let Some(model) = &self.model else {
             return self.fail("no model is loaded");
         };
-        match call(model, &mut self.pixels, &self.latent) {
+        // Every model the page loads is dense (the module leaves transposed convolutions
+        // out), and every dense model decodes in this much.
+        let mut scratch = [0u32; STACK_SCRATCH];
+        match call(model, &mut scratch, &mut self.pixels, &self.latent) {
             Ok(Some(digit)) => i32::from(digit),
             Ok(None) => NO_DIGIT,
             Err(err) => self.fail(err),
@@ -217,12 +221,14 @@ pub extern "C" fn vae_describe() -> i32 {
 }
 
 /// Draws `digit` (below 0: a free sample) from `seed` at `temperature`
-/// ([`Model::generate_at_temperature`]; temperature 1 is [`Model::generate`]).
+/// ([`Model::generate`] of that [`Sample`]).
 #[no_mangle]
 pub extern "C" fn vae_generate(seed: u64, digit_asked: i32, temperature: f32) -> i32 {
     with_state(|state| match digit(digit_asked) {
-        Ok(d) => state
-            .draw(|model, pixels, _| model.generate_at_temperature(seed, d, temperature, pixels)),
+        Ok(d) => state.draw(|model, scratch, pixels, _| {
+            let sample = Sample::new(seed, d).at_temperature(temperature);
+            model.generate(sample, scratch, pixels)
+        }),
         Err(refused) => state.fail(refused),
     })
 }
@@ -235,18 +241,17 @@ pub extern "C" fn vae_latent_buffer() -> *mut f32 {
 }
 
 /// Decodes the latent code at [`vae_latent_buffer`] with `digit` (below 0: none, for an
-/// unconditional model) ([`Model::decode_pixels`] of `[z, one-hot]`).
+/// unconditional model) ([`Model::decode`] of `[z, one-hot]`).
 #[no_mangle]
 pub extern "C" fn vae_decode(digit_asked: i32) -> i32 {
     with_state(|state| match digit(digit_asked) {
-        Ok(d) => state.draw(|model, pixels, latent| {
+        Ok(d) => state.draw(|model, scratch, pixels, latent| {
             let z = latent
                 .get(..usize::from(model.architecture().latent))
                 .unwrap_or(latent);
             let mut input = [0.0f32; MAX_WIDTH];
-            let len = model.build_input(z, d, &mut input)?;
-            let input = input.get(..len).unwrap_or(&[]);
-            model.decode_pixels(input, pixels).map(|()| None)
+            let input = model.input(z, d, &mut input)?;
+            model.decode(input, scratch, pixels).map(|()| None)
         }),
         Err(refused) => state.fail(refused),
     })
@@ -266,9 +271,10 @@ pub extern "C" fn vae_morph(
         (Ok(a), Ok(b)) => {
             let step = u16::try_from(step).unwrap_or(u16::MAX);
             let steps = u16::try_from(steps).unwrap_or(u16::MAX);
-            state.draw(|model, pixels, _| {
+            state.draw(|model, scratch, pixels, _| {
+                let (from, to) = (Sample::new(from_seed, a), Sample::new(to_seed, b));
                 model
-                    .morph((from_seed, a), (to_seed, b), step, steps, pixels)
+                    .morph(from, to, step, steps, scratch, pixels)
                     .map(|()| None)
             })
         }

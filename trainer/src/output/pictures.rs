@@ -406,7 +406,11 @@ pub fn sample_grid(
     let mut scratch = vec![0u32; model.scratch_len()];
     for (seed, digit) in tiles {
         let mut pixels = [0u8; PIXELS];
-        model.generate_with(seed, digit, &mut scratch, &mut pixels)?;
+        model.generate(
+            vae_core::Sample::new(seed, digit),
+            &mut scratch,
+            &mut pixels,
+        )?;
         images.push(pixels);
     }
     Ok(Grid::new(images, cols))

@@ -6,11 +6,11 @@ use serde::{Deserialize, Serialize};
 
 use super::layout::{MAX_CLASSES, MAX_HIDDEN_LAYERS, MAX_WIDTH, PIXELS};
 use super::names::{Activation, Precision};
-use super::upsampling::Upsampling;
+use super::transposed_conv::TransposedConvs;
 use crate::Error;
 
 /// Decoder shape: `[z, one-hot(class)] -> hidden... -> output`, or with an
-/// [`Upsampling`] part `[z, one-hot(class)] -> hidden... -> map -> transposed
+/// [`TransposedConvs`] part `[z, one-hot(class)] -> hidden... -> map -> transposed
 /// convolutions -> output`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Architecture {
@@ -25,7 +25,7 @@ pub struct Architecture {
     pub activation: Activation,
     /// The convolutional part after the dense layers, `None` for a dense decoder (every
     /// version 2 file).
-    pub upsampling: Option<Upsampling>,
+    pub upsampling: Option<TransposedConvs>,
     /// Output size; always [`PIXELS`] in this version.
     pub output: u16,
 }
@@ -43,8 +43,8 @@ impl Architecture {
     }
 
     /// `(inputs, outputs)` of each dense layer, input side first: the last one has
-    /// `output` outputs, or with an [`Upsampling`] part the map's
-    /// [`map_len`](Upsampling::map_len).
+    /// `output` outputs, or with an [`TransposedConvs`] part the map's
+    /// [`map_len`](TransposedConvs::map_len).
     ///
     /// ```
     /// use vae_core::{Activation, Architecture};
@@ -76,7 +76,7 @@ impl Architecture {
     /// `w[o][ky][kx][ci]`.
     ///
     /// ```
-    /// use vae_core::{Activation, Architecture, TransposedConv, Upsampling};
+    /// use vae_core::{Activation, Architecture, TransposedConv, TransposedConvs};
     /// let arch = Architecture {
     ///     latent: 10, classes: 10, hidden: heapless::Vec::from_slice(&[128]).unwrap(),
     ///     activation: Activation::Relu, upsampling: None, output: 784,
@@ -87,7 +87,7 @@ impl Architecture {
     /// let conv = |channels, stride| TransposedConv { channels, kernel: 3, stride };
     /// let tutorial = Architecture {
     ///     latent: 2, classes: 0, hidden: heapless::Vec::new(), activation: Activation::Relu,
-    ///     upsampling: Some(Upsampling {
+    ///     upsampling: Some(TransposedConvs {
     ///         side: 7, channels: 32,
     ///         layers: heapless::Vec::from_slice(&[conv(64, 2), conv(32, 2), conv(1, 1)]).unwrap(),
     ///     }),
@@ -109,7 +109,7 @@ impl Architecture {
     /// Multiply-accumulates per decoded image (the figure the firmware divides its cost
     /// by): for each dense layer inputs times outputs, for each transposed convolution
     /// the products it computes, those of the kernel taps that land inside its output
-    /// ([`Upsampling::multiply_accumulates`]).
+    /// ([`TransposedConvs::multiply_accumulates`]).
     ///
     /// ```
     /// use vae_core::{Activation, Architecture};
@@ -121,7 +121,10 @@ impl Architecture {
     /// ```
     pub fn multiply_accumulates(&self) -> usize {
         let dense = self.dense_layers().map(|(i, o)| i.saturating_mul(o));
-        let convs = self.upsampling.iter().map(Upsampling::multiply_accumulates);
+        let convs = self
+            .upsampling
+            .iter()
+            .map(TransposedConvs::multiply_accumulates);
         dense.chain(convs).fold(0usize, usize::saturating_add)
     }
 
@@ -147,7 +150,7 @@ impl Architecture {
     /// assert!(Architecture { classes: 256, ..many }.validate().is_ok());
     /// ```
     ///
-    /// An [`Upsampling`] part must pass [`Upsampling::validate`].
+    /// An [`TransposedConvs`] part must pass [`TransposedConvs::validate`].
     pub fn validate(&self) -> Result<(), Error> {
         if self.latent == 0 {
             return Err(Error::UnsupportedArchitecture("latent size is 0"));
@@ -197,11 +200,11 @@ impl Architecture {
 /// The decoder's shape, input side first.
 ///
 /// ```
-/// use vae_core::{Activation, Architecture, TransposedConv, Upsampling};
+/// use vae_core::{Activation, Architecture, TransposedConv, TransposedConvs};
 /// let conv = |channels, stride| TransposedConv { channels, kernel: 3, stride };
 /// let arch = Architecture {
 ///     latent: 2, classes: 0, hidden: heapless::Vec::new(), activation: Activation::Relu,
-///     upsampling: Some(Upsampling {
+///     upsampling: Some(TransposedConvs {
 ///         side: 7, channels: 32,
 ///         layers: heapless::Vec::from_slice(&[conv(64, 2), conv(32, 2), conv(1, 1)]).unwrap(),
 ///     }),

@@ -11,7 +11,7 @@ pub const MAGIC: [u8; 4] = *b"VAED";
 pub const FORMAT_VERSION: u16 = 3;
 
 /// The oldest format version this build reads: version 2 files are dense decoders, read
-/// as version 3 ones without an upsampling part.
+/// as version 3 ones without an transposed convolutions.
 pub const OLDEST_VERSION: u16 = 2;
 
 /// The payload starts at a multiple of this many bytes from the start of the file.

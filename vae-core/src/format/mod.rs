@@ -5,8 +5,9 @@
 //! | header (postcard)                                            |
 //! |   magic      [u8; 4]  b"VAED"                                |
 //! |   version    u16      FORMAT_VERSION (varint)                |
-//! |   arch       Architecture (version 3: with an upsampling     |
-//! |              part, `Option<Upsampling>`, before the output)  |
+//! |   arch       Architecture (version 3: with its transposed     |
+//! |              convolutions, `Option<TransposedConvs>`, before  |
+//! |              the output)                                     |
 //! |   precision  Precision                                       |
 //! |   payload    u32      payload length in bytes (varint)       |
 //! |   crc32      [u8; 4]  CRC-32/ISO-HDLC, little-endian         |
@@ -34,15 +35,15 @@
 //! functions the writer uses.
 //!
 //! One concept a file, each importing only the ones listed before it: [`layout`] (the
-//! constants, where the payload starts, the checksum), [`names`] (activations and
-//! precisions by name), `upsampling` (the convolutional part of the decoder's shape),
+//! constants, where the payload starts, the checksum), `names` (activations and
+//! precisions by name), `transposed_conv` (the transposed convolutions of the decoder's shape),
 //! `header` (the decoder's shape and the header), `rounding`
 //! (the values each precision stores), `reader` and `writer`.
 
 pub mod layout;
 mod names;
 
-mod upsampling;
+mod transposed_conv;
 
 mod header;
 
@@ -60,7 +61,9 @@ pub use layout::{
     FORMAT_VERSION, IMAGE_SIDE, MAGIC, MAX_CLASSES, MAX_CONV_LAYERS, MAX_HEADER_LEN,
     MAX_HIDDEN_LAYERS, MAX_WIDTH, OLDEST_VERSION, PAYLOAD_ALIGN, PIXELS,
 };
-pub use names::{Activation, Precision};
+pub use names::{Activation, Precision, UnknownName};
 pub(crate) use reader::split_and_verify;
-pub use upsampling::{ConvShape, TransposedConv, Upsampling, KERNEL};
+pub use transposed_conv::{
+    same_padding, TransposedConv, TransposedConvShape, TransposedConvs, Upsampling, KERNEL,
+};
 pub use writer::{encode, encoded_len};

@@ -6,8 +6,6 @@ use core::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-use crate::UnknownName;
-
 /// Non-linearity between decoder layers. The output layer is always a sigmoid, giving
 /// Bernoulli pixel probabilities.
 ///
@@ -143,3 +141,52 @@ impl FromStr for Precision {
             .ok_or(UnknownName::Precision)
     }
 }
+
+/// A name that is not one of [`Activation::ALL`](Activation::ALL)'s or
+/// [`Precision::ALL`](Precision::ALL)'s, from their `FromStr`.
+///
+/// ```
+/// use vae_core::{Precision, UnknownName};
+/// let err = "bf16".parse::<Precision>().unwrap_err();
+/// assert_eq!(err, UnknownName::Precision);
+/// assert_eq!(err.to_string(), "unknown precision: expected f16, f32 or i8");
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UnknownName {
+    /// Not the name of an [`Activation`](Activation).
+    Activation,
+    /// Not the name of a [`Precision`](Precision).
+    Precision,
+}
+
+impl fmt::Display for UnknownName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            UnknownName::Activation => {
+                f.write_str("unknown activation: expected ")?;
+                write_choices(f, &Activation::ALL.map(Activation::name))
+            }
+            UnknownName::Precision => {
+                f.write_str("unknown precision: expected ")?;
+                write_choices(f, &Precision::ALL.map(Precision::name))
+            }
+        }
+    }
+}
+
+/// `a`, `a or b`, `a, b or c`, ...
+fn write_choices(f: &mut fmt::Formatter<'_>, names: &[&str]) -> fmt::Result {
+    let last = names.len().saturating_sub(1);
+    for (k, name) in names.iter().enumerate() {
+        match k {
+            0 => {}
+            k if k == last => f.write_str(" or ")?,
+            _ => f.write_str(", ")?,
+        }
+        f.write_str(name)?;
+    }
+    Ok(())
+}
+
+impl core::error::Error for UnknownName {}

@@ -19,8 +19,8 @@ struct Preamble {
 
 impl Header {
     /// Decodes and checks the header at the start of `bytes`, returning it and the bytes
-    /// after it. A version 2 header (a dense decoder) is read as a version 3 one with no
-    /// upsampling part; `version` keeps the file's version. Checks magic and version, not
+    /// after it. A version 2 header (a dense decoder) is read as a version 3 one without
+    /// transposed convolutions; `version` keeps the file's version. Checks magic and version, not
     /// sizes or checksum: use
     /// [`Model::parse`](crate::Model::parse) for a full check.
     ///
@@ -56,6 +56,7 @@ fn read_header(bytes: &[u8]) -> Result<(Header, usize), Error> {
         found => {
             return Err(Error::UnsupportedVersion {
                 found,
+                oldest: OLDEST_VERSION,
                 supported: FORMAT_VERSION,
             })
         }
@@ -66,7 +67,7 @@ fn read_header(bytes: &[u8]) -> Result<(Header, usize), Error> {
 
 const _: () = assert!(OLDEST_VERSION == 2, "read_header reads versions 2 and 3");
 
-/// A version 2 header: the version 3 one without the architecture's upsampling part.
+/// A version 2 header: the version 3 one without the architecture's transposed convolutions.
 #[derive(Deserialize)]
 struct HeaderV2 {
     magic: [u8; 4],

@@ -20,7 +20,7 @@ impl Precision {
     ///   `s`, so the value here equals `q as f32 * s` (a -0.0 here is +0.0 there). A NaN
     ///   weight is stored as `q = 0`, so it becomes 0 (or NaN where `s` is infinite).
     ///
-    /// The writer ([`encode`]) quantizes through the same functions, so the two cannot
+    /// The writer ([`encode`](crate::encode)) quantizes through the same functions, so the two cannot
     /// drift apart.
     ///
     /// ```
@@ -74,7 +74,7 @@ impl Precision {
     }
 
     /// [`round_layer`](Self::round_layer) for every layer of a model of shape `arch`,
-    /// whose parameters `values` holds in the order [`encode`] takes them; the error is
+    /// whose parameters `values` holds in the order [`encode`](crate::encode) takes them; the error is
     /// [`Error::LengthMismatch`] unless it holds exactly `arch.parameter_count()`.
     ///
     /// ```

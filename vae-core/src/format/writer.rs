@@ -7,7 +7,7 @@ use super::layout::{
 };
 use super::names::Precision;
 use super::rounding::{i8_scale, quantize_i8, to_f16};
-use super::upsampling::KERNEL;
+use super::transposed_conv::KERNEL;
 use crate::Error;
 
 /// The longest weight row a valid file has: a transposed convolution's, 3 x 3 taps of

@@ -63,7 +63,7 @@ pub(crate) fn layer_i8(x: &QuantizedInput, weights: &[u8], mut each: impl FnMut(
 /// `sum_i q[i] * w[i]` over the i8 weights `w` (one row of [`layer_i8`]), exact: through
 /// [`rows_i8`] with one row where `w` starts on a word and the width is a multiple of
 /// four, the compiler's loop otherwise.
-#[cfg(feature = "upsampling")]
+#[cfg(feature = "transposed-conv")]
 pub(crate) fn dot_i8(x: &QuantizedInput, w: &[u8]) -> i32 {
     let n = x.values.len();
     let row = w.get(..n).unwrap_or(&[]);
@@ -81,7 +81,7 @@ pub(crate) fn dot_i8(x: &QuantizedInput, w: &[u8]) -> i32 {
 /// between rows) where the rows and the gaps start on words, the compiler's loop
 /// otherwise: one call per tap and 32 output channels, where a call per row cost more
 /// than the row's own multiply-accumulates.
-#[cfg(feature = "upsampling")]
+#[cfg(feature = "transposed-conv")]
 pub(crate) fn strided_i8(x: &QuantizedInput, weights: &[u8], stride: usize, sums: &mut [i32]) {
     let n = x.values.len();
     let aligned = n > 0
@@ -106,7 +106,7 @@ pub(crate) fn strided_i8(x: &QuantizedInput, weights: &[u8], stride: usize, sums
 }
 
 /// [`dot_i8_values`] over a quantized input.
-#[cfg(feature = "upsampling")]
+#[cfg(feature = "transposed-conv")]
 fn dot_i8_values_of(x: &QuantizedInput, w: &[u8]) -> i32 {
     dot_i8_values(x.values, w)
 }

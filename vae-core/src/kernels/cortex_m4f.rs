@@ -4,39 +4,33 @@
 use super::{dot, QuantizedInput};
 
 /// The rows of one dense layer, one at a time through the assembly kernels (an M4F
-/// has one FPU pipeline; interleaving rows gains nothing there). The weights are widened
-/// by their size, f16 for `B` = 2 and f32 for `B` = 4 (what `widen` does for every
-/// caller).
+/// has one FPU pipeline; interleaving rows gains nothing there). Biases and f32 weights
+/// are widened by `widen`; f16 weights (`B` = 2) by [`dot_f16`]'s `VCVTB`/`VCVTT`, the
+/// instructions of this target's [`f16_to_f32`], which is the `widen` every caller
+/// passes for two-byte weights.
 pub(crate) fn layer<const B: usize>(
     x: &[f32],
     weights: &[u8],
     biases: &[u8],
-    _widen: impl Fn([u8; B]) -> f32,
+    widen: impl Fn([u8; B]) -> f32,
     mut out: impl FnMut(usize, f32),
 ) {
     let rows = weights
         .chunks_exact(B * x.len())
         .zip(biases.as_chunks::<B>().0);
     for (o, (row, bias)) in rows.enumerate() {
-        out(o, dot_bytes::<B>(widen::<B>(bias), x, row));
-    }
-}
-
-/// A `B`-byte weight or bias as f32: f16 for 2 bytes, f32 otherwise.
-fn widen<const B: usize>(bytes: &[u8]) -> f32 {
-    match <[u8; 2]>::try_from(bytes) {
-        Ok(half) if B == 2 => f16_to_f32(half),
-        _ => f32::from_le_bytes(bytes.try_into().unwrap_or([0; 4])),
+        out(o, dot_bytes::<B>(widen(*bias), x, row, &widen));
     }
 }
 
 /// `acc + x[0]*w[0] + x[1]*w[1] + ...` over `B`-byte weights, left to right: f16
-/// through [`dot_f16`], f32 through the portable [`dot`].
-fn dot_bytes<const B: usize>(acc: f32, x: &[f32], w: &[u8]) -> f32 {
+/// through [`dot_f16`] (the assembly of [`f16_to_f32`], which `widen` is for two
+/// bytes), otherwise through the portable [`dot`] with `widen`.
+fn dot_bytes<const B: usize>(acc: f32, x: &[f32], w: &[u8], widen: impl Fn([u8; B]) -> f32) -> f32 {
     if B == 2 {
         dot_f16(acc, x, w)
     } else {
-        dot(acc, x, w.as_chunks::<4>().0, f32::from_le_bytes)
+        dot(acc, x, w.as_chunks::<B>().0, widen)
     }
 }
 
@@ -155,20 +149,20 @@ pub(crate) fn dot_f16(acc: f32, x: &[f32], w: &[u8]) -> f32 {
         .fold(acc, |acc, (x, w)| acc + x * f16_to_f32(*w))
 }
 
-/// `acc + x[0]*w[0] + x[1]*w[1] + ...` over `B`-byte weights, left to right, widened by
-/// their size as in [`layer`]: one tap of a transposed convolution.
-#[cfg(feature = "upsampling")]
+/// `acc + x[0]*w[0] + x[1]*w[1] + ...` over `B`-byte weights, left to right, widened as
+/// in [`layer`]: one tap of a transposed convolution.
+#[cfg(feature = "transposed-conv")]
 pub(crate) fn dot_float<const B: usize>(
     acc: f32,
     x: &[f32],
     w: &[u8],
-    _widen: impl Fn([u8; B]) -> f32,
+    widen: impl Fn([u8; B]) -> f32,
 ) -> f32 {
-    dot_bytes::<B>(acc, x, w)
+    dot_bytes::<B>(acc, x, w, widen)
 }
 
 /// Most taps [`gather_float`] takes in one pass: every tap of a 3x3 kernel.
-#[cfg(feature = "upsampling")]
+#[cfg(feature = "transposed-conv")]
 const MAX_TAPS: usize = 9;
 
 /// [`super::portable::gather_float`]: one output pixel of a transposed convolution. For
@@ -179,14 +173,14 @@ const MAX_TAPS: usize = 9;
 /// `VCVTB`/`VCVTT`, eight `VMLA`), the sum kept in s0 from the bias to the last tap: the
 /// same unfused multiply-adds in the same order, so the same bits, without a call and
 /// its checks per tap. Everything else a tap at a time through [`dot_bytes`].
-#[cfg(feature = "upsampling")]
+#[cfg(feature = "transposed-conv")]
 pub(crate) fn gather_float<const B: usize>(
     taps: &[(&[f32], usize)],
     weights: &[u8],
     row_bytes: usize,
     biases: &[[u8; B]],
     out: &mut [u32],
-    _widen: impl Fn([u8; B]) -> f32,
+    widen: impl Fn([u8; B]) -> f32,
 ) {
     let n = taps.first().map_or(0, |&(x, _)| x.len());
     let fits = |&(x, at): &(&[f32], usize)| {
@@ -204,10 +198,10 @@ pub(crate) fn gather_float<const B: usize>(
     if !fast {
         let rows = weights.chunks_exact(row_bytes.max(1));
         for ((out, row), bias) in out.iter_mut().zip(rows).zip(biases) {
-            let mut acc = widen::<B>(bias);
+            let mut acc = widen(*bias);
             for &(x, at) in taps {
                 let w = row.get(at..at + x.len() * B).unwrap_or(&[]);
-                acc = dot_bytes::<B>(acc, x, w);
+                acc = dot_bytes::<B>(acc, x, w, &widen);
             }
             *out = acc.to_bits();
         }
@@ -222,7 +216,7 @@ pub(crate) fn gather_float<const B: usize>(
     let count = taps.len();
     let mut row = weights.as_ptr();
     for (out, bias) in out.iter_mut().zip(biases) {
-        let mut bits = widen::<B>(bias).to_bits();
+        let mut bits = widen(*bias).to_bits();
         // SAFETY: for each of the `count` (1 to 9) taps in `list`, reads `n` f32 from its
         // input (`x.len() == n`) and `2n` bytes of the row from `at` (`at + 2n <=
         // row_bytes`); the row is within `weights` (`out.len() * row_bytes <=
@@ -282,7 +276,7 @@ pub(crate) fn gather_float<const B: usize>(
 }
 
 /// [`super::portable::strided_i8`] through [`dot_i8`].
-#[cfg(feature = "upsampling")]
+#[cfg(feature = "transposed-conv")]
 pub(crate) fn strided_i8(x: &QuantizedInput, weights: &[u8], stride: usize, sums: &mut [i32]) {
     super::portable::strided_rows(dot_i8, x, weights, stride, sums);
 }

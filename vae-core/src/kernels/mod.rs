@@ -1,40 +1,39 @@
-//! The inner loops of the dense layers: dot products over weights stored in place.
+//! The decoder's inner loops, by operator, then instruction set:
+//! - [`dense`]: the rows of a dense layer (`layer` for f32 and f16 weights, `layer_i8`);
+//! - [`transposed_conv`]: a transposed convolution's taps (`gather_float` and
+//!   `strided_i8`, every output channel of one output pixel or one tap; `dot_float` and
+//!   `dot_i8`, one tap of one channel).
 //!
-//! Each kernel has a portable version, used on the host and as the definition, and on
-//! bare-metal Arm with a hard-float FPU (thumbv7em-none-eabihf: Cortex-M4F, M7F) a
-//! hand-scheduled one that gives the same bits:
-//! - f16: the FPU's `VCVTB`/`VCVTT` widen two halves per word in one instruction each
-//!   (the `half` crate would convert in software), and `VMLA` accumulates. `VMLA.F32` is
-//!   the unfused multiply-add: the product is rounded before the sum, exactly as the
-//!   portable `acc += x * w` (Rust never fuses it). The sum runs left to right in both.
-//! - i8: activations are quantized to i16 once per layer and `SMLAD` does two 16x16
-//!   multiply-adds per instruction. Integer sums are exact (see [`QuantizedInput`]), so
-//!   any order gives the same bits.
+//! Each operator chooses once, for the target, between the portable definition (the
+//! host, and wherever no assembly replaces it) and a hand-scheduled version that gives
+//! the same bits. The instruction sets' code lives one file each: [`portable`] (the
+//! definitions), `cortex_m4f` (ARMv7E-M with an FPU), `cortex_m0` (ARMv6-M), `rv32`
+//! (RV32IM) and `wasm32` (WebAssembly SIMD128).
 //!
-//! On bare-metal cores without an FPU or DSP instructions the i8 kernel is assembly too,
-//! since the compiler's code for the portable one is far from a multiply and an add per
-//! multiply-accumulate there: RV32IM (`dot_i8_loop`, a row at a time) and ARMv6-M
-//! (Thumb-1, which runs on every Cortex-M; `rows_i8`, the loop over rows included).
+//! - f16 on the Cortex-M4F: the FPU's `VCVTB`/`VCVTT` widen two halves per word in one
+//!   instruction each (the `half` crate would convert in software), and `VMLA`
+//!   accumulates. `VMLA.F32` is the unfused multiply-add: the product is rounded before
+//!   the sum, exactly as the portable `acc += x * w` (Rust never fuses it). The sum runs
+//!   left to right in both.
+//! - i8 on the Cortex-M4F: activations are quantized to i16 once per layer and `SMLAD`
+//!   does two 16x16 multiply-adds per instruction. Integer sums are exact (see
+//!   [`QuantizedInput`]), so any order gives the same bits.
+//! - i8 on cores without an FPU or DSP instructions: assembly too, since the compiler's
+//!   code for the portable loop is far from a multiply and an add per multiply-accumulate
+//!   there: RV32IM (`dot_i8_loop`, a row at a time) and ARMv6-M (Thumb-1, which runs on
+//!   every Cortex-M; `rows_i8`, the loop over rows included, and with a gap between rows
+//!   for `strided_i8`).
+//! - WebAssembly SIMD128 (the browser's module): the float kernels keep four rows' sums
+//!   in the lanes of one vector (each lane its row's left-to-right sum, the same bits),
+//!   f16 widened by one exact f32 multiply instead of `half`'s branches
+//!   (`portable::f16_to_f32_by_scaling`), and the i8 kernel takes sixteen weights at a
+//!   time with `i32x4.dot_i16x8_s`.
 //!
-//! Slices are checked by the callers; the kernels read at most `x.len()` weights.
-//!
-//! The transposed convolutions (`crate::upsampling`) take their dot products over one
-//! input pixel's channels and one kernel tap's weights, the same loops as the dense
-//! layers' rows: `gather_float` sums one output pixel's channels, each over every tap that
-//! reaches it (on the M4F, f16, one assembly loop over the taps per channel); `strided_i8`
-//! sums one tap for every output channel, rows a kernel row apart (on ARMv6-M, the
-//! assembly row loop with a gap between rows); `dot_float` and `dot_i8` one tap of one
-//! channel (the last layer, scattered).
-//!
-//! In WebAssembly with SIMD128 (the browser's module) the float kernels keep four rows'
-//! sums in the lanes of one vector (each lane its row's left-to-right sum, the same
-//! bits), f16 widened by one exact f32 multiply instead of `half`'s branches
-//! (`portable::f16_to_f32_by_scaling`), and the i8 kernel takes sixteen weights at a
-//! time with `i32x4.dot_i16x8_s`.
-//!
-//! One file per instruction set, chosen once below: [`portable`] (the definitions, used
-//! on the host and wherever no assembly replaces them), `cortex_m4f` (ARMv7E-M with an
-//! FPU), `cortex_m0` (ARMv6-M), `rv32` (RV32IM) and `wasm32` (WebAssembly SIMD128).
+//! Scratch memory: no kernel takes any of its own; each works in registers over the
+//! slices it is given, at most `x.len()` weights per row (the callers check the
+//! slices). What the operators around them need is stated by one function each, which
+//! [`Model::scratch_len`](crate::Model::scratch_len) sums: [`dense::scratch_words`] and
+//! `crate::transposed_conv::scratch_len`.
 
 use crate::MAX_WIDTH;
 
@@ -43,36 +42,66 @@ mod portable;
 cfg_if::cfg_if! {
     if #[cfg(all(target_arch = "arm", target_os = "none", target_abi = "eabihf"))] {
         mod cortex_m4f;
-        pub(crate) use cortex_m4f::{f16_to_f32, layer, layer_i8};
-        #[cfg(feature = "upsampling")]
-        pub(crate) use cortex_m4f::{dot_float, dot_i8, gather_float, strided_i8};
+        pub(crate) use cortex_m4f::f16_to_f32;
         use cortex_m4f::pack;
     } else if #[cfg(all(target_arch = "arm", target_os = "none"))] {
         mod cortex_m0;
-        pub(crate) use portable::{f16_to_f32, layer};
-        pub(crate) use cortex_m0::layer_i8;
-        #[cfg(feature = "upsampling")]
-        pub(crate) use {portable::{dot_float, gather_float}, cortex_m0::{dot_i8, strided_i8}};
+        pub(crate) use portable::f16_to_f32;
         use portable::pack;
     } else if #[cfg(all(target_arch = "riscv32", target_os = "none"))] {
         mod rv32;
-        pub(crate) use portable::{f16_to_f32, layer};
-        pub(crate) use rv32::layer_i8;
-        #[cfg(feature = "upsampling")]
-        pub(crate) use {portable::{dot_float, gather_float}, rv32::{dot_i8, strided_i8}};
+        pub(crate) use portable::f16_to_f32;
         use portable::pack;
     } else if #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))] {
         mod wasm32;
         pub(crate) use portable::f16_to_f32_by_scaling as f16_to_f32;
-        pub(crate) use wasm32::{layer, layer_i8};
-        #[cfg(feature = "upsampling")]
-        pub(crate) use {portable::{dot_float, gather_float}, wasm32::{dot_i8, strided_i8}};
         use wasm32::pack;
     } else {
-        pub(crate) use portable::{f16_to_f32, layer, layer_i8};
-        #[cfg(feature = "upsampling")]
-        pub(crate) use portable::{dot_float, dot_i8, gather_float, strided_i8};
+        pub(crate) use portable::f16_to_f32;
         use portable::pack;
+    }
+}
+
+/// The dense layers' rows.
+pub(crate) mod dense {
+    cfg_if::cfg_if! {
+        if #[cfg(all(target_arch = "arm", target_os = "none", target_abi = "eabihf"))] {
+            pub(crate) use super::cortex_m4f::{layer, layer_i8};
+        } else if #[cfg(all(target_arch = "arm", target_os = "none"))] {
+            pub(crate) use super::{portable::layer, cortex_m0::layer_i8};
+        } else if #[cfg(all(target_arch = "riscv32", target_os = "none"))] {
+            pub(crate) use super::{portable::layer, rv32::layer_i8};
+        } else if #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))] {
+            pub(crate) use super::wasm32::{layer, layer_i8};
+        } else {
+            pub(crate) use super::portable::{layer, layer_i8};
+        }
+    }
+
+    /// Words of scratch the dense layers run through: two buffers as wide as the widest
+    /// layer input (`widest`), one layer's input and the next one's, in turn. The last
+    /// layer writes into the caller's image, and the i8 kernel's quantized input takes
+    /// the place of its Q16 values, so nothing else is needed.
+    pub(crate) fn scratch_words(widest: usize) -> usize {
+        widest.saturating_mul(2)
+    }
+}
+
+/// A transposed convolution's taps.
+#[cfg(feature = "transposed-conv")]
+pub(crate) mod transposed_conv {
+    cfg_if::cfg_if! {
+        if #[cfg(all(target_arch = "arm", target_os = "none", target_abi = "eabihf"))] {
+            pub(crate) use super::cortex_m4f::{dot_float, dot_i8, gather_float, strided_i8};
+        } else if #[cfg(all(target_arch = "arm", target_os = "none"))] {
+            pub(crate) use super::{portable::{dot_float, gather_float}, cortex_m0::{dot_i8, strided_i8}};
+        } else if #[cfg(all(target_arch = "riscv32", target_os = "none"))] {
+            pub(crate) use super::{portable::{dot_float, gather_float}, rv32::{dot_i8, strided_i8}};
+        } else if #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))] {
+            pub(crate) use super::{portable::{dot_float, gather_float}, wasm32::{dot_i8, strided_i8}};
+        } else {
+            pub(crate) use super::portable::{dot_float, dot_i8, gather_float, strided_i8};
+        }
     }
 }
 
@@ -221,7 +250,7 @@ mod tests {
                 .flat_map(|_| half::f16::from_f32(rng.uniform()).to_le_bytes())
                 .collect();
             let mut got = std::vec::Vec::new();
-            layer(&x, &w, &b, f16_to_f32, |o, v| got.push((o, v.to_bits())));
+            dense::layer(&x, &w, &b, f16_to_f32, |o, v| got.push((o, v.to_bits())));
             let want: std::vec::Vec<(usize, u32)> = w
                 .chunks_exact(2 * n)
                 .zip(b.as_chunks::<2>().0)

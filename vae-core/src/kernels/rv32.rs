@@ -22,7 +22,7 @@ pub(crate) fn layer_i8(x: &QuantizedInput, weights: &[u8], mut each: impl FnMut(
 }
 
 /// `sum_i q[i] * w[i]` over the i8 weights `w` (one row of [`layer_i8`]), exact.
-#[cfg(feature = "upsampling")]
+#[cfg(feature = "transposed-conv")]
 pub(crate) fn dot_i8(x: &QuantizedInput, w: &[u8]) -> i32 {
     let n = x.values.len().min(w.len());
     let (head, tail) = x.values.split_at_checked(n & !3).unwrap_or((&[], x.values));
@@ -32,7 +32,7 @@ pub(crate) fn dot_i8(x: &QuantizedInput, w: &[u8]) -> i32 {
 
 /// [`super::portable::strided_i8`] as [`layer_i8`] does it: the input split once, each
 /// row's whole groups of four through [`dot_i8_loop`].
-#[cfg(feature = "upsampling")]
+#[cfg(feature = "transposed-conv")]
 pub(crate) fn strided_i8(x: &QuantizedInput, weights: &[u8], stride: usize, sums: &mut [i32]) {
     let n = x.values.len();
     let (head, tail) = x.values.split_at_checked(n & !3).unwrap_or((&[], x.values));

@@ -174,7 +174,7 @@ fn load_inputs(q: &[i32; 4]) -> v128 {
 }
 
 /// `sum_i q[i] * w[i]` over the i8 weights `w` (one row of [`layer_i8`]), exact.
-#[cfg(feature = "upsampling")]
+#[cfg(feature = "transposed-conv")]
 pub(crate) fn dot_i8(x: &QuantizedInput, w: &[u8]) -> i32 {
     let mut sum = 0;
     layer_i8(x, w.get(..x.values.len()).unwrap_or(&[]), |_, s| sum = s);
@@ -182,7 +182,7 @@ pub(crate) fn dot_i8(x: &QuantizedInput, w: &[u8]) -> i32 {
 }
 
 /// [`super::portable::strided_i8`] through [`dot_i8`].
-#[cfg(feature = "upsampling")]
+#[cfg(feature = "transposed-conv")]
 pub(crate) fn strided_i8(x: &QuantizedInput, weights: &[u8], stride: usize, sums: &mut [i32]) {
     super::portable::strided_rows(dot_i8, x, weights, stride, sums);
 }

@@ -1,4 +1,4 @@
-//! The upsampling part of the decoder forward pass, streamed: the map and the transposed
+//! The transposed convolutions of the decoder forward pass, streamed: the map and the transposed
 //! convolutions computed a few rows at a time in caller-supplied scratch memory, so that
 //! no whole map is ever held.
 //!
@@ -31,16 +31,12 @@
 //! then the quantized channels as the kernels read them). Each pixel of a ring has one
 //! word more than its channels, where the i8 decoder keeps the pixel's shift.
 
-use crate::format::{ConvShape, Upsampling, KERNEL, MAX_CONV_LAYERS};
-use crate::model::Logit;
+use crate::format::{TransposedConvShape, TransposedConvs, KERNEL, MAX_CONV_LAYERS};
+use crate::pixel::Logit;
 use crate::Error;
 
 /// Most kernel taps that reach one output pixel: every tap of a 3x3 kernel.
-const MAX_TAPS: usize = KERNEL as usize * KERNEL as usize;
-
-/// Output channels whose sums of one tap the i8 decoder takes from one kernel call: as
-/// many as the ARMv6-M row loop sums per call.
-const GROUP: usize = 32;
+pub(crate) const MAX_TAPS: usize = KERNEL as usize * KERNEL as usize;
 
 /// Words one input pixel takes: its channels and the i8 decoder's shift.
 fn slot_len(channels: usize) -> usize {
@@ -48,14 +44,14 @@ fn slot_len(channels: usize) -> usize {
 }
 
 /// Input rows one output row of `s` reads at most: `ceil(kernel / stride)`.
-fn ring_rows(s: &ConvShape) -> usize {
+fn ring_rows(s: &TransposedConvShape) -> usize {
     s.kernel.div_ceil(s.stride.max(1))
 }
 
-/// Words of scratch the upsampling part of a validated `up` needs: a ring of input rows
+/// Words of scratch the transposed convolutions of a validated `up` needs: a ring of input rows
 /// for each transposed convolution but the last, one input pixel of the last, and
 /// `kernel` rows of the last one's output sums.
-pub(crate) fn scratch_len(up: &Upsampling) -> usize {
+pub(crate) fn scratch_len(up: &TransposedConvs) -> usize {
     let count = up.layers.len();
     up.shapes()
         .enumerate()
@@ -77,7 +73,7 @@ pub(crate) fn scratch_len(up: &Upsampling) -> usize {
 
 /// The input rows `lo..=hi` that output row (or column) `y` of `s` reads: those `i` with
 /// `stride * i + k - padding == y` for a `k` in `0..kernel`; empty when `lo > hi`.
-fn window(s: &ConvShape, y: usize) -> (usize, usize) {
+fn window(s: &TransposedConvShape, y: usize) -> (usize, usize) {
     let top = y.saturating_add(s.padding);
     let stride = s.stride.max(1);
     let hi = (top / stride).min(s.input_side.saturating_sub(1));
@@ -89,10 +85,13 @@ fn window(s: &ConvShape, y: usize) -> (usize, usize) {
 }
 
 /// The arithmetic of one precision: the map's pixels and each transposed convolution's
-/// sums, over the weights of one model. Values are scratch words, the bits of an f32 or
-/// an i32: the streaming order above is one function for every precision (a `dyn`
-/// call per term costs little beside the term's channels, and one copy of the streaming
-/// code instead of three keeps the firmware's flash for the weights).
+/// sums, over the weights of one model (`crate::arithmetic`'s `Float` and `Fixed`).
+/// Values are scratch words, the bits of an f32 or an i32, so that the streaming order
+/// above is one piece of code for every precision. The forward pass chooses the
+/// precision, once, and hands that precision's arithmetic to [`run`] as a trait object:
+/// one copy of the streaming code keeps the firmware's flash for the weights, and a
+/// copy per precision, measured, was slower on the Cortex-M0 (its eight low registers)
+/// than a call per term.
 pub(crate) trait Arithmetic {
     /// Writes map pixel `pixel` (`y * side + x`) into `dst`: its channels, activated and
     /// ready as the first transposed convolution's input ([`finish`](Self::finish)).
@@ -156,7 +155,7 @@ impl<V> Ring<'_, V> {
 struct Stream<'a, 's> {
     arithmetic: &'a dyn Arithmetic,
     map_side: usize,
-    shapes: &'a [ConvShape],
+    shapes: &'a [TransposedConvShape],
     /// Ring `l` holds input rows of transposed convolution `l`, for all but the last.
     rings: heapless::Vec<Ring<'s, u32>, MAX_CONV_LAYERS>,
 }
@@ -203,7 +202,7 @@ impl Stream<'_, '_> {
 fn input_pixel(
     a: &dyn Arithmetic,
     map_side: usize,
-    shapes: &[ConvShape],
+    shapes: &[TransposedConvShape],
     below: Option<&Ring<'_, u32>>,
     l: usize,
     y: usize,
@@ -240,13 +239,13 @@ fn input_pixel(
     a.finish(dst, s.output_channels);
 }
 
-/// Runs the upsampling part `up` of a validated model, streamed, through `arithmetic`,
+/// Runs the transposed convolutions `up` of a validated model, streamed, through `arithmetic`,
 /// handing each output's logit to `emit` with its pixel index. `scratch` must hold
 /// [`scratch_len`] values ([`Error::ScratchTooSmall`] otherwise).
 #[inline(never)]
 pub(crate) fn run(
     arithmetic: &dyn Arithmetic,
-    up: &Upsampling,
+    up: &TransposedConvs,
     scratch: &mut [u32],
     emit: &mut dyn FnMut(usize, Logit),
 ) -> Result<(), Error> {
@@ -254,13 +253,13 @@ pub(crate) fn run(
     let available = scratch.len();
     let too_small = Error::ScratchTooSmall { needed, available };
     let scratch = scratch.get_mut(..needed).ok_or(too_small)?;
-    let mut shapes = heapless::Vec::<ConvShape, MAX_CONV_LAYERS>::new();
+    let mut shapes = heapless::Vec::<TransposedConvShape, MAX_CONV_LAYERS>::new();
     for shape in up.shapes() {
         shapes.push(shape).map_err(|_| too_small)?;
     }
     let Some((last, inner)) = shapes.split_last() else {
         return Err(Error::UnsupportedArchitecture(
-            "an upsampling part without transposed convolutions",
+            "no transposed convolutions after the map",
         ));
     };
     let mut rest = scratch;
@@ -375,234 +374,6 @@ pub(crate) fn run(
     Ok(())
 }
 
-/// One layer's bytes in the payload: the weight rows, the i8 scales (empty for f32 and
-/// f16) and the biases.
-pub(crate) struct LayerBytes<'a> {
-    pub(crate) weights: &'a [u8],
-    pub(crate) scales: &'a [u8],
-    pub(crate) biases: &'a [u8],
-}
-
-/// A transposed convolution's bytes with the lengths that index them.
-pub(crate) struct ConvBytes<'a> {
-    pub(crate) bytes: LayerBytes<'a>,
-    /// Values per weight row: `kernel * kernel * input_channels`.
-    pub(crate) row_len: usize,
-    pub(crate) input_channels: usize,
-}
-
-/// The f32 arithmetic of f32 and f16 weights (`B` bytes each, widened by `widen`).
-pub(crate) struct Float<'a, W, const B: usize> {
-    /// The dense layers' result, the map layer's input.
-    pub(crate) input: &'a [f32],
-    /// The map layer, whose outputs are the map.
-    pub(crate) map: LayerBytes<'a>,
-    /// The map's channels.
-    pub(crate) channels: usize,
-    pub(crate) convs: heapless::Vec<ConvBytes<'a>, MAX_CONV_LAYERS>,
-    pub(crate) activation: fn(f32) -> f32,
-    pub(crate) widen: W,
-}
-
-impl<W: Fn([u8; B]) -> f32, const B: usize> Arithmetic for Float<'_, W, B> {
-    fn map_pixel(&self, pixel: usize, dst: &mut [u32]) {
-        let (n, c) = (self.input.len(), self.channels);
-        if n == 0 {
-            return; // no map layer without inputs: `validate` refuses a latent of 0
-        }
-        let first = pixel * c;
-        let weights = self.map.weights.get(first * n * B..(first + c) * n * B);
-        let biases = self.map.biases.get(first * B..(first + c) * B);
-        if let (Some(weights), Some(biases)) = (weights, biases) {
-            crate::kernels::layer(self.input, weights, biases, &self.widen, |o, v| {
-                if let Some(slot) = dst.get_mut(o) {
-                    *slot = v.to_bits();
-                }
-            });
-        }
-        self.finish(dst, c);
-    }
-
-    fn bias(&self, layer: usize, o: usize) -> u32 {
-        let bias = self
-            .convs
-            .get(layer)
-            .and_then(|c| c.bytes.biases.as_chunks::<B>().0.get(o));
-        bias.map_or(0.0, |b| (self.widen)(*b)).to_bits()
-    }
-
-    fn tap(&self, layer: usize, o: usize, tap: usize, pixel: &[u32], acc: u32) -> u32 {
-        let Some(conv) = self.convs.get(layer) else {
-            return acc;
-        };
-        let n = conv.input_channels;
-        let start = (o * conv.row_len + tap * n) * B;
-        let weights = conv.bytes.weights.get(start..start + n * B).unwrap_or(&[]);
-        let x = crate::scratch::as_f32_ref(pixel.get(..n).unwrap_or(&[]));
-        crate::kernels::dot_float(f32::from_bits(acc), x, weights, &self.widen).to_bits()
-    }
-
-    fn gather(
-        &self,
-        layer: usize,
-        taps: &[(usize, usize)],
-        pixels: &[u32],
-        dst: &mut [u32],
-        channels: usize,
-    ) {
-        let Some(conv) = self.convs.get(layer) else {
-            return;
-        };
-        let n = conv.input_channels;
-        // Each tap's input pixel and where its weights start in a row, found once for
-        // all output channels.
-        let mut inputs: [(&[f32], usize); MAX_TAPS] = [(&[], 0); MAX_TAPS];
-        for (input, &(tap, at)) in inputs.iter_mut().zip(taps) {
-            let x = crate::scratch::as_f32_ref(pixels.get(at..at + n).unwrap_or(&[]));
-            *input = (x, tap * n * B);
-        }
-        let inputs = inputs.get(..taps.len()).unwrap_or(&[]);
-        let biases = conv.bytes.biases.as_chunks::<B>().0;
-        let out = dst.get_mut(..channels).unwrap_or(&mut []);
-        let (weights, row_bytes) = (conv.bytes.weights, conv.row_len * B);
-        crate::kernels::gather_float(inputs, weights, row_bytes, biases, out, &self.widen);
-    }
-
-    fn finish(&self, slot: &mut [u32], channels: usize) {
-        for v in slot.iter_mut().take(channels) {
-            *v = (self.activation)(f32::from_bits(*v)).to_bits();
-        }
-    }
-
-    fn logit(&self, v: u32) -> Logit {
-        Logit::Float(f32::from_bits(v))
-    }
-}
-
-/// The integer arithmetic of i8 weights.
-pub(crate) struct Fixed<'a> {
-    /// The dense layers' result, quantized: the map layer's input.
-    pub(crate) input: crate::kernels::QuantizedInput<'a>,
-    /// The map layer, whose outputs are the map.
-    pub(crate) map: LayerBytes<'a>,
-    /// The map's channels.
-    pub(crate) channels: usize,
-    pub(crate) convs: heapless::Vec<ConvBytes<'a>, MAX_CONV_LAYERS>,
-    pub(crate) activation: crate::Activation,
-}
-
-impl Arithmetic for Fixed<'_> {
-    fn map_pixel(&self, pixel: usize, dst: &mut [u32]) {
-        let (n, c) = (self.input.values.len(), self.channels);
-        let first = pixel * c;
-        let weights = self.map.weights.get(first * n..(first + c) * n);
-        let scales = self.map.scales.as_chunks::<4>().0.get(first..first + c);
-        let biases = self.map.biases.as_chunks::<4>().0.get(first..first + c);
-        if let (Some(weights), Some(scales), Some(biases)) = (weights, scales, biases) {
-            let shift = self.input.shift;
-            crate::kernels::layer_i8(&self.input, weights, |o, acc| {
-                if let (Some(slot), Some(scale), Some(bias)) =
-                    (dst.get_mut(o), scales.get(o), biases.get(o))
-                {
-                    *slot = crate::fixed::output(acc, scale, bias, shift) as u32;
-                }
-            });
-        }
-        self.finish(dst, c);
-    }
-
-    fn bias(&self, layer: usize, o: usize) -> u32 {
-        let bias = self
-            .convs
-            .get(layer)
-            .and_then(|c| c.bytes.biases.as_chunks::<4>().0.get(o));
-        bias.map_or(0, crate::fixed::bias) as u32
-    }
-
-    fn tap(&self, layer: usize, o: usize, tap: usize, pixel: &[u32], acc: u32) -> u32 {
-        let Some(conv) = self.convs.get(layer) else {
-            return acc;
-        };
-        let n = conv.input_channels;
-        let start = o * conv.row_len + tap * n;
-        let weights = conv.bytes.weights.get(start..start + n).unwrap_or(&[]);
-        let Some(scale) = conv.bytes.scales.as_chunks::<4>().0.get(o) else {
-            return acc;
-        };
-        let x = crate::kernels::QuantizedInput {
-            values: crate::scratch::as_i32_ref(pixel.get(..n).unwrap_or(&[])),
-            shift: pixel.get(n).copied().unwrap_or(0),
-        };
-        let sum = crate::kernels::dot_i8(&x, weights);
-        (acc as i32).saturating_add(crate::fixed::term(sum, scale, x.shift)) as u32
-    }
-
-    fn gather(
-        &self,
-        layer: usize,
-        taps: &[(usize, usize)],
-        pixels: &[u32],
-        dst: &mut [u32],
-        channels: usize,
-    ) {
-        let Some(conv) = self.convs.get(layer) else {
-            return;
-        };
-        let n = conv.input_channels;
-        let scales = conv.bytes.scales.as_chunks::<4>().0;
-        let biases = conv.bytes.biases.as_chunks::<4>().0;
-        let out = crate::scratch::as_i32(dst.get_mut(..channels).unwrap_or(&mut []));
-        for (acc, bias) in out.iter_mut().zip(biases) {
-            *acc = crate::fixed::bias(bias);
-        }
-        // A group of output channels at a time, tap by tap: the tap's sums for every
-        // channel of the group in one kernel call, then each channel's term added to its
-        // sum. Each output still gets the bias, then its terms in the taps' order (the
-        // same saturating sums as one output at a time); each tap's input and weights are
-        // found once per group.
-        let mut sums = [0i32; GROUP];
-        let groups = out.chunks_mut(GROUP).zip(scales.chunks(GROUP));
-        for (g, (out, scales)) in groups.enumerate() {
-            let first = g * GROUP * conv.row_len;
-            let sums = sums.get_mut(..out.len()).unwrap_or(&mut []);
-            for &(tap, at) in taps {
-                let x = crate::kernels::QuantizedInput {
-                    values: crate::scratch::as_i32_ref(pixels.get(at..at + n).unwrap_or(&[])),
-                    shift: pixels.get(at + n).copied().unwrap_or(0),
-                };
-                let weights = conv.bytes.weights.get(first + tap * n..).unwrap_or(&[]);
-                crate::kernels::strided_i8(&x, weights, conv.row_len, sums);
-                for ((acc, scale), &sum) in out.iter_mut().zip(scales).zip(sums.iter()) {
-                    *acc = acc.saturating_add(crate::fixed::term(sum, scale, x.shift));
-                }
-            }
-        }
-    }
-
-    fn finish(&self, slot: &mut [u32], channels: usize) {
-        let slot = crate::scratch::as_i32(slot);
-        let Some((values, rest)) = slot.split_at_mut_checked(channels) else {
-            return;
-        };
-        for v in values.iter_mut() {
-            *v = match self.activation {
-                crate::Activation::Relu => (*v).max(0),
-                crate::Activation::Sigmoid => {
-                    crate::fixed::from_f32(crate::model::sigmoid(crate::fixed::to_f32(*v)))
-                }
-            };
-        }
-        let shift = crate::kernels::quantize_in_place(values);
-        if let Some(s) = rest.first_mut() {
-            *s = shift as i32;
-        }
-    }
-
-    fn logit(&self, v: u32) -> Logit {
-        Logit::Fixed(v as i32)
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
 mod tests {
@@ -610,8 +381,8 @@ mod tests {
     use std::vec::Vec;
 
     use super::*;
-    use crate::{encode, encoded_len, Activation, Architecture, Model, Precision, PIXELS};
-    use crate::{TransposedConv, STACK_SCRATCH};
+    use crate::{encode, encoded_len, reference, Activation, Architecture, Model, Precision};
+    use crate::{Sample, TransposedConv, PIXELS, STACK_SCRATCH};
 
     /// A decoder with transposed convolutions `(channels, stride)` after a map of side
     /// `side` and `channels` channels.
@@ -636,7 +407,7 @@ mod tests {
             classes,
             hidden: heapless::Vec::from_slice(hidden).unwrap(),
             activation,
-            upsampling: Some(Upsampling {
+            upsampling: Some(TransposedConvs {
                 side,
                 channels,
                 layers,
@@ -656,108 +427,10 @@ mod tests {
         out
     }
 
-    /// The decoder written plainly, whole maps at a time, from the formulas in
-    /// `format::upsampling`'s documentation: dense layers, the map, then each transposed
-    /// convolution as `out[y][x][o] = b[o] + sum in[iy][ix][ci] * w[o][ky][kx][ci]` over
-    /// every input pixel, in raster order, whose tap lands on `(y, x)`. In `T` (f32: the
-    /// decoder's own order, to the bit; f64: the exact values, to compare the i8 decoder
-    /// with). Returns the logits.
-    fn reference<T>(layers: &[(Vec<f64>, Vec<f64>)], arch: &Architecture, input: &[f32]) -> Vec<T>
-    where
-        T: Copy + From<f32> + core::ops::Add<Output = T> + core::ops::Mul<Output = T>,
-        T: PartialOrd + Default + Into<f64> + FromF64,
-    {
-        let activate = |v: T| -> T {
-            match arch.activation {
-                Activation::Relu => {
-                    if v > T::default() {
-                        v
-                    } else {
-                        T::default()
-                    }
-                }
-                Activation::Sigmoid => v.sigmoid(),
-            }
-        };
-        let mut x: Vec<T> = input.iter().map(|&v| T::from(v)).collect();
-        let dense = arch.dense_layers().count();
-        for (n_in, n_out, (w, b)) in arch.dense_layers().zip(layers).map(|((i, o), l)| (i, o, l)) {
-            x = (0..n_out)
-                .map(|o| {
-                    let row = &w[o * n_in..(o + 1) * n_in];
-                    let sum = row
-                        .iter()
-                        .zip(&x)
-                        .fold(T::from_f64(b[o]), |acc, (&w, &v)| acc + v * T::from_f64(w));
-                    activate(sum)
-                })
-                .collect();
-        }
-        let up = arch.upsampling.as_ref().unwrap();
-        let count = up.layers.len();
-        for (index, (s, (w, b))) in up.shapes().zip(&layers[dense..]).enumerate() {
-            let (h, cin, ho, cout) = (
-                s.input_side,
-                s.input_channels,
-                s.output_side,
-                s.output_channels,
-            );
-            let (k, st, p) = (s.kernel as isize, s.stride as isize, s.padding as isize);
-            let mut out = vec![T::default(); ho * ho * cout];
-            for y in 0..ho {
-                for xx in 0..ho {
-                    for o in 0..cout {
-                        let mut acc = T::from_f64(b[o]);
-                        for iy in 0..h {
-                            let ky = y as isize + p - st * iy as isize;
-                            if !(0..k).contains(&ky) {
-                                continue;
-                            }
-                            for ix in 0..h {
-                                let kx = xx as isize + p - st * ix as isize;
-                                if !(0..k).contains(&kx) {
-                                    continue;
-                                }
-                                let t = (ky * k + kx) as usize;
-                                for ci in 0..cin {
-                                    let wv = w[o * s.row_len() + t * cin + ci];
-                                    acc = acc + x[(iy * h + ix) * cin + ci] * T::from_f64(wv);
-                                }
-                            }
-                        }
-                        out[(y * ho + xx) * cout + o] = if index + 1 == count {
-                            acc
-                        } else {
-                            activate(acc)
-                        };
-                    }
-                }
-            }
-            x = out;
-        }
-        x
-    }
-
-    /// f64 to f32 or f64, and the sigmoid in each (f32: the decoder's own).
-    trait FromF64 {
-        fn from_f64(v: f64) -> Self;
-        fn sigmoid(self) -> Self;
-    }
-    impl FromF64 for f32 {
-        fn from_f64(v: f64) -> f32 {
-            v as f32
-        }
-        fn sigmoid(self) -> f32 {
-            crate::model::sigmoid(self)
-        }
-    }
-    impl FromF64 for f64 {
-        fn from_f64(v: f64) -> f64 {
-            v
-        }
-        fn sigmoid(self) -> f64 {
-            sigmoid(self)
-        }
+    /// The values `file` stores, layer by layer, for the reference decoder.
+    fn stored(file: &[u8], arch: &Architecture, precision: Precision) -> Vec<reference::Layer> {
+        let payload = &file[file.len() - arch.payload_len(precision)..];
+        reference::stored(payload, arch, precision).unwrap()
     }
 
     fn sigmoid(v: f64) -> f64 {
@@ -797,7 +470,7 @@ mod tests {
     fn decode(model: &Model<'_>, input: &[f32]) -> [f32; PIXELS] {
         let mut scratch = vec![0xdead_beef_u32; model.scratch_len()];
         let mut probs = [0.0f32; PIXELS];
-        model.decode_with(input, &mut scratch, &mut probs).unwrap();
+        model.decode(input, &mut scratch, &mut probs).unwrap();
         probs
     }
 
@@ -810,14 +483,14 @@ mod tests {
             for precision in [Precision::F32, Precision::F16] {
                 let file = file(arch, precision, n as u64);
                 let model = Model::parse(&file).unwrap();
-                let layers = crate::model::tests::stored(&file, arch, precision);
+                let layers = stored(&file, arch, precision);
                 for seed in 0..3 {
                     let mut input = vec![0.0f32; arch.input_len()];
                     crate::Rng::new(seed).fill_standard_normal(&mut input);
-                    let want: Vec<f32> = reference::<f32>(&layers, arch, &input);
+                    let want: Vec<f32> = reference::logits::<f32>(&layers, arch, &input);
                     let got = decode(&model, &input);
                     for (o, (&g, &w)) in got.iter().zip(&want).enumerate() {
-                        let w = crate::model::sigmoid(w);
+                        let w = crate::pixel::sigmoid(w);
                         assert_eq!(
                             g.to_bits(),
                             w.to_bits(),
@@ -842,12 +515,12 @@ mod tests {
             let f32_file = file(arch, Precision::F32, n as u64);
             let i8_model = Model::parse(&i8_file).unwrap();
             let f32_model = Model::parse(&f32_file).unwrap();
-            let layers = crate::model::tests::stored(&i8_file, arch, Precision::I8);
+            let layers = stored(&i8_file, arch, Precision::I8);
             let (mut own, mut weights) = (0.0f64, 0.0f64);
             for seed in 0..3 {
                 let mut input = vec![0.0f32; arch.input_len()];
                 crate::Rng::new(seed).fill_standard_normal(&mut input);
-                let want = reference::<f64>(&layers, arch, &input);
+                let want = reference::logits::<f64>(&layers, arch, &input);
                 let got = decode(&i8_model, &input);
                 let full = decode(&f32_model, &input);
                 for ((&g, &w), &f) in got.iter().zip(&want).zip(&full) {
@@ -861,10 +534,10 @@ mod tests {
         }
     }
 
-    /// The pixels come from the same logits as the probabilities: `decode_pixels_with`
-    /// gives `to_pixel` of `decode_with`'s probabilities for f32 and f16, within one grey
-    /// level for i8; and `generate_with`, `morph_with` and the methods with a stack scratch
-    /// agree with each other.
+    /// The pixels come from the same logits as the probabilities: `decode` into grey
+    /// levels gives `to_pixel` of its probabilities for f32 and f16, within one grey
+    /// level for i8; and `generate` and `morph`, in scratch of the model's length and in
+    /// [`STACK_SCRATCH`], agree with it.
     #[test]
     fn every_entry_point_decodes_the_same_conv_model() {
         let arch = &shapes()[3];
@@ -878,29 +551,23 @@ mod tests {
             );
             let mut scratch = vec![0u32; model.scratch_len()];
             let mut input = [0.0f32; crate::MAX_WIDTH];
-            let (len, _) = model.sample_input(4, Some(1), &mut input).unwrap();
-            let probs = decode(&model, &input[..len]);
+            let (four, five) = (Sample::new(4, Some(1)), Sample::new(5, Some(2)));
+            let (input, _) = model.sample_input(four, &mut input).unwrap();
+            let probs = decode(&model, input);
             let (mut a, mut b) = ([0u8; PIXELS], [0u8; PIXELS]);
-            model
-                .decode_pixels_with(&input[..len], &mut scratch, &mut a)
-                .unwrap();
+            model.decode(input, &mut scratch, &mut a).unwrap();
             for (&p, &q) in a.iter().zip(&probs) {
                 let level = crate::to_pixel(q);
                 assert!(p.abs_diff(level) <= u8::from(precision == Precision::I8));
             }
-            model
-                .generate_with(4, Some(1), &mut scratch, &mut b)
-                .unwrap();
+            let stack = &mut [0u32; STACK_SCRATCH];
+            model.generate(four, &mut scratch, &mut b).unwrap();
             assert_eq!(a, b);
-            model.generate(4, Some(1), &mut b).unwrap();
+            model.generate(four, stack, &mut b).unwrap();
             assert_eq!(a, b);
-            model
-                .morph_with((4, Some(1)), (5, Some(2)), 0, 3, &mut scratch, &mut b)
-                .unwrap();
+            model.morph(four, five, 0, 3, &mut scratch, &mut b).unwrap();
             assert_eq!(a, b);
-            model
-                .morph((4, Some(1)), (5, Some(2)), 0, 3, &mut b)
-                .unwrap();
+            model.morph(four, five, 0, 3, stack, &mut b).unwrap();
             assert_eq!(a, b);
         }
     }
@@ -909,7 +576,7 @@ mod tests {
     /// and 1 channels) and a conditional one (latent 10, 10 classes, map 7x7x64, then 64,
     /// 32 and 1 channels) decode in the scratch they ask for, `scratch_len`. The tutorial's
     /// needs 2,407
-    /// words, so the methods with 2,048 on the stack refuse it by name.
+    /// words, so [`STACK_SCRATCH`]'s 2,048 are refused by name.
     #[test]
     fn the_tutorial_and_a_conditional_decoder_run_in_their_scratch() {
         let tutorial = conv_arch(
@@ -940,15 +607,13 @@ mod tests {
                 assert_eq!(model.scratch_len(), words);
                 let mut scratch = vec![0u32; words];
                 let mut pixels = [0u8; PIXELS];
-                let digit = (arch.classes > 0).then_some(7);
-                model
-                    .generate_with(3, digit, &mut scratch, &mut pixels)
-                    .unwrap();
+                let sample = Sample::new(3, (arch.classes > 0).then_some(7));
+                model.generate(sample, &mut scratch, &mut pixels).unwrap();
                 assert!(
                     pixels.iter().any(|&p| p != pixels[0]),
                     "{arch} {precision}: a flat image"
                 );
-                let short = model.generate_with(3, digit, &mut scratch[..words - 1], &mut pixels);
+                let short = model.generate(sample, &mut scratch[..words - 1], &mut pixels);
                 let needed = words;
                 assert_eq!(
                     short,
@@ -957,20 +622,20 @@ mod tests {
                         available: words - 1
                     })
                 );
-                let stack = model.generate(3, digit, &mut pixels);
+                let stack = model.generate(sample, &mut [0; STACK_SCRATCH], &mut pixels);
                 let available = STACK_SCRATCH;
                 assert_eq!(stack, Err(Error::ScratchTooSmall { needed, available }));
             }
         }
     }
 
-    /// Every malformed upsampling part is refused when the file is parsed, with a typed
+    /// Every malformed set of transposed convolutions is refused when the file is parsed, with a typed
     /// error; a truncated conv file is `Truncated`.
     #[test]
     fn hostile_conv_files_are_refused() {
         let good = conv_arch(2, 0, &[], Activation::Relu, (7, 4), &[(3, 2), (1, 2)]);
         assert_eq!(good.validate(), Ok(()));
-        let with = |f: &dyn Fn(&mut Upsampling)| {
+        let with = |f: &dyn Fn(&mut TransposedConvs)| {
             let mut arch = good.clone();
             f(arch.upsampling.as_mut().unwrap());
             arch
@@ -1050,9 +715,7 @@ mod tests {
             let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
             for drawing in crate::demo::plan(&model) {
                 let mut pixels = [0u8; PIXELS];
-                drawing
-                    .draw_with(&model, &mut scratch, &mut pixels)
-                    .unwrap();
+                drawing.draw(&model, &mut scratch, &mut pixels).unwrap();
                 for p in pixels {
                     hash ^= u64::from(p);
                     hash = hash.wrapping_mul(0x0100_0000_01b3);

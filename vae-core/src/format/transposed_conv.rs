@@ -1,5 +1,15 @@
-//! The convolutional part of a decoder: a map read from the last dense layer, then
-//! transposed convolutions up to the 28x28 image.
+//! The transposed convolutions of a decoder, described once for every crate: a map
+//! read from the last dense layer, then transposed convolutions up to the 28x28 image.
+//! What a second crate (the trainer) needs to build the same layers:
+//! - one layer: [`TransposedConv`], its padding ([`same_padding`]) and its limits
+//!   ([`TransposedConv::validate`]: kernel [`KERNEL`], stride 1 or 2, 1 to
+//!   [`MAX_WIDTH`](crate::MAX_WIDTH) channels);
+//! - one layer with its input: [`TransposedConvShape`] ([`TransposedConvShape::new`]),
+//!   where each input pixel's taps land ([`TransposedConvShape::output_position`]),
+//!   its weight rows and its multiply-accumulates;
+//! - the whole: [`TransposedConvs`], whose [`validate`](TransposedConvs::validate)
+//!   checks that the layers chain from the map to the 28x28x1 image, and
+//!   [`TransposedConvs::tutorial`], the shape of TensorFlow's tutorial.
 
 use core::fmt;
 
@@ -11,6 +21,8 @@ use crate::Error;
 
 /// The only kernel size the format knows (3x3).
 pub const KERNEL: u8 = 3;
+
+const _: () = assert!(MAX_CONV_LAYERS >= 3, "the tutorial's three layers fit");
 
 /// One transposed convolution (TensorFlow's `Conv2DTranspose(padding='same')`, the
 /// adjoint of a cross-correlation, no kernel flip): an input of side `H` and `Cin`
@@ -38,8 +50,50 @@ impl TransposedConv {
     /// assert_eq!(TransposedConv { channels: 8, kernel: 3, stride: 2 }.padding(), 0);
     /// ```
     pub fn padding(&self) -> usize {
-        usize::from(self.kernel.saturating_sub(self.stride)) / 2
+        same_padding(usize::from(self.kernel), usize::from(self.stride))
     }
+
+    /// Checks that the format knows this layer: kernel [`KERNEL`] (3), stride 1 or 2,
+    /// and 1 to [`MAX_WIDTH`](crate::MAX_WIDTH) output channels (so that the i8
+    /// decoder's sums, one input pixel's channels at a time, cannot overflow).
+    ///
+    /// ```
+    /// use vae_core::TransposedConv;
+    /// assert!(TransposedConv { channels: 8, kernel: 3, stride: 2 }.validate().is_ok());
+    /// assert!(TransposedConv { channels: 8, kernel: 3, stride: 3 }.validate().is_err());
+    /// ```
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.kernel != KERNEL {
+            return Err(Error::UnsupportedArchitecture(
+                "a transposed convolution's kernel is not 3x3",
+            ));
+        }
+        if !(1..=2).contains(&self.stride) {
+            return Err(Error::UnsupportedArchitecture(
+                "a transposed convolution's stride is not 1 or 2",
+            ));
+        }
+        if self.channels == 0 || usize::from(self.channels) > MAX_WIDTH {
+            return Err(Error::UnsupportedArchitecture(
+                "a transposed convolution has 0 channels or more than MAX_WIDTH",
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The padding of TensorFlow's `padding='same'` for a transposed convolution of kernel
+/// side `kernel` and stride `stride`: `max(kernel - stride, 0) / 2`, so that the output
+/// side is `stride` times the input's. Input pixel `i` reaches output `stride * i + k -
+/// padding` through kernel tap `k` ([`TransposedConvShape::output_position`]).
+///
+/// ```
+/// assert_eq!(vae_core::same_padding(3, 1), 1);
+/// assert_eq!(vae_core::same_padding(3, 2), 0);
+/// assert_eq!(vae_core::same_padding(4, 2), 1);
+/// ```
+pub const fn same_padding(kernel: usize, stride: usize) -> usize {
+    kernel.saturating_sub(stride) / 2
 }
 
 /// The convolutional part of a decoder: the last dense layer's `side * side * channels`
@@ -47,7 +101,7 @@ impl TransposedConv {
 /// `layers` in order, each followed by the activation but the last, whose one channel
 /// at side 28 is the image's logits.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Upsampling {
+pub struct TransposedConvs {
     /// Side of the map the dense layers make.
     pub side: u16,
     /// Channels of that map.
@@ -56,9 +110,14 @@ pub struct Upsampling {
     pub layers: heapless::Vec<TransposedConv, MAX_CONV_LAYERS>,
 }
 
+/// The name [`TransposedConvs`] had before the project called the one concept by one
+/// name; kept for the trainer's configuration until it moves to the new one.
+#[doc(hidden)]
+pub type Upsampling = TransposedConvs;
+
 /// One transposed convolution with the shape of its input, as the decoder runs it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ConvShape {
+pub struct TransposedConvShape {
     /// Side of the input map.
     pub input_side: usize,
     /// Channels of the input map.
@@ -75,7 +134,55 @@ pub struct ConvShape {
     pub padding: usize,
 }
 
-impl ConvShape {
+impl TransposedConvShape {
+    /// The shape of a transposed convolution of kernel side `kernel` and stride `stride`
+    /// from a map of side `input_side` and `input_channels` channels to one of
+    /// `output_channels`: output side `stride * input_side`, padding [`same_padding`].
+    ///
+    /// ```
+    /// use vae_core::TransposedConvShape;
+    /// let s = TransposedConvShape::new(7, 32, 64, 3, 2);
+    /// assert_eq!((s.output_side, s.padding, s.row_len()), (14, 0, 288));
+    /// ```
+    pub const fn new(
+        input_side: usize,
+        input_channels: usize,
+        output_channels: usize,
+        kernel: usize,
+        stride: usize,
+    ) -> Self {
+        TransposedConvShape {
+            input_side,
+            input_channels,
+            output_side: input_side.saturating_mul(stride),
+            output_channels,
+            kernel,
+            stride,
+            padding: same_padding(kernel, stride),
+        }
+    }
+
+    /// Where input row (or column) `input` reaches the output through kernel row (or
+    /// column) `tap`: `stride * input + tap - padding`, or `None` where that falls
+    /// outside `0..output_side` (in the padding). Output `(y, x)` of output channel `o`
+    /// sums, over the input pixels and taps that reach it, `in[iy][ix][ci] *
+    /// w[o][ky][kx][ci]`.
+    ///
+    /// ```
+    /// use vae_core::TransposedConvShape;
+    /// let s = TransposedConvShape::new(28, 32, 1, 3, 1); // padding 1
+    /// assert_eq!(s.output_position(0, 0), None);
+    /// assert_eq!(s.output_position(0, 1), Some(0));
+    /// assert_eq!(s.output_position(27, 2), None);
+    /// ```
+    pub fn output_position(&self, input: usize, tap: usize) -> Option<usize> {
+        self.stride
+            .saturating_mul(input)
+            .saturating_add(tap)
+            .checked_sub(self.padding)
+            .filter(|&at| at < self.output_side)
+    }
+
     /// Values of one weight row (one output channel): `kernel * kernel * input_channels`.
     pub fn row_len(&self) -> usize {
         self.kernel
@@ -88,10 +195,7 @@ impl ConvShape {
     pub fn taps_per_side(&self) -> usize {
         (0..self.input_side)
             .flat_map(|i| (0..self.kernel).map(move |k| (i, k)))
-            .filter(|&(i, k)| {
-                let at = (self.stride * i + k).checked_sub(self.padding);
-                at.is_some_and(|at| at < self.output_side)
-            })
+            .filter(|&(i, k)| self.output_position(i, k).is_some())
             .count()
     }
 
@@ -105,7 +209,35 @@ impl ConvShape {
     }
 }
 
-impl Upsampling {
+impl TransposedConvs {
+    /// The transposed convolutions of TensorFlow's convolutional VAE tutorial: a 7x7x32
+    /// map, then 3x3 transposed convolutions to 14x14x64 and 28x28x32 (stride 2) and
+    /// 28x28x1 (stride 1).
+    ///
+    /// ```
+    /// let tutorial = vae_core::TransposedConvs::tutorial();
+    /// assert_eq!(tutorial.validate(), Ok(()));
+    /// let sides: Vec<_> = tutorial.shapes().map(|s| (s.output_side, s.output_channels)).collect();
+    /// assert_eq!(sides, [(14, 64), (28, 32), (28, 1)]);
+    /// ```
+    pub fn tutorial() -> Self {
+        let conv = |channels, stride| TransposedConv {
+            channels,
+            kernel: KERNEL,
+            stride,
+        };
+        let mut layers = heapless::Vec::new();
+        for layer in [conv(64, 2), conv(32, 2), conv(1, 1)] {
+            // MAX_CONV_LAYERS is at least 3 (checked below at compile time).
+            let _ = layers.push(layer);
+        }
+        TransposedConvs {
+            side: 7,
+            channels: 32,
+            layers,
+        }
+    }
+
     /// Values of the map the dense layers make: `side * side * channels`.
     pub fn map_len(&self) -> usize {
         usize::from(self.side)
@@ -116,8 +248,8 @@ impl Upsampling {
     /// Each layer's shape, input side first.
     ///
     /// ```
-    /// use vae_core::{TransposedConv, Upsampling};
-    /// let up = Upsampling {
+    /// use vae_core::{TransposedConv, TransposedConvs};
+    /// let up = TransposedConvs {
     ///     side: 14, channels: 8,
     ///     layers: heapless::Vec::from_slice(&[
     ///         TransposedConv { channels: 4, kernel: 3, stride: 2 },
@@ -127,20 +259,17 @@ impl Upsampling {
     /// let shapes: Vec<_> = up.shapes().map(|s| (s.input_side, s.input_channels, s.output_side)).collect();
     /// assert_eq!(shapes, [(14, 8, 28), (28, 4, 28)]);
     /// ```
-    pub fn shapes(&self) -> impl Iterator<Item = ConvShape> + '_ {
+    pub fn shapes(&self) -> impl Iterator<Item = TransposedConvShape> + '_ {
         let mut side = usize::from(self.side);
         let mut channels = usize::from(self.channels);
         self.layers.iter().map(move |layer| {
-            let stride = usize::from(layer.stride);
-            let shape = ConvShape {
-                input_side: side,
-                input_channels: channels,
-                output_side: side.saturating_mul(stride),
-                output_channels: usize::from(layer.channels),
-                kernel: usize::from(layer.kernel),
-                stride,
-                padding: layer.padding(),
-            };
+            let shape = TransposedConvShape::new(
+                side,
+                channels,
+                usize::from(layer.channels),
+                usize::from(layer.kernel),
+                usize::from(layer.stride),
+            );
             side = shape.output_side;
             channels = shape.output_channels;
             shape
@@ -148,7 +277,7 @@ impl Upsampling {
     }
 
     /// Multiply-accumulates of the transposed convolutions
-    /// ([`ConvShape::multiply_accumulates`]).
+    /// ([`TransposedConvShape::multiply_accumulates`]).
     pub fn multiply_accumulates(&self) -> usize {
         self.shapes()
             .map(|s| s.multiply_accumulates())
@@ -189,26 +318,12 @@ impl Upsampling {
         }
         let Some(last) = self.layers.last() else {
             return Err(Error::UnsupportedArchitecture(
-                "an upsampling part without transposed convolutions",
+                "no transposed convolutions after the map",
             ));
         };
         let mut side = usize::from(self.side);
         for layer in &self.layers {
-            if layer.kernel != KERNEL {
-                return Err(Error::UnsupportedArchitecture(
-                    "a transposed convolution's kernel is not 3x3",
-                ));
-            }
-            if !(1..=2).contains(&layer.stride) {
-                return Err(Error::UnsupportedArchitecture(
-                    "a transposed convolution's stride is not 1 or 2",
-                ));
-            }
-            if layer.channels == 0 || usize::from(layer.channels) > MAX_WIDTH {
-                return Err(Error::UnsupportedArchitecture(
-                    "a transposed convolution has 0 channels or more than MAX_WIDTH",
-                ));
-            }
+            layer.validate()?;
             side = side.saturating_mul(usize::from(layer.stride));
             if side > IMAGE_SIDE {
                 break;
