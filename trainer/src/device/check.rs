@@ -25,7 +25,7 @@ use crate::foundation::config::{DataOptions, ModelConfig, Preset, TrainConfig};
 use crate::foundation::loss::LossTerms;
 use crate::nn::adam::{Adam, AdamState};
 use crate::nn::model::Vae;
-use crate::nn::tape::{tape_gradients, DenseGrad};
+use crate::nn::tape::{tape_gradients, LayerGradient};
 use crate::train::step::TrainDevice;
 
 /// Tolerance of the matrix product, relative to the largest magnitude of the CPU's
@@ -354,7 +354,10 @@ fn setup(config: &ModelConfig, samples: usize) -> (Vae<Cpu>, HostBatch) {
 /// Loss terms and gradients of `vae` on `batch` through dfdx's tape (the step of every
 /// device but the CPU), with the default loss weights: the ELBO's, or the
 /// importance-weighted bound's for a batch of several draws an image.
-fn gradients<E: Device<f32>>(vae: &Vae<E>, batch: &HostBatch) -> (LossTerms, Vec<DenseGrad<E>>) {
+fn gradients<E: Device<f32>>(
+    vae: &Vae<E>,
+    batch: &HostBatch,
+) -> (LossTerms, Vec<LayerGradient<E>>) {
     let class_weight = TrainConfig::default().class_weight;
     let batch = Batch::upload(&vae.device(), batch.clone(), &vae.config);
     tape_gradients(vae, &batch, BATCH, class_weight, 1.0)
@@ -402,7 +405,7 @@ fn training_step<D: TrainDevice>(dev: &D) -> Result<String, String> {
                 ref_grads.len()
             ));
         }
-        let layers = reference.dense_layers();
+        let layers = reference.layers();
         for (((layer, _), g), r) in layers.iter().zip(&our_grads).zip(&ref_grads) {
             for (part, a, b) in [
                 ("weight", g.weight.as_vec(), r.weight.as_vec()),
@@ -442,9 +445,9 @@ fn adam_update<D: TrainDevice>(dev: &D) -> Result<String, String> {
             Cpu::update_layers(ref_adam.layer_updates(&mut reference, vec![ref_grads]));
             D::update_layers(our_adam.layer_updates(&mut ours, vec![our_grads]));
         }
-        let layers = start.dense_layers();
-        let after = reference.dense_layers();
-        let moved = ours.dense_layers();
+        let layers = start.layers();
+        let after = reference.layers();
+        let moved = ours.layers();
         for (((layer, s), r), o) in layers.iter().zip(&after).zip(&moved) {
             for (part, before, r, o) in [
                 (
@@ -480,8 +483,8 @@ fn fresh_adam<E: Device<f32>>(model: &Vae<E>, lr: f32) -> Result<Adam<E>, String
     Adam::new(model, AdamState::new(model, lr)).map_err(|e| e.to_string())
 }
 
-fn copy_grad<E: Device<f32>>(g: &DenseGrad<Cpu>, dev: &E) -> DenseGrad<E> {
-    DenseGrad {
+fn copy_grad<E: Device<f32>>(g: &LayerGradient<Cpu>, dev: &E) -> LayerGradient<E> {
+    LayerGradient {
         weight: dev.tensor_from_vec(g.weight.as_vec(), *g.weight.shape()),
         bias: dev.tensor_from_vec(g.bias.as_vec(), *g.bias.shape()),
     }

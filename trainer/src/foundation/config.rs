@@ -81,11 +81,13 @@ pub struct Convolutional {
 }
 
 impl Convolutional {
-    /// Refuses shapes that do not chain from the 28x28 image and back to it.
+    /// Refuses shapes that do not chain from the 28x28 image and back to it: the
+    /// encoder's windows must fit its maps; the decoder's transposed convolutions are
+    /// checked by `vae-core`, which runs them ([`vae_core::TransposedConvs::validate`]).
     fn validate(&self) -> Result<()> {
-        let layers = self.encoder.iter().chain(&self.decoder);
-        if layers
-            .clone()
+        if self
+            .encoder
+            .iter()
             .any(|l| l.channels == 0 || l.kernel == 0 || l.stride == 0)
         {
             bail!("convolution channels, kernels and strides must be at least 1");
@@ -97,34 +99,57 @@ impl Convolutional {
             }
             side = (side - l.kernel) / l.stride + 1;
         }
-        if self.map_side == 0 || self.map_channels == 0 {
-            bail!("the decoder's map needs a side and channels of at least 1");
+        self.transposed_convs()?.validate().map_err(|e| {
+            anyhow::anyhow!(
+                "the decoder's {0}x{0}x{1} map and transposed convolutions: {e}",
+                self.map_side,
+                self.map_channels
+            )
+        })
+    }
+
+    /// The decoder's map and transposed convolutions as `vae-core` describes them (the
+    /// model file's description too); errors where a size does not fit its field.
+    pub fn transposed_convs(&self) -> Result<vae_core::TransposedConvs> {
+        let mut layers = heapless::Vec::new();
+        for l in &self.decoder {
+            let conv = vae_core::TransposedConv {
+                channels: u16::try_from(l.channels)?,
+                kernel: u8::try_from(l.kernel)?,
+                stride: u8::try_from(l.stride)?,
+            };
+            layers.push(conv).map_err(|_| {
+                anyhow::anyhow!(
+                    "at most {} transposed convolutions fit the model file",
+                    vae_core::MAX_CONV_LAYERS
+                )
+            })?;
         }
-        let side = self.decoder.iter().fold(self.map_side, |s, l| s * l.stride);
-        if side != vae_core::IMAGE_SIDE || self.decoder.last().map(|l| l.channels) != Some(1) {
-            bail!(
-                "the decoder's transposed convolutions must take its {0}x{0} map to the \
-                 28x28 image: the strides' product times {0} must be 28, the last layer \
-                 one channel",
-                self.map_side
-            );
-        }
-        Ok(())
+        Ok(vae_core::TransposedConvs {
+            side: u16::try_from(self.map_side)?,
+            channels: u16::try_from(self.map_channels)?,
+            layers,
+        })
     }
 
     /// TensorFlow's convolutional VAE tutorial: convolutions 32 and 64 (3x3, stride 2)
-    /// down; a 7x7x32 map, transposed convolutions 64 and 32 (stride 2) and 1 (stride
-    /// 1) up.
+    /// down; up, the decoder of [`vae_core::TransposedConvs::tutorial`] (a 7x7x32 map,
+    /// transposed convolutions 64 and 32 (stride 2) and 1 (stride 1)).
     pub fn tutorial() -> Self {
+        let up = vae_core::TransposedConvs::tutorial();
         Convolutional {
             encoder: vec![ConvLayer::new(32, 2), ConvLayer::new(64, 2)],
-            map_side: 7,
-            map_channels: 32,
-            decoder: vec![
-                ConvLayer::new(64, 2),
-                ConvLayer::new(32, 2),
-                ConvLayer::new(1, 1),
-            ],
+            map_side: usize::from(up.side),
+            map_channels: usize::from(up.channels),
+            decoder: up
+                .layers
+                .iter()
+                .map(|l| ConvLayer {
+                    channels: usize::from(l.channels),
+                    kernel: usize::from(l.kernel),
+                    stride: usize::from(l.stride),
+                })
+                .collect(),
         }
     }
 }
@@ -174,30 +199,11 @@ impl ModelConfig {
                 )
             })?;
         }
-        let upsampling = match &self.convolutional {
-            None => None,
-            Some(c) => {
-                let mut layers = heapless::Vec::new();
-                for l in &c.decoder {
-                    let conv = vae_core::TransposedConv {
-                        channels: u16::try_from(l.channels)?,
-                        kernel: u8::try_from(l.kernel)?,
-                        stride: u8::try_from(l.stride)?,
-                    };
-                    layers.push(conv).map_err(|_| {
-                        anyhow::anyhow!(
-                            "at most {} transposed convolutions fit the model file",
-                            vae_core::MAX_CONV_LAYERS
-                        )
-                    })?;
-                }
-                Some(vae_core::Upsampling {
-                    side: u16::try_from(c.map_side)?,
-                    channels: u16::try_from(c.map_channels)?,
-                    layers,
-                })
-            }
-        };
+        let upsampling = self
+            .convolutional
+            .as_ref()
+            .map(Convolutional::transposed_convs)
+            .transpose()?;
         let arch = vae_core::Architecture {
             latent: u16::try_from(self.latent)?,
             classes: u16::try_from(self.classes)?,

@@ -10,8 +10,8 @@ use std::ops::{Add, Div, Mul};
 use dfdx::prelude::*;
 
 use crate::foundation::tensor::{Matrix, Vector};
-use crate::nn::model::{Dense, Vae};
-use crate::nn::tape::DenseGrad;
+use crate::nn::model::{Layer, Vae};
+use crate::nn::tape::LayerGradient;
 
 /// Adam's hyper-parameters and its two moment estimates per parameter.
 pub struct Adam<D: Device<f32>> {
@@ -72,7 +72,7 @@ impl AdamSettings {
 }
 
 /// Adam's whole state, wherever it trains: its settings and steps taken, and every
-/// layer's moments `[weight m, weight v, bias m, bias v]` in [`Vae::dense_layers`] order.
+/// layer's moments `[weight m, weight v, bias m, bias v]` in [`Vae::layers`] order.
 #[derive(Debug, Clone)]
 pub struct AdamState {
     /// The hyper-parameters and the steps taken.
@@ -85,7 +85,7 @@ impl AdamState {
     /// [`AdamSettings::new`]`(lr)`, every moment of `model`'s layers zero.
     pub fn new<D: Device<f32>>(model: &Vae<D>, lr: f32) -> Self {
         let moments = model
-            .dense_layers()
+            .layers()
             .into_iter()
             .map(|(_, l)| {
                 let (w, b) = (l.inputs() * l.outputs(), l.outputs());
@@ -100,7 +100,7 @@ impl AdamState {
 
     /// Errors when the moments are not those of `model`'s layers.
     pub fn check<D: Device<f32>>(&self, model: &Vae<D>) -> anyhow::Result<()> {
-        let layers = model.dense_layers();
+        let layers = model.layers();
         if self.moments.len() != layers.len() {
             anyhow::bail!(
                 "optimizer state has {} layers, the model {}",
@@ -129,7 +129,7 @@ impl<D: Device<f32>> Adam<D> {
     pub fn new(model: &Vae<D>, state: AdamState) -> anyhow::Result<Self> {
         state.check(model)?;
         let moments = model
-            .dense_layers()
+            .layers()
             .into_iter()
             .zip(state.moments)
             .map(|((_, l), [wm, wv, bm, bv])| {
@@ -148,7 +148,7 @@ impl<D: Device<f32>> Adam<D> {
     }
 
     /// Takes one step and returns the update of every parameter from the sum of
-    /// `shards`, each a gradient of every layer in [`Vae::dense_layers`] order (as
+    /// `shards`, each a gradient of every layer in [`Vae::layers`] order (as
     /// [`crate::nn::tape::tape_gradients`] returns them), one independent update per
     /// layer for the device to run ([`LayerUpdate::apply`]): on the CPU side by side,
     /// since dfdx runs each elementwise operation on one thread and the two large layers
@@ -156,10 +156,10 @@ impl<D: Device<f32>> Adam<D> {
     pub fn layer_updates<'a>(
         &'a mut self,
         model: &'a mut Vae<D>,
-        shards: Vec<Vec<DenseGrad<D>>>,
+        shards: Vec<Vec<LayerGradient<D>>>,
     ) -> Vec<LayerUpdate<'a, D>> {
         let hp = self.settings.advance();
-        let mut per_layer: Vec<Vec<DenseGrad<D>>> =
+        let mut per_layer: Vec<Vec<LayerGradient<D>>> =
             (0..self.moments.len()).map(|_| Vec::new()).collect();
         for shard in shards {
             for (layer, g) in per_layer.iter_mut().zip(shard) {
@@ -167,7 +167,7 @@ impl<D: Device<f32>> Adam<D> {
             }
         }
         model
-            .dense_layers_mut()
+            .layers_mut()
             .into_iter()
             .zip(&mut self.moments)
             .zip(per_layer)
@@ -206,9 +206,9 @@ impl<D: Device<f32>> Adam<D> {
 /// Adam's update of one layer from the gradients of every shard; see
 /// [`Adam::layer_updates`].
 pub struct LayerUpdate<'a, D: Device<f32>> {
-    layer: &'a mut Dense<D>,
+    layer: &'a mut Layer<D>,
     moments: &'a mut Moments<D>,
-    grads: Vec<DenseGrad<D>>,
+    grads: Vec<LayerGradient<D>>,
     hp: Hyper,
 }
 
@@ -217,7 +217,7 @@ impl<D: Device<f32>> LayerUpdate<'_, D> {
     pub fn apply(self) {
         let mut grads = self.grads.into_iter();
         if let Some(first) = grads.next() {
-            let g = grads.fold(first, |a, b| DenseGrad {
+            let g = grads.fold(first, |a, b| LayerGradient {
                 weight: a.weight + b.weight,
                 bias: a.bias + b.bias,
             });

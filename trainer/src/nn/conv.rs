@@ -19,7 +19,7 @@
 //! `(ky, kx)`, the position of the large map it meets, or [`OUTSIDE`].
 
 use dfdx::prelude::*;
-use serde::{Deserialize, Serialize};
+use vae_core::TransposedConvShape;
 
 use crate::foundation::matmul::matmul;
 use crate::foundation::tensor::{gather_rows, relabel, Matrix};
@@ -27,68 +27,109 @@ use crate::foundation::tensor::{gather_rows, relabel, Matrix};
 /// A tap that falls in the padding, outside the large map.
 pub const OUTSIDE: u32 = u32::MAX;
 
-/// The shape of a convolution layer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Conv {
-    /// A transposed convolution (upsampling, the decoder's) rather than a convolution.
-    pub transposed: bool,
+/// The shape of a convolution (the encoder's, without padding): a `kernel x kernel`
+/// window read at every `stride`-th position of the input map, the large one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConvShape {
     /// Side of the input map.
-    pub side: usize,
+    pub input_side: usize,
     /// Channels of the input map.
-    pub in_channels: usize,
+    pub input_channels: usize,
     /// Channels of the output map.
-    pub out_channels: usize,
+    pub output_channels: usize,
     /// Side of the square window.
     pub kernel: usize,
     /// Step of the window.
     pub stride: usize,
 }
 
+impl ConvShape {
+    /// Side of the output map: the windows that fit.
+    pub fn output_side(&self) -> usize {
+        self.input_side.saturating_sub(self.kernel) / self.stride.max(1) + 1
+    }
+}
+
+/// A layer over maps: which operator, and its shape. The decoder's transposed
+/// convolutions are described by `vae-core`, whose decoder runs them on the
+/// microcontroller; the encoder's convolutions exist only here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Conv {
+    /// A convolution (the encoder's).
+    Convolution(ConvShape),
+    /// A transposed convolution (the decoder's).
+    Transposed(TransposedConvShape),
+}
+
 impl Conv {
-    /// Side of the output map.
-    pub fn out_side(&self) -> usize {
-        if self.transposed {
-            self.side * self.stride
-        } else {
-            (self.side.saturating_sub(self.kernel)) / self.stride.max(1) + 1
+    /// Side and channels of the input map, then of the output map.
+    fn maps(&self) -> ((usize, usize), (usize, usize)) {
+        match self {
+            Conv::Convolution(c) => (
+                (c.input_side, c.input_channels),
+                (c.output_side(), c.output_channels),
+            ),
+            Conv::Transposed(t) => (
+                (t.input_side, t.input_channels),
+                (t.output_side, t.output_channels),
+            ),
         }
+    }
+
+    /// Side of the square window.
+    pub fn kernel(&self) -> usize {
+        match self {
+            Conv::Convolution(c) => c.kernel,
+            Conv::Transposed(t) => t.kernel,
+        }
+    }
+
+    /// Channels of the input map.
+    pub fn in_channels(&self) -> usize {
+        self.maps().0 .1
+    }
+
+    /// Side and channels of the output map.
+    pub fn output(&self) -> (usize, usize) {
+        self.maps().1
     }
 
     /// Values of one image's input map.
     pub fn inputs(&self) -> usize {
-        self.side * self.side * self.in_channels
+        let (side, channels) = self.maps().0;
+        side * side * channels
     }
 
     /// Values of one image's output map.
     pub fn outputs(&self) -> usize {
-        self.out_side() * self.out_side() * self.out_channels
+        let (side, channels) = self.maps().1;
+        side * side * channels
     }
 
     /// Rows of the weight matrix: the values of one window.
     pub fn window(&self) -> usize {
-        self.kernel * self.kernel * self.in_channels
+        self.kernel() * self.kernel() * self.in_channels()
     }
 
-    /// Sides of the small and the large map, and the padding.
-    fn sides(&self) -> (usize, usize, usize) {
-        if self.transposed {
-            let pad = self.kernel.saturating_sub(self.stride) / 2;
-            (self.side, self.out_side(), pad)
-        } else {
-            (self.out_side(), self.side, 0)
+    /// Sides of the small and the large map.
+    fn sides(&self) -> (usize, usize) {
+        let ((input, _), (output, _)) = self.maps();
+        match self {
+            Conv::Convolution(_) => (output, input),
+            Conv::Transposed(_) => (input, output),
         }
     }
 
     /// For each small-map position (row major) and each tap `(ky, kx)` (row major), the
     /// large-map position it meets, or [`OUTSIDE`].
     pub fn taps(&self) -> Vec<u32> {
-        let (small, large, pad) = self.sides();
-        let k = self.kernel;
+        let (small, large) = self.sides();
+        let k = self.kernel();
         let mut taps = Vec::with_capacity(small * small * k * k);
-        let at = |i: usize, t: usize| {
-            (self.stride * i + t)
-                .checked_sub(pad)
-                .filter(|&v| v < large)
+        // Where small-map row (or column) `i` meets the large map through tap `t`.
+        let at = |i: usize, t: usize| match self {
+            Conv::Convolution(c) => Some(c.stride * i + t).filter(|&v| v < large),
+            Conv::Transposed(shape) => shape.output_position(i, t),
         };
         for y in 0..small {
             for x in 0..small {
@@ -130,11 +171,11 @@ impl Conv {
             return dev.tensor_from_vec(y, (n, self.outputs())).put_tape(tape);
         }
         let taps = self.taps();
-        let (small, large, _) = self.sides();
+        let (small, large) = self.sides();
         let positions = small * small;
-        let kk = self.kernel * self.kernel;
-        let (cin, cout) = (self.in_channels, self.out_channels);
-        if !self.transposed {
+        let kk = self.kernel() * self.kernel();
+        let (cin, cout) = (self.in_channels(), self.output().1);
+        if let Conv::Convolution(_) = self {
             // Windows: (images, positions * window), then one row per position.
             let idx: Vec<usize> = taps
                 .iter()
@@ -227,12 +268,12 @@ impl HostConv {
     }
 
     fn kk(&self) -> usize {
-        self.conv.kernel * self.conv.kernel
+        self.conv.kernel() * self.conv.kernel()
     }
 
     /// `weight` `(taps * ci, co)` as `(ci, taps * co)`, into `out`.
     fn rearrange(&self, weight: &[f32], out: &mut Vec<f32>) {
-        let (kk, cin, cout) = (self.kk(), self.conv.in_channels, self.conv.out_channels);
+        let (kk, cin, cout) = (self.kk(), self.conv.in_channels(), self.conv.output().1);
         out.resize(weight.len(), 0.0);
         for t in 0..kk {
             for ci in 0..cin {
@@ -252,10 +293,10 @@ impl HostConv {
         y: &mut Vec<f32>,
     ) {
         let c = &self.conv;
-        let (kk, cin, cout) = (self.kk(), c.in_channels, c.out_channels);
+        let (kk, cin, cout) = (self.kk(), c.in_channels(), c.output().1);
         let positions = self.taps.len() / kk;
         y.resize(rows * c.outputs(), 0.0);
-        if !c.transposed {
+        if let Conv::Convolution(_) = c {
             s.windows.resize(rows * positions * kk * cin, 0.0);
             for (image, windows) in x
                 .chunks_exact(c.inputs())
@@ -316,7 +357,7 @@ impl HostConv {
         g_input: Option<&mut Vec<f32>>,
     ) {
         let c = &self.conv;
-        let (kk, cin, cout) = (self.kk(), c.in_channels, c.out_channels);
+        let (kk, cin, cout) = (self.kk(), c.in_channels(), c.output().1);
         let positions = self.taps.len() / kk;
         g_weight.resize(kk * cin * cout, 0.0);
         g_bias.clear();
@@ -326,7 +367,7 @@ impl HostConv {
                 *b += v;
             }
         }
-        if !c.transposed {
+        if let Conv::Convolution(_) = c {
             let m = rows * positions;
             matmul(
                 (kk * cin, m, cout),
@@ -416,19 +457,29 @@ mod tests {
 
     /// The small shapes the tests run: each kind, stride and padding, odd sides.
     fn shapes() -> Vec<Conv> {
-        let conv = |transposed, side, in_channels, out_channels, stride| Conv {
-            transposed,
-            side,
-            in_channels,
-            out_channels,
-            kernel: 3,
-            stride,
+        let down = |input_side, input_channels, output_channels, stride| {
+            Conv::Convolution(ConvShape {
+                input_side,
+                input_channels,
+                output_channels,
+                kernel: 3,
+                stride,
+            })
+        };
+        let up = |side, input_channels, output_channels, stride| {
+            Conv::Transposed(TransposedConvShape::new(
+                side,
+                input_channels,
+                output_channels,
+                3,
+                stride,
+            ))
         };
         vec![
-            conv(false, 9, 1, 3, 2),
-            conv(false, 7, 2, 3, 1),
-            conv(true, 4, 3, 2, 2),
-            conv(true, 5, 2, 1, 1),
+            down(9, 1, 3, 2),
+            down(7, 2, 3, 1),
+            up(4, 3, 2, 2),
+            up(5, 2, 1, 1),
         ]
     }
 
@@ -439,14 +490,18 @@ mod tests {
     /// The definition, summed plainly in f64: a convolution reads `in[s*y+ky][s*x+kx]`;
     /// a transposed convolution's input `(y, x)` adds to output `(s*y+ky-p, s*x+kx-p)`.
     fn reference(c: &Conv, w: &[f32], b: &[f32], x: &[f32]) -> Vec<f64> {
-        let (k, s, cin, cout) = (c.kernel, c.stride, c.in_channels, c.out_channels);
-        let (side, out) = (c.side, c.out_side());
+        let (transposed, s) = match c {
+            Conv::Convolution(c) => (false, c.stride),
+            Conv::Transposed(t) => (true, t.stride),
+        };
+        let (k, cin, (out, cout)) = (c.kernel(), c.in_channels(), c.output());
+        let side = ((c.inputs() / cin) as f64).sqrt() as usize;
         let mut y: Vec<f64> = (0..out * out * cout)
             .map(|v| f64::from(b[v % cout]))
             .collect();
-        let pad = if c.transposed { (k - s) / 2 } else { 0 };
-        for sy in 0..if c.transposed { side } else { out } {
-            for sx in 0..if c.transposed { side } else { out } {
+        let pad = if transposed { (k - s) / 2 } else { 0 };
+        for sy in 0..if transposed { side } else { out } {
+            for sx in 0..if transposed { side } else { out } {
                 for ky in 0..k {
                     for kx in 0..k {
                         let (ly, lx) = (s * sy + ky, s * sx + kx);
@@ -454,11 +509,11 @@ mod tests {
                         else {
                             continue;
                         };
-                        let large = if c.transposed { out } else { side };
+                        let large = if transposed { out } else { side };
                         if ly >= large || lx >= large {
                             continue;
                         }
-                        let (ip, op) = if c.transposed {
+                        let (ip, op) = if transposed {
                             (sy * side + sx, ly * out + lx)
                         } else {
                             (ly * side + lx, sy * out + sx)
@@ -479,25 +534,20 @@ mod tests {
     /// The tutorial's shapes: 28 -> 13 -> 6 down, 7 -> 14 -> 28 -> 28 up.
     #[test]
     fn sides_follow_the_tutorial() {
-        let down = |side| Conv {
-            transposed: false,
-            side,
-            in_channels: 1,
-            out_channels: 1,
+        let down = |input_side| ConvShape {
+            input_side,
+            input_channels: 1,
+            output_channels: 1,
             kernel: 3,
             stride: 2,
         };
-        assert_eq!((down(28).out_side(), down(13).out_side()), (13, 6));
-        let up = |side, stride| Conv {
-            transposed: true,
-            stride,
-            ..down(side)
-        };
-        assert_eq!((up(7, 2).out_side(), up(14, 2).out_side()), (14, 28));
-        assert_eq!(up(28, 1).out_side(), 28);
+        assert_eq!((down(28).output_side(), down(13).output_side()), (13, 6));
+        let up = |side, stride| TransposedConvShape::new(side, 1, 1, 3, stride);
+        assert_eq!((up(7, 2).output_side, up(14, 2).output_side), (14, 28));
+        assert_eq!(up(28, 1).output_side, 28);
         // Stride 2 adds each input position to a 3x3 block starting at (2y, 2x): the
         // last row and column of a block past the edge fall outside.
-        let taps = up(2, 2).taps();
+        let taps = Conv::Transposed(up(2, 2)).taps();
         assert_eq!(&taps[..9], &[0, 1, 2, 4, 5, 6, 8, 9, 10]);
         assert_eq!(
             &taps[27..],
@@ -512,8 +562,8 @@ mod tests {
         for c in shapes() {
             let rows = 3;
             let (w, b) = (
-                random(&mut rng, c.window() * c.out_channels),
-                random(&mut rng, c.out_channels),
+                random(&mut rng, c.window() * c.output().1),
+                random(&mut rng, c.output().1),
             );
             let x = random(&mut rng, rows * c.inputs());
             let layer = HostConv::new(c);
@@ -536,13 +586,13 @@ mod tests {
         let mut rng = rand::rngs::StdRng::seed_from_u64(2);
         for c in shapes() {
             let rows = 2;
-            let w = random(&mut rng, c.window() * c.out_channels);
-            let b = random(&mut rng, c.out_channels);
+            let w = random(&mut rng, c.window() * c.output().1);
+            let b = random(&mut rng, c.output().1);
             let x = random(&mut rng, rows * c.inputs());
             let mut host = Vec::new();
             HostConv::new(c).forward((&w, &b), &x, rows, &mut ConvScratch::default(), &mut host);
-            let weight = dev.tensor_from_vec(w.clone(), (c.window(), c.out_channels));
-            let bias = dev.tensor_from_vec(b.clone(), (c.out_channels,));
+            let weight = dev.tensor_from_vec(w.clone(), (c.window(), c.output().1));
+            let bias = dev.tensor_from_vec(b.clone(), (c.output().1,));
             let x = dev.tensor_from_vec(x, (rows, c.inputs()));
             let taped = c.forward(x.clone().put_tape(OwnedTape::default()), &weight, &bias);
             assert_eq!(taped.shape(), &(rows, c.outputs()));
@@ -562,13 +612,13 @@ mod tests {
         let mut rng = rand::rngs::StdRng::seed_from_u64(3);
         for c in shapes() {
             let rows = 2;
-            let w = random(&mut rng, c.window() * c.out_channels);
-            let b = random(&mut rng, c.out_channels);
+            let w = random(&mut rng, c.window() * c.output().1);
+            let b = random(&mut rng, c.output().1);
             let x = random(&mut rng, rows * c.inputs());
             let r = random(&mut rng, rows * c.outputs());
 
-            let weight = dev.tensor_from_vec(w.clone(), (c.window(), c.out_channels));
-            let bias = dev.tensor_from_vec(b.clone(), (c.out_channels,));
+            let weight = dev.tensor_from_vec(w.clone(), (c.window(), c.output().1));
+            let bias = dev.tensor_from_vec(b.clone(), (c.output().1,));
             let x_t = dev.tensor_from_vec(x.clone(), (rows, c.inputs()));
             let y = c.forward(x_t.clone().put_tape(OwnedTape::default()), &weight, &bias);
             let r_t = dev.tensor_from_vec(r.clone(), (rows, c.outputs()));

@@ -31,7 +31,7 @@ use crate::nn::adam::{AdamSettings, AdamState, Hyper};
 use crate::nn::conv::{ConvScratch, HostConv};
 use crate::nn::model::Vae;
 
-/// One dense layer's parameters and Adam's moments, as in [`crate::nn::model::Dense`]:
+/// One dense layer's parameters and Adam's moments, as in [`crate::nn::model::Layer`]:
 /// weights (inputs, outputs) row major; for a convolution, its windows' dense layer.
 struct HostLayer {
     inputs: usize,
@@ -81,7 +81,7 @@ impl LayerGrad {
     }
 }
 
-/// Where each part of the model is in [`HostModel::layers`] ([`Vae::dense_layers`]
+/// Where each part of the model is in [`HostModel::layers`] ([`Vae::layers`]
 /// order: encoder, mu, logvar, classifier, decoder).
 #[derive(Clone)]
 struct Parts {
@@ -138,7 +138,7 @@ impl HostModel {
             None => (None, Vec::new()),
         };
         let layers = vae
-            .dense_layers()
+            .layers()
             .into_iter()
             .zip(
                 moments
@@ -194,7 +194,7 @@ impl HostModel {
     /// Replaces the weights with `vae`'s, Adam's state kept. Errors when `vae` is not a
     /// model of this one's shape.
     pub fn set_weights<D: Device<f32>>(&mut self, vae: &Vae<D>) -> anyhow::Result<()> {
-        let dense = vae.dense_layers();
+        let dense = vae.layers();
         let same =
             dense.len() == self.layers.len()
                 && self.layers.iter().zip(&dense).all(|(layer, (_, d))| {
@@ -1147,7 +1147,7 @@ mod tests {
                 "{config:?} {options:?}: {a} vs {b}"
             );
         }
-        let layers = vae.dense_layers();
+        let layers = vae.layers();
         assert_eq!(tape.len(), layers.len());
         for (((name, _), ours), t) in layers.iter().zip(&shard.grads).zip(&tape) {
             let w = relative_error(&ours.weight, &t.weight.as_vec());

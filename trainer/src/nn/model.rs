@@ -7,7 +7,7 @@
 
 use dfdx::prelude::*;
 use rand::distributions::{Distribution, Uniform};
-use vae_core::{Activation, PIXELS};
+use vae_core::{Activation, TransposedConvShape, PIXELS};
 
 use crate::data::batch::Batch;
 use crate::foundation::config::{ConvLayer, ModelConfig};
@@ -15,7 +15,7 @@ use crate::foundation::loss::{log_mean_exp, normalized_weights, LossTerms};
 use crate::foundation::tensor::{
     join_columns, padded_rows, place_columns, relabel, scalar, Matrix, Vector,
 };
-use crate::nn::conv::Conv;
+use crate::nn::conv::{Conv, ConvShape};
 
 /// Applies a hidden-layer non-linearity to every entry.
 pub(crate) fn activate<D: Device<f32>, T: Tape<f32, D>>(
@@ -31,7 +31,7 @@ pub(crate) fn activate<D: Device<f32>, T: Tape<f32, D>>(
 /// `y = x W + b`, with `W` stored as (inputs, outputs); or, for a convolution, the same
 /// applied to each window of a map ([`Conv`]), `W` then (window, out channels).
 #[derive(Debug, Clone)]
-pub struct Dense<D: Device<f32>> {
+pub struct Layer<D: Device<f32>> {
     /// Weights, shape (inputs, outputs).
     pub weight: Matrix<D>,
     /// Biases, shape (outputs,).
@@ -40,14 +40,14 @@ pub struct Dense<D: Device<f32>> {
     pub conv: Option<Conv>,
 }
 
-impl<D: Device<f32>> Dense<D> {
+impl<D: Device<f32>> Layer<D> {
     /// Initialized like dfdx's and PyTorch's `Linear`: uniform in ±1/sqrt(inputs).
     fn new(dev: &D, inputs: usize, outputs: usize, rng: &mut impl rand::Rng) -> Self {
         let bound = 1.0 / (inputs as f32).sqrt();
         let dist = Uniform::new(-bound, bound);
         let weight: Vec<f32> = (0..inputs * outputs).map(|_| dist.sample(rng)).collect();
         let bias: Vec<f32> = (0..outputs).map(|_| dist.sample(rng)).collect();
-        Dense {
+        Layer {
             weight: dev.tensor_from_vec(weight, (inputs, outputs)),
             bias: dev.tensor_from_vec(bias, (outputs,)),
             conv: None,
@@ -56,9 +56,9 @@ impl<D: Device<f32>> Dense<D> {
 
     /// The convolution `conv`, initialized as a dense layer over one window.
     fn conv(dev: &D, conv: Conv, rng: &mut impl rand::Rng) -> Self {
-        Dense {
+        Layer {
             conv: Some(conv),
-            ..Dense::new(dev, conv.window(), conv.out_channels, rng)
+            ..Layer::new(dev, conv.window(), conv.output().1, rng)
         }
     }
 
@@ -93,23 +93,22 @@ impl<D: Device<f32>> Dense<D> {
     }
 }
 
-/// The convolution `layer` on a `side x side x channels` map.
-fn conv_layer(transposed: bool, (side, in_channels): (usize, usize), layer: &ConvLayer) -> Conv {
-    Conv {
-        transposed,
-        side,
-        in_channels,
-        out_channels: layer.channels,
+/// The convolution (the encoder's) `layer` on a `side x side x channels` map.
+fn convolution((input_side, input_channels): (usize, usize), layer: &ConvLayer) -> Conv {
+    Conv::Convolution(ConvShape {
+        input_side,
+        input_channels,
+        output_channels: layer.channels,
         kernel: layer.kernel,
         stride: layer.stride,
-    }
+    })
 }
 
 /// A stack of dense layers with a non-linearity between them (not after the last).
 #[derive(Debug, Clone)]
 pub struct Mlp<D: Device<f32>> {
     /// The layers, input side first.
-    pub layers: Vec<Dense<D>>,
+    pub layers: Vec<Layer<D>>,
     /// Non-linearity after every layer but the last.
     pub activation: Activation,
 }
@@ -118,7 +117,7 @@ impl<D: Device<f32>> Mlp<D> {
     fn new(dev: &D, widths: &[usize], activation: Activation, rng: &mut impl rand::Rng) -> Self {
         let layers = widths
             .windows(2)
-            .map(|w| Dense::new(dev, w[0], w[1], rng))
+            .map(|w| Layer::new(dev, w[0], w[1], rng))
             .collect();
         Mlp { layers, activation }
     }
@@ -164,9 +163,9 @@ pub struct Vae<D: Device<f32>> {
     /// Encoder trunk, 784 -> hidden..., activated.
     pub encoder: Mlp<D>,
     /// Mean of q(z|x).
-    pub mu: Dense<D>,
+    pub mu: Layer<D>,
     /// Log-variance of q(z|x).
-    pub logvar: Dense<D>,
+    pub logvar: Layer<D>,
     /// Classifier 784 -> hidden... -> classes (empty for an unconditional model).
     pub classifier: Option<Mlp<D>>,
     /// Decoder [z, class probabilities] -> hidden... -> 784 logits.
@@ -186,9 +185,9 @@ impl<D: Device<f32>> Vae<D> {
         let mut encoder = Mlp::new(dev, &[], config.activation, rng);
         let (mut side, mut channels) = (vae_core::IMAGE_SIDE, 1);
         for layer in convolutional.map_or(&[][..], |c| &c.encoder[..]) {
-            let conv = conv_layer(false, (side, channels), layer);
-            (side, channels) = (conv.out_side(), conv.out_channels);
-            encoder.layers.push(Dense::conv(dev, conv, rng));
+            let conv = convolution((side, channels), layer);
+            (side, channels) = conv.output();
+            encoder.layers.push(Layer::conv(dev, conv, rng));
         }
         let label = encoder_input - PIXELS;
         let encoder_input = encoder
@@ -201,8 +200,8 @@ impl<D: Device<f32>> Vae<D> {
         let dense = Mlp::new(dev, &encoder_widths, config.activation, rng);
         encoder.layers.extend(dense.layers);
         let trunk_out = *encoder_widths.last().unwrap_or(&encoder_input);
-        let mu = Dense::new(dev, trunk_out, config.latent, rng);
-        let logvar = Dense::new(dev, trunk_out, config.latent, rng);
+        let mu = Layer::new(dev, trunk_out, config.latent, rng);
+        let logvar = Layer::new(dev, trunk_out, config.latent, rng);
         let classifier = (config.classes > 0).then(|| {
             let widths: Vec<usize> = std::iter::once(PIXELS)
                 .chain(config.classifier_hidden.iter().copied())
@@ -220,9 +219,15 @@ impl<D: Device<f32>> Vae<D> {
         if let Some(c) = convolutional {
             let (mut side, mut channels) = (c.map_side, c.map_channels);
             for layer in &c.decoder {
-                let conv = conv_layer(true, (side, channels), layer);
-                (side, channels) = (conv.out_side(), conv.out_channels);
-                decoder.layers.push(Dense::conv(dev, conv, rng));
+                let conv = Conv::Transposed(TransposedConvShape::new(
+                    side,
+                    channels,
+                    layer.channels,
+                    layer.kernel,
+                    layer.stride,
+                ));
+                (side, channels) = conv.output();
+                decoder.layers.push(Layer::conv(dev, conv, rng));
             }
         }
         Vae {
@@ -236,7 +241,7 @@ impl<D: Device<f32>> Vae<D> {
     }
 
     /// A model of shape `config` with the weights and biases `layers` (each row major, as
-    /// [`Dense`] holds them), in [`Self::dense_layers`] order. Errors when their number or
+    /// [`Layer`] holds them), in [`Self::layers`] order. Errors when their number or
     /// sizes are not the shape's.
     pub fn with_weights(
         dev: &D,
@@ -245,7 +250,7 @@ impl<D: Device<f32>> Vae<D> {
     ) -> anyhow::Result<Self> {
         let mut vae = Vae::new(dev, config, &mut rand::rngs::mock::StepRng::new(0, 0));
         let mut layers = layers.into_iter();
-        for dense in vae.dense_layers_mut() {
+        for dense in vae.layers_mut() {
             let (inputs, outputs) = (dense.inputs(), dense.outputs());
             let (weight, bias) = layers
                 .next()
@@ -267,7 +272,7 @@ impl<D: Device<f32>> Vae<D> {
     }
 
     /// Every dense layer with a stable name, in a fixed order (checkpoints, Adam).
-    pub fn dense_layers(&self) -> Vec<(String, &Dense<D>)> {
+    pub fn layers(&self) -> Vec<(String, &Layer<D>)> {
         let mut out = Vec::new();
         for (i, l) in self.encoder.layers.iter().enumerate() {
             out.push((format!("encoder.{i}"), l));
@@ -285,9 +290,9 @@ impl<D: Device<f32>> Vae<D> {
         out
     }
 
-    /// Mutable access to every dense layer, in the order of [`Self::dense_layers`].
-    pub fn dense_layers_mut(&mut self) -> Vec<&mut Dense<D>> {
-        let mut out: Vec<&mut Dense<D>> = Vec::new();
+    /// Mutable access to every dense layer, in the order of [`Self::layers`].
+    pub fn layers_mut(&mut self) -> Vec<&mut Layer<D>> {
+        let mut out: Vec<&mut Layer<D>> = Vec::new();
         out.extend(self.encoder.layers.iter_mut());
         out.push(&mut self.mu);
         out.push(&mut self.logvar);
@@ -305,7 +310,7 @@ impl<D: Device<f32>> Vae<D> {
 
     /// The same model with its weights copied onto `dev` (through the host).
     pub fn to_device<E: Device<f32>>(&self, dev: &E) -> Vae<E> {
-        let dense = |l: &Dense<D>| Dense {
+        let dense = |l: &Layer<D>| Layer {
             weight: dev.tensor_from_vec(l.weight.as_vec(), *l.weight.shape()),
             bias: dev.tensor_from_vec(l.bias.as_vec(), *l.bias.shape()),
             conv: l.conv,

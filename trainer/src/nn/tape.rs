@@ -15,7 +15,7 @@ use crate::foundation::tensor::{Matrix, Vector};
 use crate::nn::model::Vae;
 
 /// Gradient of the loss with respect to one dense layer's parameters.
-pub struct DenseGrad<D: Device<f32>> {
+pub struct LayerGradient<D: Device<f32>> {
     /// d loss / d weight, shape (inputs, outputs).
     pub weight: Matrix<D>,
     /// d loss / d bias, shape (outputs,).
@@ -23,7 +23,7 @@ pub struct DenseGrad<D: Device<f32>> {
 }
 
 /// Loss terms of `vae` on `batch` and the gradient of the objective with respect to
-/// every dense layer, in [`Vae::dense_layers`] order: the ELBO's
+/// every dense layer, in [`Vae::layers`] order: the ELBO's
 /// `reconstruction + kl_weight * KL + class_weight * classifier` ([`Vae::loss`]), or,
 /// when the batch holds several draws per image, the negative importance-weighted bound
 /// ([`Vae::importance_loss`]).
@@ -37,7 +37,7 @@ pub fn tape_gradients<D: Device<f32>>(
     images: usize,
     class_weight: f32,
     kl_weight: f32,
-) -> (LossTerms, Vec<DenseGrad<D>>) {
+) -> (LossTerms, Vec<LayerGradient<D>>) {
     let share = batch.len() as f32 / images.max(1) as f32;
     let (loss, terms) = if batch.samples() > 1 {
         vae.importance_loss(batch, kl_weight, OwnedTape::default())
@@ -46,13 +46,13 @@ pub fn tape_gradients<D: Device<f32>>(
     };
     let mut tape = (loss * share).backward();
     let grads = vae
-        .dense_layers()
+        .layers()
         .into_iter()
         .map(|(_, layer)| {
             // A layer the loss does not reach gets zeros rather than a panic in `get`.
             let _ = tape.get_or_alloc_mut(&layer.weight);
             let _ = tape.get_or_alloc_mut(&layer.bias);
-            DenseGrad {
+            LayerGradient {
                 weight: tape.get(&layer.weight),
                 bias: tape.get(&layer.bias),
             }

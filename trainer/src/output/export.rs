@@ -9,11 +9,11 @@ use vae_core::Precision;
 
 use crate::foundation::io::write_atomic;
 use crate::foundation::run_dir::RunDir;
-use crate::nn::model::{Dense, Vae};
+use crate::nn::model::{Layer, Vae};
 
 /// One layer's weights row by row (`[out][in]`, the model file's order and the transpose
 /// of dfdx's `(in, out)` storage), and its biases.
-fn file_order<D: Device<f32>>(layer: &Dense<D>) -> (Vec<f32>, Vec<f32>) {
+fn file_order<D: Device<f32>>(layer: &Layer<D>) -> (Vec<f32>, Vec<f32>) {
     let (inputs, outputs) = (layer.inputs(), layer.outputs());
     let w = layer.weight.as_vec();
     let rows = (0..outputs)

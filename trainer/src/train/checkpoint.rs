@@ -37,7 +37,7 @@ pub fn save<D: Device<f32>>(vae: &Vae<D>, run: &RunDir) -> Result<()> {
 /// `(name, dims, values)` of every weight and bias.
 fn model_tensors<D: Device<f32>>(vae: &Vae<D>) -> Vec<(String, Vec<usize>, Vec<f32>)> {
     let mut data = Vec::new();
-    for (name, layer) in vae.dense_layers() {
+    for (name, layer) in vae.layers() {
         let (inputs, outputs) = *layer.weight.shape();
         data.push((
             format!("{name}.weight"),
@@ -82,7 +82,7 @@ pub fn save_resume<D: Device<f32>>(
     run: &RunDir,
 ) -> Result<()> {
     let mut data = model_tensors(vae);
-    for ((name, layer), moments) in vae.dense_layers().into_iter().zip(&adam.moments) {
+    for ((name, layer), moments) in vae.layers().into_iter().zip(&adam.moments) {
         let (w, b) = (*layer.weight.shape(), layer.outputs());
         for (part, values) in ADAM_PARTS.iter().zip(moments) {
             let dims = if part.starts_with("weight") {
@@ -119,7 +119,7 @@ pub fn load_resume<D: Device<f32>>(dev: &D, run: &RunDir) -> Result<ResumeState<
     let (epoch, step) = (number("epoch")?, number("adam_step")?);
     let mut adam = AdamState::new(&vae, config.learning_rate);
     let mut moments = Vec::new();
-    for (name, layer) in vae.dense_layers() {
+    for (name, layer) in vae.layers() {
         let (w, b) = (*layer.weight.shape(), layer.outputs());
         let mut parts = ADAM_PARTS.iter().map(|part| {
             let dims = if part.starts_with("weight") {
@@ -171,7 +171,7 @@ fn read_model<D: Device<f32>>(dev: &D, config: &TrainConfig, file: &SafeTensors)
         &mut rand::rngs::mock::StepRng::new(0, 0),
     );
     let layers = shape
-        .dense_layers()
+        .layers()
         .into_iter()
         .map(|(name, layer)| {
             let (inputs, outputs) = *layer.weight.shape();

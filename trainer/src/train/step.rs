@@ -19,7 +19,7 @@ use crate::foundation::loss::LossTerms;
 use crate::nn::adam::{Adam, AdamState, LayerUpdate};
 use crate::nn::host::HostModel;
 use crate::nn::model::Vae;
-use crate::nn::tape::{tape_gradients, DenseGrad};
+use crate::nn::tape::{tape_gradients, LayerGradient};
 
 /// A dfdx device the trainer can train on. `Synchronize` lets a caller wait for the
 /// device's queued work (a GPU runs it asynchronously), for honest timings.
@@ -42,7 +42,7 @@ pub trait TrainDevice: Device<f32> + Synchronize {
         dev: &Self,
         vae: &Vae<Self>,
         shards: Vec<Shard<'_, Self>>,
-    ) -> Vec<(LossTerms, Vec<DenseGrad<Self>>)> {
+    ) -> Vec<(LossTerms, Vec<LayerGradient<Self>>)> {
         shards.iter().map(|shard| shard.run(dev, vae)).collect()
     }
 
@@ -68,7 +68,7 @@ impl TrainDevice for Cpu {
         dev: &Self,
         vae: &Vae<Self>,
         shards: Vec<Shard<'_, Self>>,
-    ) -> Vec<(LossTerms, Vec<DenseGrad<Self>>)> {
+    ) -> Vec<(LossTerms, Vec<LayerGradient<Self>>)> {
         // With a shard on each core, a matrix product split across cores only adds
         // hand-overs (measured: about 8 % slower); gemm, dfdx's CPU matmul, is told so
         // for the duration and set back after.
@@ -147,7 +147,7 @@ pub struct Shard<'a, D: Device<f32>> {
 
 impl<D: Device<f32>> Shard<'_, D> {
     /// Draws the shard's batch and returns its loss terms and gradients.
-    pub fn run(&self, dev: &D, vae: &Vae<D>) -> (LossTerms, Vec<DenseGrad<D>>) {
+    pub fn run(&self, dev: &D, vae: &Vae<D>) -> (LossTerms, Vec<LayerGradient<D>>) {
         let mut rng = rand::rngs::StdRng::seed_from_u64(self.seed);
         let batch = self.source.batch(dev, self.indices, &vae.config, &mut rng);
         let (class_weight, kl_weight) = self.weights;
@@ -167,7 +167,7 @@ pub fn sharded_gradients<D: TrainDevice>(
     (images, indices): (&Images<D>, &[usize]),
     rng: &mut impl rand::Rng,
     weights: (f32, f32),
-) -> (LossTerms, Vec<Vec<DenseGrad<D>>>) {
+) -> (LossTerms, Vec<Vec<LayerGradient<D>>>) {
     let shards: Vec<Shard<D>> = shard_parts::<D>(indices, rng)
         .into_iter()
         .map(|(part, seed)| Shard {
@@ -375,7 +375,7 @@ mod tests {
             });
             let ((tape_vae, tape_adam), (host_vae, host_adam)) = (tape, host);
             assert_eq!(tape_adam.settings.steps(), host_adam.settings.steps());
-            for ((name, a), (_, b)) in tape_vae.dense_layers().iter().zip(host_vae.dense_layers()) {
+            for ((name, a), (_, b)) in tape_vae.layers().iter().zip(host_vae.layers()) {
                 let w = relative_error(&b.weight.as_vec(), &a.weight.as_vec());
                 assert!(w < 1e-4, "{config:?} {name}: {w:e}");
             }
