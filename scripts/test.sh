@@ -4,7 +4,8 @@
 # NUCLEO-F411RE, Raspberry Pi Pico and ESP32-C3 boards, the firmware under QEMU on each of
 # the three, the web page's WebAssembly module, and every test (unit, doc,
 # workspace-level incl. firmware/host and browser/host parity, CLI), and a short run of
-# each fuzz target.
+# each fuzz target. Every test: the slow tier too (`--features vae-tests/slow`: the
+# firmware in QEMU, the page in Chromium), which a plain `cargo test` leaves out.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,7 +15,7 @@ echo "== cargo fmt --check"
 cargo fmt --all -- --check
 (cd firmware && cargo fmt -- --check)
 echo "== cargo clippy (deny warnings)"
-cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --locked --features vae-tests/slow -- -D warnings
 echo "== the CUDA training path, type-checked without CUDA (dfdx ci-check)"
 cargo clippy -p trainer --all-targets --locked --features cuda-ci-check -- -D warnings
 targets=(thumbv7em-none-eabihf thumbv6m-none-eabi riscv32imac-unknown-none-elf)
@@ -54,9 +55,14 @@ echo "== firmware: clippy for each target and board, the NUCLEO-F411RE, Pico and
 echo "== fuzz targets, briefly (scripts/fuzz.sh; longer runs: FUZZ_RUNS=10000000 scripts/fuzz.sh)"
 (cd fuzz && cargo fmt -- --check && cargo clippy --all-targets -- -D warnings)
 FUZZ_SECONDS="${FUZZ_SECONDS:-15}" scripts/fuzz.sh
-echo "== cargo test"
+echo "== cargo test, both tiers"
 log="$(mktemp)"
 trap 'rm -f "$log"' EXIT
-cargo test --workspace --locked 2>&1 | tee "$log"
+cargo test --workspace --locked --features vae-tests/slow 2>&1 | tee "$log"
+# The slow tier ran: cargo skips, without a word, a test whose required features are not
+# all given.
+for slow in firmware browser; do
+  grep -q "Running tests/$slow.rs" "$log" || { echo "error: tests/$slow.rs did not run"; exit 1; }
+done
 # One closing line for the whole run, summed over every test binary and doctest.
 awk '/^test result:/ { p += $4; f += $6 } END { printf "\ntests: %d passed, %d failed\n", p, f }' "$log"
