@@ -118,7 +118,7 @@ fn run() -> ! {
             SCRATCH_WORDS * 4
         ));
     }
-    if let Some(up) = &shape.upsampling {
+    if let Some(up) = &shape.transposed_convs {
         say!(
             "maps: streamed in {} bytes of scratch; whole maps would need {} bytes",
             needed * 4,

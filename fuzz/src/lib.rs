@@ -69,7 +69,7 @@ pub fn check_case(case: &Case) {
         } else {
             Activation::Relu
         },
-        upsampling: case
+        transposed_convs: case
             .transposed_convs
             .as_ref()
             .filter(|_| case.version != Some(2))

@@ -201,7 +201,7 @@ fn odd_files(site: &Path) -> Vec<(String, Vec<u8>)> {
             classes: 3,
             hidden: heapless::Vec::from_slice(&[7, 5]).expect("two layers"),
             activation,
-            upsampling: None,
+            transposed_convs: None,
             output: PIXELS as u16,
         };
         for precision in Precision::ALL {

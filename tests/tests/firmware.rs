@@ -270,7 +270,7 @@ fn made_up_models_match_the_host(
         classes: 10,
         hidden,
         activation: vae_core::Activation::Relu,
-        upsampling: None,
+        transposed_convs: None,
         output: PIXELS as u16,
     };
     let dir = scratch_dir(&format!("firmware-{name}-{}", target.triple));
@@ -322,7 +322,7 @@ fn conv_models_that_cannot_run_fail_with_a_message(target: &Target) {
     let mut arch = vae_core::tutorial_architecture().unwrap();
     arch.latent = 10;
     arch.classes = 10;
-    if let Some(up) = arch.upsampling.as_mut() {
+    if let Some(up) = arch.transposed_convs.as_mut() {
         up.channels = 64;
     }
     let values = (0..arch.parameter_count()).map(|i| (i % 13) as f32 * 0.01 - 0.06);

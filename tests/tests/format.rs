@@ -13,7 +13,7 @@ fn tiny_arch() -> Architecture {
         classes: 0,
         hidden: heapless::Vec::new(),
         activation: Activation::Relu,
-        upsampling: None,
+        transposed_convs: None,
         output: PIXELS as u16,
     }
 }
@@ -62,7 +62,7 @@ fn golden_bytes_of_a_tiny_f16_model() {
         0x00, // classes 0
         0x00, // no hidden layers (sequence length 0)
         0x00, // activation: Relu (variant 0)
-        0x00, // no upsampling part (Option::None)
+        0x00, // no transposed convolutions (Option::None)
         0x90, 0x06, // output 784 (varint: 0x10 | 0x80, 6)
         0x01, // precision: F16 (variant 1)
         0xC0, 0x18, // payload length 3136 (varint: 0x40 | 0x80, 24)

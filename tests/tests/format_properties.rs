@@ -28,7 +28,7 @@ fn model_values() -> impl Strategy<Value = (Architecture, Vec<f32>)> {
             classes,
             hidden,
             activation,
-            upsampling: None,
+            transposed_convs: None,
             output: PIXELS as u16,
         };
         // Weights in [-1, 1) from a small LCG (values need not be learned, only stored).

@@ -104,7 +104,7 @@ fn a_convolutional_model_learns_on_a_slice_of_mnist() {
 
     let bytes = model_file(&vae, Precision::F16).unwrap();
     let model = Model::parse(&bytes).unwrap();
-    assert!(model.architecture().upsampling.is_some());
+    assert!(model.architecture().transposed_convs.is_some());
     let mut scratch = vec![0u32; model.scratch_len()];
     let zs = vae_tests::latents(2, 8);
     let input: Vec<f32> = zs.concat();

@@ -29,7 +29,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             classes: 0,
             hidden: heapless::Vec::new(),
             activation: Activation::Sigmoid,
-            upsampling: None,
+            transposed_convs: None,
             output: PIXELS as u16,
         };
         let mut rng = Rng::new(7);
@@ -50,7 +50,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             classes: 10,
             hidden: heapless::Vec::new(),
             activation: Activation::Relu,
-            upsampling: Some(TransposedConvs {
+            transposed_convs: Some(TransposedConvs {
                 side: 7,
                 channels: 4,
                 layers,

@@ -206,7 +206,7 @@ mod tests {
             classes,
             hidden: heapless::Vec::new(),
             activation: Activation::Relu,
-            upsampling: None,
+            transposed_convs: None,
             output: PIXELS as u16,
         };
         let mut out = vec![0u8; encoded_len(&arch, Precision::F32).unwrap()];

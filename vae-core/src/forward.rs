@@ -22,7 +22,7 @@ impl Forward<'_> {
         #[cfg(feature = "transposed-conv")]
         let conv = self
             .arch
-            .upsampling
+            .transposed_convs
             .as_ref()
             .map_or(0, transposed_conv::scratch_len);
         #[cfg(not(feature = "transposed-conv"))]
@@ -105,7 +105,7 @@ impl Forward<'_> {
             };
             let weights = payload.next(n_in.saturating_mul(n_out).saturating_mul(B))?;
             let biases = payload.next(n_out.saturating_mul(B))?;
-            if let (true, Some(up)) = (last, &arch.upsampling) {
+            if let (true, Some(up)) = (last, &arch.transposed_convs) {
                 // The map layer: its outputs are computed a map pixel at a time.
                 #[cfg(not(feature = "transposed-conv"))]
                 return Err(no_transposed_conv(up, conv));
@@ -156,7 +156,7 @@ impl Forward<'_> {
         scales: bool,
     ) -> Result<heapless::Vec<arithmetic::ConvBytes<'p>, MAX_CONV_LAYERS>, Error> {
         let mut convs = heapless::Vec::new();
-        for shape in self.arch.upsampling.iter().flat_map(|up| up.shapes()) {
+        for shape in self.arch.transposed_convs.iter().flat_map(|up| up.shapes()) {
             let (row_len, outputs) = (shape.row_len(), shape.output_channels);
             let weights = payload.next(row_len.saturating_mul(outputs).saturating_mul(width))?;
             let scales = if scales {
@@ -187,7 +187,7 @@ impl Forward<'_> {
     /// largest), the exact sum `acc = sum_i q[i] * w[i]` in i32, and each output
     /// `round(acc * scale * 2^shift) + round(bias * 2^16)` in Q16, saturated, with `scale`
     /// and `bias` the row's f32 values read by their bits ([`fixed::scaled`]); the
-    /// upsampling part as `transposed_conv` documents. A sigmoid hidden layer (no committed
+    /// transposed convolutions as `transposed_conv` documents. A sigmoid hidden layer (no committed
     /// model has one) goes through f32.
     #[inline(never)]
     fn forward_i8(
@@ -214,7 +214,7 @@ impl Forward<'_> {
             let scales = payload.next(n_out.saturating_mul(4))?;
             let biases = payload.next(n_out.saturating_mul(4))?;
             let q = kernels::QuantizedInput::new(current, n_in);
-            if let (true, Some(up)) = (last, &arch.upsampling) {
+            if let (true, Some(up)) = (last, &arch.transposed_convs) {
                 // The map layer: its outputs are computed a map pixel at a time.
                 #[cfg(not(feature = "transposed-conv"))]
                 return Err(no_transposed_conv(up, conv));

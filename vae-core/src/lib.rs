@@ -51,7 +51,6 @@ mod transposed_conv;
 
 pub use error::Error;
 #[doc(hidden)]
-pub use format::Upsampling;
 pub use format::{
     encode, encoded_len, same_padding, Activation, Architecture, Header, Precision, TransposedConv,
     TransposedConvShape, TransposedConvs, UnknownName, FORMAT_VERSION, IMAGE_SIDE, KERNEL, MAGIC,
@@ -75,7 +74,7 @@ pub fn example_model(precision: Precision, out: &mut [u8]) -> Result<&[u8], Erro
         classes: 10,
         hidden,
         activation: Activation::Relu,
-        upsampling: None,
+        transposed_convs: None,
         output: PIXELS as u16,
     };
     // A fixed pseudo-random pattern in (-0.5, 0.5].
@@ -104,7 +103,7 @@ pub fn tutorial_architecture() -> Result<Architecture, Error> {
         classes: 0,
         hidden: heapless::Vec::new(),
         activation: Activation::Relu,
-        upsampling: Some(TransposedConvs::tutorial()),
+        transposed_convs: Some(TransposedConvs::tutorial()),
         output: PIXELS as u16,
     })
 }

@@ -79,7 +79,7 @@ impl<'a> Model<'a> {
     pub fn parse(bytes: &'a [u8]) -> Result<Self, Error> {
         let (header, payload) = split_and_verify(bytes)?;
         #[cfg(not(feature = "transposed-conv"))]
-        if header.arch.upsampling.is_some() {
+        if header.arch.transposed_convs.is_some() {
             return Err(Error::UnsupportedArchitecture(
                 "transposed convolutions, which this build leaves out (vae-core's feature `transposed-conv`)",
             ));
@@ -426,7 +426,7 @@ mod tests {
             classes: 0,
             hidden: heapless::Vec::from_slice(&[6, 5]).unwrap(),
             activation: Activation::Sigmoid,
-            upsampling: None,
+            transposed_convs: None,
             output: PIXELS as u16,
         };
         for precision in Precision::ALL {

@@ -122,7 +122,7 @@ pub fn logits<T: Real>(layers: &[Layer], arch: &Architecture, input: &[f32]) -> 
             Activation::Sigmoid => v.sigmoid(),
         }
     };
-    let convs = arch.upsampling.as_ref();
+    let convs = arch.transposed_convs.as_ref();
     let dense = arch.dense_layers().count();
     let mut x: Vec<T> = input.iter().map(|&v| T::from(v)).collect();
     for (index, ((n_in, n_out), (w, b))) in arch.dense_layers().zip(layers).enumerate() {

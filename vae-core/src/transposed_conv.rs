@@ -407,7 +407,7 @@ mod tests {
             classes,
             hidden: heapless::Vec::from_slice(hidden).unwrap(),
             activation,
-            upsampling: Some(TransposedConvs {
+            transposed_convs: Some(TransposedConvs {
                 side,
                 channels,
                 layers,
@@ -637,7 +637,7 @@ mod tests {
         assert_eq!(good.validate(), Ok(()));
         let with = |f: &dyn Fn(&mut TransposedConvs)| {
             let mut arch = good.clone();
-            f(arch.upsampling.as_mut().unwrap());
+            f(arch.transposed_convs.as_mut().unwrap());
             arch
         };
         let bad = [
@@ -710,7 +710,7 @@ mod tests {
         for (bytes, want) in files {
             let model = Model::parse(bytes).unwrap();
             assert_eq!(model.header().version, 2);
-            assert_eq!(model.architecture().upsampling, None);
+            assert_eq!(model.architecture().transposed_convs, None);
             let mut scratch = vec![0u32; model.scratch_len()];
             let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
             for drawing in crate::demo::plan(&model) {

@@ -49,7 +49,7 @@ pub struct ConvLayer {
     pub channels: usize,
     /// Side of the square window.
     pub kernel: usize,
-    /// Step of the window (the encoder's) or factor of upsampling (the decoder's).
+    /// Step of the window (the encoder's) or how many times the side grows (the decoder's).
     pub stride: usize,
 }
 
@@ -199,7 +199,7 @@ impl ModelConfig {
                 )
             })?;
         }
-        let upsampling = self
+        let transposed_convs = self
             .convolutional
             .as_ref()
             .map(Convolutional::transposed_convs)
@@ -209,7 +209,7 @@ impl ModelConfig {
             classes: u16::try_from(self.classes)?,
             hidden,
             activation: self.activation,
-            upsampling,
+            transposed_convs,
             output: vae_core::PIXELS as u16,
         };
         arch.validate()?;

@@ -25,7 +25,7 @@ pub struct Architecture {
     pub activation: Activation,
     /// The convolutional part after the dense layers, `None` for a dense decoder (every
     /// version 2 file).
-    pub upsampling: Option<TransposedConvs>,
+    pub transposed_convs: Option<TransposedConvs>,
     /// Output size; always [`PIXELS`] in this version.
     pub output: u16,
 }
@@ -35,7 +35,7 @@ impl Architecture {
     ///
     /// ```
     /// # let arch = vae_core::Architecture { latent: 10, classes: 10, hidden: heapless::Vec::new(),
-    /// #     activation: vae_core::Activation::Relu, upsampling: None, output: 784 };
+    /// #     activation: vae_core::Activation::Relu, transposed_convs: None, output: 784 };
     /// assert_eq!(arch.input_len(), 20);
     /// ```
     pub fn input_len(&self) -> usize {
@@ -50,12 +50,12 @@ impl Architecture {
     /// use vae_core::{Activation, Architecture};
     /// let arch = Architecture {
     ///     latent: 10, classes: 10, hidden: heapless::Vec::from_slice(&[128]).unwrap(),
-    ///     activation: Activation::Relu, upsampling: None, output: 784,
+    ///     activation: Activation::Relu, transposed_convs: None, output: 784,
     /// };
     /// assert!(arch.dense_layers().eq([(20, 128), (128, 784)]));
     /// ```
     pub fn dense_layers(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
-        let last = match &self.upsampling {
+        let last = match &self.transposed_convs {
             Some(up) => up.map_len(),
             None => usize::from(self.output),
         };
@@ -79,7 +79,7 @@ impl Architecture {
     /// use vae_core::{Activation, Architecture, TransposedConv, TransposedConvs};
     /// let arch = Architecture {
     ///     latent: 10, classes: 10, hidden: heapless::Vec::from_slice(&[128]).unwrap(),
-    ///     activation: Activation::Relu, upsampling: None, output: 784,
+    ///     activation: Activation::Relu, transposed_convs: None, output: 784,
     /// };
     /// assert!(arch.layers().eq([(20, 128), (128, 784)]));
     /// assert_eq!(arch.parameter_count(), 20 * 128 + 128 + 128 * 784 + 784);
@@ -87,7 +87,7 @@ impl Architecture {
     /// let conv = |channels, stride| TransposedConv { channels, kernel: 3, stride };
     /// let tutorial = Architecture {
     ///     latent: 2, classes: 0, hidden: heapless::Vec::new(), activation: Activation::Relu,
-    ///     upsampling: Some(TransposedConvs {
+    ///     transposed_convs: Some(TransposedConvs {
     ///         side: 7, channels: 32,
     ///         layers: heapless::Vec::from_slice(&[conv(64, 2), conv(32, 2), conv(1, 1)]).unwrap(),
     ///     }),
@@ -99,7 +99,7 @@ impl Architecture {
     /// ```
     pub fn layers(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
         let convs = self
-            .upsampling
+            .transposed_convs
             .iter()
             .flat_map(|up| up.shapes())
             .map(|s| (s.row_len(), s.output_channels));
@@ -115,14 +115,14 @@ impl Architecture {
     /// use vae_core::{Activation, Architecture};
     /// let arch = Architecture {
     ///     latent: 10, classes: 10, hidden: heapless::Vec::from_slice(&[128]).unwrap(),
-    ///     activation: Activation::Relu, upsampling: None, output: 784,
+    ///     activation: Activation::Relu, transposed_convs: None, output: 784,
     /// };
     /// assert_eq!(arch.multiply_accumulates(), 20 * 128 + 128 * 784);
     /// ```
     pub fn multiply_accumulates(&self) -> usize {
         let dense = self.dense_layers().map(|(i, o)| i.saturating_mul(o));
         let convs = self
-            .upsampling
+            .transposed_convs
             .iter()
             .map(TransposedConvs::multiply_accumulates);
         dense.chain(convs).fold(0usize, usize::saturating_add)
@@ -142,7 +142,7 @@ impl Architecture {
     /// use vae_core::{Activation, Architecture, Error};
     /// let arch = Architecture {
     ///     latent: 0, classes: 10, hidden: heapless::Vec::new(),
-    ///     activation: Activation::Relu, upsampling: None, output: 784,
+    ///     activation: Activation::Relu, transposed_convs: None, output: 784,
     /// };
     /// assert!(matches!(arch.validate(), Err(Error::UnsupportedArchitecture(_))));
     /// let many = Architecture { latent: 2, classes: 257, ..arch.clone() };
@@ -183,7 +183,7 @@ impl Architecture {
                 "a hidden layer is wider than MAX_WIDTH",
             ));
         }
-        if let Some(up) = &self.upsampling {
+        if let Some(up) = &self.transposed_convs {
             up.validate()?;
         }
         Ok(())
@@ -204,7 +204,7 @@ impl Architecture {
 /// let conv = |channels, stride| TransposedConv { channels, kernel: 3, stride };
 /// let arch = Architecture {
 ///     latent: 2, classes: 0, hidden: heapless::Vec::new(), activation: Activation::Relu,
-///     upsampling: Some(TransposedConvs {
+///     transposed_convs: Some(TransposedConvs {
 ///         side: 7, channels: 32,
 ///         layers: heapless::Vec::from_slice(&[conv(64, 2), conv(32, 2), conv(1, 1)]).unwrap(),
 ///     }),
@@ -221,7 +221,7 @@ impl Architecture {
 /// use vae_core::{Activation, Architecture};
 /// let arch = Architecture {
 ///     latent: 10, classes: 10, hidden: heapless::Vec::from_slice(&[128, 256]).unwrap(),
-///     activation: Activation::Relu, upsampling: None, output: 784,
+///     activation: Activation::Relu, transposed_convs: None, output: 784,
 /// };
 /// assert_eq!(
 ///     arch.to_string(),
@@ -234,7 +234,7 @@ impl fmt::Display for Architecture {
         for width in &self.hidden {
             write!(f, " -> {width} {}", self.activation)?;
         }
-        if let Some(up) = &self.upsampling {
+        if let Some(up) = &self.transposed_convs {
             up.describe(f, self.activation)?;
         }
         write!(f, " -> {} {}", self.output, Activation::Sigmoid)

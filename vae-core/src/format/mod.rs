@@ -64,6 +64,6 @@ pub use layout::{
 pub use names::{Activation, Precision, UnknownName};
 pub(crate) use reader::split_and_verify;
 pub use transposed_conv::{
-    same_padding, TransposedConv, TransposedConvShape, TransposedConvs, Upsampling, KERNEL,
+    same_padding, TransposedConv, TransposedConvShape, TransposedConvs, KERNEL,
 };
 pub use writer::{encode, encoded_len};

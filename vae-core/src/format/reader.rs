@@ -105,7 +105,7 @@ impl From<HeaderV2> for Header {
                 classes,
                 hidden,
                 activation,
-                upsampling: None,
+                transposed_convs: None,
                 output,
             },
             precision: v2.precision,

@@ -81,7 +81,7 @@ impl Precision {
     /// use vae_core::{Activation, Architecture, Precision};
     /// let arch = Architecture {
     ///     latent: 2, classes: 0, hidden: heapless::Vec::new(),
-    ///     activation: Activation::Relu, upsampling: None, output: 784,
+    ///     activation: Activation::Relu, transposed_convs: None, output: 784,
     /// };
     /// let mut values = vec![0.1f32; arch.parameter_count()];
     /// Precision::F16.round_model(&arch, &mut values)?;

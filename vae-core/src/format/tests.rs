@@ -16,7 +16,7 @@ fn arch(latent: u16, classes: u16, hidden: &[u16], activation: Activation) -> Ar
         classes,
         hidden: heapless::Vec::from_slice(hidden).unwrap(),
         activation,
-        upsampling: None,
+        transposed_convs: None,
         output: PIXELS as u16,
     }
 }

@@ -110,11 +110,6 @@ pub struct TransposedConvs {
     pub layers: heapless::Vec<TransposedConv, MAX_CONV_LAYERS>,
 }
 
-/// The name [`TransposedConvs`] had before the project called the one concept by one
-/// name; kept for the trainer's configuration until it moves to the new one.
-#[doc(hidden)]
-pub type Upsampling = TransposedConvs;
-
 /// One transposed convolution with the shape of its input, as the decoder runs it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TransposedConvShape {

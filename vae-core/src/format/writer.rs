@@ -21,7 +21,7 @@ const MAX_ROW: usize = KERNEL as usize * KERNEL as usize * MAX_WIDTH;
 /// use vae_core::{encoded_len, Activation, Architecture, Precision};
 /// let arch = Architecture {
 ///     latent: 2, classes: 0, hidden: heapless::Vec::new(),
-///     activation: Activation::Relu, upsampling: None, output: 784,
+///     activation: Activation::Relu, transposed_convs: None, output: 784,
 /// };
 /// let payload = 2 * (2 * 784 + 784);
 /// assert!(encoded_len(&arch, Precision::F16).unwrap() > payload);
@@ -71,7 +71,7 @@ fn header_for(arch: &Architecture, precision: Precision) -> Result<Header, Error
 /// use vae_core::{encode, encoded_len, Activation, Architecture, Error, Model, Precision};
 /// let arch = Architecture {
 ///     latent: 2, classes: 0, hidden: heapless::Vec::new(),
-///     activation: Activation::Relu, upsampling: None, output: 784,
+///     activation: Activation::Relu, transposed_convs: None, output: 784,
 /// };
 /// let values = (0..arch.parameter_count()).map(|i| i as f32 * 1e-3);
 /// let mut file = vec![0u8; encoded_len(&arch, Precision::I8).unwrap()];
