@@ -9,8 +9,8 @@
 #   scripts/bench-iwae.sh                              # models/iwae-k5, k 5000, 20 images, 3 rounds
 #   RUN=models/iwae K=5000 IMAGES=50 ROUNDS=5 scripts/bench-iwae.sh
 #
-# PyTorch comes from scripts/bench-train.sh's virtual environment (target/bench-venv,
-# installed there on first use, pinned); TORCH_PYTHON=/path/to/python uses another.
+# PyTorch comes from scripts/bench/torch-env.sh (a pinned version in a throwaway virtual
+# environment, target/bench-venv; TORCH_PYTHON=/path/to/python uses another).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,14 +20,7 @@ images="${IMAGES:-20}"
 rounds="${ROUNDS:-3}"
 read -r -a modes <<< "${TORCH_MODES:-eager compile}"
 
-scripts/fetch-mnist.sh data/mnist >/dev/null
-torch_pin="torch==2.11.0 numpy==2.4.6"
-python="${TORCH_PYTHON:-target/bench-venv/bin/python}"
-if [[ -z ${TORCH_PYTHON:-} ]] && ! "$python" -c "import torch; assert torch.__version__.startswith('2.11.0')" 2>/dev/null; then
-  echo "installing $torch_pin into target/bench-venv (PyPI, one time)..."
-  python3 -m venv target/bench-venv
-  target/bench-venv/bin/pip install -q $torch_pin
-fi
+source scripts/bench/torch-env.sh
 cargo build --release --locked -q -p trainer --example iwae_bench
 bench=target/release/examples/iwae_bench
 

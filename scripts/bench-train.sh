@@ -28,11 +28,9 @@
 # takes the preset by name and scripts/bench/pytorch_vae.py builds the network from
 # that file.
 #
-# PyTorch is installed from PyPI into a throwaway virtual environment (target/bench-venv,
-# git-ignored; about 3 GB with the CUDA libraries PyPI's Linux wheel pulls in, though only
-# the CPU is used), pinned to the version below; every figure line names the version
-# that ran. It is not a dependency of the project. TORCH_PYTHON=/path/to/python uses an
-# existing installation instead.
+# PyTorch comes from scripts/bench/torch-env.sh (a pinned version in a throwaway virtual
+# environment, target/bench-venv; TORCH_PYTHON=/path/to/python uses another); every
+# figure line names the version that ran.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -41,14 +39,7 @@ steps="${STEPS:-300}"
 models="${MODELS:-classic default}"
 read -r -a modes <<< "${TORCH_CONFIGS:-eager/default eager/fused compile/default compile/fused}"
 
-scripts/fetch-mnist.sh data/mnist >/dev/null
-torch_pin="torch==2.11.0 numpy==2.4.6"
-python="${TORCH_PYTHON:-target/bench-venv/bin/python}"
-if [[ -z ${TORCH_PYTHON:-} ]] && ! "$python" -c "import torch; assert torch.__version__.startswith('2.11.0')" 2>/dev/null; then
-  echo "installing $torch_pin into target/bench-venv (PyPI, one time)..."
-  python3 -m venv target/bench-venv
-  target/bench-venv/bin/pip install -q $torch_pin
-fi
+source scripts/bench/torch-env.sh
 cargo build --release --locked -q -p trainer --bin vae --example train_bench
 bench=target/release/examples/train_bench
 configs=target/bench-configs

@@ -16,7 +16,6 @@ their median, with the estimate and the PyTorch version.
 """
 
 import argparse
-import gzip
 import json
 import os
 import statistics
@@ -27,17 +26,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from pytorch_vae import read_idx
+
 IMAGES_PER_PASS = 10
 DRAWS_PER_PASS = 500
-
-
-def read_idx(path):
-    """The bytes of the IDX file `path`, or of its gzip-compressed `path.gz`."""
-    for candidate, opener in ((path, open), (path + ".gz", gzip.open)):
-        if os.path.exists(candidate):
-            with opener(candidate, "rb") as f:
-                return np.frombuffer(bytearray(f.read()), dtype=np.uint8)
-    raise SystemExit(f"{path}: not found (nor {path}.gz); scripts/fetch-mnist.sh fetches MNIST")
 
 
 def read_safetensors(path):
