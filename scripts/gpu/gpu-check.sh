@@ -110,7 +110,7 @@ if [[ $stages == *train* ]]; then
   train classic-s0 --preset classic --seed 0 --epochs "${CLASSIC_EPOCHS:-10}"
   train default-s1 --seed 1 --epochs "$epochs"
   train classic-s1 --preset classic --seed 1 --epochs "${CLASSIC_EPOCHS:-10}"
-  # Convolutions train through dfdx's tape on the GPU (the CPU has its own closed form).
+  # Every model trains through dfdx's tape on the GPU (the CPU has the closed form).
   train conv-s0 --preset conv --seed 0 --epochs "${CONV_EPOCHS:-10}"
 fi
 
