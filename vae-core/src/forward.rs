@@ -39,7 +39,8 @@ impl Forward<'_> {
             .fold(arch.input_len(), usize::max)
     }
 
-    /// The forward pass in `scratch` (at least [`scratch_len`](Self::scratch_len) words):
+    /// The forward pass in `scratch` (at least [`scratch_len`](Self::scratch_len) words,
+    /// which the caller has checked):
     /// hidden layers through two buffers, the output layer (or the transposed convolutions)
     /// straight into `canvas`, so no 784-value buffer is needed on the
     /// way to pixels. f32 and f16 weights run in f32; i8 weights in integers (see
@@ -63,10 +64,10 @@ impl Forward<'_> {
                 found: input.len(),
             });
         }
-        let (needed, available) = (self.scratch_len(), scratch.len());
-        let scratch = scratch
-            .get_mut(..needed)
-            .ok_or(Error::ScratchTooSmall { needed, available })?;
+        // `scratch` is not measured against `scratch_len` again here: every caller
+        // (`Model`'s decoding methods) has checked it, and each image would pay for the
+        // sum once more (a loop over the layers' shapes). With less, the dense buffers'
+        // split or the transposed convolutions' own check refuses it.
         match self.precision {
             Precision::F32 => self.forward_float(input, scratch, f32::from_le_bytes, &mut emit),
             Precision::F16 => self.forward_float(input, scratch, kernels::f16_to_f32, &mut emit),

@@ -7,24 +7,40 @@ use super::QuantizedInput;
 /// How many rows' sums the ARMv6-M row loop ([`rows_i8`]) computes per call.
 const ROWS_PER_CALL: usize = 32;
 
-/// Where [`rows_i8`] enters its loop of [`GROUPS_PER_PASS`] groups, so that the first
-/// pass over a row does `groups % GROUPS_PER_PASS` of them. By subtraction: ARMv6-M has
-/// no divide instruction, and this runs once per kernel tap of a transposed convolution.
-fn group_skip(groups: usize) -> usize {
-    let mut rest = groups;
-    while rest >= GROUPS_PER_PASS {
-        rest -= GROUPS_PER_PASS;
-    }
-    if rest == 0 {
-        0
-    } else {
-        GROUPS_PER_PASS - rest
-    }
-}
-
 /// The groups of four multiply-accumulates in one pass of [`rows_i8`]'s loop: as many as
 /// its closing `BNE` reaches (7 * 32 bytes + 2, of at most 256 back).
 const GROUPS_PER_PASS: usize = 7;
+
+/// Where [`rows_i8`] enters its loop of [`GROUPS_PER_PASS`] groups, so that the first
+/// pass over a row does `groups % GROUPS_PER_PASS` of them: a number of groups below
+/// [`GROUPS_PER_PASS`], which only [`Skip::of`] makes, so that [`rows_i8`] needs no check
+/// of its own before it jumps (a comparison and a branch per call, some 3,700 calls per
+/// image of the tutorial's i8 decoder).
+mod skip {
+    use super::GROUPS_PER_PASS;
+
+    #[derive(Clone, Copy)]
+    pub(super) struct Skip(usize);
+
+    impl Skip {
+        /// The entry for a row of `groups` groups of four. By subtraction: ARMv6-M has
+        /// no divide instruction, and this runs once per kernel tap of a transposed
+        /// convolution.
+        pub(super) fn of(groups: usize) -> Skip {
+            let mut rest = groups;
+            while rest >= GROUPS_PER_PASS {
+                rest -= GROUPS_PER_PASS;
+            }
+            Skip(if rest == 0 { 0 } else { GROUPS_PER_PASS - rest })
+        }
+
+        /// The groups to skip, below [`GROUPS_PER_PASS`].
+        pub(super) fn groups(self) -> usize {
+            self.0
+        }
+    }
+}
+use skip::Skip;
 
 /// ARMv6-M: [`layer_i8`] in assembly ([`rows_i8`], [`ROWS_PER_CALL`] rows per call) where
 /// every row starts on a word, as `LDM` needs: weights on a word and a width that is a
@@ -42,7 +58,7 @@ pub(crate) fn layer_i8(x: &QuantizedInput, weights: &[u8], mut each: impl FnMut(
         return;
     }
     let mut sums = [0i32; ROWS_PER_CALL];
-    let skip = group_skip(n / 4);
+    let skip = Skip::of(n / 4);
     let (mut rest, mut o) = (weights, 0);
     loop {
         let (block, after) = rest
@@ -71,7 +87,7 @@ pub(crate) fn dot_i8(x: &QuantizedInput, w: &[u8]) -> i32 {
         return dot_i8_values(x.values, row);
     }
     let mut sum = [0i32; 1];
-    rows_i8(x.values, row, n, group_skip(n / 4), &mut sum);
+    rows_i8(x.values, row, n, Skip::of(n / 4), &mut sum);
     let [sum] = sum;
     sum
 }
@@ -93,7 +109,7 @@ pub(crate) fn strided_i8(x: &QuantizedInput, weights: &[u8], stride: usize, sums
         super::portable::strided_rows(dot_i8_values_of, x, weights, stride, sums);
         return;
     }
-    let skip = group_skip(n / 4);
+    let skip = Skip::of(n / 4);
     let mut start = 0;
     for chunk in sums.chunks_mut(ROWS_PER_CALL) {
         let count = chunk.len();
@@ -147,7 +163,7 @@ macro_rules! m0_group {
 /// this scheme). Seven groups per pass and `CMP`/`BNE` against the row's end in r9: 114
 /// instructions for 28 multiply-accumulates. Around them, in the same assembly, the loop
 /// over rows: 7 instructions to reset the input pointer, the row's end and the sum and to
-/// jump into the groups at `skip` ([`group_skip`]; the address is computed once per call),
+/// jump into the groups at `skip` ([`Skip`]; the address is computed once per call),
 /// and 9 to store the sum and step over the gap to the next row (`stride - n` bytes: 0
 /// in a dense layer, the rest of a kernel row in a transposed convolution), where a call
 /// per row cost about 40. The loop needs
@@ -155,7 +171,7 @@ macro_rules! m0_group {
 /// pointer) are saved on the stack around it. `LDM` needs word alignment, which ARMv6-M
 /// enforces for every word load.
 #[inline(never)]
-fn rows_i8(values: &[i32], block: &[u8], stride: usize, skip: usize, sums: &mut [i32]) -> usize {
+fn rows_i8(values: &[i32], block: &[u8], stride: usize, skip: Skip, sums: &mut [i32]) -> usize {
     let n = values.len() & !3;
     if n == 0
         || stride < n
@@ -175,10 +191,10 @@ fn rows_i8(values: &[i32], block: &[u8], stride: usize, skip: usize, sums: &mut 
     if count == 0 {
         return 0;
     }
-    let gap = stride - n; // below 2^26, so `gap << 3` keeps it
-                          // Within the groups whatever the caller passes: a wrong `skip` gives wrong sums, never
-                          // a jump past the loop.
-    let skip = skip.min(GROUPS_PER_PASS - 1);
+    // Below 2^26, so `gap << 3` keeps it.
+    let gap = stride - n;
+    // Within the groups by its type (below GROUPS_PER_PASS): never a jump past the loop.
+    let skip = skip.groups();
     let out = sums.as_mut_ptr();
     // SAFETY: reads the words of rows block[k * stride..k * stride + n] for k < count
     // ((count - 1) * stride + n <= block.len(), word-aligned, checked above; n and stride
