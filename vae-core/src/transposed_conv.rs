@@ -440,7 +440,8 @@ mod tests {
     /// The shapes the streaming decoder is tested on: the tutorial's (narrower), one
     /// layer of stride 2 straight from the map, one of stride 1, four layers of both
     /// strides, with hidden layers, labels and sigmoids, and channel counts that leave
-    /// every tail of the kernels' groups of four and eight.
+    /// every tail of the kernels' groups of four and eight, and of the i8 decoder's groups
+    /// of 32.
     fn shapes() -> Vec<Architecture> {
         vec![
             conv_arch(
@@ -462,6 +463,8 @@ mod tests {
                 &[(3, 1), (5, 2), (7, 2), (1, 1)],
             ),
             conv_arch(2, 2, &[], Activation::Sigmoid, (7, 9), &[(4, 2), (1, 2)]),
+            // More output channels than the i8 decoder's group of 32.
+            conv_arch(2, 0, &[], Activation::Relu, (7, 2), &[(36, 2), (1, 2)]),
         ]
     }
 
