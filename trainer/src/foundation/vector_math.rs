@@ -5,21 +5,18 @@
 //! Both are within 2 ulp of the correctly rounded result on the ranges they are used on,
 //! tested against f64.
 
-/// Rounds `x` (|x| < 2^22) to the nearest integer, ties to even, by adding and taking
-/// away 1.5 x 2^23: at that magnitude an f32 has no fraction bits left.
-#[inline(always)]
-fn round(x: f32) -> f32 {
-    const SHIFTER: f32 = 12_582_912.0;
-    (x + SHIFTER) - SHIFTER
-}
+/// 1.5 x 2^23: an f32 near it has no fraction bits left, so adding it to `x` (|x| < 2^22)
+/// rounds `x` to the nearest integer, ties to even, and leaves that integer plus 2^22 in
+/// the sum's low mantissa bits.
+const SHIFTER: f32 = 12_582_912.0;
 
 /// e^x, for x in [-87, 88] (clamped to it: e^-87 is about 1.6e-38, the smallest normal
 /// f32 is 1.2e-38; e^88 is 1.65e38, below f32's largest).
 #[inline(always)]
 pub fn exp(x: f32) -> f32 {
     let x = x.clamp(-87.0, 88.0);
-    let n = round(x * std::f32::consts::LOG2_E);
-    // x - n ln 2, with ln 2 in two parts so that the product of the first is exact.
+    let shifted = x * std::f32::consts::LOG2_E + SHIFTER;
+    let n = shifted - SHIFTER;
     let r = x - n * 0.693_359_4 + n * 2.121_944_4e-4;
     let p = 1.987_569_1e-4;
     let p = p * r + 1.398_199_9e-3;
@@ -28,8 +25,10 @@ pub fn exp(x: f32) -> f32 {
     let p = p * r + 1.666_666_5e-1;
     let p = p * r + 0.5;
     let e = p * (r * r) + r + 1.0;
-    // 2^n from its exponent bits; n is in [-126, 127].
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // 2^n from its exponent bits; n is in [-126, 127]. Read from the shifted sum's bits
+    // rather than by `n as i32`, whose saturating conversion does not vectorize.
+    let n_bits = shifted.to_bits().wrapping_sub(SHIFTER.to_bits());
+    let scale = f32::from_bits(n_bits.wrapping_add(127) << 23);
     e * scale
 }
 
