@@ -5,6 +5,7 @@ use dfdx::prelude::*;
 use mnist::Dataset;
 use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
+use rayon::prelude::*;
 
 use crate::foundation::loss::log_mean_exp;
 use crate::foundation::progress;
@@ -33,35 +34,43 @@ pub fn iwae_nll<D: Device<f32>>(vae: &Vae<D>, test: &Dataset, k: usize, seed: u6
             .map(|p| f32::from(u8::from(rng.gen::<f32>() < p)))
             .collect();
         let (mu, logvar, probs) = vae.encode(&x);
-        // log w for every (image, sample).
+        let std: Vec<f32> = logvar.iter().map(|lv| (0.5 * lv).exp()).collect();
+        // log w for every (image, draw).
         let mut log_w = vec![Vec::with_capacity(k); n];
+        let mut eps = draw_noise(&mut rng, n * samples_per_pass.min(k) * latent);
         let mut done = 0;
         while done < k {
             let m = samples_per_pass.min(k - done);
-            let mut input = Vec::with_capacity(n * m * (latent + classes));
-            let mut log_prior_minus_q = Vec::with_capacity(n * m);
-            for img in 0..n {
-                for _ in 0..m {
-                    // log p(z) - log q(z|x); their (2 pi) terms cancel.
-                    let mut lpq = 0.0f64;
-                    for d in 0..latent {
-                        let e: f32 = StandardNormal.sample(&mut rng);
-                        let (mu, lv) = (mu[img * latent + d], logvar[img * latent + d]);
-                        let z = mu + (0.5 * lv).exp() * e;
-                        input.push(z);
-                        let (z, e, lv) = (f64::from(z), f64::from(e), f64::from(lv));
-                        lpq += -0.5 * (z * z) + 0.5 * (e * e + lv);
-                    }
-                    if let Some(p) = &probs {
-                        input.extend_from_slice(&p[img * classes..(img + 1) * classes]);
-                    }
-                    log_prior_minus_q.push(lpq);
-                }
-            }
-            let nll = host.reconstruction_losses(&input, &x, m);
+            let next = samples_per_pass.min(k - done - m);
+            // The next pass's noise is drawn (in the generator's order) while this
+            // pass's decoder runs.
+            let (next_eps, (nll, log_prior_minus_q)) = rayon::join(
+                || draw_noise(&mut rng, n * next * latent),
+                || {
+                    let width = latent + classes;
+                    let mut input = vec![0.0f32; n * m * width];
+                    let mut lpq = vec![0.0f64; n * m];
+                    input
+                        .par_chunks_mut(width)
+                        .zip(&mut lpq)
+                        .zip(eps.par_chunks(latent))
+                        .enumerate()
+                        .for_each(|(r, ((row, lpq), e))| {
+                            let img = r / m;
+                            let at = img * latent..(img + 1) * latent;
+                            let (z, label) = row.split_at_mut(latent);
+                            *lpq = draw_z(z, (e, &mu[at.clone()], &std[at.clone()], &logvar[at]));
+                            if let Some(p) = &probs {
+                                label.copy_from_slice(&p[img * classes..(img + 1) * classes]);
+                            }
+                        });
+                    (host.reconstruction_losses(&input, &x, m), lpq)
+                },
+            );
             for (r, nll) in nll.into_iter().enumerate() {
                 log_w[r / m].push(log_prior_minus_q[r] - nll);
             }
+            eps = next_eps;
             done += m;
         }
         for w in &log_w {
@@ -70,4 +79,21 @@ pub fn iwae_nll<D: Device<f32>>(vae: &Vae<D>, test: &Dataset, k: usize, seed: u6
     }
     bar.finish_and_clear();
     total / test.len().max(1) as f64
+}
+
+/// `count` draws of N(0, 1), in the generator's order.
+fn draw_noise(rng: &mut impl Rng, count: usize) -> Vec<f32> {
+    (0..count).map(|_| StandardNormal.sample(rng)).collect()
+}
+
+/// One draw of z = mu + std e into `z`; returns log p(z) - log q(z|x), whose (2 pi)
+/// terms cancel.
+fn draw_z(z: &mut [f32], (e, mu, std, logvar): (&[f32], &[f32], &[f32], &[f32])) -> f64 {
+    let mut lpq = 0.0f64;
+    for ((((z, &e), &mu), &std), &lv) in z.iter_mut().zip(e).zip(mu).zip(std).zip(logvar) {
+        *z = mu + std * e;
+        let (z, e, lv) = (f64::from(*z), f64::from(e), f64::from(lv));
+        lpq += -0.5 * (z * z) + 0.5 * (e * e + lv);
+    }
+    lpq
 }
