@@ -2,7 +2,7 @@
 # Retrains a committed model from its recorded configuration with the current `vae` and
 # compares the result with what is committed:
 #
-#   scripts/reproduce.sh models/default            # 236 s on 2 cores (2026-12-03, commit 9647dc3)
+#   scripts/reproduce.sh models/default            # its time and results: docs/training.md
 #   UPDATE=1 scripts/reproduce.sh models/default   # also refresh the run's own files
 #
 # The run goes to target/reproduce/NAME (`vae train --config MODEL/config.json`, so every

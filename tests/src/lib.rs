@@ -1,4 +1,4 @@
-//! Shared helpers for the workspace-level tests in `tests/tests/`.
+//! What the workspace-level tests in `tests/tests/` share.
 
 use std::path::{Path, PathBuf};
 

@@ -271,7 +271,8 @@ fn the_page_draws_the_host_s_pixels_and_shows_the_parser_s_errors() {
     let scratch = scratch_dir("browser");
     let site: PathBuf = scratch.join("site");
     let server = Server::start(&site, &scratch.join("server.log"));
-    // The module, the model files apart: at most 64 KB (issue's budget; 44 KB today).
+    // The module, the model files apart: at most 64 KB, the page's budget (its size:
+    // docs/web.md).
     let wasm = std::fs::metadata(site.join("vae_web.wasm"))
         .expect("the module")
         .len();

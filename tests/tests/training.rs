@@ -179,8 +179,9 @@ fn resume_continues_exactly_where_the_run_stopped() {
 
     // Stopped in the middle of epoch 2's writes: whichever of its three files cannot be
     // written (here: a folder stands in its place), the files written before it and
-    // epoch 1's files after it make a folder that resumes to the same bytes. (Writing
-    // the resume state before the history failed this for `history.json`.)
+    // epoch 1's files after it make a folder that resumes to the same bytes. (This is
+    // why the history is written before the resume state: the other order fails this
+    // for `history.json`.)
     for file in [
         "history.json",
         "resume.safetensors",
@@ -293,7 +294,7 @@ fn fine_tuning_starts_from_the_given_run() {
     let after = mean_loss(&tuned, &test_set, options, 5).neg_elbo();
     // Steps of 1e-12 move a loss of a few hundred nats by far less than 0.01; a fresh
     // model would be about 100 nats away (measured: 454 after the base run's 2 epochs,
-    // 552 when `init` was ignored).
+    // 552 with `init` ignored).
     assert!((after - before).abs() < 0.01, "{before} then {after}");
     // The bound the run reports, with 5 draws per image, is tighter than the same
     // model's ELBO on the same images (each from its own binarization and noise draws):

@@ -9,26 +9,18 @@
 //! checks every `use crate::` against this order. MNIST is read by the `mnist` crate;
 //! the model file format, the decoder and f16/i8 rounding are `vae-core`'s.
 //!
-//! 1. [`foundation`]: config (what decides a run, with every default), tensor, loss,
-//!    io (atomic writes), progress, run_dir (a run folder's file names).
-//! 2. [`data`]: batch (images to a batch on the device).
-//! 3. [`nn`]: conv (convolutions' shapes and taps), model (layers, the VAE, its forward
-//!    pass and objectives in dfdx operations), tape (their gradients through dfdx's
-//!    tape: every device's step but the CPU's, and the reference), adam (Adam's
-//!    arithmetic, once), host (the CPU's step: the hand-derived gradients).
-//! 4. [`output`]: export (model files), history, render (PNG, GIF), pictures.
-//! 5. [`eval`]: frechet, classifier (the independent judge), mean_loss, fidelity,
-//!    iwae, report (`vae eval`'s report).
-//! 6. [`train`]: step (one step: shards side by side, then Adam;
-//!    [`train::step::TrainDevice`] says how a CPU or CUDA device runs them;
-//!    [`train::step::Training`], the one owner of the weights and Adam's state while
-//!    they train), checkpoint (weights and resume state), run (epochs, the run folder's
-//!    files after each, `--resume`).
-//! 7. [`device`]: check (`vae device-check`: the step's code paths on a device against
-//!    the CPU).
+//! 1. [`foundation`]: what the rest is built on: a run's settings, tensors, the loss's
+//!    terms, files, progress.
+//! 2. [`data`]: MNIST images as batches on the device; the firmware's output read back.
+//! 3. [`nn`]: the network, its gradients (dfdx's tape, and the CPU's hand-derived
+//!    closed form) and Adam.
+//! 4. [`output`]: what a run leaves on disk besides its weights.
+//! 5. [`eval`]: the figures a model is judged by, and `vae eval`'s report.
+//! 6. [`train`]: one step on a device, checkpoints, the epoch loop.
+//! 7. [`device`]: the step's code paths on a device against the CPU.
 //!
-//! Where to add a layer, a loss term, a command or a measure: docs/contributing.md,
-//! "Where to add things".
+//! Each module in a line, and where to add a layer, a loss term, a command or a
+//! measure: docs/contributing.md, "Architecture" and "Where to add things".
 
 pub mod foundation;
 

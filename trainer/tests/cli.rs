@@ -650,8 +650,8 @@ fn a_killed_training_run_keeps_its_checkpoint_and_resumes() {
 /// `vae export` killed (SIGKILL) at arbitrary moments over the model files of an earlier
 /// export: each file is always whole (the old or the new one, which are the same bytes
 /// here), never cut short, since exports are written to a temporary file and renamed.
-/// With `write_atomic` replaced by a plain `std::fs::write`, 2 of 3 runs of this test
-/// failed (24 kills each; now 48).
+/// With `write_atomic` replaced by a plain `std::fs::write`, 2 of 3 runs of 24 kills
+/// failed; 48 kills make a miss less likely.
 #[test]
 fn a_killed_export_leaves_each_model_file_whole() {
     let run = scratch("killed-export");

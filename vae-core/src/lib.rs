@@ -30,7 +30,9 @@
 #[cfg(test)]
 extern crate std;
 
-// In dependency order: each module uses only those above it.
+// Sorted by name, as rustfmt keeps them. Their dependency order, in which each module
+// uses only those before it: error, format, rng, fixed, scratch, kernels, pixel,
+// transposed_conv, arithmetic, forward, model, demo, reference (docs/contributing.md).
 #[cfg(feature = "transposed-conv")]
 mod arithmetic;
 pub mod demo;

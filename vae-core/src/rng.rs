@@ -3,8 +3,8 @@
 //! IEEE single-precision operations (which Rust never fuses or reorders) and `libm`'s
 //! pure-software `logf`/`cosf`/`sinf`/`sqrtf`.
 //!
-//! micromath was tried first and measured too coarse for sampling: its `ln` is off by up
-//! to 0.12 and its `sqrt` by up to 5 %, which inflates the variance of the samples by 9 %.
+//! Not micromath: it is too coarse for sampling (its `ln` is off by up to 0.12 and its
+//! `sqrt` by up to 5 %, which inflates the variance of the samples by 9 %).
 
 /// PCG32 (XSH-RR variant, O'Neill 2014): 64-bit state, 32-bit output.
 ///

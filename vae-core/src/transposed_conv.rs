@@ -691,9 +691,9 @@ mod tests {
         }
     }
 
-    /// Committed version 2 files still parse, as version 2, and draw the demo's pixels as
-    /// before the format gained transposed convolutions: the hashes of the 20 images of
-    /// each file were taken with the decoder of commit 8084f3a.
+    /// Committed version 2 files parse, as version 2, and draw the demo's pixels that a
+    /// decoder reading version 2 only drew: the hashes of the 20 images of each file
+    /// were taken with such a decoder, so reading version 3 cannot have changed them.
     #[test]
     fn version_2_files_decode_to_the_same_pixels_as_before() {
         let files: [(&[u8], u64); 3] = [

@@ -6,7 +6,7 @@
 /// What decides a run: the model shape, the run settings and data options, with every default.
 pub mod config;
 
-/// Run-time-shaped dfdx tensors and the helpers that build them.
+/// Run-time-shaped dfdx tensors and the functions that build them.
 pub mod tensor;
 
 /// `exp` and `ln` that vectorize: the training step's elementwise loops on the host.

@@ -94,10 +94,10 @@ impl TransposedConv {
 /// ```
 pub const fn same_padding(kernel: usize, stride: usize) -> usize {
     // A branch, not `kernel.saturating_sub(stride) / 2`: from the layer's `u8` fields the
-    // compiler then knows the padding is below 128, as it did when the padding was
-    // computed in `u8`, and the streaming decoder's loops over kernel taps compile as
-    // they did (without it, a copy of a register around each call of the Cortex-M4F's
-    // innermost loop: 13,000 instructions per image of the tutorial's f16 decoder).
+    // compiler then knows the padding is below 128, which keeps the streaming decoder's
+    // loops over kernel taps in registers (without it, a copy of a register around each
+    // call of the Cortex-M4F's innermost loop: 13,000 instructions per image of the
+    // tutorial's f16 decoder).
     if kernel > stride {
         (kernel - stride) / 2
     } else {
