@@ -287,8 +287,7 @@ impl HostModel {
     /// -log p(x|z) of every row of `inputs`, decoder inputs (z, then a conditional
     /// model's class probabilities) row after row, against `targets`, whose row
     /// `r / per_image` is input row r's image: the Bernoulli cross-entropy of the
-    /// decoder's logits over each row's pixels ([`image_cross_entropy`]). The rows' two
-    /// halves are computed side by side.
+    /// decoder's logits over each row's pixels ([`image_cross_entropy`]), on every core.
     pub fn reconstruction_losses(
         &mut self,
         inputs: &[f32],
@@ -297,42 +296,47 @@ impl HostModel {
     ) -> Vec<f64> {
         let width = self.config.decoder_input();
         let rows = inputs.len() / width.max(1);
-        let half = rows.div_ceil(2);
-        let mut shards = std::mem::take(&mut self.shards);
-        shards.resize_with(2, Shard::default);
+        // Blocks of rows, taken by whichever core is free (the caller may keep one busy
+        // for a while), each with a shard's buffers from the pool; a block's logits stay
+        // in the core's cache between the decoder's last product and the cross-entropy.
+        let blocks: Vec<std::ops::Range<usize>> = (0..rows)
+            .step_by(ROWS_PER_BLOCK)
+            .map(|start| start..(start + ROWS_PER_BLOCK).min(rows))
+            .collect();
+        let pool = std::sync::Mutex::new(std::mem::take(&mut self.shards));
+        let take = || {
+            pool.lock()
+                .ok()
+                .and_then(|mut p| p.pop())
+                .unwrap_or_default()
+        };
         let model = &*self;
-        let halves: Vec<Vec<f64>> = shards
-            .par_iter_mut()
-            .zip([0..half, half..rows])
-            .map(|(s, span)| {
-                let p = &model.parts;
-                let mut out = Vec::with_capacity(span.len());
-                // A block of rows at a time, so that its logits stay in the core's
-                // cache between the decoder's last product and the cross-entropy.
-                for start in span.clone().step_by(ROWS_PER_BLOCK) {
-                    let block = start..(start + ROWS_PER_BLOCK).min(span.end);
-                    let input = first(&mut s.decoder);
-                    input.clear();
-                    input.extend_from_slice(&inputs[block.start * width..block.end * width]);
-                    model.trace(
-                        p.decoder.clone(),
-                        block.len(),
-                        false,
-                        &mut s.decoder,
-                        &mut s.conv,
-                    );
-                    let logits = last(&s.decoder);
-                    out.extend(block.zip(logits.chunks_exact(PIXELS)).map(|(r, logits)| {
+        let losses: Vec<Vec<f64>> = blocks
+            .into_par_iter()
+            .map(|block| {
+                let mut s = take();
+                let input = first(&mut s.decoder);
+                input.clear();
+                input.extend_from_slice(&inputs[block.start * width..block.end * width]);
+                let decoder = model.parts.decoder.clone();
+                model.trace(decoder, block.len(), false, &mut s.decoder, &mut s.conv);
+                let logits = last(&s.decoder);
+                let out = block
+                    .zip(logits.chunks_exact(PIXELS))
+                    .map(|(r, logits)| {
                         let image = r / per_image.max(1);
                         let target = &targets[image * PIXELS..(image + 1) * PIXELS];
                         f64::from(vectorized!(image_cross_entropy(logits, target)))
-                    }));
+                    })
+                    .collect();
+                if let Ok(mut p) = pool.lock() {
+                    p.push(s);
                 }
                 out
             })
             .collect();
-        self.shards = shards;
-        halves.concat()
+        self.shards = pool.into_inner().unwrap_or_default();
+        losses.concat()
     }
 
     /// The loss terms of `batch` (a shard of a mini-batch of `images`) and the gradients
