@@ -42,7 +42,7 @@ pub fn fidelity_inputs(
 ) -> Vec<f32> {
     let (latent, classes) = (model.latent, model.classes);
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let n = per_digit * if classes > 0 { classes } else { 10 };
+    let n = sample_count(model, per_digit);
     let mut input = Vec::with_capacity(n * (latent + classes));
     for k in 0..n {
         let digit = k / per_digit;
@@ -53,6 +53,12 @@ pub fn fidelity_inputs(
         input.extend((0..classes).map(|c| f32::from(u8::from(c == digit))));
     }
     input
+}
+
+/// The rows of [`fidelity_inputs`]: `per_digit` for each class (ten for an
+/// unconditional model).
+pub fn sample_count(model: &ModelConfig, per_digit: usize) -> usize {
+    per_digit * if model.classes > 0 { model.classes } else { 10 }
 }
 
 /// Share of the digits `read`, one per row of [`fidelity_inputs`], that are the digit

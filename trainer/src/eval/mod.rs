@@ -6,6 +6,15 @@
 /// The Fréchet distance between two sets of features.
 pub mod frechet;
 
+/// Nearest neighbours by Euclidean distance, in blocks of a matrix product.
+pub mod neighbours;
+
+/// Precision and recall of samples on the judge's features.
+pub mod precision_recall;
+
+/// The copy check: samples nearer to training images than test images are.
+pub mod copies;
+
 /// The independent judge of generated digits.
 pub mod classifier;
 

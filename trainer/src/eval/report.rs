@@ -10,12 +10,14 @@ use serde::Serialize;
 use vae_core::{Precision, PIXELS};
 
 use crate::eval::classifier::{intensities, Classifier, FEATURES};
+use crate::eval::copies::CopyCheck;
 use crate::eval::fidelity::{
-    fidelity_inputs, independent_fidelity, label_fidelity, share_read_as_asked,
+    fidelity_inputs, independent_fidelity, label_fidelity, sample_count, share_read_as_asked,
 };
 use crate::eval::frechet::{frechet_distance, FeatureStats};
 use crate::eval::iwae::iwae_nll;
 use crate::eval::mean_loss::mean_loss;
+use crate::eval::precision_recall::{PrecisionRecall, RealManifold};
 use crate::foundation::config::{Binarize, DataOptions};
 use crate::foundation::tensor::argmax;
 use crate::nn::model::Vae;
@@ -31,6 +33,9 @@ pub struct EvalOptions<'a> {
     pub seed: u64,
     /// The independent classifier, if any.
     pub classifier: Option<&'a Classifier>,
+    /// The training set, if any: the real images the samples' figures are read
+    /// against, and the images the copy check looks for (with the judge only).
+    pub train: Option<&'a Dataset>,
 }
 
 impl Default for EvalOptions<'_> {
@@ -42,6 +47,7 @@ impl Default for EvalOptions<'_> {
             per_digit: 1000,
             seed: 0,
             classifier: None,
+            train: None,
         }
     }
 }
@@ -77,6 +83,29 @@ pub struct Metrics {
     /// (`per_digit` per digit; `10 x per_digit` for an unconditional model) and of the
     /// test set: the MNIST analogue of FID (lower is better).
     pub frechet_distance: Option<f64>,
+    /// Share of those samples within the test set's manifold of the judge's features
+    /// (Kynkäänniemi et al. 2019, k = 3): how realistic they are.
+    pub precision: Option<f32>,
+    /// Share of the test images within the samples' manifold: how much of the real
+    /// digits' variety they cover.
+    pub recall: Option<f32>,
+    /// Share of those samples nearer (in pixels) to a training image than 99 % of test
+    /// images are ([`crate::eval::copies`]; about 1 % for new real digits).
+    pub copy_share: Option<f32>,
+}
+
+/// Real training images measured as the samples are: the scale the samples' figures
+/// are read against (their distance is never 0: two sets of real digits differ).
+#[derive(Debug, Clone, Serialize)]
+pub struct RealReference {
+    /// Training images measured (the first ones; as many as the samples).
+    pub images: usize,
+    /// Their Fréchet distance to the test set (judge).
+    pub frechet_distance: f64,
+    /// Their precision against the test set.
+    pub precision: f32,
+    /// The test set's recall of them.
+    pub recall: f32,
 }
 
 /// The evaluation of one model.
@@ -96,6 +125,9 @@ pub struct Report {
     pub head_accuracy: Option<f32>,
     /// Test accuracy of the independent classifier.
     pub classifier_accuracy: Option<f32>,
+    /// Real training images measured as the samples are (with the judge and the
+    /// training set).
+    pub real_reference: Option<RealReference>,
     /// The f32 decoder, as trained.
     pub f32: Metrics,
     /// The decoder with its weights rounded as in `decoder-f16.vae`.
@@ -107,16 +139,57 @@ pub struct Report {
     pub f16_minus_f32: Metrics,
 }
 
+/// What the samples are measured against: the judge, the test set's features (their
+/// statistics and manifold) and, given the training set, the copy check.
+struct Judge<'a> {
+    classifier: &'a Classifier,
+    test_stats: FeatureStats,
+    manifold: RealManifold<'a>,
+    copies: Option<CopyCheck<'a>>,
+}
+
+impl Judge<'_> {
+    /// The judge's figures for `images` (intensities).
+    fn measure(&self, images: &[f32]) -> Result<(Vec<usize>, f64, PrecisionRecall)> {
+        let (features, read) = self.classifier.judge(images)?;
+        let frechet = frechet_distance(&FeatureStats::new(&features, FEATURES)?, &self.test_stats)?;
+        Ok((read, frechet, self.manifold.measure(&features, FEATURES)))
+    }
+}
+
 /// Evaluates `vae` as trained and with its decoder quantized to f16 and i8.
 pub fn evaluate_model(vae: &Vae<Cpu>, test: &Dataset, opts: &EvalOptions) -> Result<Report> {
-    let judge = match opts.classifier {
-        Some(classifier) => {
-            let (features, _) = classifier.judge(&test.intensities(0..test.len()))?;
-            Some((classifier, FeatureStats::new(&features, FEATURES)?))
-        }
+    let test_images = test.intensities(0..test.len());
+    let train_images = opts.train.map(|train| train.intensities(0..train.len()));
+    let test_features = match opts.classifier {
+        Some(classifier) => Some(classifier.judge(&test_images)?.0),
         None => None,
     };
-    let judge = judge.as_ref().map(|(c, stats)| (*c, stats));
+    let judge = match (opts.classifier, &test_features) {
+        (Some(classifier), Some(features)) => Some(Judge {
+            classifier,
+            test_stats: FeatureStats::new(features, FEATURES)?,
+            manifold: RealManifold::new(features, FEATURES),
+            copies: train_images
+                .as_deref()
+                .map(|train| CopyCheck::new(train, &test_images, PIXELS)),
+        }),
+        _ => None,
+    };
+    let real_reference = match (&judge, &train_images) {
+        (Some(judge), Some(train)) => {
+            let images = sample_count(&vae.config, opts.per_digit).min(train.len() / PIXELS);
+            let (_, frechet_distance, pr) = judge.measure(&train[..images * PIXELS])?;
+            Some(RealReference {
+                images,
+                frechet_distance,
+                precision: pr.precision,
+                recall: pr.recall,
+            })
+        }
+        _ => None,
+    };
+    let judge = judge.as_ref();
     let f32 = measure(vae, test, opts, judge, true)?;
     let f16 = measure(&quantized(vae, Precision::F16)?, test, opts, judge, true)?;
     // The IWAE estimate is the slow one (minutes); for i8 it is left out.
@@ -130,6 +203,7 @@ pub fn evaluate_model(vae: &Vae<Cpu>, test: &Dataset, opts: &EvalOptions) -> Res
         test_images: test.len(),
         head_accuracy: head_accuracy(vae, test),
         classifier_accuracy: opts.classifier.map(|c| c.accuracy(test)).transpose()?,
+        real_reference,
         f32,
         f16,
         i8,
@@ -141,7 +215,7 @@ fn measure(
     vae: &Vae<Cpu>,
     test: &Dataset,
     opts: &EvalOptions,
-    judge: Option<(&Classifier, &FeatureStats)>,
+    judge: Option<&Judge>,
     with_iwae: bool,
 ) -> Result<Metrics> {
     let continuous = mean_loss(vae, test, DataOptions::default(), opts.seed);
@@ -151,13 +225,12 @@ fn measure(
     };
     let binarized = mean_loss(vae, test, threshold, opts.seed);
     let fidelity = |t: f32| label_fidelity(vae, opts.per_digit, t, opts.seed);
-    let (independent, independent_t05, frechet_distance) = match judge {
-        Some((classifier, test_stats)) => {
-            let (read, frechet) = judge_samples(vae, classifier, test_stats, opts)?;
-            let t05 = independent_fidelity(vae, classifier, opts.per_digit, 0.5, opts.seed)?;
-            (read, t05, Some(frechet))
+    let (samples, independent_t05) = match judge {
+        Some(judge) => {
+            let t05 = independent_fidelity(vae, judge.classifier, opts.per_digit, 0.5, opts.seed)?;
+            (Some(judge_samples(vae, judge, opts)?), t05)
         }
-        None => (None, None, None),
+        None => (None, None),
     };
     Ok(Metrics {
         test_loss: continuous.neg_elbo(),
@@ -170,27 +243,38 @@ fn measure(
             .then(|| iwae_nll(vae, test, opts.iwae_k, opts.seed)),
         label_fidelity_head: fidelity(1.0),
         label_fidelity_head_t05: fidelity(0.5),
-        label_fidelity: independent,
+        label_fidelity: samples.as_ref().and_then(|s| s.fidelity),
         label_fidelity_t05: independent_t05,
-        frechet_distance,
+        frechet_distance: samples.as_ref().map(|s| s.frechet_distance),
+        precision: samples.as_ref().map(|s| s.precision_recall.precision),
+        recall: samples.as_ref().map(|s| s.precision_recall.recall),
+        copy_share: samples.as_ref().and_then(|s| s.copy_share),
     })
 }
 
+/// The judge's figures for a model's temperature-1 samples.
+struct SampleFigures {
+    /// Share read as the digit asked for (conditional models).
+    fidelity: Option<f32>,
+    frechet_distance: f64,
+    precision_recall: PrecisionRecall,
+    /// Given the training set.
+    copy_share: Option<f32>,
+}
+
 /// What the judge makes of the temperature-1 samples of [`fidelity_inputs`]: the share
-/// read as the digit asked for (conditional models) and the Fréchet distance of their
-/// features to the test set's.
-fn judge_samples(
-    vae: &Vae<Cpu>,
-    classifier: &Classifier,
-    test_stats: &FeatureStats,
-    opts: &EvalOptions,
-) -> Result<(Option<f32>, f64)> {
+/// read as the digit asked for (conditional models), the Fréchet distance of their
+/// features to the test set's, their precision and recall, and their copy share.
+fn judge_samples(vae: &Vae<Cpu>, judge: &Judge, opts: &EvalOptions) -> Result<SampleFigures> {
     let input = fidelity_inputs(&vae.config, opts.per_digit, 1.0, opts.seed);
-    let images = vae.decode_images(input);
-    let (features, read) = classifier.judge(&intensities(&images))?;
-    let fidelity = (vae.config.classes > 0).then(|| share_read_as_asked(read, opts.per_digit));
-    let frechet = frechet_distance(&FeatureStats::new(&features, FEATURES)?, test_stats)?;
-    Ok((fidelity, frechet))
+    let images = intensities(&vae.decode_images(input));
+    let (read, frechet_distance, precision_recall) = judge.measure(&images)?;
+    Ok(SampleFigures {
+        fidelity: (vae.config.classes > 0).then(|| share_read_as_asked(read, opts.per_digit)),
+        frechet_distance,
+        precision_recall,
+        copy_share: judge.copies.as_ref().map(|c| c.copy_share(&images, PIXELS)),
+    })
 }
 
 fn difference(a: &Metrics, b: &Metrics) -> Metrics {
@@ -209,6 +293,9 @@ fn difference(a: &Metrics, b: &Metrics) -> Metrics {
             .frechet_distance
             .zip(b.frechet_distance)
             .map(|(x, y)| x - y),
+        precision: opt(a.precision, b.precision),
+        recall: opt(a.recall, b.recall),
+        copy_share: opt(a.copy_share, b.copy_share),
     }
 }
 
@@ -268,10 +355,26 @@ impl fmt::Display for Report {
                 "Fréchet distance to the test set (judge)",
                 cells(&|m| m.frechet_distance.map_or("-".into(), |v| format!("{v:.3}"))),
             ),
+            ("precision (judge, k = 3)", cells(&|m| share(m.precision))),
+            ("recall (judge, k = 3)", cells(&|m| share(m.recall))),
+            (
+                "copies (nearer a training image than 99 % of test images)",
+                cells(&|m| share(m.copy_share)),
+            ),
         ];
-        writeln!(f, "{:<46} {:>10} {:>10} {:>10}", "", "f32", "f16", "i8")?;
+        writeln!(f, "{:<58} {:>10} {:>10} {:>10}", "", "f32", "f16", "i8")?;
         for (name, [a, b, c]) in rows {
-            writeln!(f, "{name:<46} {a:>10} {b:>10} {c:>10}")?;
+            writeln!(f, "{name:<58} {a:>10} {b:>10} {c:>10}")?;
+        }
+        if let Some(r) = &self.real_reference {
+            writeln!(
+                f,
+                "{} real training images, measured as the samples: Fréchet distance {:.3}, precision {}, recall {}",
+                r.images,
+                r.frechet_distance,
+                share(Some(r.precision)),
+                share(Some(r.recall))
+            )?;
         }
         let diff = &self.f16_minus_f32;
         writeln!(

@@ -168,6 +168,7 @@ fn run_eval(args: EvalArgs) -> Result<()> {
     let (_, vae) = checkpoint::load(&Cpu::default(), &run)?;
     let test_set = Dataset::load(&args.data_dir, Split::Test)?;
     let test_set = test_set.truncated(args.test_limit.unwrap_or(usize::MAX));
+    let train_set = Dataset::load(&args.data_dir, Split::Train)?;
     let (classifier, _) = Classifier::load(&args.classifier)
         .context("the independent classifier is missing: `vae train-classifier` makes one")?;
     let opts = EvalOptions {
@@ -175,6 +176,7 @@ fn run_eval(args: EvalArgs) -> Result<()> {
         per_digit: args.per_digit,
         seed: args.seed,
         classifier: Some(&classifier),
+        train: Some(&train_set),
     };
     let report = evaluate_model(&vae, &test_set, &opts)?;
     let out = args.out.unwrap_or_else(|| run.eval());
