@@ -26,8 +26,9 @@ for target in "${targets[@]}"; do
   cargo clippy -p vae-core --target "$target" --release --locked --no-default-features -- -D warnings
   cargo build -p vae-core --target "$target" --release --locked
 done
-echo "== vae-core as a library: its docs without warnings, and its crates.io package"
+echo "== vae-core's and trainer's docs without warnings, and vae-core's crates.io package"
 RUSTDOCFLAGS='-D warnings' cargo doc -p vae-core --no-deps --locked
+RUSTDOCFLAGS='-D warnings' cargo doc -p trainer --no-deps --locked
 # --allow-dirty: the suite also runs on uncommitted changes; the package is built from
 # the working tree either way.
 cargo publish --dry-run -p vae-core --locked --allow-dirty

@@ -2,6 +2,8 @@
 //! not, noise on the encoder's input, one-hot labels, and the reparameterization's
 //! standard-normal draws; and [`Images`], the dataset batches are drawn from, kept on the
 //! device where it pays (a GPU) so that a batch is gathered there.
+//!
+//! [`Images`]: crate::data::batch::Images
 
 use dfdx::prelude::*;
 use mnist::Dataset;

@@ -2,12 +2,16 @@
 //! compared with the same computation on the CPU from the same inputs: creating the
 //! device, the matrix product (cuBLAS on CUDA), the training step's kernels (the
 //! gradients through dfdx's tape, [`crate::nn::tape`]) and Adam's update
-//! ([`crate::nn::adam`], run as [`TrainDevice::update_layers`] runs it). Generic over [`TrainDevice`], so it is built
-//! and tested on the CPU too, where it compares the CPU with itself.
+//! ([`crate::nn::adam`], run as [`TrainDevice::update_layers`] runs it). Generic over
+//! [`TrainDevice`], so it is built and tested on the CPU too, where it compares the CPU
+//! with itself.
 //!
 //! dfdx's CUDA backend reports many failures by panicking (an `unwrap` inside dfdx):
 //! every stage runs inside `catch_unwind`, with the panic message kept from the terminal,
 //! and a panic becomes that stage's failure, with a hint where the cause is a known one.
+//!
+//! [`TrainDevice`]: crate::train::step::TrainDevice
+//! [`TrainDevice::update_layers`]: crate::train::step::TrainDevice::update_layers
 
 use std::cell::{Cell, RefCell};
 use std::fmt;

@@ -3,6 +3,11 @@
 //! folder's `config.json`), and how images become batches ([`DataOptions`]). The CLI,
 //! the tests and the benchmark all start from these `Default`s; [`SETTINGS`] describes
 //! each setting once for the CLI, which builds `vae train`'s flags from it.
+//!
+//! [`ModelConfig`]: crate::foundation::config::ModelConfig
+//! [`TrainConfig`]: crate::foundation::config::TrainConfig
+//! [`DataOptions`]: crate::foundation::config::DataOptions
+//! [`SETTINGS`]: crate::foundation::config::SETTINGS
 
 use std::path::PathBuf;
 

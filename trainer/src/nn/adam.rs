@@ -4,6 +4,9 @@
 //! in dfdx tensors, for devices that train through the tape. An update there is a list
 //! of independent per-layer updates, which the device runs
 //! ([`crate::train::step::TrainDevice::update_layers`]).
+//!
+//! [`Adam`]: crate::nn::adam::Adam
+//! [`Vae`]: crate::nn::model::Vae
 
 use std::ops::{Add, Div, Mul};
 

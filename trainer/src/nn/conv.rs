@@ -17,6 +17,12 @@
 //!
 //! Both are described by one table: for each position of the small map and each tap
 //! `(ky, kx)`, the position of the large map it meets, or [`OUTSIDE`].
+//!
+//! [`Conv`]: crate::nn::conv::Conv
+//! [`Conv::taps`]: crate::nn::conv::Conv::taps
+//! [`HostConv`]: crate::nn::conv::HostConv
+//! [`Conv::forward`]: crate::nn::conv::Conv::forward
+//! [`OUTSIDE`]: crate::nn::conv::OUTSIDE
 
 use dfdx::prelude::*;
 use vae_core::TransposedConvShape;

@@ -15,6 +15,9 @@
 //! The weights and Adam's state live in [`HostModel`] from a run's first step to its
 //! last ([`crate::train::step::Training`]); what reads the model gets it as a [`Vae`]
 //! ([`crate::nn::host::HostModel::model`]), its f32 values copied, not recomputed.
+//!
+//! [`HostModel`]: crate::nn::host::HostModel
+//! [`Vae`]: crate::nn::model::Vae
 
 use dfdx::prelude::*;
 use mnist::Dataset;
@@ -287,7 +290,7 @@ impl HostModel {
     /// -log p(x|z) of every row of `inputs`, decoder inputs (z, then a conditional
     /// model's class probabilities) row after row, against `targets`, whose row
     /// `r / per_image` is input row r's image: the Bernoulli cross-entropy of the
-    /// decoder's logits over each row's pixels ([`image_cross_entropy`]), on every core.
+    /// decoder's logits over each row's pixels (`image_cross_entropy`), on every core.
     pub fn reconstruction_losses(
         &mut self,
         inputs: &[f32],

@@ -5,6 +5,10 @@
 //! On the CPU the shards run side by side on rayon's threads, on host buffers
 //! ([`HostModel`], gradients derived by hand); a CUDA device (whose handles are not
 //! `Send`) queues them one after another on its stream, through dfdx's tape.
+//!
+//! [`TrainDevice`]: crate::train::step::TrainDevice
+//! [`Training`]: crate::train::step::Training
+//! [`HostModel`]: crate::nn::host::HostModel
 
 use dfdx::prelude::*;
 use rand::SeedableRng;
