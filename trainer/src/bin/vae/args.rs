@@ -304,7 +304,7 @@ pub struct EvalArgs {
     #[arg(long, default_value = "data/mnist")]
     pub data_dir: PathBuf,
     /// Importance samples per test image for the IWAE estimate of -log p(x) (5,000 in
-    /// the papers; about 30 minutes for f32 and f16 on 2 cores); 0 skips it. Unconditional
+    /// the papers; about 5 minutes for f32 and f16 of a dense decoder on 2 cores); 0 skips it. Unconditional
     /// models only.
     #[arg(long, default_value_t = EvalOptions::default().iwae_k)]
     pub iwae_k: usize,
