@@ -304,8 +304,8 @@ pub struct EvalArgs {
     #[arg(long, default_value = "data/mnist")]
     pub data_dir: PathBuf,
     /// Importance samples per test image for the IWAE estimate of -log p(x) (5,000 in
-    /// the papers; about 5 minutes for f32 and f16 of a dense decoder on 2 cores); 0 skips it. Unconditional
-    /// models only.
+    /// the papers; about 5 minutes for f32 and f16 of a dense decoder on 2 cores); 0
+    /// skips it. Unconditional models only.
     #[arg(long, default_value_t = EvalOptions::default().iwae_k)]
     pub iwae_k: usize,
     /// Samples per digit for label fidelity (conditional models).
