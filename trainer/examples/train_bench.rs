@@ -28,7 +28,7 @@ use trainer::data::batch::Images;
 use trainer::foundation::config::{DataOptions, Preset, TrainConfig};
 use trainer::foundation::matmul::matmul_totals;
 use trainer::nn::adam::AdamState;
-use trainer::nn::model::Vae;
+use trainer::nn::model::{LossWeights, Vae};
 use trainer::train::step::{cuda_device, TrainDevice, Training};
 
 #[derive(Parser)]
@@ -99,7 +99,7 @@ fn bench<D: TrainDevice>(
     train: &Dataset,
     args: &Args,
 ) -> Result<()> {
-    let (batch_size, weights) = (config.batch_size, (config.class_weight, 1.0));
+    let (batch_size, weights) = (config.batch_size, LossWeights::of(config));
     let mut rates = Vec::with_capacity(args.repeat);
     let mut products = Vec::new();
     // Uploaded once where the device keeps it (as `vae train` does), outside the clock.

@@ -26,9 +26,8 @@ use vae_core::PIXELS;
 
 use crate::data::batch::{Batch, HostBatch, Images};
 use crate::foundation::config::{DataOptions, ModelConfig, Preset, TrainConfig};
-use crate::foundation::loss::LossTerms;
 use crate::nn::adam::{Adam, AdamState};
-use crate::nn::model::Vae;
+use crate::nn::model::{LossTerms, LossWeights, Vae};
 use crate::nn::tape::{tape_gradients, LayerGradient};
 use crate::train::step::TrainDevice;
 
@@ -362,9 +361,9 @@ fn gradients<E: Device<f32>>(
     vae: &Vae<E>,
     batch: &HostBatch,
 ) -> (LossTerms, Vec<LayerGradient<E>>) {
-    let class_weight = TrainConfig::default().class_weight;
+    let weights = LossWeights::of(&TrainConfig::default());
     let batch = Batch::upload(&vae.device(), batch.clone(), &vae.config);
-    tape_gradients(vae, &batch, BATCH, class_weight, 1.0)
+    tape_gradients(vae, &batch, BATCH, weights)
 }
 
 /// Every model's loss terms and gradients on the device against the CPU's, from the same

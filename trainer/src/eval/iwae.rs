@@ -7,7 +7,7 @@ use rand::{Rng, SeedableRng};
 use rand_distr::{Distribution, StandardNormal};
 use rayon::prelude::*;
 
-use crate::foundation::loss::log_mean_exp;
+use crate::foundation::importance_weights::log_mean_exp;
 use crate::foundation::progress;
 use crate::nn::host::HostModel;
 use crate::nn::model::Vae;

@@ -7,8 +7,7 @@ use rand::SeedableRng;
 
 use crate::data::batch::{Batch, EVALUATION_BATCH};
 use crate::foundation::config::DataOptions;
-use crate::foundation::loss::{LossTerms, MeanLoss};
-use crate::nn::model::Vae;
+use crate::nn::model::{LossTerms, LossWeights, MeanLoss, Vae};
 
 /// Mean loss terms of `vae` on `data` prepared as `options` say, one z sample per image,
 /// noise drawn from `seed`.
@@ -24,7 +23,7 @@ pub fn mean_loss<D: Device<f32>>(
     let mut sum = MeanLoss::default();
     for chunk in order.chunks(EVALUATION_BATCH) {
         let batch = Batch::new(&dev, data, chunk, &vae.config, options, &mut rng);
-        let (_, terms) = vae.loss(&batch, 0.0, 1.0, NoneTape);
+        let (_, terms) = vae.loss(&batch, LossWeights::ELBO, NoneTape);
         sum.add(&terms, chunk.len());
     }
     sum.mean()

@@ -15,8 +15,8 @@ pub mod vector_math;
 /// Matrix products on host buffers, counted for the benchmark.
 pub mod matmul;
 
-/// The loss terms, their running mean, and the importance weights' arithmetic.
-pub mod loss;
+/// The importance weights' arithmetic: log-mean-exp and normalized weights.
+pub mod importance_weights;
 
 /// Atomic writes: nothing already written is lost.
 pub mod io;

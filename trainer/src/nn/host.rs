@@ -27,12 +27,12 @@ use vae_core::{Activation, PIXELS};
 
 use crate::data::batch::{HostBatch, HostImages, EVALUATION_BATCH};
 use crate::foundation::config::{DataOptions, ModelConfig};
-use crate::foundation::loss::{log_mean_exp, normalized_weights, LossTerms, MeanLoss};
+use crate::foundation::importance_weights::{log_mean_exp, normalized_weights};
 use crate::foundation::matmul::matmul;
 use crate::foundation::vector_math;
 use crate::nn::adam::{AdamSettings, AdamState, Hyper};
 use crate::nn::conv::{ConvScratch, HostConv};
-use crate::nn::model::Vae;
+use crate::nn::model::{LossTerms, LossWeights, MeanLoss, Vae};
 
 /// One dense layer's parameters and Adam's moments, as in [`crate::nn::model::Layer`]:
 /// weights (inputs, outputs) row major; for a convolution, its windows' dense layer.
@@ -229,7 +229,7 @@ impl HostModel {
         &mut self,
         source: HostImages,
         parts: &[(&[usize], u64)],
-        (class_weight, kl_weight): (f32, f32),
+        weights: LossWeights,
         lr: f32,
     ) -> LossTerms {
         if parts.is_empty() {
@@ -245,13 +245,13 @@ impl HostModel {
             .map(|(shard, &(indices, seed))| {
                 let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
                 let batch = source.batch(indices, &model.config, &mut rng);
-                model.gradients(shard, &batch, images, (class_weight, kl_weight))
+                model.gradients(shard, &batch, images, weights)
             })
             .collect::<Vec<_>>()
             .into_iter()
             .sum();
         if let Some(settings) = &mut self.adam {
-            if terms.objective(class_weight).is_finite() {
+            if terms.objective(&weights).is_finite() {
                 settings.lr = lr;
                 let hp = settings.advance();
                 update(&hp, &mut self.layers, &shards);
@@ -351,10 +351,10 @@ impl HostModel {
         s: &mut Shard,
         batch: &HostBatch,
         images: usize,
-        weights: (f32, f32),
+        weights: LossWeights,
     ) -> LossTerms {
         if batch.noise.len() > batch.len * self.config.latent {
-            return self.importance_gradients(s, batch, images, weights.1);
+            return self.importance_gradients(s, batch, images, weights.kl);
         }
         let terms = self.forward(s, batch, images);
         self.backward_all(s, batch, images, weights);
@@ -636,14 +636,12 @@ impl HostModel {
     }
 
     /// The gradients of every layer into `s.grads`, after [`Self::forward`] on the same
-    /// shard, with the classifier and KL weights `weights`.
-    fn backward_all(
-        &self,
-        s: &mut Shard,
-        batch: &HostBatch,
-        images: usize,
-        (class_weight, kl_weight): (f32, f32),
-    ) {
+    /// shard, with the terms' weights `weights`.
+    fn backward_all(&self, s: &mut Shard, batch: &HostBatch, images: usize, weights: LossWeights) {
+        let LossWeights {
+            kl: kl_weight,
+            classifier: class_weight,
+        } = weights;
         let inv_n = 1.0 / images.max(1) as f32;
         let rows = batch.len;
         let latent = self.config.latent;
@@ -1151,7 +1149,7 @@ mod tests {
 
     /// The host's loss terms and gradients on a batch of `indices` of `data`, drawn as
     /// `options` say, against dfdx's tape on the same batch ([`tape_gradients`]), for the
-    /// classifier and KL weights `weights`. Both are sums of thousands of f32 products
+    /// terms' weights `weights`. Both are sums of thousands of f32 products
     /// in another order (the tape's convolutions sum by windows, the host's by maps), so
     /// they agree to a few ulps of the largest entry: 1e-4 relative allows about 800,
     /// and the terms to 1e-4 of their size (or of 1 near 0).
@@ -1159,7 +1157,7 @@ mod tests {
         vae: &Vae<Cpu>,
         (data, indices): (&Dataset, &[usize]),
         options: DataOptions,
-        weights: (f32, f32),
+        weights: LossWeights,
         seed: u64,
     ) {
         let dev = Cpu::default();
@@ -1167,7 +1165,7 @@ mod tests {
         let images = indices.len() + 3; // a shard of a larger mini-batch
         let draw = || rand::rngs::StdRng::seed_from_u64(seed);
         let reference = Batch::new(&dev, data, indices, config, options, &mut draw());
-        let (terms, tape) = tape_gradients(vae, &reference, images, weights.0, weights.1);
+        let (terms, tape) = tape_gradients(vae, &reference, images, weights);
         let batch = HostBatch::draw(data, indices, config, options, &mut draw());
         let host = HostModel::new(vae, None);
         let mut shard = Shard::default();
@@ -1213,7 +1211,11 @@ mod tests {
                 };
                 let vae = Vae::new(&dev, &config, &mut rng);
                 let seed = rng.gen();
-                check_against_the_tape(&vae, (&data, &indices), options, (3.0, 0.7), seed);
+                let weights = LossWeights {
+                    kl: 0.7,
+                    classifier: 3.0,
+                };
+                check_against_the_tape(&vae, (&data, &indices), options, weights, seed);
             }
         }
     }
@@ -1253,7 +1255,11 @@ mod tests {
             };
             let vae = Vae::new(&dev, &config, &mut rng);
             let seed = rng.gen();
-            check_against_the_tape(&vae, (&data, &indices), options, (0.0, kl_weight), seed);
+            let weights = LossWeights {
+                kl: kl_weight,
+                classifier: 0.0,
+            };
+            check_against_the_tape(&vae, (&data, &indices), options, weights, seed);
         }
     }
 

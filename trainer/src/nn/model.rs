@@ -1,5 +1,5 @@
 //! The VAE: an encoder for `z`, an optional classifier head, and the decoder that goes to
-//! the microcontroller, all as dense layers over run-time-shaped dfdx tensors
+//! the microcontroller, and the terms of its loss ([`LossTerms`]), all as dense layers over run-time-shaped dfdx tensors
 //! ([`crate::foundation::tensor`]). The forward pass and the tape-driven loss here are ordinary dfdx
 //! code and run on any dfdx device: differentiated by dfdx's tape ([`crate::nn::tape`]),
 //! they train the model on every device but the CPU, and they are the reference the
@@ -7,15 +7,127 @@
 
 use dfdx::prelude::*;
 use rand::distributions::{Distribution, Uniform};
+use serde::{Deserialize, Serialize};
 use vae_core::{Activation, TransposedConvShape, PIXELS};
 
 use crate::data::batch::Batch;
-use crate::foundation::config::{ConvLayer, ModelConfig};
-use crate::foundation::loss::{log_mean_exp, normalized_weights, LossTerms};
+use crate::foundation::config::{ConvLayer, ModelConfig, TrainConfig};
+use crate::foundation::importance_weights::{log_mean_exp, normalized_weights};
 use crate::foundation::tensor::{
     join_columns, padded_rows, place_columns, relabel, scalar, Matrix, Vector,
 };
 use crate::nn::conv::{Conv, ConvShape};
+
+/// The terms of the loss, each averaged over the batch, in nats per image.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct LossTerms {
+    /// -log p(x|z): Bernoulli cross-entropy summed over the 784 pixels.
+    pub reconstruction: f32,
+    /// KL(q(z|x) || N(0, I)).
+    pub kl: f32,
+    /// Cross-entropy of the classifier head against the true label (0 if none).
+    pub classifier: f32,
+}
+
+impl std::iter::Sum for LossTerms {
+    /// Term by term: the shards of a mini-batch, each already divided by the whole
+    /// mini-batch's size, add up to its terms.
+    fn sum<I: Iterator<Item = LossTerms>>(iter: I) -> Self {
+        iter.fold(LossTerms::default(), |a, b| a.zip_with(&b, |a, b| a + b))
+    }
+}
+
+impl LossTerms {
+    /// The negative ELBO (reconstruction + KL), the figure users compare.
+    pub fn neg_elbo(&self) -> f32 {
+        self.reconstruction + self.kl
+    }
+
+    /// What training minimizes, with the KL term at full weight: the negative ELBO plus
+    /// each other term times its weight in `weights`.
+    pub fn objective(&self, weights: &LossWeights) -> f32 {
+        self.neg_elbo() + weights.classifier * self.classifier
+    }
+
+    /// `f` of every term.
+    pub fn map(&self, f: impl Fn(f32) -> f32) -> LossTerms {
+        LossTerms {
+            reconstruction: f(self.reconstruction),
+            kl: f(self.kl),
+            classifier: f(self.classifier),
+        }
+    }
+
+    /// `f` of each term and the same term of `other`.
+    pub fn zip_with(&self, other: &LossTerms, f: impl Fn(f32, f32) -> f32) -> LossTerms {
+        LossTerms {
+            reconstruction: f(self.reconstruction, other.reconstruction),
+            kl: f(self.kl, other.kl),
+            classifier: f(self.classifier, other.classifier),
+        }
+    }
+}
+
+/// Running mean of loss terms over batches of different sizes.
+#[derive(Debug, Clone, Default)]
+pub struct MeanLoss {
+    images: usize,
+    sum: LossTerms,
+}
+
+impl MeanLoss {
+    /// Adds the terms `t` of a batch of `n` images.
+    pub fn add(&mut self, t: &LossTerms, n: usize) {
+        let w = n as f32;
+        self.images += n;
+        self.sum = self.sum.zip_with(t, |sum, t| sum + t * w);
+    }
+
+    /// Images added so far.
+    pub fn images(&self) -> usize {
+        self.images
+    }
+
+    /// The mean terms per image (zero before anything was added).
+    pub fn mean(&self) -> LossTerms {
+        let n = self.images.max(1) as f32;
+        self.sum.map(|sum| sum / n)
+    }
+}
+
+/// The weights of the loss terms in what training minimizes; the reconstruction's is 1.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LossWeights {
+    /// The KL term's: below 1 during the KL warm-up.
+    pub kl: f32,
+    /// The classifier head's cross-entropy's.
+    pub classifier: f32,
+}
+
+impl LossWeights {
+    /// The weights of `config`'s run at its step `global` (0-based), with
+    /// `steps_per_epoch` steps an epoch.
+    pub fn at_step(config: &TrainConfig, steps_per_epoch: usize, global: usize) -> Self {
+        LossWeights {
+            kl: config.kl_weight(steps_per_epoch, global),
+            classifier: config.class_weight,
+        }
+    }
+
+    /// The weights of `config`'s run after its KL warm-up.
+    pub fn of(config: &TrainConfig) -> Self {
+        LossWeights {
+            kl: 1.0,
+            classifier: config.class_weight,
+        }
+    }
+
+    /// The negative ELBO's alone: KL at 1, no classifier term.
+    pub const ELBO: LossWeights = LossWeights {
+        kl: 1.0,
+        classifier: 0.0,
+    };
+}
 
 /// Applies a hidden-layer non-linearity to every entry.
 pub(crate) fn activate<D: Device<f32>, T: Tape<f32, D>>(
@@ -340,8 +452,8 @@ impl<D: Device<f32>> Vae<D> {
 }
 
 impl<D: Device<f32>> Vae<D> {
-    /// Forward pass and loss: reconstruction + `kl_weight` x KL + `class_weight` x
-    /// classifier cross-entropy (the terms reported are unweighted). With `tape` an
+    /// Forward pass and loss: reconstruction + each other term times its weight in
+    /// `weights` (the terms reported are unweighted). With `tape` an
     /// `OwnedTape` the result can be back-propagated.
     ///
     /// The decoder sees `[z, softmax(classifier logits)]`, as in the conditional-VAE
@@ -350,8 +462,7 @@ impl<D: Device<f32>> Vae<D> {
     pub fn loss<T>(
         &self,
         batch: &Batch<D>,
-        class_weight: f32,
-        kl_weight: f32,
+        weights: LossWeights,
         tape: T,
     ) -> (Tensor<(), f32, D, T>, LossTerms)
     where
@@ -409,10 +520,10 @@ impl<D: Device<f32>> Vae<D> {
             kl: scalar(&kl),
             classifier: 0.0,
         };
-        let mut total = recon + kl * kl_weight;
+        let mut total = recon + kl * weights.kl;
         if let Some(ce) = class_loss {
             terms.classifier = scalar(&ce);
-            total = total + ce * class_weight;
+            total = total + ce * weights.classifier;
         }
         (total, terms)
     }
@@ -420,15 +531,15 @@ impl<D: Device<f32>> Vae<D> {
     /// The negative importance-weighted bound (Burda, Grosse & Salakhutdinov 2016) of an
     /// unconditional model on `batch`, whose noise holds [`Batch::samples`] = K draws per
     /// image, averaged over its images: `-(1/n) sum_i log (1/K) sum_k w_ik`, with
-    /// `w = p(x|z) p(z) / q(z|x)` and `z_ik ~ q(z|x_i)`. `kl_weight` scales the prior and
-    /// posterior densities in `w` (KL warm-up). The terms reported are the bound's own:
+    /// `w = p(x|z) p(z) / q(z|x)` and `z_ik ~ q(z|x_i)`. `weights.kl` scales the prior
+    /// and posterior densities in `w` (KL warm-up). The terms reported are the bound's own:
     /// `reconstruction` the draws' weighted mean of -log p(x|z), `kl` the rest, so that
     /// [`LossTerms::neg_elbo`] is the negative bound. With `tape` an `OwnedTape` the
     /// result can be back-propagated.
     pub fn importance_loss<T>(
         &self,
         batch: &Batch<D>,
-        kl_weight: f32,
+        weights: LossWeights,
         tape: T,
     ) -> (Tensor<(), f32, D, T>, LossTerms)
     where
@@ -489,7 +600,7 @@ impl<D: Device<f32>> Vae<D> {
             classifier: 0.0,
         };
 
-        let log_w = nll.put_tape(nll_tape).negate() + densities.put_tape(d_tape) * kl_weight;
+        let log_w = nll.put_tape(nll_tape).negate() + densities.put_tape(d_tape) * weights.kl;
         let by_image = relabel(log_w, (n, k));
         let objective = by_image.logsumexp::<(usize,), Axis<1>>().sum::<(), _>()
             * (-1.0 / n.max(1) as f32)

@@ -10,9 +10,8 @@
 use dfdx::prelude::*;
 
 use crate::data::batch::Batch;
-use crate::foundation::loss::LossTerms;
 use crate::foundation::tensor::{Matrix, Vector};
-use crate::nn::model::Vae;
+use crate::nn::model::{LossTerms, LossWeights, Vae};
 
 /// Gradient of the loss with respect to one dense layer's parameters.
 pub struct LayerGradient<D: Device<f32>> {
@@ -24,7 +23,7 @@ pub struct LayerGradient<D: Device<f32>> {
 
 /// Loss terms of `vae` on `batch` and the gradient of the objective with respect to
 /// every dense layer, in [`Vae::layers`] order: the ELBO's
-/// `reconstruction + kl_weight * KL + class_weight * classifier` ([`Vae::loss`]), or,
+/// reconstruction plus each other term times its weight in `weights` ([`Vae::loss`]), or,
 /// when the batch holds several draws per image, the negative importance-weighted bound
 /// ([`Vae::importance_loss`]).
 ///
@@ -35,14 +34,13 @@ pub fn tape_gradients<D: Device<f32>>(
     vae: &Vae<D>,
     batch: &Batch<D>,
     images: usize,
-    class_weight: f32,
-    kl_weight: f32,
+    weights: LossWeights,
 ) -> (LossTerms, Vec<LayerGradient<D>>) {
     let share = batch.len() as f32 / images.max(1) as f32;
     let (loss, terms) = if batch.samples() > 1 {
-        vae.importance_loss(batch, kl_weight, OwnedTape::default())
+        vae.importance_loss(batch, weights, OwnedTape::default())
     } else {
-        vae.loss(batch, class_weight, kl_weight, OwnedTape::default())
+        vae.loss(batch, weights, OwnedTape::default())
     };
     let mut tape = (loss * share).backward();
     let grads = vae
@@ -58,10 +56,5 @@ pub fn tape_gradients<D: Device<f32>>(
             }
         })
         .collect();
-    let terms = LossTerms {
-        reconstruction: terms.reconstruction * share,
-        kl: terms.kl * share,
-        classifier: terms.classifier * share,
-    };
-    (terms, grads)
+    (terms.map(|t| t * share), grads)
 }

@@ -5,8 +5,8 @@ use anyhow::Result;
 use serde::{Deserialize, Serialize};
 
 use crate::foundation::io::{read_json, write_json};
-use crate::foundation::loss::LossTerms;
 use crate::foundation::run_dir::RunDir;
+use crate::nn::model::LossTerms;
 
 /// Losses of one epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]

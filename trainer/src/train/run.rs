@@ -14,11 +14,11 @@ use crate::data::batch::Images;
 use crate::eval::fidelity::label_fidelity;
 use crate::foundation::config::TrainConfig;
 use crate::foundation::io::write_json;
-use crate::foundation::loss::MeanLoss;
 use crate::foundation::progress;
 use crate::foundation::run_dir::RunDir;
 use crate::nn::adam::AdamState;
 use crate::nn::model::Vae;
+use crate::nn::model::{LossWeights, MeanLoss};
 use crate::output::history::{self, EpochRecord};
 use crate::train::checkpoint;
 use crate::train::step::{TrainDevice, Training};
@@ -170,19 +170,14 @@ fn run_epochs<D: TrainDevice>(
         let mut sum = MeanLoss::default();
         for (step, chunk) in order.chunks(config.batch_size).enumerate() {
             let global = (epoch - 1) * steps_per_epoch + step;
-            let kl_weight = config.kl_weight(steps_per_epoch, global);
+            let weights = LossWeights::at_step(config, steps_per_epoch, global);
             let lr = config.lr_schedule.rate(
                 config.learning_rate,
                 global,
                 config.epochs * steps_per_epoch,
             );
-            let terms = training.step(
-                (&images, chunk),
-                &mut rng,
-                (config.class_weight, kl_weight),
-                lr,
-            );
-            let value = terms.objective(config.class_weight);
+            let terms = training.step((&images, chunk), &mut rng, weights, lr);
+            let value = terms.objective(&weights);
             if !value.is_finite() {
                 bar.finish_and_clear();
                 bail!(

@@ -19,10 +19,9 @@ use mnist::Dataset;
 use crate::data::batch::Images;
 use crate::eval::mean_loss::mean_loss;
 use crate::foundation::config::DataOptions;
-use crate::foundation::loss::LossTerms;
 use crate::nn::adam::{Adam, AdamState, LayerUpdate};
 use crate::nn::host::HostModel;
-use crate::nn::model::Vae;
+use crate::nn::model::{LossTerms, LossWeights, Vae};
 use crate::nn::tape::{tape_gradients, LayerGradient};
 
 /// A dfdx device the trainer can train on. `Synchronize` lets a caller wait for the
@@ -146,7 +145,7 @@ pub struct Shard<'a, D: Device<f32>> {
     indices: &'a [usize],
     seed: u64,
     images: usize,
-    weights: (f32, f32),
+    weights: LossWeights,
 }
 
 impl<D: Device<f32>> Shard<'_, D> {
@@ -154,8 +153,7 @@ impl<D: Device<f32>> Shard<'_, D> {
     pub fn run(&self, dev: &D, vae: &Vae<D>) -> (LossTerms, Vec<LayerGradient<D>>) {
         let mut rng = rand::rngs::StdRng::seed_from_u64(self.seed);
         let batch = self.source.batch(dev, self.indices, &vae.config, &mut rng);
-        let (class_weight, kl_weight) = self.weights;
-        tape_gradients(vae, &batch, self.images, class_weight, kl_weight)
+        tape_gradients(vae, &batch, self.images, self.weights)
     }
 }
 
@@ -164,13 +162,13 @@ impl<D: Device<f32>> Shard<'_, D> {
 /// differentiated independently (in parallel on the CPU), each from its own generator
 /// seeded from `rng`.
 /// The terms are the mini-batch's; the gradients are one list per shard, to be summed
-/// (by [`Adam::layer_updates`]). `weights` are the classifier and KL weights.
+/// (by [`Adam::layer_updates`]). `weights` are the loss terms' weights.
 pub fn sharded_gradients<D: TrainDevice>(
     dev: &D,
     vae: &Vae<D>,
     (images, indices): (&Images<D>, &[usize]),
     rng: &mut impl rand::Rng,
-    weights: (f32, f32),
+    weights: LossWeights,
 ) -> (LossTerms, Vec<Vec<LayerGradient<D>>>) {
     let shards: Vec<Shard<D>> = shard_parts::<D>(indices, rng)
         .into_iter()
@@ -205,11 +203,11 @@ pub fn train_step<D: TrainDevice>(
     adam: &mut Adam<D>,
     batch: (&Images<D>, &[usize]),
     rng: &mut impl rand::Rng,
-    (class_weight, kl_weight): (f32, f32),
+    weights: LossWeights,
 ) -> LossTerms {
     let dev = vae.device();
-    let (terms, grads) = sharded_gradients(&dev, vae, batch, rng, (class_weight, kl_weight));
-    if terms.objective(class_weight).is_finite() {
+    let (terms, grads) = sharded_gradients(&dev, vae, batch, rng, weights);
+    if terms.objective(&weights).is_finite() {
         D::update_layers(adam.layer_updates(vae, grads));
     }
     terms
@@ -262,13 +260,13 @@ impl<D: TrainDevice> Training<D> {
     }
 
     /// One optimization step on the mini-batch `indices` of `images` at learning rate
-    /// `lr`, with the classifier and KL weights `weights`. Returns the mini-batch's
+    /// `lr`, with the loss terms' weights `weights`. Returns the mini-batch's
     /// loss terms; when its objective is not finite the model is left as it was.
     pub fn step(
         &mut self,
         (images, indices): (&Images<D>, &[usize]),
         rng: &mut impl rand::Rng,
-        weights: (f32, f32),
+        weights: LossWeights,
         lr: f32,
     ) -> LossTerms {
         match self {
@@ -373,7 +371,11 @@ mod tests {
                 let mut rng = rand::rngs::StdRng::seed_from_u64(5);
                 for s in 0..10 {
                     let indices: Vec<usize> = (s..s + 9).collect();
-                    training.step((&images, &indices), &mut rng, (2.0, 1.0), 1e-3);
+                    let weights = LossWeights {
+                        kl: 1.0,
+                        classifier: 2.0,
+                    };
+                    training.step((&images, &indices), &mut rng, weights, 1e-3);
                 }
                 (training.model().unwrap(), training.adam_state().unwrap())
             });
