@@ -196,14 +196,12 @@ fn assert_same_pixels(name: &str, model: &Model<'_>, draws: &[Value]) {
 fn odd_files(site: &Path) -> Vec<(String, Vec<u8>)> {
     let mut files = Vec::new();
     for activation in [Activation::Relu, Activation::Sigmoid] {
-        let arch = Architecture {
-            latent: 3,
-            classes: 3,
-            hidden: heapless::Vec::from_slice(&[7, 5]).expect("two layers"),
+        let arch = Architecture::dense(
+            3,
+            3,
+            heapless::Vec::from_slice(&[7, 5]).expect("two layers"),
             activation,
-            transposed_convs: None,
-            output: PIXELS as u16,
-        };
+        );
         for precision in Precision::ALL {
             let mut rng = vae_core::Rng::new(17);
             let values = (0..arch.parameter_count()).map(|i| {

@@ -265,14 +265,7 @@ fn made_up_models_match_the_host(
     for &width in widths {
         hidden.push(width).unwrap();
     }
-    let arch = vae_core::Architecture {
-        latent,
-        classes: 10,
-        hidden,
-        activation: vae_core::Activation::Relu,
-        transposed_convs: None,
-        output: PIXELS as u16,
-    };
+    let arch = vae_core::Architecture::dense(latent, 10, hidden, vae_core::Activation::Relu);
     let dir = scratch_dir(&format!("firmware-{name}-{}", target.triple));
     for &precision in precisions {
         let mut rng = vae_core::Rng::new(17);

@@ -8,14 +8,7 @@ use vae_tests::decode_latent;
 
 /// The smallest decoder the format allows: z (1 value) -> 784 outputs, no hidden layer.
 fn tiny_arch() -> Architecture {
-    Architecture {
-        latent: 1,
-        classes: 0,
-        hidden: heapless::Vec::new(),
-        activation: Activation::Relu,
-        transposed_convs: None,
-        output: PIXELS as u16,
-    }
+    Architecture::dense(1, 0, heapless::Vec::new(), Activation::Relu)
 }
 
 /// Weights and biases exactly representable in f16: w[o] = (o % 8 - 4) / 4,

@@ -23,14 +23,7 @@ fn model_values() -> impl Strategy<Value = (Architecture, Vec<f32>)> {
         for w in widths {
             let _ = hidden.push(w);
         }
-        let arch = Architecture {
-            latent,
-            classes,
-            hidden,
-            activation,
-            transposed_convs: None,
-            output: PIXELS as u16,
-        };
+        let arch = Architecture::dense(latent, classes, hidden, activation);
         // Weights in [-1, 1) from a small LCG (values need not be learned, only stored).
         let mut state = seed | 1;
         let values = (0..arch.parameter_count())

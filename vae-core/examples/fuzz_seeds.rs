@@ -24,14 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         )?;
 
         // The smallest shape there is: z1 -> 784, no label, no hidden layer.
-        let tiny = Architecture {
-            latent: 1,
-            classes: 0,
-            hidden: heapless::Vec::new(),
-            activation: Activation::Sigmoid,
-            transposed_convs: None,
-            output: PIXELS as u16,
-        };
+        let tiny = Architecture::dense(1, 0, heapless::Vec::new(), Activation::Sigmoid);
         let mut rng = Rng::new(7);
         let values = (0..tiny.parameter_count()).map(|_| rng.uniform() - 0.5);
         let mut file = vec![0u8; encoded_len(&tiny, precision)?];

@@ -201,14 +201,7 @@ mod tests {
     /// A model file with `classes` classes (0: unconditional), latent 2, no hidden layer,
     /// made-up weights.
     fn model_file(classes: u16) -> Vec<u8> {
-        let arch = Architecture {
-            latent: 2,
-            classes,
-            hidden: heapless::Vec::new(),
-            activation: Activation::Relu,
-            transposed_convs: None,
-            output: PIXELS as u16,
-        };
+        let arch = Architecture::dense(2, classes, heapless::Vec::new(), Activation::Relu);
         let mut out = vec![0u8; encoded_len(&arch, Precision::F32).unwrap()];
         let values = (0..arch.parameter_count()).map(|i| (i % 7) as f32 * 0.1 - 0.3);
         encode(&arch, Precision::F32, values, &mut out).unwrap();

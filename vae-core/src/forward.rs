@@ -4,9 +4,9 @@
 
 use crate::format::{Activation, Architecture, Precision};
 use crate::pixel::{sigmoid, Canvas, Logit};
-#[cfg(feature = "transposed-conv")]
-use crate::{arithmetic, transposed_conv, MAX_CONV_LAYERS};
 use crate::{fixed, kernels, scratch, Error};
+#[cfg(feature = "transposed-conv")]
+use crate::{transposed_conv, MAX_CONV_LAYERS};
 
 /// A model's weights, as the forward pass reads them.
 pub(crate) struct Forward<'a> {
@@ -112,9 +112,9 @@ impl Forward<'_> {
                 return Err(no_transposed_conv(up, conv));
                 #[cfg(feature = "transposed-conv")]
                 return transposed_conv::run(
-                    &arithmetic::Float {
+                    &transposed_conv::Float {
                         input: x,
-                        map: arithmetic::LayerBytes {
+                        map: transposed_conv::LayerBytes {
                             weights,
                             scales: &[],
                             biases,
@@ -155,7 +155,7 @@ impl Forward<'_> {
         payload: &mut Payload<'p>,
         width: usize,
         scales: bool,
-    ) -> Result<heapless::Vec<arithmetic::ConvBytes<'p>, MAX_CONV_LAYERS>, Error> {
+    ) -> Result<heapless::Vec<transposed_conv::ConvBytes<'p>, MAX_CONV_LAYERS>, Error> {
         let mut convs = heapless::Vec::new();
         for shape in self.arch.transposed_convs.iter().flat_map(|up| up.shapes()) {
             let (row_len, outputs) = (shape.row_len(), shape.output_channels);
@@ -167,8 +167,8 @@ impl Forward<'_> {
             };
             let biases =
                 payload.next(outputs.saturating_mul(if scales.is_empty() { width } else { 4 }))?;
-            let conv = arithmetic::ConvBytes {
-                bytes: arithmetic::LayerBytes {
+            let conv = transposed_conv::ConvBytes {
+                bytes: transposed_conv::LayerBytes {
                     weights,
                     scales,
                     biases,
@@ -221,9 +221,9 @@ impl Forward<'_> {
                 return Err(no_transposed_conv(up, conv));
                 #[cfg(feature = "transposed-conv")]
                 return transposed_conv::run(
-                    &arithmetic::Fixed {
+                    &transposed_conv::Fixed {
                         input: q,
-                        map: arithmetic::LayerBytes {
+                        map: transposed_conv::LayerBytes {
                             weights,
                             scales,
                             biases,
@@ -309,8 +309,19 @@ fn relu(x: f32) -> f32 {
     }
 }
 
+/// Refuses a decoder whose layers this build leaves out (`Model::parse` calls it, so that
+/// a file is refused when read, not when first decoded).
+pub(crate) fn check_built(arch: &Architecture) -> Result<(), Error> {
+    if cfg!(not(feature = "transposed-conv")) && arch.transposed_convs.is_some() {
+        return Err(Error::UnsupportedArchitecture(
+            "transposed convolutions, which this build leaves out (vae-core's feature `transposed-conv`)",
+        ));
+    }
+    Ok(())
+}
+
 /// The error of a decoder with transposed convolutions in a build without them, which
-/// `Model::parse` refuses, so this is never returned for a parsed model.
+/// `check_built` refuses, so this is never returned for a parsed model.
 #[cfg(not(feature = "transposed-conv"))]
 fn no_transposed_conv(_: &crate::TransposedConvs, _: &mut [u32]) -> Error {
     Error::UnsupportedArchitecture("transposed convolutions, which this build leaves out")

@@ -32,9 +32,7 @@ extern crate std;
 
 // Sorted by name, as rustfmt keeps them. Their dependency order, in which each module
 // uses only those before it: error, format, rng, fixed, scratch, kernels, pixel,
-// transposed_conv, arithmetic, forward, model, demo, reference (docs/contributing.md).
-#[cfg(feature = "transposed-conv")]
-mod arithmetic;
+// transposed_conv, forward, model, demo, reference (docs/contributing.md).
 pub mod demo;
 mod error;
 mod fixed;
@@ -71,14 +69,7 @@ pub fn example_model(precision: Precision, out: &mut [u8]) -> Result<&[u8], Erro
     hidden
         .push(8)
         .map_err(|_| Error::UnsupportedArchitecture("too many hidden layers"))?;
-    let arch = Architecture {
-        latent: 2,
-        classes: 10,
-        hidden,
-        activation: Activation::Relu,
-        transposed_convs: None,
-        output: PIXELS as u16,
-    };
+    let arch = Architecture::dense(2, 10, hidden, Activation::Relu);
     // A fixed pseudo-random pattern in (-0.5, 0.5].
     let mut rng = Rng::new(0x5eed);
     let values = (0..arch.parameter_count()).map(move |_| rng.uniform() - 0.5);

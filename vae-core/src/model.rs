@@ -5,7 +5,7 @@
 //! [`Canvas`]: grey levels or probabilities.
 
 use crate::format::{split_and_verify, Architecture, Header, Precision};
-use crate::forward::Forward;
+use crate::forward::{self, Forward};
 use crate::pixel::Canvas;
 use crate::{scratch, Error, Rng, MAX_WIDTH};
 
@@ -78,12 +78,7 @@ impl<'a> Model<'a> {
     /// ```
     pub fn parse(bytes: &'a [u8]) -> Result<Self, Error> {
         let (header, payload) = split_and_verify(bytes)?;
-        #[cfg(not(feature = "transposed-conv"))]
-        if header.arch.transposed_convs.is_some() {
-            return Err(Error::UnsupportedArchitecture(
-                "transposed convolutions, which this build leaves out (vae-core's feature `transposed-conv`)",
-            ));
-        }
+        forward::check_built(&header.arch)?;
         Ok(Model { header, payload })
     }
 
@@ -421,14 +416,8 @@ mod tests {
     /// the Q16 logit, not from the f32 probability).
     #[test]
     fn every_precision_decodes_what_its_file_says() {
-        let sigmoid_arch = Architecture {
-            latent: 3,
-            classes: 0,
-            hidden: heapless::Vec::from_slice(&[6, 5]).unwrap(),
-            activation: Activation::Sigmoid,
-            transposed_convs: None,
-            output: PIXELS as u16,
-        };
+        let hidden = heapless::Vec::from_slice(&[6, 5]).unwrap();
+        let sigmoid_arch = Architecture::dense(3, 0, hidden, Activation::Sigmoid);
         for precision in Precision::ALL {
             let mut relu_file = std::vec![0u8; 1 << 16];
             let len = crate::example_model(precision, &mut relu_file)

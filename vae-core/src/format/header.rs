@@ -6,8 +6,13 @@ use serde::{Deserialize, Serialize};
 
 use super::layout::{MAX_CLASSES, MAX_HIDDEN_LAYERS, MAX_WIDTH, PIXELS};
 use super::names::{Activation, Precision};
-use super::transposed_conv::TransposedConvs;
+use super::transposed_conv::{TransposedConvs, KERNEL};
 use crate::Error;
+
+/// The longest weight row ([`Architecture::layers`]) a valid file has: a transposed
+/// convolution's, 3 x 3 taps of up to [`MAX_WIDTH`] input channels (a dense layer's has
+/// at most `MAX_WIDTH`). The i8 writer holds one row (18 KiB) to find its scale.
+pub(crate) const MAX_ROW: usize = KERNEL as usize * KERNEL as usize * MAX_WIDTH;
 
 /// Decoder shape: `[z, one-hot(class)] -> hidden... -> output`, or with an
 /// [`TransposedConvs`] part `[z, one-hot(class)] -> hidden... -> map -> transposed
@@ -31,11 +36,36 @@ pub struct Architecture {
 }
 
 impl Architecture {
+    /// A dense decoder, `[z, one-hot(class)] -> hidden... -> 784`, each hidden layer
+    /// followed by `activation`.
+    ///
+    /// ```
+    /// use vae_core::{Activation, Architecture};
+    /// let hidden = heapless::Vec::from_slice(&[128]).unwrap();
+    /// let arch = Architecture::dense(10, 10, hidden, Activation::Relu);
+    /// assert_eq!(arch.to_string(), "[z 10 + one-hot 10] -> 128 relu -> 784 sigmoid");
+    /// assert!(arch.validate().is_ok());
+    /// ```
+    pub fn dense(
+        latent: u16,
+        classes: u16,
+        hidden: heapless::Vec<u16, MAX_HIDDEN_LAYERS>,
+        activation: Activation,
+    ) -> Self {
+        Architecture {
+            latent,
+            classes,
+            hidden,
+            activation,
+            transposed_convs: None,
+            output: PIXELS as u16,
+        }
+    }
+
     /// Length of the decoder input: latent size plus classes.
     ///
     /// ```
-    /// # let arch = vae_core::Architecture { latent: 10, classes: 10, hidden: heapless::Vec::new(),
-    /// #     activation: vae_core::Activation::Relu, transposed_convs: None, output: 784 };
+    /// # let arch = vae_core::Architecture::dense(10, 10, heapless::Vec::new(), vae_core::Activation::Relu);
     /// assert_eq!(arch.input_len(), 20);
     /// ```
     pub fn input_len(&self) -> usize {
@@ -48,10 +78,7 @@ impl Architecture {
     ///
     /// ```
     /// use vae_core::{Activation, Architecture};
-    /// let arch = Architecture {
-    ///     latent: 10, classes: 10, hidden: heapless::Vec::from_slice(&[128]).unwrap(),
-    ///     activation: Activation::Relu, transposed_convs: None, output: 784,
-    /// };
+    /// let arch = Architecture::dense(10, 10, heapless::Vec::from_slice(&[128]).unwrap(), Activation::Relu);
     /// assert!(arch.dense_layers().eq([(20, 128), (128, 784)]));
     /// ```
     pub fn dense_layers(&self) -> impl Iterator<Item = (usize, usize)> + '_ {
@@ -77,10 +104,7 @@ impl Architecture {
     ///
     /// ```
     /// use vae_core::{Activation, Architecture, TransposedConv, TransposedConvs};
-    /// let arch = Architecture {
-    ///     latent: 10, classes: 10, hidden: heapless::Vec::from_slice(&[128]).unwrap(),
-    ///     activation: Activation::Relu, transposed_convs: None, output: 784,
-    /// };
+    /// let arch = Architecture::dense(10, 10, heapless::Vec::from_slice(&[128]).unwrap(), Activation::Relu);
     /// assert!(arch.layers().eq([(20, 128), (128, 784)]));
     /// assert_eq!(arch.parameter_count(), 20 * 128 + 128 + 128 * 784 + 784);
     ///
@@ -113,10 +137,7 @@ impl Architecture {
     ///
     /// ```
     /// use vae_core::{Activation, Architecture};
-    /// let arch = Architecture {
-    ///     latent: 10, classes: 10, hidden: heapless::Vec::from_slice(&[128]).unwrap(),
-    ///     activation: Activation::Relu, transposed_convs: None, output: 784,
-    /// };
+    /// let arch = Architecture::dense(10, 10, heapless::Vec::from_slice(&[128]).unwrap(), Activation::Relu);
     /// assert_eq!(arch.multiply_accumulates(), 20 * 128 + 128 * 784);
     /// ```
     pub fn multiply_accumulates(&self) -> usize {
@@ -140,10 +161,7 @@ impl Architecture {
     ///
     /// ```
     /// use vae_core::{Activation, Architecture, Error};
-    /// let arch = Architecture {
-    ///     latent: 0, classes: 10, hidden: heapless::Vec::new(),
-    ///     activation: Activation::Relu, transposed_convs: None, output: 784,
-    /// };
+    /// let arch = Architecture::dense(0, 10, heapless::Vec::new(), Activation::Relu);
     /// assert!(matches!(arch.validate(), Err(Error::UnsupportedArchitecture(_))));
     /// let many = Architecture { latent: 2, classes: 257, ..arch.clone() };
     /// assert!(matches!(many.validate(), Err(Error::UnsupportedArchitecture(_))));
@@ -219,10 +237,7 @@ impl Architecture {
 ///
 /// ```
 /// use vae_core::{Activation, Architecture};
-/// let arch = Architecture {
-///     latent: 10, classes: 10, hidden: heapless::Vec::from_slice(&[128, 256]).unwrap(),
-///     activation: Activation::Relu, transposed_convs: None, output: 784,
-/// };
+/// let arch = Architecture::dense(10, 10, heapless::Vec::from_slice(&[128, 256]).unwrap(), Activation::Relu);
 /// assert_eq!(
 ///     arch.to_string(),
 ///     "[z 10 + one-hot 10] -> 128 relu -> 256 relu -> 784 sigmoid"

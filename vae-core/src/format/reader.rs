@@ -101,12 +101,8 @@ impl From<HeaderV2> for Header {
             magic: v2.magic,
             version: v2.version,
             arch: Architecture {
-                latent,
-                classes,
-                hidden,
-                activation,
-                transposed_convs: None,
                 output,
+                ..Architecture::dense(latent, classes, hidden, activation)
             },
             precision: v2.precision,
             payload_len: v2.payload_len,

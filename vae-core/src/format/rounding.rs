@@ -79,10 +79,7 @@ impl Precision {
     ///
     /// ```
     /// use vae_core::{Activation, Architecture, Precision};
-    /// let arch = Architecture {
-    ///     latent: 2, classes: 0, hidden: heapless::Vec::new(),
-    ///     activation: Activation::Relu, transposed_convs: None, output: 784,
-    /// };
+    /// let arch = Architecture::dense(2, 0, heapless::Vec::new(), Activation::Relu);
     /// let mut values = vec![0.1f32; arch.parameter_count()];
     /// Precision::F16.round_model(&arch, &mut values)?;
     /// assert_eq!(values[0], half::f16::from_f32(0.1).to_f32());

@@ -11,14 +11,12 @@ use super::*;
 use crate::{Error, UnknownName};
 
 fn arch(latent: u16, classes: u16, hidden: &[u16], activation: Activation) -> Architecture {
-    Architecture {
+    Architecture::dense(
         latent,
         classes,
-        hidden: heapless::Vec::from_slice(hidden).unwrap(),
+        heapless::Vec::from_slice(hidden).unwrap(),
         activation,
-        transposed_convs: None,
-        output: PIXELS as u16,
-    }
+    )
 }
 
 /// Values that probe every way two roundings can differ: i8 quotients at exact halves

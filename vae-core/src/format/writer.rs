@@ -1,28 +1,17 @@
 //! Writing a file: the header, the padding and each layer's values as the precision
 //! stores them, then the checksum.
 
-use super::header::{Architecture, Header};
-use super::layout::{
-    checksum, payload_offset, CRC_LEN, FORMAT_VERSION, MAGIC, MAX_HEADER_LEN, MAX_WIDTH,
-};
+use super::header::{Architecture, Header, MAX_ROW};
+use super::layout::{checksum, payload_offset, CRC_LEN, FORMAT_VERSION, MAGIC, MAX_HEADER_LEN};
 use super::names::Precision;
 use super::rounding::{i8_scale, quantize_i8, to_f16};
-use super::transposed_conv::KERNEL;
 use crate::Error;
-
-/// The longest weight row a valid file has: a transposed convolution's, 3 x 3 taps of
-/// up to [`MAX_WIDTH`] input channels (a dense layer's has at most `MAX_WIDTH`). The i8
-/// writer holds one row (18 KiB) to find its scale.
-const MAX_ROW: usize = KERNEL as usize * KERNEL as usize * MAX_WIDTH;
 
 /// Total file length for a decoder of shape `arch` stored at `precision`.
 ///
 /// ```
 /// use vae_core::{encoded_len, Activation, Architecture, Precision};
-/// let arch = Architecture {
-///     latent: 2, classes: 0, hidden: heapless::Vec::new(),
-///     activation: Activation::Relu, transposed_convs: None, output: 784,
-/// };
+/// let arch = Architecture::dense(2, 0, heapless::Vec::new(), Activation::Relu);
 /// let payload = 2 * (2 * 784 + 784);
 /// assert!(encoded_len(&arch, Precision::F16).unwrap() > payload);
 /// ```
@@ -69,10 +58,7 @@ fn header_for(arch: &Architecture, precision: Precision) -> Result<Header, Error
 ///
 /// ```
 /// use vae_core::{encode, encoded_len, Activation, Architecture, Error, Model, Precision};
-/// let arch = Architecture {
-///     latent: 2, classes: 0, hidden: heapless::Vec::new(),
-///     activation: Activation::Relu, transposed_convs: None, output: 784,
-/// };
+/// let arch = Architecture::dense(2, 0, heapless::Vec::new(), Activation::Relu);
 /// let values = (0..arch.parameter_count()).map(|i| i as f32 * 1e-3);
 /// let mut file = vec![0u8; encoded_len(&arch, Precision::I8).unwrap()];
 /// let len = encode(&arch, Precision::I8, values, &mut file).unwrap();
