@@ -63,6 +63,7 @@ fn committed_model_files_are_the_export_of_the_committed_checkpoint() {
         "iwae-k5",
         "tutorial",
         "conv",
+        "conv-unconditional",
     ] {
         let run = RunDir::new(workspace().join("models").join(name));
         let (_, vae) = checkpoint::load(&Cpu::default(), &run).unwrap();
@@ -101,8 +102,9 @@ fn committed_model_files_are_the_export_of_the_committed_checkpoint() {
             files += 1;
         }
     }
-    // 3 for the default model and each convolutional one, 2 for each of the other four.
-    assert_eq!(files, 17, "model files found");
+    // 3 for the default model and each of the three convolutional ones, 2 for each of the
+    // other four.
+    assert_eq!(files, 20, "model files found");
 }
 
 /// A convolutional decoder (the tutorial's, and a conditional one with a dense hidden
