@@ -104,6 +104,23 @@ fn the_writer_stores_what_round_layer_gives() {
     for arch in [
         arch(3, 0, &[9], Activation::Relu),
         arch(2, 10, &[7, 5], Activation::Sigmoid),
+        // The longest row a file may hold: a transposed convolution's 3 x 3 taps over
+        // MAX_WIDTH channels (the i8 writer finds each row's scale in a buffer that long).
+        Architecture {
+            transposed_convs: Some(TransposedConvs {
+                side: 7,
+                channels: MAX_WIDTH as u16,
+                layers: heapless::Vec::from_slice(
+                    &[TransposedConv {
+                        channels: 1,
+                        kernel: KERNEL,
+                        stride: 2,
+                    }; 2],
+                )
+                .unwrap(),
+            }),
+            ..arch(1, 0, &[], Activation::Relu)
+        },
     ] {
         let values = awkward_values(arch.parameter_count());
         for precision in Precision::ALL {
@@ -296,4 +313,23 @@ fn validate_accepts_exactly_the_documented_limits() {
         assert_eq!(good.validate(), Ok(()), "{good}");
     }
     assert_eq!(arch(max - 10, 10, &[], Activation::Relu).validate(), Ok(()));
+}
+
+/// The header's description says whether the decoder takes a label.
+#[test]
+fn a_header_says_whether_its_decoder_is_conditional() {
+    for (classes, kind) in [
+        (0, "(unconditional)"),
+        (2, "(conditional)"),
+        (10, "(conditional)"),
+    ] {
+        let arch = arch(2, classes, &[], Activation::Relu);
+        let mut file = vec![0u8; encoded_len(&arch, Precision::F32).unwrap()];
+        let values = (0..arch.parameter_count()).map(|i| i as f32 * 1e-3);
+        encode(&arch, Precision::F32, values, &mut file).unwrap();
+        let (header, _) = Header::read(&file).unwrap();
+        let text = header.to_string();
+        let line = text.lines().nth(1).unwrap();
+        assert!(line.ends_with(kind), "{classes} classes: {line}");
+    }
 }
