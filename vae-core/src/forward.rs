@@ -313,18 +313,21 @@ fn relu(x: f32) -> f32 {
 /// a file is refused when read, not when first decoded).
 pub(crate) fn check_built(arch: &Architecture) -> Result<(), Error> {
     if cfg!(not(feature = "transposed-conv")) && arch.transposed_convs.is_some() {
-        return Err(Error::UnsupportedArchitecture(
-            "transposed convolutions, which this build leaves out (vae-core's feature `transposed-conv`)",
-        ));
+        return Err(LEFT_OUT);
     }
     Ok(())
 }
 
-/// The error of a decoder with transposed convolutions in a build without them, which
-/// `check_built` refuses, so this is never returned for a parsed model.
+/// The error of a decoder with transposed convolutions in a build without them.
+const LEFT_OUT: Error = Error::UnsupportedArchitecture(
+    "transposed convolutions, which this build leaves out (vae-core's feature `transposed-conv`)",
+);
+
+/// [`LEFT_OUT`] where the forward pass meets transposed convolutions in a build without
+/// them, which `check_built` refuses, so this is never returned for a parsed model.
 #[cfg(not(feature = "transposed-conv"))]
 fn no_transposed_conv(_: &crate::TransposedConvs, _: &mut [u32]) -> Error {
-    Error::UnsupportedArchitecture("transposed convolutions, which this build leaves out")
+    LEFT_OUT
 }
 
 /// "A hidden layer is wider than MAX_WIDTH": `validate` (in `parse`) has capped the
