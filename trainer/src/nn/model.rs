@@ -1,7 +1,8 @@
 //! The VAE: an encoder for `z`, an optional classifier head, and the decoder that goes to
 //! the microcontroller, and the terms of its loss ([`crate::nn::model::LossTerms`]), all as
-//! dense layers over run-time-shaped dfdx tensors ([`crate::foundation::tensor`]). The forward pass and the tape-driven loss here are ordinary dfdx
-//! code and run on any dfdx device: differentiated by dfdx's tape ([`crate::nn::tape`]),
+//! dense layers over run-time-shaped dfdx tensors ([`crate::foundation::tensor`]). The
+//! forward pass and the tape-driven loss here are ordinary dfdx code and run on any dfdx
+//! device: differentiated by dfdx's tape ([`crate::nn::tape`]),
 //! they train the model on every device but the CPU, and they are the reference the
 //! CPU's hand-derived gradients ([`crate::nn::host`]) are tested against.
 
