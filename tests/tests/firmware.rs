@@ -312,12 +312,14 @@ fn conv_models_that_cannot_run_fail_with_a_message(target: &Target) {
         "error: embedded model rejected: unsupported architecture: transposed convolutions",
     );
 
-    let mut arch = vae_core::tutorial_architecture().unwrap();
-    arch.latent = 10;
-    arch.classes = 10;
-    if let Some(up) = arch.transposed_convs.as_mut() {
-        up.channels = 64;
-    }
+    let activation = vae_core::Activation::Relu;
+    let arch = vae_core::Architecture {
+        transposed_convs: Some(vae_core::TransposedConvs {
+            channels: 64,
+            ..vae_core::TransposedConvs::tutorial()
+        }),
+        ..vae_core::Architecture::dense(10, 10, heapless::Vec::new(), activation)
+    };
     let values = (0..arch.parameter_count()).map(|i| (i % 13) as f32 * 0.01 - 0.06);
     let mut buf = vec![0u8; 1 << 20];
     let len = vae_core::encode(&arch, vae_core::Precision::I8, values, &mut buf).unwrap();

@@ -32,7 +32,8 @@ extern crate std;
 
 // Sorted by name, as rustfmt keeps them. Their dependency order, in which each module
 // uses only those before it: error, format, rng, fixed, scratch, kernels, pixel,
-// transposed_conv, forward, model, demo, reference (docs/contributing.md).
+// forward (the decoder's layers, one file per kind), model, demo, reference
+// (docs/contributing.md).
 pub mod demo;
 mod error;
 mod fixed;
@@ -46,17 +47,10 @@ mod pixel;
 pub mod reference;
 mod rng;
 mod scratch;
-#[cfg(feature = "transposed-conv")]
-mod transposed_conv;
 
 pub use error::Error;
 #[doc(hidden)]
-pub use format::{
-    encode, encoded_len, same_padding, Activation, Architecture, Header, Precision, TransposedConv,
-    TransposedConvShape, TransposedConvs, UnknownName, FORMAT_VERSION, IMAGE_SIDE, KERNEL, MAGIC,
-    MAX_CLASSES, MAX_CONV_LAYERS, MAX_HIDDEN_LAYERS, MAX_WIDTH, OLDEST_VERSION, PAYLOAD_ALIGN,
-    PIXELS,
-};
+pub use format::*;
 pub use model::{Model, Sample, STACK_SCRATCH};
 pub use pixel::{intensity, to_pixel, Canvas};
 pub use rng::Rng;
@@ -78,26 +72,6 @@ pub fn example_model(precision: Precision, out: &mut [u8]) -> Result<&[u8], Erro
     out.get(..len).ok_or(Error::BufferTooSmall {
         needed: len,
         available,
-    })
-}
-
-/// The shape of the convolutional decoder of TensorFlow's convolutional VAE tutorial:
-/// latent 2, no labels, a 7x7x32 map (relu), then transposed convolutions to 14x14x64,
-/// 28x28x32 (both relu) and 28x28x1: 41,953 parameters, 4,480,192 multiply-accumulates.
-///
-/// ```
-/// let arch = vae_core::tutorial_architecture()?;
-/// assert_eq!(arch.parameter_count(), 41_953);
-/// # Ok::<(), vae_core::Error>(())
-/// ```
-pub fn tutorial_architecture() -> Result<Architecture, Error> {
-    Ok(Architecture {
-        latent: 2,
-        classes: 0,
-        hidden: heapless::Vec::new(),
-        activation: Activation::Relu,
-        transposed_convs: Some(TransposedConvs::tutorial()),
-        output: PIXELS as u16,
     })
 }
 

@@ -27,6 +27,7 @@
 use dfdx::prelude::*;
 use vae_core::TransposedConvShape;
 
+use crate::foundation::config::Convolutional;
 use crate::foundation::matmul::matmul;
 use crate::foundation::tensor::{gather_rows, relabel, Matrix};
 
@@ -68,6 +69,42 @@ pub enum Conv {
 }
 
 impl Conv {
+    /// The encoder's convolutions in `convolutional`, the first on the 28x28x1 image,
+    /// each on the map the one before it writes.
+    pub fn encoder(convolutional: &Convolutional) -> Vec<Conv> {
+        let (mut input_side, mut input_channels) = (vae_core::IMAGE_SIDE, 1);
+        let layers = convolutional.encoder.iter().map(|layer| {
+            let conv = Conv::Convolution(ConvShape {
+                input_side,
+                input_channels,
+                output_channels: layer.channels,
+                kernel: layer.kernel,
+                stride: layer.stride,
+            });
+            (input_side, input_channels) = conv.output();
+            conv
+        });
+        layers.collect()
+    }
+
+    /// The decoder's transposed convolutions in `convolutional`, the first on its map,
+    /// each on the map the one before it writes.
+    pub fn decoder(convolutional: &Convolutional) -> Vec<Conv> {
+        let (mut side, mut channels) = (convolutional.map_side, convolutional.map_channels);
+        let layers = convolutional.decoder.iter().map(|layer| {
+            let conv = Conv::Transposed(TransposedConvShape::new(
+                side,
+                channels,
+                layer.channels,
+                layer.kernel,
+                layer.stride,
+            ));
+            (side, channels) = conv.output();
+            conv
+        });
+        layers.collect()
+    }
+
     /// Side and channels of the input map, then of the output map.
     fn maps(&self) -> ((usize, usize), (usize, usize)) {
         match self {

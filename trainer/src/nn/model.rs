@@ -9,15 +9,15 @@
 use dfdx::prelude::*;
 use rand::distributions::{Distribution, Uniform};
 use serde::{Deserialize, Serialize};
-use vae_core::{Activation, TransposedConvShape, PIXELS};
+use vae_core::{Activation, PIXELS};
 
 use crate::data::batch::Batch;
-use crate::foundation::config::{ConvLayer, ModelConfig, TrainConfig};
+use crate::foundation::config::{ModelConfig, TrainConfig};
 use crate::foundation::importance_weights::{log_mean_exp, normalized_weights};
 use crate::foundation::tensor::{
     join_columns, padded_rows, place_columns, relabel, scalar, Matrix, Vector,
 };
-use crate::nn::conv::{Conv, ConvShape};
+use crate::nn::conv::Conv;
 
 /// The terms of the loss, each averaged over the batch, in nats per image.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -206,17 +206,6 @@ impl<D: Device<f32>> Layer<D> {
     }
 }
 
-/// The convolution (the encoder's) `layer` on a `side x side x channels` map.
-fn convolution((input_side, input_channels): (usize, usize), layer: &ConvLayer) -> Conv {
-    Conv::Convolution(ConvShape {
-        input_side,
-        input_channels,
-        output_channels: layer.channels,
-        kernel: layer.kernel,
-        stride: layer.stride,
-    })
-}
-
 /// A stack of dense layers with a non-linearity between them (not after the last).
 #[derive(Debug, Clone)]
 pub struct Mlp<D: Device<f32>> {
@@ -296,10 +285,7 @@ impl<D: Device<f32>> Vae<D> {
             };
         let convolutional = config.convolutional.as_ref();
         let mut encoder = Mlp::new(dev, &[], config.activation, rng);
-        let (mut side, mut channels) = (vae_core::IMAGE_SIDE, 1);
-        for layer in convolutional.map_or(&[][..], |c| &c.encoder[..]) {
-            let conv = convolution((side, channels), layer);
-            (side, channels) = conv.output();
+        for conv in convolutional.map_or_else(Vec::new, Conv::encoder) {
             encoder.layers.push(Layer::conv(dev, conv, rng));
         }
         let label = encoder_input - PIXELS;
@@ -329,19 +315,8 @@ impl<D: Device<f32>> Vae<D> {
             .chain(std::iter::once(decoder_output))
             .collect();
         let mut decoder = Mlp::new(dev, &decoder_widths, config.activation, rng);
-        if let Some(c) = convolutional {
-            let (mut side, mut channels) = (c.map_side, c.map_channels);
-            for layer in &c.decoder {
-                let conv = Conv::Transposed(TransposedConvShape::new(
-                    side,
-                    channels,
-                    layer.channels,
-                    layer.kernel,
-                    layer.stride,
-                ));
-                (side, channels) = conv.output();
-                decoder.layers.push(Layer::conv(dev, conv, rng));
-            }
+        for conv in convolutional.map_or_else(Vec::new, Conv::decoder) {
+            decoder.layers.push(Layer::conv(dev, conv, rng));
         }
         Vae {
             config: config.clone(),

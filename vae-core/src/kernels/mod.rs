@@ -33,7 +33,7 @@
 //! slices it is given, at most `x.len()` weights per row (the callers check the
 //! slices). What the operators around them need is stated by one function each, which
 //! [`Model::scratch_len`](crate::Model::scratch_len) sums: [`dense::scratch_words`] and
-//! `crate::transposed_conv::scratch_len`.
+//! `crate::forward::transposed_conv::scratch_len`.
 
 use crate::MAX_WIDTH;
 

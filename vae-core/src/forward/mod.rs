@@ -4,9 +4,12 @@
 
 use crate::format::{Activation, Architecture, Precision};
 use crate::pixel::{sigmoid, Canvas, Logit};
-use crate::{fixed, kernels, scratch, Error};
 #[cfg(feature = "transposed-conv")]
-use crate::{transposed_conv, MAX_CONV_LAYERS};
+use crate::MAX_CONV_LAYERS;
+use crate::{fixed, kernels, scratch, Error};
+
+#[cfg(feature = "transposed-conv")]
+mod transposed_conv;
 
 /// A model's weights, as the forward pass reads them.
 pub(crate) struct Forward<'a> {

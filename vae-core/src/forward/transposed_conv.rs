@@ -938,15 +938,15 @@ mod tests {
     fn version_2_files_decode_to_the_same_pixels_as_before() {
         let files: [(&[u8], u64); 3] = [
             (
-                include_bytes!("../../models/default/decoder-f32.vae"),
+                include_bytes!("../../../models/default/decoder-f32.vae"),
                 0xd9f7_16b4_b393_d5db,
             ),
             (
-                include_bytes!("../../models/default/decoder-f16.vae"),
+                include_bytes!("../../../models/default/decoder-f16.vae"),
                 0x5268_9c56_a01b_65b2,
             ),
             (
-                include_bytes!("../../models/default/decoder-i8.vae"),
+                include_bytes!("../../../models/default/decoder-i8.vae"),
                 0x3e1e_b14e_d5ad_f87b,
             ),
         ];
