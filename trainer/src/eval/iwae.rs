@@ -17,7 +17,8 @@ use crate::nn::model::Vae;
 pub fn iwae_nll<D: Device<f32>>(vae: &Vae<D>, test: &Dataset, k: usize, seed: u64) -> f64 {
     let (latent, classes) = (vae.config.latent, vae.config.classes);
     // The decoder runs on host buffers, both cores at once.
-    let mut host = HostModel::new(vae, None);
+    let host = HostModel::new(vae, None);
+    let decoder = host.eval_decoder();
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed ^ 0x1A3E);
     const IMAGES: usize = 10;
     let samples_per_pass = (5000 / IMAGES).clamp(1, k);
@@ -64,7 +65,7 @@ pub fn iwae_nll<D: Device<f32>>(vae: &Vae<D>, test: &Dataset, k: usize, seed: u6
                                 label.copy_from_slice(&p[img * classes..(img + 1) * classes]);
                             }
                         });
-                    (host.reconstruction_losses(&input, &x, m), lpq)
+                    (decoder.reconstruction_losses(&input, &x, m), lpq)
                 },
             );
             for (r, nll) in nll.into_iter().enumerate() {

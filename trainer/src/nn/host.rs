@@ -28,7 +28,7 @@ use vae_core::{Activation, PIXELS};
 use crate::data::batch::{HostBatch, HostImages, EVALUATION_BATCH};
 use crate::foundation::config::{DataOptions, ModelConfig};
 use crate::foundation::importance_weights::{log_mean_exp, normalized_weights};
-use crate::foundation::matmul::matmul;
+use crate::foundation::matmul::{matmul, PackedLayer};
 use crate::foundation::vector_math;
 use crate::nn::adam::{AdamSettings, AdamState, Hyper};
 use crate::nn::conv::{ConvScratch, HostConv};
@@ -287,59 +287,20 @@ impl HostModel {
         sum.mean()
     }
 
-    /// -log p(x|z) of every row of `inputs`, decoder inputs (z, then a conditional
-    /// model's class probabilities) row after row, against `targets`, whose row
-    /// `r / per_image` is input row r's image: the Bernoulli cross-entropy of the
-    /// decoder's logits over each row's pixels (`image_cross_entropy`), on every core.
-    pub fn reconstruction_losses(
-        &mut self,
-        inputs: &[f32],
-        targets: &[f32],
-        per_image: usize,
-    ) -> Vec<f64> {
-        let width = self.config.decoder_input();
-        let rows = inputs.len() / width.max(1);
-        // Blocks of rows, taken by whichever core is free (the caller may keep one busy
-        // for a while), each with a shard's buffers from the pool; a block's logits stay
-        // in the core's cache between the decoder's last product and the cross-entropy.
-        let blocks: Vec<std::ops::Range<usize>> = (0..rows)
-            .step_by(ROWS_PER_BLOCK)
-            .map(|start| start..(start + ROWS_PER_BLOCK).min(rows))
-            .collect();
-        let pool = std::sync::Mutex::new(std::mem::take(&mut self.shards));
-        let take = || {
-            pool.lock()
-                .ok()
-                .and_then(|mut p| p.pop())
-                .unwrap_or_default()
-        };
-        let model = &*self;
-        let losses: Vec<Vec<f64>> = blocks
-            .into_par_iter()
-            .map(|block| {
-                let mut s = take();
-                let input = first(&mut s.decoder);
-                input.clear();
-                input.extend_from_slice(&inputs[block.start * width..block.end * width]);
-                let decoder = model.parts.decoder.clone();
-                model.trace(decoder, block.len(), false, &mut s.decoder, &mut s.conv);
-                let logits = last(&s.decoder);
-                let out = block
-                    .zip(logits.chunks_exact(PIXELS))
-                    .map(|(r, logits)| {
-                        let image = r / per_image.max(1);
-                        let target = &targets[image * PIXELS..(image + 1) * PIXELS];
-                        f64::from(vectorized!(image_cross_entropy(logits, target)))
-                    })
-                    .collect();
-                if let Ok(mut p) = pool.lock() {
-                    p.push(s);
-                }
-                out
+    /// The decoder for evaluation ([`EvalDecoder`]): its dense layers packed once.
+    pub fn eval_decoder(&self) -> EvalDecoder<'_> {
+        let packed = self.layers[self.parts.decoder.clone()]
+            .iter()
+            .map(|l| {
+                let dense = l.conv.is_none();
+                dense.then(|| PackedLayer::new(&l.weight, &l.bias, l.inputs, l.outputs))
             })
             .collect();
-        self.shards = pool.into_inner().unwrap_or_default();
-        losses.concat()
+        EvalDecoder {
+            model: self,
+            packed,
+            pool: std::sync::Mutex::new(Vec::new()),
+        }
     }
 
     /// The loss terms of `batch` (a shard of a mini-batch of `images`) and the gradients
@@ -887,8 +848,106 @@ impl HostModel {
     }
 }
 
-/// Decoder rows per block in [`HostModel::reconstruction_losses`].
-const ROWS_PER_BLOCK: usize = 256;
+/// A [`HostModel`]'s decoder for evaluation, from [`HostModel::eval_decoder`]: its
+/// dense layers packed once ([`PackedLayer`]), the model borrowed so that its weights
+/// cannot change meanwhile, and the buffers its blocks of rows reuse.
+pub struct EvalDecoder<'a> {
+    model: &'a HostModel,
+    /// The decoder's layers in order: a dense layer packed, `None` for a convolution.
+    packed: Vec<Option<PackedLayer>>,
+    /// Each free block's buffers.
+    pool: std::sync::Mutex<Vec<BlockBuffers>>,
+}
+
+impl EvalDecoder<'_> {
+    /// -log p(x|z) of every row of `inputs`, decoder inputs (z, then a conditional
+    /// model's class probabilities) row after row, against `targets`, whose row
+    /// `r / per_image` is input row r's image: the Bernoulli cross-entropy of the
+    /// decoder's logits over each row's pixels (`image_cross_entropy`), on every core.
+    pub fn reconstruction_losses(
+        &self,
+        inputs: &[f32],
+        targets: &[f32],
+        per_image: usize,
+    ) -> Vec<f64> {
+        let model = self.model;
+        let width = model.config.decoder_input();
+        let rows = inputs.len() / width.max(1);
+        // Blocks of rows, taken by whichever core is free (the caller may keep one busy
+        // for a while); a block's logits stay in the core's cache between the decoder's
+        // last product and the cross-entropy.
+        let blocks: Vec<std::ops::Range<usize>> = (0..rows)
+            .step_by(ROWS_PER_BLOCK)
+            .map(|start| start..(start + ROWS_PER_BLOCK).min(rows))
+            .collect();
+        let losses: Vec<Vec<f64>> = blocks
+            .into_par_iter()
+            .map(|block| {
+                let taken = self.pool.lock().ok().and_then(|mut p| p.pop());
+                let mut buffers = taken.unwrap_or_default();
+                let input = first(&mut buffers.values);
+                input.clear();
+                input.extend_from_slice(&inputs[block.start * width..block.end * width]);
+                self.decode(block.len(), &mut buffers);
+                let logits = last(&buffers.values);
+                let out = block
+                    .zip(logits.chunks_exact(PIXELS))
+                    .map(|(r, logits)| {
+                        let image = r / per_image.max(1);
+                        let target = &targets[image * PIXELS..(image + 1) * PIXELS];
+                        f64::from(vectorized!(image_cross_entropy(logits, target)))
+                    })
+                    .collect();
+                if let Ok(mut p) = self.pool.lock() {
+                    p.push(buffers);
+                }
+                out
+            })
+            .collect();
+        losses.concat()
+    }
+
+    /// The decoder's logits of the `rows` rows of `values[0]`, each layer's output kept
+    /// in `values` (as [`HostModel::trace`], its dense layers packed).
+    fn decode(&self, rows: usize, buffers: &mut BlockBuffers) {
+        let model = self.model;
+        let BlockBuffers {
+            values,
+            convs,
+            tiles,
+        } = buffers;
+        let count = self.packed.len();
+        values.resize_with(count + 1, Vec::new);
+        convs.resize_with(count, ConvScratch::default);
+        let layers = &model.layers[model.parts.decoder.clone()];
+        for (i, (layer, packed)) in layers.iter().zip(&self.packed).enumerate() {
+            let (before, after) = values.split_at_mut(i + 1);
+            let (x, y) = (&before[i], &mut after[0]);
+            let hidden = i + 1 < count;
+            let relu = hidden && model.activation == Activation::Relu;
+            match packed {
+                Some(packed) => packed.forward(x, rows, relu, (y, tiles)),
+                None => layer.forward(x, rows, &mut convs[i], y),
+            }
+            if hidden && !(relu && packed.is_some()) {
+                activate(model.activation, y);
+            }
+        }
+    }
+}
+
+/// What a block of [`EvalDecoder::reconstruction_losses`] keeps for the next: each
+/// layer's output, the convolutions' buffers, and the packed products' tiles.
+#[derive(Default)]
+struct BlockBuffers {
+    values: Vec<Vec<f32>>,
+    convs: Vec<ConvScratch>,
+    tiles: Vec<f32>,
+}
+
+/// Decoder rows per block in [`EvalDecoder::reconstruction_losses`]: a multiple of the
+/// packed product's tile, whose logits (784 floats a row) stay in the core's cache.
+const ROWS_PER_BLOCK: usize = 96;
 
 /// The Bernoulli cross-entropy -log p(t | x) of a pixel with logit `x` and target `t`,
 /// and its gradient sigmoid(x) - t ([`cross_entropy_parts`]).
