@@ -87,7 +87,7 @@ const TILE_ROWS: usize = 6;
 const DEPTH_BLOCK: usize = 256;
 
 /// A dense layer's weights (inputs, outputs) and bias, packed once for products that
-/// only run forward (evaluation): the weights in panels of [`PANEL`] columns, each
+/// only run forward (evaluation): the weights in panels of 16 columns (`PANEL`), each
 /// panel's rows one after another, so that a tile reads its panel from start to end. The
 /// last panel is padded with zeros.
 pub struct PackedLayer {
