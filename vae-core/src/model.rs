@@ -407,6 +407,23 @@ mod tests {
     use super::*;
     use crate::{reference, to_pixel, Activation, PIXELS};
 
+    /// [`STACK_SCRATCH`] holds the scratch of the widest dense decoder: two hidden layers
+    /// of [`MAX_WIDTH`] (in i8, to keep the file small).
+    #[test]
+    fn the_widest_dense_model_decodes_in_stack_scratch() {
+        let hidden = heapless::Vec::from_slice(&[MAX_WIDTH as u16; 2]).unwrap();
+        let arch = Architecture::dense(16, 10, hidden, Activation::Relu);
+        let mut file = std::vec![0u8; crate::encoded_len(&arch, Precision::I8).unwrap()];
+        let values = (0..arch.parameter_count()).map(|i| ((i % 7) as f32 - 3.0) / 64.0);
+        crate::encode(&arch, Precision::I8, values, &mut file).unwrap();
+        let model = Model::parse(&file).unwrap();
+        let mut pixels = [0u8; PIXELS];
+        let scratch = &mut [0u32; STACK_SCRATCH];
+        model
+            .generate(Sample::new(1, Some(2)), scratch, &mut pixels)
+            .unwrap();
+    }
+
     /// Every precision, with relu and with sigmoid hidden layers, with and without a
     /// label, decodes what its file says: `decode` within 1e-5 of the f64 reference
     /// for f32 and f16 weights (f32 sums of at most 13 terms), within 1e-3 for i8 (its
@@ -429,8 +446,10 @@ mod tests {
             let values =
                 (0..sigmoid_arch.parameter_count()).map(|i| ((i * 37) % 101) as f32 / 25.0 - 2.0);
             crate::encode(&sigmoid_arch, precision, values, &mut sigmoid_file).unwrap();
-            for file in [&relu_file, &sigmoid_file] {
+            // `example_model` draws chosen digits (10 classes); the sigmoid file does not.
+            for (file, conditional) in [(&relu_file, true), (&sigmoid_file, false)] {
                 let model = Model::parse(file).unwrap();
+                assert_eq!(model.is_conditional(), conditional);
                 let tolerance = if precision == Precision::I8 {
                     1e-3
                 } else {
@@ -447,6 +466,7 @@ mod tests {
                         .unwrap();
                     let want =
                         reference::probabilities::<f64>(payload, arch, precision, input).unwrap();
+                    assert_eq!(want.len(), PIXELS);
                     let mut probs = [0.0f32; PIXELS];
                     model.decode(input, scratch, &mut probs).unwrap();
                     let mut pixels = [0u8; PIXELS];

@@ -91,6 +91,7 @@ impl TransposedConv {
 /// assert_eq!(vae_core::same_padding(3, 1), 1);
 /// assert_eq!(vae_core::same_padding(3, 2), 0);
 /// assert_eq!(vae_core::same_padding(4, 2), 1);
+/// assert_eq!(vae_core::same_padding(4, 1), 1);
 /// ```
 pub const fn same_padding(kernel: usize, stride: usize) -> usize {
     // A branch, not `kernel.saturating_sub(stride) / 2`: from the layer's `u8` fields the
@@ -225,6 +226,8 @@ impl TransposedConvs {
     /// assert_eq!(tutorial.validate(), Ok(()));
     /// let sides: Vec<_> = tutorial.shapes().map(|s| (s.output_side, s.output_channels)).collect();
     /// assert_eq!(sides, [(14, 64), (28, 32), (28, 1)]);
+    /// // The largest layer's two whole maps: 14x14x64 in, 28x28x32 out.
+    /// assert_eq!(tutorial.whole_maps_len(), 14 * 14 * 64 + 28 * 28 * 32);
     /// let arch = Architecture {
     ///     transposed_convs: Some(tutorial),
     ///     ..Architecture::dense(2, 0, heapless::Vec::new(), Activation::Relu)

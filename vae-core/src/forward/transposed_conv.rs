@@ -732,6 +732,7 @@ mod tests {
                     crate::Rng::new(seed).fill_standard_normal(&mut input);
                     let want: Vec<f32> = reference::logits::<f32>(&layers, arch, &input);
                     let got = decode(&model, &input);
+                    assert_eq!(want.len(), PIXELS);
                     for (o, (&g, &w)) in got.iter().zip(&want).enumerate() {
                         let w = crate::pixel::sigmoid(w);
                         assert_eq!(
@@ -766,6 +767,7 @@ mod tests {
                 let want = reference::logits::<f64>(&layers, arch, &input);
                 let got = decode(&i8_model, &input);
                 let full = decode(&f32_model, &input);
+                assert_eq!(want.len(), PIXELS);
                 for ((&g, &w), &f) in got.iter().zip(&want).zip(&full) {
                     own = own.max((f64::from(g) - sigmoid(w)).abs());
                     weights = weights.max((g - f).abs().into());
