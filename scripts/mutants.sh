@@ -17,11 +17,11 @@
 #                                               tests (see below); slow per mutant
 #   JOBS=2 scripts/mutants.sh                   parallel builds (default 1)
 #
-# Too slow for CI (not in .ci/run). On 2 x86-64 cores shared with other work, one job:
-# the first run builds the dependencies (2 to 8 minutes); then mnist's 67 mutants take
-# about 2 minutes; vae-core's about 3 s each without its doctests and 12 s with them
-# (30 doctests, each its own binary), so the 739 take roughly an hour (2 passes, below);
-# `--shard K/N --sharding round-robin` runs every Nth mutant, spread over all files.
+# Too slow for CI (not in .ci/run): the times of a whole run are in docs/contributing.md
+# ("Mutation testing"). The first run builds the dependencies; vae-core's mutants take
+# about four times longer with its doctests (each its own binary) than without, hence the
+# two passes below. `--shard K/N --sharding round-robin` runs every Nth mutant, spread
+# over all files.
 #
 # Which tests run for each mutant: the mutated crate's own (`cargo test -p CRATE`: unit
 # tests, integration tests and doctests). vae-core in two passes (DOCTESTS=last, the
