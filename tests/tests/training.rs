@@ -122,9 +122,10 @@ fn a_convolutional_model_learns_on_a_slice_of_mnist() {
     }
 }
 
-/// Dynamic binarization, KL warm-up, denoising and a cosine learning rate all depend on
-/// the epoch or step: a run stopped after epoch 1 and resumed must still end with the
-/// same bytes.
+/// Dynamic binarization, KL warm-up, denoising, a cosine learning rate and a critic's
+/// draws from the prior all depend on the epoch or step, and the critic's weights and
+/// Adam's state for it live in the resume state too: a run stopped after epoch 1 and
+/// resumed must still end with the same bytes.
 #[test]
 fn resume_continues_exactly_where_the_run_stopped() {
     let train_set = load_mnist(Split::Train, 1000);
@@ -135,6 +136,9 @@ fn resume_continues_exactly_where_the_run_stopped() {
     config.kl_warmup = 2;
     config.denoise = 0.3;
     config.lr_schedule = LrSchedule::Cosine;
+    config.model.critic_hidden = vec![32];
+    config.adversarial_weight = 2.0;
+    config.feature_weight = 0.5;
     let dev = Cpu::seed_from_u64(1);
     let straight = run_dir("resume-straight");
     let (_, full) = train(&dev, &config, &train_set, &test_set, &quiet(&straight)).unwrap();
@@ -152,11 +156,15 @@ fn resume_continues_exactly_where_the_run_stopped() {
     assert!(train(&dev, &config, &train_set, &test_set, &opts).is_err());
     let (_, resumed) = resume(&dev, None, &train_set, &test_set, &quiet(&stopped)).unwrap();
 
-    let losses = |h: &[trainer::output::history::EpochRecord]| -> Vec<(f32, f32)> {
+    let losses = |h: &[trainer::output::history::EpochRecord]| -> Vec<(f32, f32, f32)> {
         h.iter()
-            .map(|r| (r.train.neg_elbo(), r.test.neg_elbo()))
+            .map(|r| (r.train.neg_elbo(), r.test.neg_elbo(), r.train.critic))
             .collect()
     };
+    assert!(
+        full.iter().all(|r| r.train.critic > 0.0),
+        "no critic trained"
+    );
     assert_eq!(losses(&resumed), losses(&full));
     let a = std::fs::read(straight.checkpoint()).unwrap();
     let b = std::fs::read(stopped.checkpoint()).unwrap();

@@ -346,6 +346,43 @@ fn fine_tuning_arguments_are_checked() {
     );
 }
 
+/// Critic settings no run can train with are refused with what to change, before MNIST
+/// is read (the data folder given does not exist).
+#[test]
+fn critic_settings_are_checked() {
+    let out = scratch("critic");
+    let cases = [
+        (
+            "--adversarial-weight 30",
+            "--adversarial-weight needs a critic to learn from: give --critic-hidden",
+        ),
+        (
+            "--critic-hidden 64 --adversarial-weight=-1",
+            "--adversarial-weight must be 0 (off) or a positive number",
+        ),
+        (
+            "--critic-hidden 64 --adversarial-weight NaN",
+            "--adversarial-weight must be 0 (off) or a positive number",
+        ),
+        (
+            "--critic-hidden 64 --unconditional --importance-samples 5",
+            "a critic trains beside the ELBO only",
+        ),
+        (
+            "--critic-hidden 64,20000 --adversarial-weight 1",
+            "hidden width 20000 is too large",
+        ),
+    ];
+    for (flags, error) in cases {
+        let args: Vec<&str> = ["train", "--data-dir", "no/such", "--out"]
+            .into_iter()
+            .chain([out.to_str().unwrap()])
+            .chain(flags.split(' '))
+            .collect();
+        assert_fails_with(&vae(&args), error);
+    }
+}
+
 #[test]
 fn missing_data_names_the_fix() {
     let out = vae(&[

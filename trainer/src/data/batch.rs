@@ -28,6 +28,9 @@ pub struct Batch<D: Device<f32>> {
     /// Standard-normal noise for the reparameterization, (batch x samples, latent): the
     /// draws for image i in rows i x samples.. (i + 1) x samples.
     pub noise: Matrix<D>,
+    /// z drawn from the prior, (batch, latent), one per image: the decoder's samples
+    /// the critic judges ([`DataOptions::prior`]; `None`: not drawn).
+    pub prior: Option<Matrix<D>>,
 }
 
 /// Images per batch where a whole data set is evaluated.
@@ -48,6 +51,9 @@ pub struct HostBatch {
     /// Standard-normal noise for the reparameterization, (len x samples, latent): the
     /// draws for image i in rows i x samples.. (i + 1) x samples.
     pub noise: Vec<f32>,
+    /// z drawn from the prior, `len` rows of the latent size ([`DataOptions::prior`];
+    /// empty: not drawn).
+    pub prior: Vec<f32>,
 }
 
 impl HostBatch {
@@ -70,12 +76,14 @@ impl HostBatch {
             }
             pixels
         });
+        let noise = noise(indices.len() * options.samples, model, rng);
         HostBatch {
             len: indices.len(),
             target,
             noisy,
             labels: labels(data, indices, model),
-            noise: noise(indices.len() * options.samples, model, rng),
+            noise,
+            prior: prior(indices.len(), model, options, rng),
         }
     }
 
@@ -98,6 +106,8 @@ impl HostBatch {
             None => [None, None],
         };
         let [noise, noise_tail] = halve(self.noise, noise_per_image);
+        let prior_per_image = self.prior.len() / self.len.max(1);
+        let [prior, prior_tail] = halve(self.prior, prior_per_image);
         let mut labels = self.labels;
         let labels_tail = labels.split_off(at.min(labels.len()));
         [
@@ -107,6 +117,7 @@ impl HostBatch {
                 noisy,
                 labels,
                 noise,
+                prior,
             },
             HostBatch {
                 len: self.len - at,
@@ -114,6 +125,7 @@ impl HostBatch {
                 noisy: noisy_tail,
                 labels: labels_tail,
                 noise: noise_tail,
+                prior: prior_tail,
             },
         ]
     }
@@ -150,12 +162,17 @@ impl<D: Device<f32>> Batch<D> {
             None => target.clone(),
         };
         let draws = host.noise.len() / model.latent.max(1);
+        let prior = (!host.prior.is_empty()).then(|| {
+            let rows = host.prior.len() / model.latent.max(1);
+            dev.tensor_from_vec(host.prior, (rows, model.latent))
+        });
         Batch {
             target,
             input,
             padded_input,
             labels,
             noise: dev.tensor_from_vec(host.noise, (draws, model.latent)),
+            prior,
         }
     }
 
@@ -166,7 +183,7 @@ impl<D: Device<f32>> Batch<D> {
 
     /// Every tensor's values on the host, named, in a fixed order (`None` where the
     /// batch has no such tensor): for comparing two batches.
-    pub fn parts(&self) -> [(&'static str, Option<Vec<f32>>); 5] {
+    pub fn parts(&self) -> [(&'static str, Option<Vec<f32>>); 6] {
         [
             ("target", Some(self.target.as_vec())),
             ("input", Some(self.input.as_vec())),
@@ -176,6 +193,7 @@ impl<D: Device<f32>> Batch<D> {
             ),
             ("labels", self.labels.as_ref().map(|t| t.as_vec())),
             ("noise", Some(self.noise.as_vec())),
+            ("prior", self.prior.as_ref().map(|t| t.as_vec())),
         ]
     }
 
@@ -252,15 +270,18 @@ impl<'a, D: Device<f32>> Images<'a, D> {
         let rows = dev.tensor_from_vec(indices.to_vec(), (n,));
         let target: Matrix<D> = plain.clone().gather(rows.clone());
         let rows_of_noise = n * self.options.samples;
+        let noise = dev.tensor_from_vec(
+            noise(rows_of_noise, model, rng),
+            (rows_of_noise, model.latent),
+        );
+        let prior = prior(n, model, self.options, rng);
         Batch {
             input: target.clone(),
             target,
             padded_input: padded.as_ref().map(|p| p.clone().gather(rows)),
             labels: one_hot(dev, &labels(self.data, indices, model), model),
-            noise: dev.tensor_from_vec(
-                noise(rows_of_noise, model, rng),
-                (rows_of_noise, model.latent),
-            ),
+            noise,
+            prior: (!prior.is_empty()).then(|| dev.tensor_from_vec(prior, (n, model.latent))),
         }
     }
 
@@ -332,6 +353,21 @@ fn one_hot<D: Device<f32>>(dev: &D, labels: &[u8], model: &ModelConfig) -> Optio
     })
 }
 
+/// z from the prior for each of `images` images, where `options` ask for it
+/// ([`DataOptions::prior`]; empty otherwise), drawn after the reparameterization's.
+fn prior(
+    images: usize,
+    model: &ModelConfig,
+    options: DataOptions,
+    rng: &mut impl rand::Rng,
+) -> Vec<f32> {
+    if options.prior {
+        noise(images, model, rng)
+    } else {
+        Vec::new()
+    }
+}
+
 /// The reparameterization's standard-normal draws, `rows` x latent.
 fn noise(rows: usize, model: &ModelConfig, rng: &mut impl rand::Rng) -> Vec<f32> {
     (0..rows * model.latent)
@@ -364,11 +400,18 @@ mod tests {
         let binarizations = [Binarize::None, Binarize::Threshold, Binarize::Dynamic];
         for model in &models {
             for binarize in binarizations {
-                for (denoise, samples) in [(0.0, 1), (0.3, 1), (0.0, 3)] {
+                let kinds = [
+                    (0.0, 1, false),
+                    (0.3, 1, false),
+                    (0.0, 3, false),
+                    (0.0, 1, true),
+                ];
+                for (denoise, samples, prior) in kinds {
                     let options = DataOptions {
                         binarize,
                         denoise,
                         samples,
+                        prior,
                     };
                     let [host, kept] = [false, true].map(|keep| {
                         let mut rng = rand::rngs::StdRng::seed_from_u64(5);

@@ -342,6 +342,10 @@ fn random_batch(config: &ModelConfig, samples: usize, rng: &mut impl Rng) -> Hos
         noisy: None,
         labels,
         noise: uniform(BATCH * samples * config.latent, rng),
+        prior: match config.critic_hidden.is_empty() {
+            true => Vec::new(),
+            false => uniform(BATCH * config.latent, rng),
+        },
     }
 }
 

@@ -45,6 +45,12 @@ pub struct ModelConfig {
     /// nothing written, as before they existed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub convolutional: Option<Convolutional>,
+    /// Hidden widths of the critic: a network that trains beside the VAE to tell
+    /// training images from the decoder's, whose judgement the decoder learns from
+    /// ([`TrainConfig::adversarial_weight`]). Training only: it never leaves the
+    /// checkpoint. Empty: no critic (and nothing written, as before it existed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub critic_hidden: Vec<usize>,
 }
 
 /// One convolution layer: its output channels, window side and stride.
@@ -173,6 +179,7 @@ impl Default for ModelConfig {
             classifier_hidden: vec![256],
             encoder_sees_label: true,
             convolutional: None,
+            critic_hidden: Vec::new(),
         }
     }
 }
@@ -264,6 +271,20 @@ pub struct TrainConfig {
     /// fresh initialization; optimizer state and schedule start afresh.
     #[serde(default)]
     pub init: Option<PathBuf>,
+    /// Weight of the adversarial term: how much the decoder learns from the critic
+    /// ([`ModelConfig::critic_hidden`]) that its reconstructions and its samples from the
+    /// prior should pass for training images (0: not at all, and nothing written).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub adversarial_weight: f32,
+    /// Weight of feature matching: how much each reconstruction should look like its
+    /// image to the critic, in the critic's last hidden layer (0: not at all, and
+    /// nothing written).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub feature_weight: f32,
+}
+
+fn is_zero(x: &f32) -> bool {
+    *x == 0.0
 }
 
 fn one() -> usize {
@@ -293,6 +314,8 @@ impl Default for TrainConfig {
             lr_schedule: LrSchedule::Cosine,
             importance_samples: 1,
             init: None,
+            adversarial_weight: 0.0,
+            feature_weight: 0.0,
         }
     }
 }
@@ -436,6 +459,7 @@ impl TrainConfig {
             binarize: self.binarize,
             denoise: self.denoise,
             samples: self.importance_samples,
+            prior: !self.model.critic_hidden.is_empty(),
         }
     }
 
@@ -483,15 +507,20 @@ impl TrainConfig {
             .encoder_hidden
             .iter()
             .chain(&m.decoder_hidden)
-            .chain(&m.classifier_hidden);
+            .chain(&m.classifier_hidden)
+            .chain(&m.critic_hidden);
         if widths.clone().any(|&w| w == 0) {
             bail!("hidden layer widths must be at least 1");
         }
-        let host = m.encoder_hidden.iter().chain(&m.classifier_hidden);
+        let host = m
+            .encoder_hidden
+            .iter()
+            .chain(&m.classifier_hidden)
+            .chain(&m.critic_hidden);
         if let Some(w) = host.copied().find(|&w| w > MAX_HOST_WIDTH) {
             bail!(
-                "hidden width {w} is too large: encoder and classifier layers may be at most \
-                 {MAX_HOST_WIDTH} wide"
+                "hidden width {w} is too large: encoder, classifier and critic layers may be \
+                 at most {MAX_HOST_WIDTH} wide"
             );
         }
         let max = vae_core::MAX_WIDTH;
@@ -508,6 +537,21 @@ impl TrainConfig {
                 m.latent,
                 m.classes
             );
+        }
+        let critic_weights = [
+            ("adversarial-weight", self.adversarial_weight),
+            ("feature-weight", self.feature_weight),
+        ];
+        for (flag, weight) in critic_weights {
+            if !(weight >= 0.0 && weight.is_finite()) {
+                bail!("--{flag} must be 0 (off) or a positive number");
+            }
+            if weight > 0.0 && m.critic_hidden.is_empty() {
+                bail!("--{flag} needs a critic to learn from: give --critic-hidden");
+            }
+        }
+        if !m.critic_hidden.is_empty() && self.importance_samples > 1 {
+            bail!("a critic trains beside the ELBO only (--importance-samples 1)");
         }
         if let Some(c) = &m.convolutional {
             c.validate()?;
@@ -695,6 +739,33 @@ pub static SETTINGS: &[Setting] = &[
         set: |c, v| parse(v).map(|x| c.class_weight = x),
     },
     Setting {
+        name: "critic-hidden",
+        help: "Train a critic of these hidden widths beside the VAE, which learns to tell \
+               training images from the decoder's (training only; with --adversarial-weight)",
+        value: Value::Widths,
+        scope: Scope::Recipe,
+        get: |c| (!c.model.critic_hidden.is_empty()).then(|| widths(&c.model.critic_hidden)),
+        set: |c, v| parse_widths(v).map(|x| c.model.critic_hidden = x),
+    },
+    Setting {
+        name: "adversarial-weight",
+        help: "Weight of the adversarial term: how much the decoder learns from the critic \
+               that its reconstructions and prior samples should pass for training images",
+        value: Value::Number,
+        scope: Scope::Recipe,
+        get: |c| Some(c.adversarial_weight.to_string()),
+        set: |c, v| parse(v).map(|x| c.adversarial_weight = x),
+    },
+    Setting {
+        name: "feature-weight",
+        help: "Weight of feature matching: how much each reconstruction should look like its \
+               image to the critic, in the critic's last hidden layer",
+        value: Value::Number,
+        scope: Scope::Recipe,
+        get: |c| Some(c.feature_weight.to_string()),
+        set: |c, v| parse(v).map(|x| c.feature_weight = x),
+    },
+    Setting {
         name: "lr-schedule",
         help: "Learning rate over the run: constant, or cosine (annealed to 0 by the last \
                epoch)",
@@ -876,6 +947,9 @@ pub struct DataOptions {
     pub denoise: f32,
     /// Reparameterization draws per image ([`TrainConfig::importance_samples`]).
     pub samples: usize,
+    /// Also draw z from the prior for each image: the decoder's samples the critic
+    /// judges ([`ModelConfig::critic_hidden`]).
+    pub prior: bool,
 }
 
 impl Default for DataOptions {
@@ -884,6 +958,7 @@ impl Default for DataOptions {
             binarize: Binarize::None,
             denoise: 0.0,
             samples: 1,
+            prior: false,
         }
     }
 }
@@ -894,6 +969,7 @@ impl DataOptions {
         DataOptions {
             denoise: 0.0,
             samples: 1,
+            prior: false,
             ..self
         }
     }

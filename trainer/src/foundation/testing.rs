@@ -28,6 +28,7 @@ pub fn model_kinds() -> Vec<ModelConfig> {
             classifier_hidden: vec![16],
             encoder_sees_label,
             convolutional: None,
+            critic_hidden: Vec::new(),
         },
     )
     .collect()
@@ -64,6 +65,7 @@ pub fn conv_model_kinds() -> Vec<ModelConfig> {
             classifier_hidden: vec![8],
             encoder_sees_label: true,
             convolutional: Some(convolutional(3)),
+            critic_hidden: Vec::new(),
         },
     ]
 }

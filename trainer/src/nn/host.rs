@@ -85,7 +85,7 @@ impl LayerGrad {
 }
 
 /// Where each part of the model is in [`HostModel::layers`] ([`Vae::layers`]
-/// order: encoder, mu, logvar, classifier, decoder).
+/// order: encoder, mu, logvar, classifier, decoder, critic).
 #[derive(Clone)]
 struct Parts {
     /// The encoder's convolutions, then its dense layers.
@@ -95,6 +95,7 @@ struct Parts {
     logvar: usize,
     classifier: std::ops::Range<usize>,
     decoder: std::ops::Range<usize>,
+    critic: std::ops::Range<usize>,
 }
 
 /// What one shard keeps from step to step: the activations of each stack of layers, the
@@ -105,6 +106,9 @@ struct Shard {
     down: Vec<Vec<f32>>,
     encoder: Vec<Vec<f32>>,
     decoder: Vec<Vec<f32>>,
+    /// The critic's activations on the training images, and on the decoder's samples.
+    critic_real: Vec<Vec<f32>>,
+    critic_fake: Vec<Vec<f32>>,
     mu: Vec<f32>,
     logvar: Vec<f32>,
     std: Vec<f32>,
@@ -112,11 +116,15 @@ struct Shard {
     /// Each pixel's cross-entropy.
     terms: Vec<f32>,
     grads: Vec<LayerGrad>,
+    /// Gradients computed to be added to `grads` or dropped (the critic's).
+    spare: Vec<LayerGrad>,
     g: Vec<f32>,
     g_next: Vec<f32>,
     g_mu: Vec<f32>,
     g_logvar: Vec<f32>,
     g_probs: Vec<f32>,
+    /// The gradient at the critic's logits, then back through it.
+    g_critic: Vec<f32>,
     /// Each convolution layer's buffers, by layer.
     conv: Vec<ConvScratch>,
 }
@@ -167,6 +175,7 @@ impl HostModel {
             .count();
         let c = vae.classifier.as_ref().map_or(0, |c| c.layers.len());
         let d = vae.decoder.layers.len();
+        let k = vae.critic.as_ref().map_or(0, |c| c.layers.len());
         HostModel {
             config: vae.config.clone(),
             activation: vae.config.activation,
@@ -178,6 +187,7 @@ impl HostModel {
                 logvar: e + 1,
                 classifier: e + 2..e + 2 + c,
                 decoder: e + 2 + c..e + 2 + c + d,
+                critic: e + 2 + c + d..e + 2 + c + d + k,
             },
             adam: settings,
             shards: Vec::new(),
@@ -317,9 +327,164 @@ impl HostModel {
         if batch.noise.len() > batch.len * self.config.latent {
             return self.importance_gradients(s, batch, images, weights.kl);
         }
-        let terms = self.forward(s, batch, images);
+        let mut terms = self.forward(s, batch, images);
+        if !batch.prior.is_empty() {
+            [terms.critic, terms.adversarial, terms.features] =
+                self.critic_gradients(s, batch, images, weights);
+        }
         self.backward_all(s, batch, images, weights);
         terms
+    }
+
+    /// The critic's loss, the adversarial term and feature matching ([`LossTerms`]) of
+    /// `batch` (a shard of a mini-batch of `images`), after [`Self::forward`] has run
+    /// the decoder on its images and its prior draws: the critic's gradients (from its
+    /// loss alone) into `s.grads`, and the decoder's terms' gradient at its logits, with
+    /// their `weights`, added to `s.g` ([`Vae::loss`] on the tape).
+    fn critic_gradients(
+        &self,
+        s: &mut Shard,
+        batch: &HostBatch,
+        images: usize,
+        weights: LossWeights,
+    ) -> [f32; 3] {
+        let inv_n = 1.0 / images.max(1) as f32;
+        let (rows, p) = (batch.len, &self.parts);
+        let classes = if batch.labels.is_empty() {
+            0
+        } else {
+            self.config.classes
+        };
+        let width = PIXELS + classes;
+        s.grads.resize_with(self.layers.len(), LayerGrad::default);
+        s.spare.resize_with(self.layers.len(), LayerGrad::default);
+
+        // The critic's inputs: each image, or each of the decoder's samples as pixel
+        // probabilities, with its image's label one-hot.
+        let labelled = |input: &mut Vec<f32>, r: usize| {
+            if classes > 0 {
+                let at = input.len();
+                input.resize(at + classes, 0.0);
+                input[at + usize::from(batch.labels[r % rows])] = 1.0;
+            }
+        };
+        let real = first(&mut s.critic_real);
+        real.clear();
+        for (r, image) in batch.target.chunks_exact(PIXELS).enumerate() {
+            real.extend_from_slice(image);
+            labelled(real, r);
+        }
+        let fake = first(&mut s.critic_fake);
+        fake.clear();
+        for (r, logits) in last(&s.decoder).chunks_exact(PIXELS).enumerate() {
+            fake.extend(logits.iter().map(|&x| sigmoid(x)));
+            labelled(fake, r);
+        }
+        let fakes = fake.len() / width;
+        self.trace(
+            p.critic.clone(),
+            rows,
+            false,
+            &mut s.critic_real,
+            &mut s.conv,
+        );
+        self.trace(
+            p.critic.clone(),
+            fakes,
+            false,
+            &mut s.critic_fake,
+            &mut s.conv,
+        );
+
+        // The critic's cross-entropy (images real, samples generated at half weight)
+        // and its gradient at its logits, back through the critic.
+        let mut critic = 0.0f64;
+        let mut g = std::mem::take(&mut s.g_critic);
+        let mut scratch = std::mem::take(&mut s.g_next);
+        let logit_gradients = |logits: &[f32], real: bool, scale: f32, g: &mut Vec<f32>| {
+            g.clear();
+            let mut sum = 0.0f64;
+            for &logit in logits {
+                let (value, grad) = cross_entropy(logit, f32::from(u8::from(real)));
+                sum += f64::from(value);
+                g.push(grad * scale * inv_n);
+            }
+            sum * f64::from(inv_n)
+        };
+        critic += logit_gradients(last(&s.critic_real), true, 1.0, &mut g);
+        let stack = p.critic.clone();
+        let grads = (&mut s.grads[..], &mut s.conv[..]);
+        let buffers = (&mut g, &mut scratch);
+        self.backward(
+            stack.clone(),
+            &s.critic_real,
+            rows,
+            false,
+            None,
+            buffers,
+            grads,
+        );
+        critic += 0.5 * logit_gradients(last(&s.critic_fake), false, 0.5, &mut g);
+        let spare = (&mut s.spare[..], &mut s.conv[..]);
+        let buffers = (&mut g, &mut scratch);
+        self.backward(
+            stack.clone(),
+            &s.critic_fake,
+            fakes,
+            false,
+            None,
+            buffers,
+            spare,
+        );
+        for l in stack.clone() {
+            let (grad, spare) = (&mut s.grads[l], &s.spare[l]);
+            for (a, b) in grad.weight.iter_mut().zip(&spare.weight) {
+                *a += b;
+            }
+            for (a, b) in grad.bias.iter_mut().zip(&spare.bias) {
+                *a += b;
+            }
+        }
+
+        // The adversarial term, samples called real at half weight, and feature
+        // matching, each reconstruction's last hidden features against its image's: their
+        // gradients back through the critic (its weights' gradients dropped) to the
+        // pixels, and through the sigmoid to the decoder's logits.
+        let adversarial = 0.5 * logit_gradients(last(&s.critic_fake), true, 0.5, &mut g);
+        g.iter_mut().for_each(|g| *g *= weights.adversarial);
+        let out = stack.end - 1..stack.end;
+        let features = out.start - stack.start;
+        let spare = (&mut s.spare[..], &mut s.conv[..]);
+        let buffers = (&mut g, &mut scratch);
+        let through = &s.critic_fake[features..];
+        self.backward(out, through, fakes, false, Some(0), buffers, spare);
+        let (real, fake) = (&s.critic_real[features], &s.critic_fake[features]);
+        let mut matching = 0.0f64;
+        let scale = 2.0 * weights.features * inv_n;
+        for ((g, &fake), &real) in g.iter_mut().zip(fake).zip(real) {
+            let d = fake - real;
+            matching += f64::from(d * d);
+            *g += d * scale;
+        }
+        let matching = matching * f64::from(inv_n);
+        if weights.adversarial != 0.0 || weights.features != 0.0 {
+            let hidden = stack.start..stack.end - 1;
+            let through = &s.critic_fake[..=features];
+            let spare = (&mut s.spare[..], &mut s.conv[..]);
+            let buffers = (&mut g, &mut scratch);
+            self.backward(hidden, through, fakes, true, Some(0), buffers, spare);
+            let pixels = s.critic_fake[0]
+                .chunks_exact(width)
+                .zip(g.chunks_exact(width));
+            for ((probs, g_probs), g_logits) in pixels.zip(s.g.chunks_exact_mut(PIXELS)) {
+                for ((g_logit, &prob), &g_prob) in g_logits.iter_mut().zip(probs).zip(g_probs) {
+                    *g_logit += g_prob * prob * (1.0 - prob);
+                }
+            }
+        }
+        s.g_critic = g;
+        s.g_next = scratch;
+        [critic, adversarial, matching].map(|t| t as f32)
     }
 
     /// The importance-weighted bound's terms on `batch` (a shard of a mini-batch of
@@ -427,7 +592,7 @@ impl HostModel {
         let terms = LossTerms {
             reconstruction,
             kl: (-bound * f64::from(inv_n)) as f32 - reconstruction,
-            classifier: 0.0,
+            ..LossTerms::default()
         };
 
         // Backward: each draw's ELBO gradient, scaled by its weight (over `images`).
@@ -533,15 +698,34 @@ impl HostModel {
             }
         }
         terms.kl = kl as f32 * (0.5 * inv_n);
-        self.trace(p.decoder.clone(), rows, false, &mut s.decoder, &mut s.conv);
+        // The decoder's samples from the prior (for the critic), each with its image's
+        // label, after the reconstructions.
+        let samples = batch.prior.len() / latent.max(1);
+        for (r, z) in batch.prior.chunks_exact(latent).enumerate() {
+            decoder_input.extend_from_slice(z);
+            if conditional {
+                let at = decoder_input.len();
+                decoder_input.resize(at + classes, 0.0);
+                decoder_input[at + usize::from(batch.labels[r])] = 1.0;
+            }
+        }
+        let decoded = rows + samples;
+        self.trace(
+            p.decoder.clone(),
+            decoded,
+            false,
+            &mut s.decoder,
+            &mut s.conv,
+        );
 
         // The reconstruction term and its gradient at the logits, in one pass.
         let logits = s.decoder.last_mut().map(std::mem::take).unwrap_or_default();
         s.g.resize(logits.len(), 0.0);
+        s.g[batch.target.len()..].fill(0.0);
         // Every pixel's term and gradient, then each image's 784 terms summed in f32 and
         // the images' sums in f64 (a batch summed in one f32 accumulator loses digits,
         // as dfdx's sum does).
-        s.terms.resize(logits.len(), 0.0);
+        s.terms.resize(batch.target.len(), 0.0);
         vectorized!(cross_entropies(
             (&mut s.g, &mut s.terms),
             &logits,
@@ -602,6 +786,7 @@ impl HostModel {
         let LossWeights {
             kl: kl_weight,
             classifier: class_weight,
+            ..
         } = weights;
         let inv_n = 1.0 / images.max(1) as f32;
         let rows = batch.len;
@@ -613,13 +798,15 @@ impl HostModel {
         let width = latent + if conditional { classes } else { 0 };
         s.grads.resize_with(self.layers.len(), LayerGrad::default);
 
-        // Backward through the decoder, to its whole input.
+        // Backward through the decoder (the reconstructions and any prior samples), to
+        // its whole input.
+        let decoded = rows + batch.prior.len() / latent.max(1);
         let mut g = std::mem::take(&mut s.g);
         let mut scratch = std::mem::take(&mut s.g_next);
         self.backward(
             p.decoder.clone(),
             &s.decoder,
-            rows,
+            decoded,
             false,
             Some(0),
             (&mut g, &mut scratch),
@@ -1174,10 +1361,14 @@ fn update(hp: &Hyper, layers: &mut [HostLayer], shards: &[Shard]) {
 fn activate(activation: Activation, y: &mut [f32]) {
     match activation {
         Activation::Relu => y.iter_mut().for_each(|v| *v = v.max(0.0)),
-        Activation::Sigmoid => y
-            .iter_mut()
-            .for_each(|v| *v = 1.0 / (1.0 + vector_math::exp(-*v))),
+        Activation::Sigmoid => y.iter_mut().for_each(|v| *v = sigmoid(*v)),
     }
+}
+
+/// 1 / (1 + exp(-v)).
+#[inline(always)]
+fn sigmoid(v: f32) -> f32 {
+    1.0 / (1.0 + vector_math::exp(-v))
 }
 
 /// `g` times the derivative of `activation`, given its output `y`, in place.
@@ -1233,6 +1424,9 @@ mod tests {
             (ours.reconstruction, terms.reconstruction),
             (ours.kl, terms.kl),
             (ours.classifier, terms.classifier),
+            (ours.critic, terms.critic),
+            (ours.adversarial, terms.adversarial),
+            (ours.features, terms.features),
         ] {
             assert!(
                 (a - b).abs() <= 1e-4 * b.abs().max(1.0),
@@ -1266,13 +1460,14 @@ mod tests {
                 let options = DataOptions {
                     binarize: Binarize::None,
                     denoise,
-                    samples: 1,
+                    ..DataOptions::default()
                 };
                 let vae = Vae::new(&dev, &config, &mut rng);
                 let seed = rng.gen();
                 let weights = LossWeights {
                     kl: 0.7,
                     classifier: 3.0,
+                    ..LossWeights::ELBO
                 };
                 check_against_the_tape(&vae, (&data, &indices), options, weights, seed);
             }
@@ -1316,7 +1511,50 @@ mod tests {
             let seed = rng.gen();
             let weights = LossWeights {
                 kl: kl_weight,
-                classifier: 0.0,
+                ..LossWeights::ELBO
+            };
+            check_against_the_tape(&vae, (&data, &indices), options, weights, seed);
+        }
+    }
+
+    /// With a critic, the host's gradients are the tape's ([`Vae::loss`]'s critic
+    /// terms): the critic's from its own loss alone, the rest from the ELBO, the
+    /// classifier's, the adversarial term and feature matching, through the decoder's
+    /// reconstructions and its samples from the prior; for a critic of one and two
+    /// hidden layers, on dense and convolutional decoders, unconditional and
+    /// conditional, with either term or both off (the critic still trains).
+    #[test]
+    fn critic_gradients_match_the_tape() {
+        let dev = Cpu::default();
+        let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+        let data = random_dataset(30, &mut rng);
+        let indices: Vec<usize> = (0..9).map(|_| rng.gen_range(0..30)).collect();
+        let dense = model_kinds();
+        let conv = conv_model_kinds();
+        let kinds = [
+            (&dense[0], vec![24], 2.0, 0.0),
+            (&dense[2], vec![24, 16], 30.0, 0.5),
+            (&dense[3], vec![20], 0.0, 3.0),
+            (&dense[4], vec![20], 0.0, 0.0),
+            (&conv[0], vec![16], 5.0, 2.0),
+            (&conv[1], vec![16, 8], 1.0, 0.3),
+        ];
+        for (config, critic_hidden, adversarial, features) in kinds {
+            let config = ModelConfig {
+                critic_hidden,
+                ..config.clone()
+            };
+            let options = DataOptions {
+                prior: true,
+                ..DataOptions::default()
+            };
+            let vae = Vae::new(&dev, &config, &mut rng);
+            let seed = rng.gen();
+            let weights = LossWeights {
+                kl: 1.0,
+                classifier: 2.0,
+                adversarial,
+                features,
             };
             check_against_the_tape(&vae, (&data, &indices), options, weights, seed);
         }

@@ -28,6 +28,27 @@ pub struct LossTerms {
     pub kl: f32,
     /// Cross-entropy of the classifier head against the true label (0 if none).
     pub classifier: f32,
+    /// The critic's loss: its cross-entropy at telling the training images (as real)
+    /// from the decoder's reconstructions and prior samples (as generated, half
+    /// weight each); 0 without a critic ([`crate::foundation::config::ModelConfig::critic_hidden`]),
+    /// and then not written.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub critic: f32,
+    /// The adversarial term: the critic's cross-entropy at calling the reconstructions
+    /// and prior samples real (half weight each), the non-saturating loss the decoder
+    /// minimizes; 0 without a critic, and then not written.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub adversarial: f32,
+    /// Feature matching: the squared distance between each reconstruction and its image
+    /// in the critic's last hidden layer, summed over its features (Larsen et al. 2016's
+    /// reconstruction in the discriminator's features); 0 without a critic, and then not
+    /// written.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub features: f32,
+}
+
+fn is_zero(x: &f32) -> bool {
+    *x == 0.0
 }
 
 impl std::iter::Sum for LossTerms {
@@ -45,9 +66,15 @@ impl LossTerms {
     }
 
     /// What training minimizes, with the KL term at full weight: the negative ELBO plus
-    /// each other term times its weight in `weights`.
+    /// each other term times its weight in `weights`, and the critic's loss (which the
+    /// critic minimizes, and only it: each side's gradient stops at the other's
+    /// parameters, so that one step trains both, [`Vae::loss`]).
     pub fn objective(&self, weights: &LossWeights) -> f32 {
-        self.neg_elbo() + weights.classifier * self.classifier
+        self.neg_elbo()
+            + weights.classifier * self.classifier
+            + weights.adversarial * self.adversarial
+            + weights.features * self.features
+            + self.critic
     }
 
     /// `f` of every term.
@@ -56,6 +83,9 @@ impl LossTerms {
             reconstruction: f(self.reconstruction),
             kl: f(self.kl),
             classifier: f(self.classifier),
+            critic: f(self.critic),
+            adversarial: f(self.adversarial),
+            features: f(self.features),
         }
     }
 
@@ -65,6 +95,9 @@ impl LossTerms {
             reconstruction: f(self.reconstruction, other.reconstruction),
             kl: f(self.kl, other.kl),
             classifier: f(self.classifier, other.classifier),
+            critic: f(self.critic, other.critic),
+            adversarial: f(self.adversarial, other.adversarial),
+            features: f(self.features, other.features),
         }
     }
 }
@@ -103,6 +136,10 @@ pub struct LossWeights {
     pub kl: f32,
     /// The classifier head's cross-entropy's.
     pub classifier: f32,
+    /// The adversarial term's ([`LossTerms::adversarial`]).
+    pub adversarial: f32,
+    /// Feature matching's ([`LossTerms::features`]).
+    pub features: f32,
 }
 
 impl LossWeights {
@@ -111,7 +148,7 @@ impl LossWeights {
     pub fn at_step(config: &TrainConfig, steps_per_epoch: usize, global: usize) -> Self {
         LossWeights {
             kl: config.kl_weight(steps_per_epoch, global),
-            classifier: config.class_weight,
+            ..LossWeights::of(config)
         }
     }
 
@@ -120,6 +157,8 @@ impl LossWeights {
         LossWeights {
             kl: 1.0,
             classifier: config.class_weight,
+            adversarial: config.adversarial_weight,
+            features: config.feature_weight,
         }
     }
 
@@ -127,6 +166,8 @@ impl LossWeights {
     pub const ELBO: LossWeights = LossWeights {
         kl: 1.0,
         classifier: 0.0,
+        adversarial: 0.0,
+        features: 0.0,
     };
 }
 
@@ -224,6 +265,20 @@ impl<D: Device<f32>> Mlp<D> {
         Mlp { layers, activation }
     }
 
+    /// The same layers as new tensors, which a tape recording this stack's weights does
+    /// not reach: a path through them carries gradients to its input alone.
+    fn without_gradients(&self) -> Self {
+        let copy = |l: &Layer<D>| Layer {
+            weight: l.weight.clone() * 1.0,
+            bias: l.bias.clone() * 1.0,
+            conv: l.conv,
+        };
+        Mlp {
+            layers: self.layers.iter().map(copy).collect(),
+            activation: self.activation,
+        }
+    }
+
     /// Forward pass; with `activate_last` the non-linearity follows the last layer too.
     pub fn forward<T: Tape<f32, D> + Merge<NoneTape>>(
         &self,
@@ -272,6 +327,9 @@ pub struct Vae<D: Device<f32>> {
     pub classifier: Option<Mlp<D>>,
     /// Decoder [z, class probabilities] -> hidden... -> 784 logits.
     pub decoder: Mlp<D>,
+    /// Critic [pixels, one-hot label] -> hidden... -> 1, the logit that an image is a
+    /// training image rather than the decoder's (training only; `None`: no critic).
+    pub critic: Option<Mlp<D>>,
 }
 
 impl<D: Device<f32>> Vae<D> {
@@ -325,7 +383,21 @@ impl<D: Device<f32>> Vae<D> {
             logvar,
             classifier,
             decoder,
+            critic: Self::new_critic(dev, config, rng),
         }
+    }
+
+    /// A freshly initialized critic for a model of shape `config` (`None` if it has
+    /// none), its weights drawn from `rng`: after every other part's, so that adding a
+    /// critic leaves the rest of a model's initialization as it was.
+    pub fn new_critic(dev: &D, config: &ModelConfig, rng: &mut impl rand::Rng) -> Option<Mlp<D>> {
+        (!config.critic_hidden.is_empty()).then(|| {
+            let widths: Vec<usize> = std::iter::once(PIXELS + config.classes)
+                .chain(config.critic_hidden.iter().copied())
+                .chain(std::iter::once(1))
+                .collect();
+            Mlp::new(dev, &widths, config.activation, rng)
+        })
     }
 
     /// A model of shape `config` with the weights and biases `layers` (each row major, as
@@ -375,6 +447,11 @@ impl<D: Device<f32>> Vae<D> {
         for (i, l) in self.decoder.layers.iter().enumerate() {
             out.push((format!("decoder.{i}"), l));
         }
+        if let Some(c) = &self.critic {
+            for (i, l) in c.layers.iter().enumerate() {
+                out.push((format!("critic.{i}"), l));
+            }
+        }
         out
     }
 
@@ -388,6 +465,9 @@ impl<D: Device<f32>> Vae<D> {
             out.extend(c.layers.iter_mut());
         }
         out.extend(self.decoder.layers.iter_mut());
+        if let Some(c) = &mut self.critic {
+            out.extend(c.layers.iter_mut());
+        }
         out
     }
 
@@ -414,6 +494,7 @@ impl<D: Device<f32>> Vae<D> {
             logvar: dense(&self.logvar),
             classifier: self.classifier.as_ref().map(mlp),
             decoder: mlp(&self.decoder),
+            critic: self.critic.as_ref().map(mlp),
         }
     }
 
@@ -486,22 +567,103 @@ impl<D: Device<f32>> Vae<D> {
             None => (z, None),
         };
         let logits = self.decoder.forward(decoder_input, false);
+        let (logits, logits_tape) = logits.split_tape();
         // One f32 accumulator over the whole batch: for `vae eval`'s batches of 1,000
         // images (784,000 terms) about 3.5e-4 low, which every committed figure shares
         // (the CPU's training step sums image by image, `nn::host`).
-        let recon = logits.bce_with_logits(batch.target.clone()).sum::<(), _>() * (1.0 / n);
+        let recon = logits.clone().put_tape(logits_tape);
+        let recon = recon.bce_with_logits(batch.target.clone()).sum::<(), _>() * (1.0 / n);
 
         let mut terms = LossTerms {
             reconstruction: scalar(&recon),
             kl: scalar(&kl),
-            classifier: 0.0,
+            ..LossTerms::default()
         };
         let mut total = recon + kl * weights.kl;
         if let Some(ce) = class_loss {
             terms.classifier = scalar(&ce);
             total = total + ce * weights.classifier;
         }
+        if let (Some(critic), Some(prior)) = (&self.critic, &batch.prior) {
+            let [critic_loss, adversarial, features] =
+                self.critic_terms(critic, batch, prior, logits.retaped::<T>());
+            terms.critic = scalar(&critic_loss);
+            terms.adversarial = scalar(&adversarial);
+            terms.features = scalar(&features);
+            total = total
+                + critic_loss
+                + adversarial * weights.adversarial
+                + features * weights.features;
+        }
         (total, terms)
+    }
+
+    /// The critic's loss, the adversarial term and feature matching ([`LossTerms`]) on
+    /// `batch`, whose reconstructions' logits are `logits`, with the decoder's samples
+    /// from `prior` (each with its image's label), each averaged over the batch. The
+    /// non-saturating losses of Goodfellow et al. (2014) as cross-entropies of the
+    /// critic's logit. The critic's gradient stops at the decoder's samples (they enter
+    /// it as constants); the decoder's terms go through a copy of the critic that the
+    /// tape does not reach, so that one step trains each side on its own loss.
+    fn critic_terms<T>(
+        &self,
+        critic: &Mlp<D>,
+        batch: &Batch<D>,
+        prior: &Matrix<D>,
+        logits: Matrix<D, T>,
+    ) -> [Tensor<(), f32, D, T>; 3]
+    where
+        T: Tape<f32, D> + Merge<T> + Merge<NoneTape> + Default,
+    {
+        let n = batch.len() as f32;
+        let half = 0.5 / n;
+        let labels = batch.labels.as_ref();
+        let prior_input = match labels {
+            Some(l) => join_columns(prior.retaped::<T>(), l.retaped::<T>()),
+            None => prior.retaped::<T>(),
+        };
+        let prior_logits = self.decoder.forward(prior_input, false);
+        let fixed = critic.without_gradients();
+        let hidden = 0..critic.layers.len() - 1;
+        // The critic's last hidden layer and its logit for each row of `pixels`.
+        let judge = |critic: &Mlp<D>, pixels: Matrix<D, T>| {
+            let input = match labels {
+                Some(l) => join_columns(pixels, l.retaped::<T>()),
+                None => pixels,
+            };
+            let features = critic.forward_layers(hidden.clone(), input, true);
+            let (features, tape) = features.split_tape();
+            let out = hidden.end..hidden.end + 1;
+            let logit = critic.forward_layers(out, features.clone().put_tape(tape), false);
+            (features, logit)
+        };
+        let cross_entropy = |logit: Matrix<D, T>, real: bool| {
+            let dev = logit.device().clone();
+            let target = match real {
+                true => dev.ones_like(logit.shape()),
+                false => dev.zeros_like(logit.shape()),
+            };
+            logit.bce_with_logits(target).sum::<(), _>()
+        };
+        // Each kind of the decoder's samples: the critic's term, the adversarial term,
+        // and the features the decoder's copy of the critic sees.
+        let fake = |logits: Matrix<D, T>| {
+            let (logits, tape) = logits.split_tape();
+            let seen = logits.clone().sigmoid().retaped::<T>();
+            let (features, passed) = judge(&fixed, logits.put_tape(tape).sigmoid());
+            let critic_term = cross_entropy(judge(critic, seen).1, false) * half;
+            (critic_term, cross_entropy(passed, true) * half, features)
+        };
+        let real = cross_entropy(judge(critic, batch.target.retaped::<T>()).1, true) * (1.0 / n);
+        let (critic_reconstructions, passed_reconstructions, features) = fake(logits);
+        let (critic_prior, passed_prior, _) = fake(prior_logits);
+        let (real_features, _) = judge(&fixed, batch.target.retaped::<T>());
+        let matching = (features.retaped::<T>() - real_features).square();
+        [
+            real + critic_reconstructions + critic_prior,
+            passed_reconstructions + passed_prior,
+            matching.sum::<(), _>() * (1.0 / n),
+        ]
     }
 
     /// The negative importance-weighted bound (Burda, Grosse & Salakhutdinov 2016) of an
@@ -573,7 +735,7 @@ impl<D: Device<f32>> Vae<D> {
         let terms = LossTerms {
             reconstruction,
             kl: (-bound / images) as f32 - reconstruction,
-            classifier: 0.0,
+            ..LossTerms::default()
         };
 
         let log_w = nll.put_tape(nll_tape).negate() + densities.put_tape(d_tape) * weights.kl;

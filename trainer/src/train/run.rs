@@ -12,7 +12,7 @@ use rand::SeedableRng;
 
 use crate::data::batch::Images;
 use crate::eval::fidelity::label_fidelity;
-use crate::foundation::config::TrainConfig;
+use crate::foundation::config::{ModelConfig, TrainConfig};
 use crate::foundation::io::write_json;
 use crate::foundation::progress;
 use crate::foundation::run_dir::RunDir;
@@ -51,7 +51,7 @@ pub fn train<D: TrainDevice>(
     write_json(&opts.run.config(), config)?;
     let mut rng = rand::rngs::StdRng::seed_from_u64(config.seed);
     let vae = match &config.init {
-        Some(dir) => initial_weights(dev, config, dir)?,
+        Some(dir) => initial_weights(dev, config, dir, &mut rng)?,
         None => Vae::new(dev, &config.model, &mut rng),
     };
     let adam = AdamState::new(&vae, config.learning_rate);
@@ -65,11 +65,22 @@ pub fn train<D: TrainDevice>(
     )
 }
 
-/// The weights of the run in `dir` (its checkpoint), for a run of shape `config.model`.
-fn initial_weights<D: TrainDevice>(dev: &D, config: &TrainConfig, dir: &Path) -> Result<Vae<D>> {
-    let (from, vae) = checkpoint::load(dev, &RunDir::new(dir))
+/// The weights of the run in `dir` (its checkpoint), for a run of shape `config.model`,
+/// whose critic (training only) is this run's own: drawn from `rng` afresh.
+fn initial_weights<D: TrainDevice>(
+    dev: &D,
+    config: &TrainConfig,
+    dir: &Path,
+    rng: &mut impl rand::Rng,
+) -> Result<Vae<D>> {
+    let (from, mut vae) = checkpoint::load(dev, &RunDir::new(dir))
         .with_context(|| format!("--init {}: cannot start from it", dir.display()))?;
-    if from.model != config.model {
+    let critic_hidden = config.model.critic_hidden.clone();
+    if (ModelConfig {
+        critic_hidden,
+        ..from.model.clone()
+    }) != config.model
+    {
         bail!(
             "--init {}: its model ({:?}) is not the one this run trains ({:?})",
             dir.display(),
@@ -77,6 +88,8 @@ fn initial_weights<D: TrainDevice>(dev: &D, config: &TrainConfig, dir: &Path) ->
             config.model
         );
     }
+    vae.config = config.model.clone();
+    vae.critic = Vae::new_critic(dev, &config.model, rng);
     Ok(vae)
 }
 
@@ -189,11 +202,17 @@ fn run_epochs<D: TrainDevice>(
             sum.add(&terms, chunk.len());
             bar.inc(chunk.len() as u64);
             let mean = sum.mean();
-            let class = if config.model.classes > 0 {
+            let mut class = if config.model.classes > 0 {
                 format!(", class {:.3}", mean.classifier)
             } else {
                 String::new()
             };
+            if !config.model.critic_hidden.is_empty() {
+                class += &format!(
+                    "; critic {:.3}, adversarial {:.3}",
+                    mean.critic, mean.adversarial
+                );
+            }
             bar.set_message(format!(
                 "loss {:.2} (recon {:.2} + KL {:.2}{class})  {:.0} img/s",
                 mean.neg_elbo(),
@@ -225,7 +244,7 @@ fn run_epochs<D: TrainDevice>(
                 kept(epoch)
             );
         }
-        let class = match record.label_fidelity {
+        let mut class = match record.label_fidelity {
             Some(f) => format!(
                 "  class CE {:.3}  label fidelity {:.1}%",
                 record.test.classifier,
@@ -233,6 +252,12 @@ fn run_epochs<D: TrainDevice>(
             ),
             None => String::new(),
         };
+        if !config.model.critic_hidden.is_empty() {
+            class += &format!(
+                "  critic {:.3}  adversarial {:.3} (training)",
+                record.train.critic, record.train.adversarial
+            );
+        }
         crate::say!(
             "epoch {epoch:>3}/{}  train loss {:7.2}  test loss {:7.2} (recon {:6.2} + KL {:5.2}){class}  \
              {:>6.0} img/s",

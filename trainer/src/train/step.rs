@@ -337,6 +337,7 @@ mod tests {
     use rand::SeedableRng;
 
     use super::*;
+    use crate::foundation::config::ModelConfig;
     use crate::foundation::testing::{
         conv_model_kinds, model_kinds, random_dataset, relative_error,
     };
@@ -356,8 +357,16 @@ mod tests {
         let dev = Cpu::default();
         let mut rng = rand::rngs::StdRng::seed_from_u64(4);
         let data = random_dataset(40, &mut rng);
-        let options = DataOptions::default();
-        for config in model_kinds().into_iter().chain(conv_model_kinds()) {
+        let critic = ModelConfig {
+            critic_hidden: vec![16],
+            ..model_kinds()[2].clone()
+        };
+        let kinds = model_kinds().into_iter().chain(conv_model_kinds());
+        for config in kinds.chain([critic]) {
+            let options = DataOptions {
+                prior: !config.critic_hidden.is_empty(),
+                ..DataOptions::default()
+            };
             let images = Images::new(&dev, &data, &config, options, false);
             let start = Vae::new(&dev, &config, &mut rng);
             let [tape, host] = [false, true].map(|on_host| {
@@ -374,6 +383,8 @@ mod tests {
                     let weights = LossWeights {
                         kl: 1.0,
                         classifier: 2.0,
+                        adversarial: 3.0,
+                        features: 0.5,
                     };
                     training.step((&images, &indices), &mut rng, weights, 1e-3);
                 }
