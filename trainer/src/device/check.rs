@@ -359,27 +359,43 @@ fn setup(config: &ModelConfig, samples: usize) -> (Vae<Cpu>, HostBatch) {
 }
 
 /// Loss terms and gradients of `vae` on `batch` through dfdx's tape (the step of every
-/// device but the CPU), with the default loss weights: the ELBO's, or the
-/// importance-weighted bound's for a batch of several draws an image.
+/// device but the CPU), with the default loss weights and, for a model with a critic,
+/// the critic's terms weighted 30 and 1: the ELBO's, or the importance-weighted bound's
+/// for a batch of several draws an image.
 fn gradients<E: Device<f32>>(
     vae: &Vae<E>,
     batch: &HostBatch,
 ) -> (LossTerms, Vec<LayerGradient<E>>) {
-    let weights = LossWeights::of(&TrainConfig::default());
+    let weights = LossWeights {
+        adversarial: 30.0,
+        features: 1.0,
+        ..LossWeights::of(&TrainConfig::default())
+    };
     let batch = Batch::upload(&vae.device(), batch.clone(), &vae.config);
     tape_gradients(vae, &batch, BATCH, weights)
 }
 
 /// Every model's loss terms and gradients on the device against the CPU's, from the same
 /// weights and batch; for the classic model also those of the importance-weighted bound
-/// (`--importance-samples`), with 3 draws an image; and the conditional convolutional
-/// model's (`--preset conv`).
+/// (`--importance-samples`), with 3 draws an image; the conditional convolutional
+/// model's (`--preset conv`); and the default model's with a critic (`--critic-hidden`).
 fn training_step<D: TrainDevice>(dev: &D) -> Result<String, String> {
     let (mut worst, mut terms, mut tensors) = (0.0f32, 0, 0);
     let [default, classic] = models();
     let importance = ("classic importance-weighted", classic.1.clone());
     let conv = (Preset::Conv.name(), Preset::Conv.config().model);
-    let cases = [(default, 1), (classic, 1), (importance, 3), (conv, 1)];
+    let critic = ModelConfig {
+        critic_hidden: vec![256],
+        ..default.1.clone()
+    };
+    let critic = ("default with a critic", critic);
+    let cases = [
+        (default, 1),
+        (classic, 1),
+        (importance, 3),
+        (conv, 1),
+        (critic, 1),
+    ];
     for ((name, config), samples) in cases {
         let (reference, batch) = setup(&config, samples);
         let ours = reference.to_device(dev);
@@ -393,6 +409,9 @@ fn training_step<D: TrainDevice>(dev: &D) -> Result<String, String> {
             ),
             ("KL", our_terms.kl, ref_terms.kl),
             ("classifier", our_terms.classifier, ref_terms.classifier),
+            ("critic", our_terms.critic, ref_terms.critic),
+            ("adversarial", our_terms.adversarial, ref_terms.adversarial),
+            ("feature matching", our_terms.features, ref_terms.features),
         ] {
             // Relative to the term itself, or to 1 for a term near 0.
             let error = (a - b).abs() / b.abs().max(1.0);
@@ -426,7 +445,7 @@ fn training_step<D: TrainDevice>(dev: &D) -> Result<String, String> {
     }
     Ok(format!(
         "default, classic and conv models (ELBO), classic (importance-weighted, 3 draws), \
-         {BATCH} images: {terms} loss terms and {tensors} \
+         default with a critic, {BATCH} images: {terms} loss terms and {tensors} \
          gradients, max relative error {worst:.1e} (tolerance {STEP_TOLERANCE:.0e})"
     ))
 }

@@ -355,32 +355,19 @@ impl HostModel {
         } else {
             self.config.classes
         };
-        let width = PIXELS + classes;
         s.grads.resize_with(self.layers.len(), LayerGrad::default);
         s.spare.resize_with(self.layers.len(), LayerGrad::default);
 
-        // The critic's inputs: each image, or each of the decoder's samples as pixel
-        // probabilities, with its image's label one-hot.
-        let labelled = |input: &mut Vec<f32>, r: usize| {
-            if classes > 0 {
-                let at = input.len();
-                input.resize(at + classes, 0.0);
-                input[at + usize::from(batch.labels[r % rows])] = 1.0;
-            }
-        };
+        // The critic's inputs: the images, and the decoder's samples as pixel
+        // probabilities (the reconstructions, then the prior's draws, whose labels are
+        // their images').
         let real = first(&mut s.critic_real);
         real.clear();
-        for (r, image) in batch.target.chunks_exact(PIXELS).enumerate() {
-            real.extend_from_slice(image);
-            labelled(real, r);
-        }
+        real.extend_from_slice(&batch.target);
         let fake = first(&mut s.critic_fake);
         fake.clear();
-        for (r, logits) in last(&s.decoder).chunks_exact(PIXELS).enumerate() {
-            fake.extend(logits.iter().map(|&x| sigmoid(x)));
-            labelled(fake, r);
-        }
-        let fakes = fake.len() / width;
+        fake.extend(last(&s.decoder).iter().map(|&x| sigmoid(x)));
+        let fakes = fake.len() / PIXELS;
         self.trace(
             p.critic.clone(),
             rows,
@@ -401,13 +388,23 @@ impl HostModel {
         let mut critic = 0.0f64;
         let mut g = std::mem::take(&mut s.g_critic);
         let mut scratch = std::mem::take(&mut s.g_next);
-        let logit_gradients = |logits: &[f32], real: bool, scale: f32, g: &mut Vec<f32>| {
+        // Each row's logit is its output 0 plus, for a conditional model, its output
+        // 1 + label (the projection, [`Vae::critic`]); its gradient goes to those two.
+        let outputs = 1 + classes;
+        let logit_gradients = |out: &[f32], real: bool, scale: f32, g: &mut Vec<f32>| {
             g.clear();
+            g.resize(out.len(), 0.0);
             let mut sum = 0.0f64;
-            for &logit in logits {
+            let each = out.chunks_exact(outputs).zip(g.chunks_exact_mut(outputs));
+            for (r, (out, g)) in each.enumerate() {
+                let label = (classes > 0).then(|| 1 + usize::from(batch.labels[r % rows]));
+                let logit = out[0] + label.map_or(0.0, |l| out[l]);
                 let (value, grad) = cross_entropy(logit, f32::from(u8::from(real)));
                 sum += f64::from(value);
-                g.push(grad * scale * inv_n);
+                g[0] = grad * scale * inv_n;
+                if let Some(l) = label {
+                    g[l] = g[0];
+                }
             }
             sum * f64::from(inv_n)
         };
@@ -473,13 +470,9 @@ impl HostModel {
             let spare = (&mut s.spare[..], &mut s.conv[..]);
             let buffers = (&mut g, &mut scratch);
             self.backward(hidden, through, fakes, true, Some(0), buffers, spare);
-            let pixels = s.critic_fake[0]
-                .chunks_exact(width)
-                .zip(g.chunks_exact(width));
-            for ((probs, g_probs), g_logits) in pixels.zip(s.g.chunks_exact_mut(PIXELS)) {
-                for ((g_logit, &prob), &g_prob) in g_logits.iter_mut().zip(probs).zip(g_probs) {
-                    *g_logit += g_prob * prob * (1.0 - prob);
-                }
+            let pixels = s.g.iter_mut().zip(&s.critic_fake[0]).zip(&g);
+            for ((g_logit, &prob), &g_prob) in pixels {
+                *g_logit += g_prob * prob * (1.0 - prob);
             }
         }
         s.g_critic = g;

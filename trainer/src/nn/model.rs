@@ -327,8 +327,10 @@ pub struct Vae<D: Device<f32>> {
     pub classifier: Option<Mlp<D>>,
     /// Decoder [z, class probabilities] -> hidden... -> 784 logits.
     pub decoder: Mlp<D>,
-    /// Critic [pixels, one-hot label] -> hidden... -> 1, the logit that an image is a
-    /// training image rather than the decoder's (training only; `None`: no critic).
+    /// Critic 784 pixels -> hidden... -> 1 + classes: the logit that an image of digit
+    /// y is a training image rather than the decoder's is its output 0 plus its output
+    /// 1 + y (a projection critic, Miyato & Koyama 2018), or output 0 alone for an
+    /// unconditional model. Training only; `None`: no critic.
     pub critic: Option<Mlp<D>>,
 }
 
@@ -392,9 +394,9 @@ impl<D: Device<f32>> Vae<D> {
     /// critic leaves the rest of a model's initialization as it was.
     pub fn new_critic(dev: &D, config: &ModelConfig, rng: &mut impl rand::Rng) -> Option<Mlp<D>> {
         (!config.critic_hidden.is_empty()).then(|| {
-            let widths: Vec<usize> = std::iter::once(PIXELS + config.classes)
+            let widths: Vec<usize> = std::iter::once(PIXELS)
                 .chain(config.critic_hidden.iter().copied())
-                .chain(std::iter::once(1))
+                .chain(std::iter::once(1 + config.classes))
                 .collect();
             Mlp::new(dev, &widths, config.activation, rng)
         })
@@ -625,19 +627,23 @@ impl<D: Device<f32>> Vae<D> {
         let prior_logits = self.decoder.forward(prior_input, false);
         let fixed = critic.without_gradients();
         let hidden = 0..critic.layers.len() - 1;
+        // Each row's output 0 and, conditional, its output 1 + label ([`Vae::critic`]).
+        let dev = prior.device().clone();
+        let ones: Matrix<D> = dev.ones_like(&(batch.len(), 1));
+        let selected = match labels {
+            Some(l) => join_columns(ones, l.clone()),
+            None => ones,
+        };
         // The critic's last hidden layer and its logit for each row of `pixels`.
         let judge = |critic: &Mlp<D>, pixels: Matrix<D, T>| {
-            let input = match labels {
-                Some(l) => join_columns(pixels, l.retaped::<T>()),
-                None => pixels,
-            };
-            let features = critic.forward_layers(hidden.clone(), input, true);
+            let features = critic.forward_layers(hidden.clone(), pixels, true);
             let (features, tape) = features.split_tape();
             let out = hidden.end..hidden.end + 1;
-            let logit = critic.forward_layers(out, features.clone().put_tape(tape), false);
+            let out = critic.forward_layers(out, features.clone().put_tape(tape), false);
+            let logit = (out * selected.clone()).sum::<(usize,), Axis<1>>();
             (features, logit)
         };
-        let cross_entropy = |logit: Matrix<D, T>, real: bool| {
+        let cross_entropy = |logit: Tensor<(usize,), f32, D, T>, real: bool| {
             let dev = logit.device().clone();
             let target = match real {
                 true => dev.ones_like(logit.shape()),
