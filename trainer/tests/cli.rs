@@ -357,6 +357,14 @@ fn critic_settings_are_checked() {
             "--adversarial-weight needs a critic to learn from: give --critic-hidden",
         ),
         (
+            "--critic-spectral-norm true",
+            "--critic-spectral-norm needs a critic: give --critic-hidden",
+        ),
+        (
+            "--feature-weight 2",
+            "--feature-weight needs a critic to learn from: give --critic-hidden",
+        ),
+        (
             "--critic-hidden 64 --adversarial-weight=-1",
             "--adversarial-weight must be 0 (off) or a positive number",
         ),

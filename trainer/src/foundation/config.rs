@@ -51,6 +51,11 @@ pub struct ModelConfig {
     /// checkpoint. Empty: no critic (and nothing written, as before it existed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub critic_hidden: Vec<usize>,
+    /// Spectral normalization of the critic: each of its weight matrices kept at a
+    /// largest singular value of at most 1 ([`crate::nn::spectral`]; false: not, and
+    /// nothing written).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub critic_spectral_norm: bool,
 }
 
 /// One convolution layer: its output channels, window side and stride.
@@ -180,6 +185,7 @@ impl Default for ModelConfig {
             encoder_sees_label: true,
             convolutional: None,
             critic_hidden: Vec::new(),
+            critic_spectral_norm: false,
         }
     }
 }
@@ -550,6 +556,9 @@ impl TrainConfig {
                 bail!("--{flag} needs a critic to learn from: give --critic-hidden");
             }
         }
+        if m.critic_spectral_norm && m.critic_hidden.is_empty() {
+            bail!("--critic-spectral-norm needs a critic: give --critic-hidden");
+        }
         if !m.critic_hidden.is_empty() && self.importance_samples > 1 {
             bail!("a critic trains beside the ELBO only (--importance-samples 1)");
         }
@@ -746,6 +755,15 @@ pub static SETTINGS: &[Setting] = &[
         scope: Scope::Recipe,
         get: |c| (!c.model.critic_hidden.is_empty()).then(|| widths(&c.model.critic_hidden)),
         set: |c, v| parse_widths(v).map(|x| c.model.critic_hidden = x),
+    },
+    Setting {
+        name: "critic-spectral-norm",
+        help: "Spectral normalization of the critic: each of its weight matrices kept at a \
+               largest singular value of at most 1",
+        value: Value::Bool,
+        scope: Scope::Recipe,
+        get: |c| Some(c.model.critic_spectral_norm.to_string()),
+        set: |c, v| parse(v).map(|x| c.model.critic_spectral_norm = x),
     },
     Setting {
         name: "adversarial-weight",

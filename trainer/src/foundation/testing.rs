@@ -29,6 +29,7 @@ pub fn model_kinds() -> Vec<ModelConfig> {
             encoder_sees_label,
             convolutional: None,
             critic_hidden: Vec::new(),
+            critic_spectral_norm: false,
         },
     )
     .collect()
@@ -66,6 +67,7 @@ pub fn conv_model_kinds() -> Vec<ModelConfig> {
             encoder_sees_label: true,
             convolutional: Some(convolutional(3)),
             critic_hidden: Vec::new(),
+            critic_spectral_norm: false,
         },
     ]
 }

@@ -33,6 +33,7 @@ use crate::foundation::vector_math;
 use crate::nn::adam::{AdamSettings, AdamState, Hyper};
 use crate::nn::conv::{ConvScratch, HostConv};
 use crate::nn::model::{LossTerms, LossWeights, MeanLoss, Vae};
+use crate::nn::spectral;
 
 /// One dense layer's parameters and Adam's moments, as in [`crate::nn::model::Layer`]:
 /// weights (inputs, outputs) row major; for a convolution, its windows' dense layer.
@@ -265,6 +266,11 @@ impl HostModel {
                 settings.lr = lr;
                 let hp = settings.advance();
                 update(&hp, &mut self.layers, &shards);
+                if self.config.critic_spectral_norm {
+                    for layer in &mut self.layers[self.parts.critic.clone()] {
+                        spectral::bound(&mut layer.weight, (layer.inputs, layer.outputs));
+                    }
+                }
             }
         }
         self.shards = shards;

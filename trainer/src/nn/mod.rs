@@ -6,6 +6,10 @@
 /// Convolution layers: their shapes and taps, on host buffers and in dfdx.
 pub mod conv;
 
+/// The critic's spectral normalization: each weight matrix's largest singular value
+/// kept at most 1.
+pub mod spectral;
+
 /// The layers, the VAE's forward pass and its objectives in dfdx operations (the
 /// reference).
 pub mod model;

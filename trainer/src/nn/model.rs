@@ -18,6 +18,7 @@ use crate::foundation::tensor::{
     join_columns, padded_rows, place_columns, relabel, scalar, Matrix, Vector,
 };
 use crate::nn::conv::Conv;
+use crate::nn::spectral;
 
 /// The terms of the loss, each averaged over the batch, in nats per image.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
@@ -265,6 +266,17 @@ impl<D: Device<f32>> Mlp<D> {
         Mlp { layers, activation }
     }
 
+    /// Each weight matrix divided by its largest singular value where that exceeds 1
+    /// ([`crate::nn::spectral::bound`]), through the host.
+    pub fn bound_spectral_norms(&mut self) {
+        for layer in &mut self.layers {
+            let shape = *layer.weight.shape();
+            let mut weight = layer.weight.as_vec();
+            spectral::bound(&mut weight, shape);
+            layer.weight = layer.weight.device().tensor_from_vec(weight, shape);
+        }
+    }
+
     /// The same layers as new tensors, which a tape recording this stack's weights does
     /// not reach: a path through them carries gradients to its input alone.
     fn without_gradients(&self) -> Self {
@@ -391,14 +403,19 @@ impl<D: Device<f32>> Vae<D> {
 
     /// A freshly initialized critic for a model of shape `config` (`None` if it has
     /// none), its weights drawn from `rng`: after every other part's, so that adding a
-    /// critic leaves the rest of a model's initialization as it was.
+    /// critic leaves the rest of a model's initialization as it was. With spectral
+    /// normalization its weights start within the bound.
     pub fn new_critic(dev: &D, config: &ModelConfig, rng: &mut impl rand::Rng) -> Option<Mlp<D>> {
         (!config.critic_hidden.is_empty()).then(|| {
             let widths: Vec<usize> = std::iter::once(PIXELS)
                 .chain(config.critic_hidden.iter().copied())
                 .chain(std::iter::once(1 + config.classes))
                 .collect();
-            Mlp::new(dev, &widths, config.activation, rng)
+            let mut critic = Mlp::new(dev, &widths, config.activation, rng);
+            if config.critic_spectral_norm {
+                critic.bound_spectral_norms();
+            }
+            critic
         })
     }
 

@@ -209,6 +209,11 @@ pub fn train_step<D: TrainDevice>(
     let (terms, grads) = sharded_gradients(&dev, vae, batch, rng, weights);
     if terms.objective(&weights).is_finite() {
         D::update_layers(adam.layer_updates(vae, grads));
+        if vae.config.critic_spectral_norm {
+            if let Some(critic) = &mut vae.critic {
+                critic.bound_spectral_norms();
+            }
+        }
     }
     terms
 }
@@ -341,12 +346,15 @@ mod tests {
     use crate::foundation::testing::{
         conv_model_kinds, model_kinds, random_dataset, relative_error,
     };
+    use crate::nn::spectral::spectral_norm;
 
     /// Ten training steps on the host leave the weights and Adam's state where ten
     /// steps through dfdx's tape leave them (same shards, same draws), to 1e-4
     /// relative: the gradients agree to rounding (`nn::host`'s tests), which Adam's
     /// division by the root of the second moment amplifies where that moment is small.
-    /// Every kind of model, convolutional ones included. Not the importance-weighted
+    /// Every kind of model, convolutional ones included, and one with a critic held to
+    /// its spectral bound (from four times over it: both paths bring it back). Not the
+    /// importance-weighted
     /// bound: its gradients agree to 1e-5 rather than 1e-7 (each draw's weight is the
     /// exponential of a sum of 784 f32 terms, rounded in another order), and Adam's first
     /// step, a step of the learning rate in the direction of each gradient's sign,
@@ -359,6 +367,7 @@ mod tests {
         let data = random_dataset(40, &mut rng);
         let critic = ModelConfig {
             critic_hidden: vec![16],
+            critic_spectral_norm: true,
             ..model_kinds()[2].clone()
         };
         let kinds = model_kinds().into_iter().chain(conv_model_kinds());
@@ -368,7 +377,11 @@ mod tests {
                 ..DataOptions::default()
             };
             let images = Images::new(&dev, &data, &config, options, false);
-            let start = Vae::new(&dev, &config, &mut rng);
+            let mut start = Vae::new(&dev, &config, &mut rng);
+            // A critic's weights four times over its bound, for both paths to bring back.
+            for layer in start.critic.iter_mut().flat_map(|c| c.layers.iter_mut()) {
+                layer.weight = layer.weight.clone() * 4.0;
+            }
             let [tape, host] = [false, true].map(|on_host| {
                 let adam = AdamState::new(&start, 1e-3);
                 let mut training = if on_host {
@@ -391,6 +404,10 @@ mod tests {
                 (training.model().unwrap(), training.adam_state().unwrap())
             });
             let ((tape_vae, tape_adam), (host_vae, host_adam)) = (tape, host);
+            for layer in host_vae.critic.iter().flat_map(|c| &c.layers) {
+                let sigma = spectral_norm(&layer.weight.as_vec(), *layer.weight.shape());
+                assert!(sigma <= 1.0 + 1e-4, "the critic's spectral norm is {sigma}");
+            }
             assert_eq!(tape_adam.settings.steps(), host_adam.settings.steps());
             for ((name, a), (_, b)) in tape_vae.layers().iter().zip(host_vae.layers()) {
                 let w = relative_error(&b.weight.as_vec(), &a.weight.as_vec());
