@@ -52,8 +52,8 @@ pub struct ModelConfig {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub critic_hidden: Vec<usize>,
     /// Spectral normalization of the critic: each of its weight matrices kept at a
-    /// largest singular value of at most 1 ([`crate::nn::spectral`]; false: not, and
-    /// nothing written).
+    /// largest singular value of 1 ([`crate::nn::spectral`]; false: not, and nothing
+    /// written).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub critic_spectral_norm: bool,
 }
@@ -758,8 +758,8 @@ pub static SETTINGS: &[Setting] = &[
     },
     Setting {
         name: "critic-spectral-norm",
-        help: "Spectral normalization of the critic: each of its weight matrices kept at a \
-               largest singular value of at most 1",
+        help: "Spectral normalization of the critic: each of its weight matrices scaled to a \
+               largest singular value of 1 after every step",
         value: Value::Bool,
         scope: Scope::Recipe,
         get: |c| Some(c.model.critic_spectral_norm.to_string()),

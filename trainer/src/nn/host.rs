@@ -268,7 +268,8 @@ impl HostModel {
                 update(&hp, &mut self.layers, &shards);
                 if self.config.critic_spectral_norm {
                     for layer in &mut self.layers[self.parts.critic.clone()] {
-                        spectral::bound(&mut layer.weight, (layer.inputs, layer.outputs));
+                        let shape = (layer.inputs, layer.outputs);
+                        spectral::normalize_spectrum(&mut layer.weight, shape);
                     }
                 }
             }

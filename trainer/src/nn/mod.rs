@@ -7,7 +7,7 @@
 pub mod conv;
 
 /// The critic's spectral normalization: each weight matrix's largest singular value
-/// kept at most 1.
+/// kept at 1.
 pub mod spectral;
 
 /// The layers, the VAE's forward pass and its objectives in dfdx operations (the

@@ -266,13 +266,13 @@ impl<D: Device<f32>> Mlp<D> {
         Mlp { layers, activation }
     }
 
-    /// Each weight matrix divided by its largest singular value where that exceeds 1
-    /// ([`crate::nn::spectral::bound`]), through the host.
-    pub fn bound_spectral_norms(&mut self) {
+    /// Each weight matrix divided by its largest singular value
+    /// ([`crate::nn::spectral::normalize_spectrum`]), through the host.
+    pub fn normalize_spectra(&mut self) {
         for layer in &mut self.layers {
             let shape = *layer.weight.shape();
             let mut weight = layer.weight.as_vec();
-            spectral::bound(&mut weight, shape);
+            spectral::normalize_spectrum(&mut weight, shape);
             layer.weight = layer.weight.device().tensor_from_vec(weight, shape);
         }
     }
@@ -404,7 +404,7 @@ impl<D: Device<f32>> Vae<D> {
     /// A freshly initialized critic for a model of shape `config` (`None` if it has
     /// none), its weights drawn from `rng`: after every other part's, so that adding a
     /// critic leaves the rest of a model's initialization as it was. With spectral
-    /// normalization its weights start within the bound.
+    /// normalization its weights start normalized.
     pub fn new_critic(dev: &D, config: &ModelConfig, rng: &mut impl rand::Rng) -> Option<Mlp<D>> {
         (!config.critic_hidden.is_empty()).then(|| {
             let widths: Vec<usize> = std::iter::once(PIXELS)
@@ -413,7 +413,7 @@ impl<D: Device<f32>> Vae<D> {
                 .collect();
             let mut critic = Mlp::new(dev, &widths, config.activation, rng);
             if config.critic_spectral_norm {
-                critic.bound_spectral_norms();
+                critic.normalize_spectra();
             }
             critic
         })

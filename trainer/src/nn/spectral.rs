@@ -1,9 +1,11 @@
-//! Spectral normalization of the critic (Miyato et al. 2018), as a constraint: after
-//! every step, and when it is made, each of the critic's weight matrices whose largest
-//! singular value exceeds 1 is divided by it, so that each layer, and with ReLU the
-//! whole critic, changes its output at most as much as its input changes. A critic held
-//! so cannot grow its logits without bound to tell the decoder's images apart, and its
-//! gradient, which is what the decoder learns from, stays smooth.
+//! Spectral normalization of the critic (Miyato et al. 2018), as a projection: after
+//! every step, and when it is made, each of the critic's weight matrices is divided by
+//! its largest singular value, so that each layer, and with ReLU the whole critic,
+//! changes its output at most as much as its input changes, and each layer keeps a gain
+//! of 1. A critic held so cannot grow its logits without bound to tell the decoder's
+//! images apart, and its gradient, which is what the decoder learns from, stays smooth.
+//! (Miyato et al. divide in the forward pass and differentiate through the division;
+//! here the weights themselves are divided, and the gradient is the plain one.)
 //!
 //! The largest singular value is estimated by power iteration from the same start each
 //! time, so that it depends on the weights alone: a resumed run gives the same bits.
@@ -41,11 +43,11 @@ pub fn spectral_norm(weight: &[f32], (inputs, outputs): (usize, usize)) -> f32 {
     sigma
 }
 
-/// Divides `weight`, (inputs, outputs) row major, by its largest singular value where
-/// that exceeds 1.
-pub fn bound(weight: &mut [f32], shape: (usize, usize)) {
+/// Divides `weight`, (inputs, outputs) row major, by its largest singular value (leaves
+/// a zero matrix as it is).
+pub fn normalize_spectrum(weight: &mut [f32], shape: (usize, usize)) {
     let sigma = spectral_norm(weight, shape);
-    if sigma > 1.0 {
+    if sigma > 0.0 {
         weight.iter_mut().for_each(|w| *w /= sigma);
     }
 }
@@ -74,8 +76,8 @@ mod tests {
     /// the rest is f32 rounding). A random 300 x 40 matrix is the slow case, its
     /// singular values close together: the estimate is within 5 % below the largest
     /// (3 % here), the square root of the largest eigenvalue of W^T W found by
-    /// iterating far longer; a trained layer's largest stands further apart. `bound`
-    /// leaves the estimate at 1.
+    /// iterating far longer; a trained layer's largest stands further apart.
+    /// `normalize_spectrum` leaves the estimate at 1, from above and from below.
     #[test]
     fn the_estimate_is_the_largest_singular_value() {
         let mut rng = rand::rngs::StdRng::seed_from_u64(1);
@@ -91,7 +93,7 @@ mod tests {
         assert!((got - want).abs() <= 1e-5 * want, "{got} vs {want}");
 
         let (inputs, outputs) = (300, 40);
-        let mut w: Vec<f32> = (0..inputs * outputs)
+        let w: Vec<f32> = (0..inputs * outputs)
             .map(|_| rng.gen_range(-0.1..0.1))
             .collect();
         // W^T W by hand, then its largest eigenvalue by 500 power steps in f64.
@@ -119,8 +121,11 @@ mod tests {
             got <= want * 1.0001 && got >= want * 0.95,
             "{got} vs {want}"
         );
-        bound(&mut w, (inputs, outputs));
-        let after = spectral_norm(&w, (inputs, outputs));
-        assert!((after - 1.0).abs() < 1e-4, "{after}");
+        for scale in [1.0, 1e-3] {
+            let mut w: Vec<f32> = w.iter().map(|v| v * scale).collect();
+            normalize_spectrum(&mut w, (inputs, outputs));
+            let after = spectral_norm(&w, (inputs, outputs));
+            assert!((after - 1.0).abs() < 1e-4, "{after}");
+        }
     }
 }
