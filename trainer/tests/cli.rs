@@ -391,6 +391,49 @@ fn critic_settings_are_checked() {
     }
 }
 
+/// Fine-tuning a run (`--init`) with a critic: the model is the other run's, the critic
+/// this run's, as its flags describe it (recorded in config.json), trained from fresh
+/// weights (the checkpoint holds its layers).
+#[test]
+fn fine_tuning_with_a_critic_trains_the_critic_asked_for() {
+    let out = scratch("critic-run");
+    let o = vae(&[
+        "train",
+        "--init",
+        "models/default",
+        "--critic-hidden",
+        "24",
+        "--critic-spectral-norm",
+        "true",
+        "--adversarial-weight",
+        "3",
+        "--epochs",
+        "1",
+        "--train-limit",
+        "200",
+        "--test-limit",
+        "100",
+        "--no-progress",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{stderr}");
+    let config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("config.json")).unwrap()).unwrap();
+    let model = &config["model"];
+    assert_eq!(model["critic_hidden"], serde_json::json!([24]), "{config}");
+    assert_eq!(model["critic_spectral_norm"], true, "{config}");
+    assert_eq!(
+        model["decoder_hidden"],
+        serde_json::json!([128]),
+        "{config}"
+    );
+    let checkpoint = std::fs::read(out.join("checkpoint.safetensors")).unwrap();
+    let header = String::from_utf8_lossy(&checkpoint[..4096.min(checkpoint.len())]);
+    assert!(header.contains("critic.1.weight"), "{header}");
+}
+
 #[test]
 fn missing_data_names_the_fix() {
     let out = vae(&[

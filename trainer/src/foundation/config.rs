@@ -201,6 +201,16 @@ impl ModelConfig {
         }
     }
 
+    /// This model with `other`'s critic: the model a run fine-tuning this one (`--init`)
+    /// trains, its critic (training only) the run's own.
+    pub fn with_critic_of(self, other: &ModelConfig) -> Self {
+        ModelConfig {
+            critic_hidden: other.critic_hidden.clone(),
+            critic_spectral_norm: other.critic_spectral_norm,
+            ..self
+        }
+    }
+
     /// Input width of the decoder: `[z, class probabilities]`.
     pub fn decoder_input(&self) -> usize {
         self.latent + self.classes

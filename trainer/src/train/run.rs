@@ -12,7 +12,7 @@ use rand::SeedableRng;
 
 use crate::data::batch::Images;
 use crate::eval::fidelity::label_fidelity;
-use crate::foundation::config::{ModelConfig, TrainConfig};
+use crate::foundation::config::TrainConfig;
 use crate::foundation::io::write_json;
 use crate::foundation::progress;
 use crate::foundation::run_dir::RunDir;
@@ -75,12 +75,7 @@ fn initial_weights<D: TrainDevice>(
 ) -> Result<Vae<D>> {
     let (from, mut vae) = checkpoint::load(dev, &RunDir::new(dir))
         .with_context(|| format!("--init {}: cannot start from it", dir.display()))?;
-    let critic_hidden = config.model.critic_hidden.clone();
-    if (ModelConfig {
-        critic_hidden,
-        ..from.model.clone()
-    }) != config.model
-    {
+    if from.model.clone().with_critic_of(&config.model) != config.model {
         bail!(
             "--init {}: its model ({:?}) is not the one this run trains ({:?})",
             dir.display(),

@@ -14,7 +14,6 @@ use trainer::data::firmware_log::FirmwareLog;
 use trainer::device::check as device_check;
 use trainer::eval::classifier::Classifier;
 use trainer::eval::report::{evaluate_model, EvalOptions};
-use trainer::foundation::config::ModelConfig;
 use trainer::foundation::io::{write_atomic, write_json};
 use trainer::foundation::run_dir::RunDir;
 use trainer::output::{export, history, pictures};
@@ -82,12 +81,8 @@ fn run_train<D: TrainDevice>(dev: &D, args: &TrainArgs) -> Result<()> {
     };
     let (vae, history) = if let Some(mut config) = config {
         if let Some(dir) = args.init() {
-            // The other run's model; the critic, which trains only, is this run's.
-            let critic_hidden = std::mem::take(&mut config.model.critic_hidden);
-            config.model = ModelConfig {
-                critic_hidden,
-                ..checkpoint::read_config(&RunDir::new(dir))?.model
-            };
+            let from = checkpoint::read_config(&RunDir::new(dir))?.model;
+            config.model = from.with_critic_of(&config.model);
         }
         train(dev, &config, &train_set, &test_set, &opts)?
     } else {
