@@ -184,8 +184,8 @@ fn out_of_range_settings_name_the_limit() {
     );
     assert_fails_with(
         &vae(&["train", "--encoder-hidden", "400,99999999999"]),
-        "hidden width 99999999999 is too large: encoder and classifier layers may be at \
-         most 16384 wide",
+        "hidden width 99999999999 is too large: encoder, classifier and critic layers may \
+         be at most 16384 wide",
     );
     assert_fails_with(
         &vae(&["train", "--latent", "600"]),
