@@ -299,7 +299,9 @@ pub struct TrainConfig {
     pub feature_weight: f32,
 }
 
-fn is_zero(x: &f32) -> bool {
+/// Whether a weight is 0, in which case the file leaves it out (`skip_serializing_if`):
+/// a setting or a loss term added later reads as 0 from a file written before it.
+pub(crate) fn is_zero(x: &f32) -> bool {
     *x == 0.0
 }
 

@@ -33,23 +33,19 @@ pub struct LossTerms {
     /// from the decoder's reconstructions and prior samples (as generated, half
     /// weight each); 0 without a critic ([`crate::foundation::config::ModelConfig::critic_hidden`]),
     /// and then not written.
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "crate::foundation::config::is_zero")]
     pub critic: f32,
     /// The adversarial term: the critic's cross-entropy at calling the reconstructions
     /// and prior samples real (half weight each), the non-saturating loss the decoder
     /// minimizes; 0 without a critic, and then not written.
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "crate::foundation::config::is_zero")]
     pub adversarial: f32,
     /// Feature matching: the squared distance between each reconstruction and its image
     /// in the critic's last hidden layer, summed over its features (Larsen et al. 2016's
     /// reconstruction in the discriminator's features); 0 without a critic, and then not
     /// written.
-    #[serde(default, skip_serializing_if = "is_zero")]
+    #[serde(default, skip_serializing_if = "crate::foundation::config::is_zero")]
     pub features: f32,
-}
-
-fn is_zero(x: &f32) -> bool {
-    *x == 0.0
 }
 
 impl std::iter::Sum for LossTerms {
